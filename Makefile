@@ -1,0 +1,52 @@
+# eks-platform. `make plan` and `make test` work offline on a fresh machine; `preview`, `up` and
+# `destroy` wrap the real Pulumi CLI.
+STACK ?= dev
+JSON ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions
+
+help:
+	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
+	@echo "make test                                     lint, type-check and the whole test suite"
+	@echo "make bench                                    time the offline plan of the prod stack"
+	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials)"
+	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
+
+# (Re)build the virtualenv when it is missing or requirements.txt changed.
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+plan: $(STAMP)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(PY) -m tools.bench --stack prod
+
+preview up destroy: $(STAMP)
+	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see the README, 'Deploying for real'."; exit 2; }
+	pulumi stack select $(STACK)
+	pulumi $@ --stack $(STACK)
+
+addon-versions: $(STAMP)
+	$(PY) -m tools.addon_versions --stack $(STACK)

@@ -1,0 +1,115 @@
+"""Cluster add-ons that need running nodes: CoreDNS, the EBS CSI driver, the default StorageClass."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.iam import clip, managed_policy, pod_identity_trust
+from components.identity import AwsIdentity
+
+EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterAddonsArgs:
+    identity: AwsIdentity
+    cluster_name: pulumi.Input[str]
+    # The cluster ARN as a plain string, so trust policies read in the plan.
+    cluster_arn: str
+    addon_versions: dict[str, str]
+    coredns_replicas: int
+    # Spread replicas over zones and keep a disruption budget (prod).
+    high_availability: bool
+    reclaim_policy: str
+    # The nodes that must exist before these add-ons can become healthy.
+    node_group: pulumi.Resource
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    """The add-ons that schedule pods, installed once the system nodes exist.
+
+    Guarantees: pinned CoreDNS (HA-spread with a PDB in prod) and EBS CSI driver versions; the
+    EBS CSI controller gets its own Pod Identity role bound to its service account alone, with
+    AWS's tag-scoped EBS policy; a default gp3 StorageClass that always encrypts, binds in the
+    pod's zone, allows expansion, and retains volumes in prod.
+    """
+
+    storage_class_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:addons:ClusterAddons", name, None, opts)
+        ident = args.identity
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[args.node_group])
+
+        coredns_config: dict[str, object] = {"replicaCount": args.coredns_replicas}
+        if args.high_availability:
+            coredns_config["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
+            coredns_config["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ]
+        aws.eks.Addon(
+            f"{name}-coredns",
+            cluster_name=args.cluster_name,
+            addon_name="coredns",
+            addon_version=args.addon_versions["coredns"],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            configuration_values=json.dumps(coredns_config),
+            opts=after_nodes,
+        )
+
+        namespace, service_account = EBS_CSI_SERVICE_ACCOUNT
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            name=clip(f"{name}-ebs-csi"),
+            assume_role_policy=pod_identity_trust(
+                ident.account_id, args.cluster_arn, namespace, service_account
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ebs_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi",
+            role=ebs_role.name,
+            policy_arn=managed_policy(ident.partition, "service-role/AmazonEBSCSIDriverPolicy"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ebs_csi = aws.eks.Addon(
+            f"{name}-ebs-csi",
+            cluster_name=args.cluster_name,
+            addon_name="aws-ebs-csi-driver",
+            addon_version=args.addon_versions["aws-ebs-csi-driver"],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(
+                    role_arn=ebs_role.arn, service_account=service_account
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.node_group, ebs_policy]),
+        )
+
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="gp3-encrypted",
+                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+            ),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy=args.reclaim_policy,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ebs_csi]),
+        )
+        self.storage_class_name = storage_class.metadata.name
+        self.register_outputs({"storage_class_name": self.storage_class_name})

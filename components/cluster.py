@@ -1,0 +1,207 @@
+"""The EKS control plane, its encryption and logging, and the add-ons nodes need to join."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+
+from components.iam import clip, document, irsa_trust, managed_policy, service_trust
+from components.identity import AwsIdentity
+
+# Every control-plane log type EKS offers.
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterArgs:
+    identity: AwsIdentity
+    cluster_name: str
+    kubernetes_version: str
+    upgrade_support_type: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    service_cidr: str
+    endpoint_public_access: bool
+    public_access_cidrs: tuple[str, ...]
+    admin_role_arns: tuple[str, ...]
+    key_arn: pulumi.Input[str]
+    log_retention_days: int
+    addon_versions: dict[str, str]
+    protect: bool
+    tags: dict[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster whose defaults are security controls.
+
+    Guarantees: Kubernetes secrets envelope-encrypted with the platform's KMS key; all five
+    control-plane log types into a log group this component owns (KMS, retention, protected in
+    prod) and creates before the cluster, so it is neither unbounded nor left behind; private
+    endpoint always on, public only for listed CIDRs; API authentication with access entries
+    for the admin roles only; STANDARD upgrade support unless config says EXTENDED; deletion
+    protection and `protect` in prod; an IAM OIDC provider for IRSA and the Pod Identity agent;
+    the VPC CNI as a pinned managed add-on with prefix delegation, network policy and its own
+    IRSA role (so nodes carry no CNI permissions); kube-proxy pinned. It creates no nodes: the
+    default node group is off, and CoreDNS/EBS CSI come after the system nodes (ClusterAddons).
+    """
+
+    cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    kubeconfig_json: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:cluster:Cluster", name, None, opts)
+        ident = args.identity
+        child = pulumi.ResourceOptions(parent=self)
+
+        role = aws.iam.Role(
+            f"{name}-control-plane",
+            name=clip(f"{name}-control-plane"),
+            assume_role_policy=service_trust("eks.amazonaws.com", ident.account_id),
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane-policy",
+            role=role.name,
+            policy_arn=managed_policy(ident.partition, "AmazonEKSClusterPolicy"),
+            opts=child,
+        )
+        key_policy = aws.iam.RolePolicy(
+            f"{name}-control-plane-kms",
+            role=role.id,
+            policy=pulumi.Output.from_input(args.key_arn).apply(
+                lambda arn: document(
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                        "Resource": arn,
+                    }
+                )
+            ),
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            # EKS writes to exactly this name; owning it bounds retention and encrypts it.
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+
+        admin_policy = f"arn:{ident.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        cluster = eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.kubernetes_version,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=args.upgrade_support_type),
+            deletion_protection=args.protect,
+            service_role=role,
+            vpc_id=args.vpc_id,
+            # Control-plane ENIs live in the private subnets only; load balancers find the
+            # public subnets by their `kubernetes.io/role/elb` tag.
+            private_subnet_ids=args.private_subnet_ids,
+            node_associate_public_ip_address=False,
+            kubernetes_service_ip_address_range=args.service_cidr,
+            endpoint_private_access=True,
+            endpoint_public_access=args.endpoint_public_access,
+            public_access_cidrs=list(args.public_access_cidrs) or None,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                f"admin-{i}": eks.AccessEntryArgs(
+                    principal_arn=arn,
+                    type=eks.AccessEntryType.STANDARD,
+                    access_policies={
+                        "cluster-admin": eks.AccessPolicyAssociationArgs(
+                            policy_arn=admin_policy,
+                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                        )
+                    },
+                )
+                for i, arn in enumerate(args.admin_role_arns)
+            },
+            encryption_config_key_arn=args.key_arn,
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            create_oidc_provider=True,
+            skip_default_node_group=True,
+            skip_default_security_groups=True,
+            use_default_vpc_cni=True,
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(
+                enabled=True, version=args.addon_versions["kube-proxy"]
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                # The role must hold its policies, and EKS must find its log group, at creation.
+                depends_on=[cluster_policy, key_policy, log_group],
+            ),
+        )
+        cluster_name = cluster.eks_cluster.name
+
+        pod_identity = aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            cluster_name=cluster_name,
+            addon_name="eks-pod-identity-agent",
+            addon_version=args.addon_versions["eks-pod-identity-agent"],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=child,
+        )
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni",
+            name=clip(f"{name}-vpc-cni"),
+            assume_role_policy=irsa_trust(
+                cluster.oidc_provider_arn, cluster.oidc_issuer, "kube-system", "aws-node"
+            ),
+            opts=child,
+        )
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni",
+            role=cni_role.name,
+            policy_arn=managed_policy(ident.partition, "AmazonEKS_CNI_Policy"),
+            opts=child,
+        )
+        vpc_cni = aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=cluster_name,
+            addon_name="vpc-cni",
+            addon_version=args.addon_versions["vpc-cni"],
+            service_account_role_arn=cni_role.arn,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            configuration_values=json.dumps(
+                {
+                    "enableNetworkPolicy": "true",
+                    "env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"},
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cni_policy]),
+        )
+
+        self.eks = cluster
+        self.node_prerequisites: list[pulumi.Resource] = [vpc_cni, pod_identity]
+        self.cluster_name = cluster_name
+        self.cluster_arn = cluster.eks_cluster.arn
+        self.endpoint = cluster.eks_cluster.endpoint
+        self.kubeconfig_json = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.oidc_provider_arn = cluster.oidc_provider_arn
+        self.cluster_security_group_id = cluster.eks_cluster.vpc_config.cluster_security_group_id
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "cluster_arn": self.cluster_arn,
+                "endpoint": self.endpoint,
+                "kubeconfig_json": self.kubeconfig_json,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "cluster_security_group_id": self.cluster_security_group_id,
+            }
+        )

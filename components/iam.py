@@ -1,0 +1,95 @@
+"""IAM policy documents shared by the components, built as plain JSON (no provider call).
+
+`aws.iam.get_policy_document` is a provider invoke; building the JSON here keeps documents
+readable in the offline plan and in tests, and costs no round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pulumi
+
+# IAM role names are limited to 64 characters.
+ROLE_NAME_MAX = 64
+
+
+def clip(name: str, limit: int = ROLE_NAME_MAX) -> str:
+    """Clip a physical name to an AWS length limit, keeping it unique with a stable hash."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9]}-{digest}"
+
+
+def document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_trust(service: str, account_id: str | None = None) -> str:
+    """Trust policy for an AWS service principal; with `account_id`, only on this account's behalf."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["sts:AssumeRole"],
+    }
+    if account_id:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return document(statement)
+
+
+def pod_identity_trust(account_id: str, cluster_arn: str, namespace: str, service_account: str) -> str:
+    """Trust policy for EKS Pod Identity, bound to one service account of one cluster.
+
+    Pod Identity tags every session with the cluster ARN, namespace and service account; the
+    conditions match those tags, so no other pod, cluster or account can assume the role.
+    """
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {
+                "StringEquals": {
+                    "aws:SourceAccount": account_id,
+                    "aws:RequestTag/eks-cluster-arn": cluster_arn,
+                    "aws:RequestTag/kubernetes-namespace": namespace,
+                    "aws:RequestTag/kubernetes-service-account": service_account,
+                }
+            },
+        }
+    )
+
+
+def irsa_trust(
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer_url: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+) -> pulumi.Output[str]:
+    """Trust policy for IRSA bound to exactly one Kubernetes service account."""
+
+    def build(args: list[str]) -> str:
+        arn, url = args
+        issuer = url.removeprefix("https://")
+        return document(
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": ["sts:AssumeRoleWithWebIdentity"],
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        )
+
+    return pulumi.Output.all(oidc_provider_arn, oidc_issuer_url).apply(build)
+
+
+def managed_policy(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/{name}"

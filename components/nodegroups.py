@@ -1,0 +1,136 @@
+"""The managed node group that runs the platform's own controllers (never workloads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+
+from components.iam import clip, managed_policy, service_trust
+from components.identity import AwsIdentity
+
+# The taint every critical add-on (CoreDNS, EBS CSI, Karpenter, metrics-server) tolerates by default.
+SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+SYSTEM_LABEL = ("eks-platform.io/node-pool", "system")
+
+_AMI_TYPES = {
+    ("AL2023", "arm64"): eks.AmiType.AL2023_ARM64_STANDARD,
+    ("AL2023", "x86_64"): eks.AmiType.AL2023_X86_64_STANDARD,
+    ("Bottlerocket", "arm64"): eks.AmiType.BOTTLEROCKET_ARM64,
+    ("Bottlerocket", "x86_64"): eks.AmiType.BOTTLEROCKET_X86_64,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemNodeGroupArgs:
+    identity: AwsIdentity
+    cluster: eks.Cluster
+    private_subnet_ids: pulumi.Input[list[str]]
+    instance_types: tuple[str, ...]
+    architecture: Literal["arm64", "x86_64"]
+    ami_family: Literal["AL2023", "Bottlerocket"]
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_size_gib: int
+    tags: dict[str, str]
+    # Resources the nodes need before they can join (the CNI, the Pod Identity agent).
+    prerequisites: list[pulumi.Resource]
+
+
+class SystemNodeGroup(pulumi.ComponentResource):
+    """An on-demand EKS managed node group for critical add-ons, across every private subnet.
+
+    Guarantees: nodes only in private subnets, no SSH and no public IPs; IMDSv2 required with a
+    hop limit of 1 (pods cannot borrow the node's credentials); encrypted gp3 root volumes; a
+    node role with only the worker and ECR pull-only policies (the CNI has its own role);
+    labelled and tainted `CriticalAddonsOnly` so only platform controllers schedule here. The
+    launch template is owned here because the node group component has no metadata options.
+    It does not autoscale workloads: Karpenter does.
+    """
+
+    node_role_arn: pulumi.Output[str]
+    node_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SystemNodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:nodegroups:SystemNodeGroup", name, None, opts)
+        ident = args.identity
+        child = pulumi.ResourceOptions(parent=self)
+
+        role = aws.iam.Role(
+            f"{name}-node",
+            name=clip(f"{name}-node"),
+            assume_role_policy=service_trust("ec2.amazonaws.com"),
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy}",
+                role=role.name,
+                policy_arn=managed_policy(ident.partition, policy),
+                opts=child,
+            )
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        ]
+
+        # Bottlerocket boots from a small OS volume and keeps images and pods on a data volume.
+        volumes = (
+            [("/dev/xvda", args.disk_size_gib)]
+            if args.ami_family == "AL2023"
+            else [("/dev/xvda", 4), ("/dev/xvdb", args.disk_size_gib)]
+        )
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description=f"System nodes of {name}: IMDSv2 only, encrypted gp3, no SSH",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+                instance_metadata_tags="disabled",
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=device,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=size, volume_type="gp3", encrypted="true", delete_on_termination="true"
+                    ),
+                )
+                for device, size in volumes
+            ],
+            monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=args.tags)
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            opts=child,
+        )
+
+        node_group = eks.ManagedNodeGroup(
+            f"{name}-mng",
+            cluster=args.cluster,
+            node_role=role,
+            ami_type=_AMI_TYPES[(args.ami_family, args.architecture)].value,
+            capacity_type="ON_DEMAND",
+            instance_types=list(args.instance_types),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.min_size, desired_size=args.desired_size, max_size=args.max_size
+            ),
+            subnet_ids=args.private_subnet_ids,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=launch_template.id,
+                version=launch_template.latest_version.apply(str),
+            ),
+            labels={SYSTEM_LABEL[0]: SYSTEM_LABEL[1]},
+            taints=[aws.eks.NodeGroupTaintArgs(**SYSTEM_TAINT)],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, *args.prerequisites]),
+        )
+
+        self.node_group = node_group
+        self.node_role_arn = role.arn
+        self.node_group_name = node_group.node_group.node_group_name
+        self.register_outputs({"node_role_arn": self.node_role_arn, "node_group_name": self.node_group_name})

@@ -1,0 +1,21 @@
+"""The one reader of the data files under `platform/` (YAML only, parsed safely)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
+
+
+def load_yaml(relative: str) -> Any:
+    with open(PLATFORM_DIR / relative, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def addon_versions(kubernetes_version: str) -> dict[str, str]:
+    """The pinned EKS add-on versions for one Kubernetes minor version."""
+    pins: dict[str, dict[str, str]] = load_yaml("eks-addons.yaml")
+    return dict(pins[kubernetes_version])

@@ -1,0 +1,139 @@
+"""The composition: build the platform's components for one validated stack config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.cluster import Cluster, ClusterArgs
+from components.identity import lookup
+from components.kms import EncryptionKey, EncryptionKeyArgs
+from components.network import Network, NetworkArgs
+from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
+from stacks.config import PlatformConfig
+from stacks.data import addon_versions
+
+
+def build(cfg: PlatformConfig) -> dict[str, Any]:
+    """Create every resource of the stack; return the stack outputs."""
+    prefix = cfg.prefix
+    tags = cfg.all_tags
+    aws_provider = aws.Provider(
+        f"{prefix}-aws",
+        region=cfg.region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+    )
+    aws_only = pulumi.ResourceOptions(providers={"aws": aws_provider})
+    identity = lookup(aws_provider)
+    zones = identity.availability_zones[: cfg.network.az_count]
+    if len(zones) < cfg.network.az_count:
+        raise pulumi.RunError(
+            f"Pulumi.{cfg.stack}.yaml: eks-platform:network.azCount = {cfg.network.az_count}, "
+            f"but {cfg.region} offers only {len(zones)} AZs: {', '.join(zones)}"
+        )
+    versions = addon_versions(cfg.cluster.kubernetes_version)
+    key_window = 30 if cfg.production else 7
+
+    key = EncryptionKey(
+        f"{prefix}-logs-secrets",
+        EncryptionKeyArgs(
+            identity=identity,
+            description=f"{prefix}: EKS secrets envelope encryption and platform log groups",
+            log_group_patterns=(f"/aws/eks/{cfg.cluster_name}/*", f"/aws/vpc/{prefix}-network/*"),
+            deletion_window_days=key_window,
+            protect=cfg.protect,
+        ),
+        opts=aws_only,
+    )
+
+    network = Network(
+        f"{prefix}-network",
+        NetworkArgs(
+            identity=identity,
+            cidr=str(cfg.network.cidr),
+            availability_zones=zones,
+            subnet_cidrs=tuple((str(a), str(b)) for a, b in cfg.network.subnets()),
+            nat_strategy=cfg.network.nat_strategy,
+            cluster_name=cfg.cluster_name,
+            flow_log_retention_days=cfg.network.flow_log_retention_days,
+            log_key_arn=key.key_arn,
+            interface_endpoints=cfg.network.interface_endpoints,
+        ),
+        opts=aws_only,
+    )
+
+    cluster = Cluster(
+        f"{prefix}-cluster",
+        ClusterArgs(
+            identity=identity,
+            cluster_name=cfg.cluster_name,
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            upgrade_support_type=cfg.cluster.upgrade_support_type,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            service_cidr=str(cfg.cluster.service_cidr),
+            endpoint_public_access=cfg.cluster.endpoint_public_access,
+            public_access_cidrs=tuple(str(c) for c in cfg.cluster.public_access_cidrs),
+            admin_role_arns=cfg.cluster.admin_role_arns,
+            key_arn=key.key_arn,
+            log_retention_days=cfg.cluster.log_retention_days,
+            addon_versions=versions,
+            protect=cfg.protect,
+            tags=tags,
+        ),
+        opts=aws_only,
+    )
+
+    nodes = SystemNodeGroup(
+        f"{prefix}-system",
+        SystemNodeGroupArgs(
+            identity=identity,
+            cluster=cluster.eks,
+            private_subnet_ids=network.private_subnet_ids,
+            instance_types=cfg.system_node_group.instance_types,
+            architecture=cfg.system_node_group.architecture,
+            ami_family=cfg.system_node_group.ami_family,
+            min_size=cfg.system_node_group.min_size,
+            desired_size=cfg.system_node_group.desired_size,
+            max_size=cfg.system_node_group.max_size,
+            disk_size_gib=cfg.system_node_group.disk_size_gib,
+            tags=tags,
+            prerequisites=cluster.node_prerequisites,
+        ),
+        opts=aws_only,
+    )
+
+    k8s_provider = k8s.Provider(
+        f"{prefix}-k8s",
+        kubeconfig=cluster.kubeconfig_json,
+        enable_server_side_apply=True,
+    )
+    ClusterAddons(
+        f"{prefix}-addons",
+        ClusterAddonsArgs(
+            identity=identity,
+            cluster_name=cluster.cluster_name,
+            cluster_arn=identity.arn("eks", f"cluster/{cfg.cluster_name}"),
+            addon_versions=versions,
+            coredns_replicas=3 if cfg.production else 2,
+            high_availability=cfg.production,
+            reclaim_policy="Retain" if cfg.production else "Delete",
+            node_group=nodes.node_group,
+        ),
+        opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
+    )
+
+    return {
+        "clusterName": cluster.cluster_name,
+        "clusterEndpoint": cluster.endpoint,
+        "kubeconfig": cluster.kubeconfig_json,
+        "vpcId": network.vpc_id,
+        "privateSubnetIds": network.private_subnet_ids,
+        "publicSubnetIds": network.public_subnet_ids,
+        "oidcProviderArn": cluster.oidc_provider_arn,
+        "nodeRoleArn": nodes.node_role_arn,
+    }

@@ -1,0 +1,448 @@
+"""The offline engine: run the real `__main__.py` under Pulumi's mocks and record every resource.
+
+Defined once and used by both `make plan` and the unit tests. Provider calls are answered with
+realistic values for the configured region; resource registrations are recorded with everything
+the engine would see (parent, provider, protect, dependencies, inputs) so that the plan and the
+tests read the same facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as _mocks
+from pulumi.runtime import settings as _settings
+from pulumi.runtime.proto import resource_pb2
+
+from stacks.data import load_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "__main__.py"
+ACCOUNT_ID = "123456789012"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_REF = "5cf8f73096256a8f31e491e813e4eb8e"
+MASKED = "[secret]"
+
+
+def unsecret(value: Any) -> Any:
+    """Replace every secret inside an engine value with the string "[secret]"."""
+    if isinstance(value, Mapping):
+        if value.get(SECRET_SIG) == _SECRET_VALUE:
+            return MASKED
+        return {k: unsecret(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unsecret(v) for v in value]
+    return value
+
+
+def _ints(value: Any) -> Any:
+    """protobuf Structs carry every number as a float; give whole numbers back their int type."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def reveal(value: Any) -> Any:
+    """Unwrap secrets (for tests that must see the real value, e.g. to scan for leaks)."""
+    if isinstance(value, Mapping):
+        if value.get(SECRET_SIG) == _SECRET_VALUE:
+            return reveal(value.get("value"))
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+@dataclass
+class Registration:
+    """One RegisterResource request, as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    providers: dict[str, str]
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+    raw_inputs: dict[str, Any]
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Inputs with every secret replaced by "[secret]"."""
+        masked: dict[str, Any] = unsecret(self.raw_inputs)
+        return masked
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """Read a dotted path (`vpcConfig.endpointPublicAccess`, `taints.0.key`) from the inputs."""
+        node: Any = self.raw_inputs
+        for part in path.split("."):
+            node = reveal(node)
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return default
+        return reveal(node)
+
+    def document(self) -> dict[str, Any]:
+        """This resource in the plan document's format (DESIGN.md, plan.schema.json)."""
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider,
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "dependencies": self.dependencies,
+            "inputs": self.inputs,
+        }
+
+
+class RecordingMonitor(_mocks.MockMonitor):
+    """MockMonitor that records each registration and never advertises resource references.
+
+    Without resource references, a Resource passed as an input (`ManagedNodeGroup(cluster=...)`)
+    arrives as its URN or ID instead of being rebuilt on the monitor's thread, which hangs or
+    fails with "attached to a different loop" (shared/reference/pulumi-facts.md, 2.2).
+    """
+
+    def __init__(self, mocks: _mocks.Mocks):
+        super().__init__(mocks)
+        self.records: list[Registration] = []
+
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
+        return resource_pb2.DeploymentInfo(
+            supportedFeatures=[
+                f
+                for f in info.supportedFeatures
+                if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
+            ]
+        )
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.records.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    custom=bool(request.custom),
+                    provider=request.provider or None,
+                    providers=dict(request.providers),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=list(request.dependencies),
+                    raw_inputs=_ints(json_format.MessageToDict(request.object)),
+                )
+            )
+        return response
+
+
+class PlatformMocks(_mocks.Mocks):
+    """Answers provider calls and resource creations with realistic values for one region."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.monitor: RecordingMonitor | None = None
+
+    # -- provider functions -------------------------------------------------------------------
+    def call(self, args: _mocks.MockCallArgs) -> Any:
+        token, region = args.token, self.region
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
+                "userId": "AROAEXAMPLE:deployer",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            return {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }
+        if token == "aws:index/getRegion:getRegion":
+            return {
+                "region": region,
+                "name": region,
+                "id": region,
+                "endpoint": f"ec2.{region}.amazonaws.com",
+                "description": region,
+            }
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{region}{s}" for s in "abcdef"]
+            return {
+                "names": names,
+                "zoneIds": [f"use1-az{i + 1}" for i in range(len(names))],
+                "groupNames": [region] * len(names),
+                "id": region,
+            }
+        if token == "aws:eks/getAddonVersion:getAddonVersion":
+            addon, k8s_version = args.args.get("addonName"), args.args.get("kubernetesVersion")
+            pins = load_yaml("eks-addons.yaml").get(k8s_version, {})
+            return {
+                "version": pins.get(addon, "v1.0.0-eksbuild.1"),
+                "addonName": addon,
+                "kubernetesVersion": k8s_version,
+                "id": f"{addon}-{k8s_version}",
+            }
+        raise NotImplementedError(
+            f"the offline engine has no answer for provider call {token}; add one to tools/mocks.py"
+        )
+
+    # -- resources ----------------------------------------------------------------------------
+    def new_resource(self, args: _mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        name, typ, inputs = args.name, args.typ, dict(args.inputs)
+        if typ == "awsx:ec2:Vpc":
+            azs = inputs.get("availabilityZoneNames") or []
+            return f"{name}-id", {
+                "vpcId": "vpc-0123456789abcdef0",
+                "privateSubnetIds": [f"subnet-private-{az}" for az in azs],
+                "publicSubnetIds": [f"subnet-public-{az}" for az in azs],
+                "isolatedSubnetIds": [],
+            }
+        if typ == "eks:index:Cluster":
+            return f"{name}-id", self._eks_cluster(name, inputs)
+        if typ == "eks:index:ManagedNodeGroup":
+            return f"{name}-id", {
+                "nodeGroup": self._ref(
+                    "aws:eks/nodeGroup:NodeGroup",
+                    name,
+                    f"{name}-id",
+                    {"nodeGroupName": name, "arn": self._arn("eks", f"nodegroup/{name}")},
+                )
+            }
+        if not args.custom:
+            return None, {}
+        state: dict[str, Any] = {**inputs, "id": f"{name}-id"}
+        service = typ.split(":")[1].split("/")[0] if typ.startswith("aws:") else ""
+        if typ == "aws:iam/role:Role":
+            role = inputs.get("name", name)
+            state.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", name=role, uniqueId="AROA" + name)
+        elif typ == "aws:kms/key:Key":
+            state.update(arn=self._arn("kms", f"key/{name}"), keyId=f"{name}-key-id")
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = self._arn("logs", f"log-group:{inputs.get('name', name)}")
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.update(latestVersion=1, defaultVersion=1, arn=self._arn("ec2", f"launch-template/{name}"))
+        elif service:
+            state.setdefault("arn", self._arn(service, name))
+        return f"{name}-id", state
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+    def _ref(self, typ: str, name: str, id_: str, state: dict[str, Any]) -> dict[str, Any]:
+        """A resource reference for outputs typed as a Resource; its state answers getResource."""
+        assert self.monitor is not None, "run_program sets the monitor"
+        urn = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{typ}::{name}"
+        self.monitor.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        return {SECRET_SIG: _RESOURCE_REF, "urn": urn, "id": id_}
+
+    def _eks_cluster(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        cluster_name = inputs.get("name", name)
+        oidc_id = "0123456789ABCDEF0123456789ABCDEF"
+        issuer = f"oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"
+        endpoint = f"https://{oidc_id}.gr7.{self.region}.eks.amazonaws.com"
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "aws",
+            "clusters": [
+                {
+                    "name": "kubernetes",
+                    "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTi0tLS0t"},
+                }
+            ],
+            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
+            "users": [
+                {
+                    "name": "aws",
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                self.region,
+                                "--output",
+                                "json",
+                            ],
+                        }
+                    },
+                }
+            ],
+        }
+        cluster_arn = self._arn("eks", f"cluster/{cluster_name}")
+        eks_ref = self._ref(
+            "aws:eks/cluster:Cluster",
+            f"{name}-eksCluster",
+            cluster_name,
+            {
+                "name": cluster_name,
+                "arn": cluster_arn,
+                "endpoint": endpoint,
+                "version": inputs.get("version"),
+                "certificateAuthority": {"data": "LS0tLS1CRUdJTi0tLS0t"},
+                "identities": [{"oidcs": [{"issuer": f"https://{issuer}"}]}],
+                "vpcConfig": {
+                    "clusterSecurityGroupId": "sg-0cluster0000000000",
+                    "subnetIds": inputs.get("privateSubnetIds") or [],
+                    "vpcId": inputs.get("vpcId"),
+                },
+            },
+        )
+        oidc_arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer}"
+        return {
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "eksCluster": eks_ref,
+            "oidcProviderArn": oidc_arn,
+            "oidcProviderUrl": f"https://{issuer}",
+            "oidcIssuer": issuer,
+            "clusterSecurityGroupId": "sg-0cluster0000000000",
+            "core": {
+                "cluster": eks_ref,
+                "endpoint": endpoint,
+                "vpcId": inputs.get("vpcId"),
+                "subnetIds": inputs.get("privateSubnetIds") or [],
+                "nodeGroupOptions": {},
+            },
+        }
+
+
+# -- reading a stack file ----------------------------------------------------------------------
+
+
+def project_name() -> str:
+    with open(ROOT / "Pulumi.yaml", encoding="utf-8") as f:
+        return str(yaml.safe_load(f)["name"])
+
+
+def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """Read `Pulumi.<stack>.yaml` the way the engine hands it to a program.
+
+    Values become strings (objects and lists as JSON), bare keys join the project namespace,
+    and `secure:` values become a masked placeholder listed among the secret keys.
+    """
+    project = project or project_name()
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    with open(path, encoding="utf-8") as f:
+        document = yaml.safe_load(f) or {}
+    raw: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raw[full] = "[secure value, masked offline]"
+            secret_keys.append(full)
+        elif isinstance(value, bool):
+            raw[full] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            raw[full] = json.dumps(value)
+        else:
+            raw[full] = str(value)
+    return raw, secret_keys
+
+
+# -- running the program -----------------------------------------------------------------------
+
+
+@dataclass
+class PlanResult:
+    project: str
+    stack: str
+    records: list[Registration]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.records if r.type == typ]
+
+    def one(self, typ: str) -> Registration:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, found {len(found)}"
+        return found[0]
+
+    def urns(self) -> list[str]:
+        return [r.urn for r in self.records]
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "project": self.project,
+            "stack": self.stack,
+            "resources": [r.document() for r in self.records],
+            "outputs": {k: MASKED if k in self.secret_outputs else v for k, v in self.outputs.items()},
+        }
+
+
+def run_program(
+    stack: str, config: dict[str, str], *, project: str | None = None, secret_keys: list[str] | None = None
+) -> PlanResult:
+    """Run `__main__.py` for one stack under the mock engine and return what it registered.
+
+    Exceptions from the program (a ConfigError, say) propagate to the caller.
+    """
+    project = project or project_name()
+    region = config.get("aws:region", "us-east-1")
+    mocks = PlatformMocks(region)
+    monitor = RecordingMonitor(mocks)
+    mocks.monitor = monitor
+    _settings.ROOT.set(None)  # a fresh root Stack per run, so dev and prod can share a process
+    pulumi.runtime.set_all_config(dict(config), secret_keys or [])
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> Any:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+        exports = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
+
+        async def collect() -> None:
+            for key, value in exports.items():
+                out = pulumi.Output.from_input(value)
+                outputs[key] = await out.future()
+                if await out.is_secret():
+                    secret_outputs.add(key)
+
+        return asyncio.ensure_future(collect())
+
+    program()
+    return PlanResult(project, stack, monitor.records, outputs, secret_outputs)
+
+
+def run_stack(stack: str) -> PlanResult:
+    """Run one committed stack file."""
+    project = project_name()
+    config, secret_keys = stack_config(stack, project)
+    return run_program(stack, config, project=project, secret_keys=secret_keys)

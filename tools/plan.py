@@ -1,0 +1,168 @@
+"""Offline plan: show what a stack would create, without the Pulumi CLI or an AWS account.
+
+    python -m tools.plan --stack prod [--json plan.json]
+
+Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the config of
+`Pulumi.<stack>.yaml` and prints the resource tree with each resource's key settings, then the
+stack outputs. `--json` writes the plan document (DESIGN.md, shared plan.schema.json). A config
+error prints every problem and exits 2 without writing JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from tools.mocks import ROOT, PlanResult, Registration, run_stack
+
+# What a reviewer wants to see first for each type: engine input paths.
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "pulumi:providers:aws": ("region", "defaultTags.tags"),
+    "aws:kms/key:Key": ("enableKeyRotation", "rotationPeriodInDays", "deletionWindowInDays"),
+    "aws:kms/alias:Alias": ("name",),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays", "kmsKeyId"),
+    "awsx:ec2:Vpc": (
+        "cidrBlock",
+        "availabilityZoneNames",
+        "natGateways.strategy",
+        "subnetSpecs.0.cidrBlocks",
+        "subnetSpecs.1.cidrBlocks",
+    ),
+    "aws:ec2/flowLog:FlowLog": ("trafficType", "logDestinationType", "maxAggregationInterval"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcEndpointType", "privateDnsEnabled"),
+    "aws:ec2/securityGroup:SecurityGroup": ("description", "ingress"),
+    "aws:iam/role:Role": ("name",),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn",),
+    "eks:index:Cluster": (
+        "name",
+        "version",
+        "upgradePolicy.supportType",
+        "endpointPrivateAccess",
+        "endpointPublicAccess",
+        "publicAccessCidrs",
+        "authenticationMode",
+        "enabledClusterLogTypes",
+        "deletionProtection",
+        "createOidcProvider",
+    ),
+    "eks:index:ManagedNodeGroup": (
+        "amiType",
+        "capacityType",
+        "instanceTypes",
+        "scalingConfig",
+        "labels",
+        "taints",
+    ),
+    "aws:ec2/launchTemplate:LaunchTemplate": (
+        "metadataOptions.httpTokens",
+        "metadataOptions.httpPutResponseHopLimit",
+        "blockDeviceMappings",
+    ),
+    "aws:eks/addon:Addon": ("addonName", "addonVersion", "configurationValues"),
+    "kubernetes:storage.k8s.io/v1:StorageClass": ("metadata.name", "parameters", "reclaimPolicy"),
+}
+
+
+def _short(value: Any, limit: int = 110) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _label(r: Registration) -> str:
+    flags = " [bold red]protect[/]" if r.protect else ""
+    flags += " [yellow]retain[/]" if r.retain_on_delete else ""
+    kind = "[cyan]" if r.custom else "[magenta]"
+    head = f"{kind}{r.type}[/] [bold]{r.name}[/]{flags}"
+    settings = []
+    for path in KEY_SETTINGS.get(r.type, ()):
+        value = r.get(path)
+        if value not in (None, "", [], {}):
+            settings.append(f"[dim]{path}[/]={escape(_short(_masked(r, path, value)))}")
+    return head + ("\n" + "\n".join(settings) if settings else "")
+
+
+def _masked(r: Registration, path: str, value: Any) -> Any:
+    """Show "[secret]" where the engine holds a secret, never the value."""
+    node: Any = r.inputs
+    for part in path.split("."):
+        if node == "[secret]":
+            return node
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (node[int(part)] if isinstance(node, list) and part.isdigit() else None)
+        )
+    return "[secret]" if node == "[secret]" else value
+
+
+def render(result: PlanResult, console: Console) -> None:
+    tree = Tree(f"[bold]{result.project}[/] / stack [bold green]{result.stack}[/]")
+    nodes: dict[str | None, Tree] = {}
+    for r in result.records:
+        parent = nodes.get(r.parent, tree)
+        nodes[r.urn] = parent.add(_label(r))
+    console.print(tree)
+
+    table = Table(title="Stack outputs", show_lines=False)
+    table.add_column("output")
+    table.add_column("value")
+    for key, value in result.document()["outputs"].items():
+        table.add_row(key, escape(_short(value, 90)))
+    console.print(table)
+    custom = sum(1 for r in result.records if r.custom)
+    protected = sum(1 for r in result.records if r.protect)
+    console.print(
+        f"{len(result.records)} resources ({custom} custom, "
+        f"{len(result.records) - custom} components), {protected} protected."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    args = parser.parse_args(argv)
+    console = Console(stderr=False)
+    errors = Console(stderr=True)
+
+    if not (ROOT / f"Pulumi.{args.stack}.yaml").exists():
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+        errors.print(f"[red]No stack file Pulumi.{args.stack}.yaml[/]; stacks: {', '.join(stacks)}")
+        return 2
+
+    from stacks.config import ConfigError  # after the engine is importable, same module as the program
+
+    try:
+        result = run_stack(args.stack)
+    except ConfigError as err:
+        errors.print(f"[bold red]Invalid configuration[/] in {err.source}:", highlight=False)
+        for issue in err.issues:
+            errors.print(
+                f"  [red]✗[/] [bold]{escape(issue.key)}[/] = "
+                f"{escape(json.dumps(issue.value, default=str))}: {escape(issue.message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        errors.print(f"{len(err.issues)} problem(s); nothing was planned.")
+        return 2
+
+    if not args.quiet:
+        render(result, console)
+    if args.json:
+        args.json.write_text(json.dumps(result.document(), indent=2, default=str) + "\n")
+        if not args.quiet:
+            console.print(f"Wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -115,7 +115,8 @@ class Cluster(pulumi.ComponentResource):
             public_access_cidrs=list(args.public_access_cidrs) or None,
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
-                f"admin-{i}": eks.AccessEntryArgs(
+                # Keyed by role name (not position) so reordering the list replaces nothing.
+                f"admin-{arn.split(':role/')[1].replace('/', '-')}": eks.AccessEntryArgs(
                     principal_arn=arn,
                     type=eks.AccessEntryType.STANDARD,
                     access_policies={
@@ -125,7 +126,7 @@ class Cluster(pulumi.ComponentResource):
                         )
                     },
                 )
-                for i, arn in enumerate(args.admin_role_arns)
+                for arn in args.admin_role_arns
             },
             encryption_config_key_arn=args.key_arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),

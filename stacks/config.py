@@ -145,13 +145,29 @@ def subnet_layout(
 
 
 class NetworkConfig(_Model):
-    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.0.0.0/16")
-    az_count: int = Field(default=3, ge=MIN_AZS, le=MAX_AZS)
-    nat_strategy: Literal["single", "onePerAz"] = "onePerAz"
-    private_subnet_prefix: int = Field(default=19, ge=16, le=22)
-    public_subnet_prefix: int = Field(default=24, ge=20, le=28)
-    flow_log_retention_days: RetentionDays = 30
-    interface_endpoints: tuple[Literal["ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs"], ...] = ()
+    cidr: ipaddress.IPv4Network = Field(
+        default=ipaddress.IPv4Network("10.0.0.0/16"),
+        description="VPC CIDR, a private range between /16 and /24.",
+    )
+    az_count: int = Field(default=3, ge=MIN_AZS, le=MAX_AZS, description="Availability zones used, 2 to 6.")
+    nat_strategy: Literal["single", "onePerAz"] = Field(
+        default="onePerAz", description="`single` NAT gateway (dev) or `onePerAz` (required in production)."
+    )
+    private_subnet_prefix: int = Field(
+        default=19, ge=16, le=22, description="Prefix length of each AZ's private subnet (nodes and pod IPs)."
+    )
+    public_subnet_prefix: int = Field(
+        default=24,
+        ge=20,
+        le=28,
+        description="Prefix length of each AZ's public subnet (load balancers, NAT).",
+    )
+    flow_log_retention_days: RetentionDays = Field(
+        default=30, description="Days VPC flow logs are kept (a CloudWatch Logs retention value)."
+    )
+    interface_endpoints: tuple[Literal["ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs"], ...] = Field(
+        default=(), description="Interface VPC endpoints to create (the S3 gateway endpoint is always there)."
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> NetworkConfig:
@@ -184,13 +200,26 @@ class NetworkConfig(_Model):
 
 
 class ClusterConfig(_Model):
-    kubernetes_version: str = "1.35"
-    upgrade_support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
-    endpoint_public_access: bool = False
-    public_access_cidrs: tuple[ipaddress.IPv4Network, ...] = ()
-    service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("172.20.0.0/16")
-    admin_role_arns: tuple[RoleArn, ...] = ()
-    log_retention_days: RetentionDays = 90
+    kubernetes_version: str = Field(default="1.35", description="EKS Kubernetes minor version.")
+    upgrade_support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        default="STANDARD", description="EKS support tier; EXTENDED costs extra once a version ages."
+    )
+    endpoint_public_access: bool = Field(
+        default=False, description="Open the public API endpoint (the private one is always on)."
+    )
+    public_access_cidrs: tuple[ipaddress.IPv4Network, ...] = Field(
+        default=(), description="CIDRs allowed to the public endpoint; required when it is open."
+    )
+    service_cidr: ipaddress.IPv4Network = Field(
+        default=ipaddress.IPv4Network("172.20.0.0/16"),
+        description="Kubernetes Service CIDR; must not overlap the VPC.",
+    )
+    admin_role_arns: tuple[RoleArn, ...] = Field(
+        default=(), description="IAM roles granted cluster admin through EKS access entries."
+    )
+    log_retention_days: RetentionDays = Field(
+        default=90, description="Days control-plane logs are kept (a CloudWatch Logs retention value)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterConfig:
@@ -241,13 +270,21 @@ class ClusterConfig(_Model):
 
 
 class SystemNodeGroupConfig(_Model):
-    instance_types: tuple[InstanceType, ...] = Field(default=("m7g.large",), min_length=1)
-    architecture: Literal["arm64", "x86_64"] = "arm64"
-    ami_family: Literal["AL2023", "Bottlerocket"] = "AL2023"
-    min_size: int = Field(default=2, ge=1)
-    desired_size: int = Field(default=2, ge=1)
-    max_size: int = Field(default=4, ge=1, le=100)
-    disk_size_gib: int = Field(default=50, ge=20, le=1000, alias="diskSizeGiB")
+    instance_types: tuple[InstanceType, ...] = Field(
+        default=("m7g.large",), min_length=1, description="EC2 instance types, all of `architecture`."
+    )
+    architecture: Literal["arm64", "x86_64"] = Field(default="arm64", description="CPU architecture.")
+    ami_family: Literal["AL2023", "Bottlerocket"] = Field(
+        default="AL2023", description="Node OS image family."
+    )
+    min_size: int = Field(default=2, ge=1, description="Minimum nodes (production: at least one per AZ).")
+    desired_size: int = Field(
+        default=2, ge=1, description="Nodes at creation; minSize <= desiredSize <= maxSize."
+    )
+    max_size: int = Field(default=4, ge=1, le=100, description="Maximum nodes.")
+    disk_size_gib: int = Field(
+        default=50, ge=20, le=1000, alias="diskSizeGiB", description="Encrypted gp3 root/data volume size."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SystemNodeGroupConfig:
@@ -292,17 +329,33 @@ class PlatformConfig(_Model):
 
     project: str
     stack: str
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-    production: bool = False
-    protect: bool = False
-    network: NetworkConfig = NetworkConfig()
-    cluster: ClusterConfig = ClusterConfig()
-    system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
-    tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = {}
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region (`aws:region`).")
+    production: bool = Field(
+        default=False, description="Marks a production stack: turns on the production rules."
+    )
+    protect: bool = Field(
+        default=False, description="Protect stateful resources from deletion (required in production)."
+    )
+    network: NetworkConfig = Field(default=NetworkConfig(), description="The VPC.")
+    cluster: ClusterConfig = Field(default=ClusterConfig(), description="The EKS control plane.")
+    system_node_group: SystemNodeGroupConfig = Field(
+        default=SystemNodeGroupConfig(), description="The managed node group for platform controllers."
+    )
+    tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
+        default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
+    )
 
     @model_validator(mode="after")
     def _production_rules(self) -> PlatformConfig:
         issues: list[tuple[str, Any, str]] = []
+        if self.cluster.service_cidr.overlaps(self.network.cidr):
+            issues.append(
+                (
+                    "cluster.serviceCidr",
+                    str(self.cluster.service_cidr),
+                    f"overlaps the VPC CIDR {self.network.cidr}; Service IPs must not be VPC addresses",
+                )
+            )
         if self.production:
             for c in self.cluster.public_access_cidrs:
                 if c.prefixlen == 0:

@@ -25,7 +25,7 @@ from tools.mocks import ROOT, PlanResult, Registration, run_stack
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
-    "pulumi:providers:aws": ("region", "defaultTags.tags"),
+    "pulumi:providers:aws": ("region", "defaultTags"),
     "aws:kms/key:Key": ("enableKeyRotation", "rotationPeriodInDays", "deletionWindowInDays"),
     "aws:kms/alias:Alias": ("name",),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays", "kmsKeyId"),

@@ -1,0 +1,312 @@
+"""Stack config: the committed stack files validate, and every kind of mistake is reported clearly."""
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from itertools import combinations
+from typing import Any
+
+import pytest
+
+import tools.mocks
+from stacks.config import (
+    KUBERNETES_VERSIONS,
+    PROJECT,
+    ConfigError,
+    PlatformConfig,
+    instance_architecture,
+    subnet_layout,
+    validate,
+)
+from tools.mocks import stack_config
+
+Raw = dict[str, str]
+Mutation = Callable[[Raw], None]
+
+
+def _raw(stack: str) -> Raw:
+    raw, _ = stack_config(stack)
+    return raw
+
+
+def _validate(stack: str, raw: Raw) -> PlatformConfig:
+    return validate(raw, PROJECT, stack, f"Pulumi.{stack}.yaml")
+
+
+def test_dev_stack_file_validates():
+    raw, secret_keys = stack_config("dev")
+    cfg = _validate("dev", raw)
+    assert secret_keys == []
+    assert (cfg.project, cfg.stack, cfg.region) == (PROJECT, "dev", "eu-west-1")
+    assert cfg.cluster_name == "eks-platform-dev"
+    assert cfg.production is False
+    assert cfg.protect is False
+    assert cfg.network.cidr == ipaddress.IPv4Network("10.10.0.0/16")
+    assert cfg.network.nat_strategy == "single"
+    assert cfg.network.az_count == 3
+    assert cfg.network.flow_log_retention_days == 14
+    assert cfg.cluster.endpoint_public_access is True
+    assert cfg.cluster.public_access_cidrs == (ipaddress.IPv4Network("203.0.113.0/24"),)
+    assert cfg.cluster.log_retention_days == 30
+    assert cfg.system_node_group.instance_types == ("t4g.large",)
+    assert cfg.system_node_group.architecture == "arm64"
+    ng_ = cfg.system_node_group
+    assert (ng_.min_size, ng_.desired_size, ng_.max_size) == (2, 2, 3)
+    assert cfg.all_tags["platform:stack"] == "dev"
+    assert cfg.all_tags["environment"] == "dev"
+
+
+def test_prod_stack_file_validates_with_production_invariants():
+    raw, secret_keys = stack_config("prod")
+    cfg = _validate("prod", raw)
+    assert secret_keys == []
+    assert (cfg.stack, cfg.region, cfg.cluster_name) == ("prod", "eu-west-1", "eks-platform-prod")
+    assert cfg.production is True
+    assert cfg.protect is True
+    assert cfg.network.nat_strategy == "onePerAz"
+    assert cfg.network.az_count == 3
+    assert len(cfg.network.subnets()) == 3
+    assert cfg.network.flow_log_retention_days == 365
+    assert set(cfg.network.interface_endpoints) == {"ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs"}
+    assert cfg.cluster.endpoint_public_access is False
+    assert cfg.cluster.public_access_cidrs == ()
+    assert KUBERNETES_VERSIONS[cfg.cluster.kubernetes_version] == "standard"
+    assert cfg.cluster.upgrade_support_type == "STANDARD"
+    assert len(cfg.cluster.admin_role_arns) == 2
+    assert cfg.cluster.log_retention_days == 365
+    ng_ = cfg.system_node_group
+    assert ng_.min_size >= cfg.network.az_count  # at least one system node per AZ
+    assert ng_.min_size <= ng_.desired_size <= ng_.max_size
+    assert {instance_architecture(t) for t in ng_.instance_types} == {ng_.architecture}
+    assert ng_.disk_size_gib == 100
+    assert cfg.all_tags["environment"] == "prod"
+
+
+# -- one realistic mistake per case ------------------------------------------------------------
+
+
+def nested(section: str, **changes: Any) -> Mutation:
+    """Change fields inside one JSON object key (network, cluster, systemNodeGroup, tags)."""
+
+    def mutate(raw: Raw) -> None:
+        key = f"{PROJECT}:{section}"
+        raw[key] = json.dumps({**json.loads(raw[key]), **changes})
+
+    return mutate
+
+
+def net(**changes: Any) -> Mutation:
+    return nested("network", **changes)
+
+
+def clu(**changes: Any) -> Mutation:
+    return nested("cluster", **changes)
+
+
+def ng(**changes: Any) -> Mutation:
+    return nested("systemNodeGroup", **changes)
+
+
+def top(key: str, value: str | None) -> Mutation:
+    """Set a top-level engine key to a raw string; None removes it."""
+
+    def mutate(raw: Raw) -> None:
+        if value is None:
+            del raw[key]
+        else:
+            raw[key] = value
+
+    return mutate
+
+
+def rename(section: str | None, old: str, new: str) -> Mutation:
+    """A typo in a key: top-level when `section` is None, else inside that JSON object."""
+
+    def mutate(raw: Raw) -> None:
+        if section is None:
+            raw[f"{PROJECT}:{new}"] = raw.pop(f"{PROJECT}:{old}")
+        else:
+            obj = json.loads(raw[f"{PROJECT}:{section}"])
+            obj[new] = obj.pop(old)
+            raw[f"{PROJECT}:{section}"] = json.dumps(obj)
+
+    return mutate
+
+
+ROLE = "arn:aws:iam::123456789012:role/platform-admins"
+USER_ARN = "arn:aws:iam::123456789012:user/alice"
+SHORT_ID = "arn:aws:iam::12345678901:role/platform-admins"  # an 11-digit account
+OFFICE, HALF = "203.0.113.0/24", "203.0.113.0/25"
+PREFIX_SWAP = net(privateSubnetPrefix=21, publicSubnetPrefix=20)
+OPEN_WORLD = clu(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
+
+# (id, stack, mutation of the committed file, key path, message regex)
+BAD = [
+    ("cidr-malformed", "dev", net(cidr="10.0.0.300/16"), "network.cidr", "not a valid IPv4 network"),
+    ("cidr-host-bits", "dev", net(cidr="10.0.0.1/16"), "network.cidr", "not a valid IPv4 network"),
+    ("cidr-public", "prod", net(cidr="11.0.0.0/16"), "network.cidr", r"private \(RFC 1918\)"),
+    ("cidr-too-wide", "dev", net(cidr="10.0.0.0/8"), "network.cidr", "between /16 and /24"),
+    ("cidr-too-small", "prod", net(cidr="10.20.0.0/22"), "network.cidr", "too small for 3 AZs of a /19"),
+    ("az-count-1", "dev", net(azCount=1), "network.azCount", "greater than or equal to 2"),
+    ("az-count-7", "dev", net(azCount=7), "network.azCount", "less than or equal to 6"),
+    ("nat-value", "dev", net(natStrategy="perAz"), "network.natStrategy", "'single' or 'onePerAz'"),
+    ("nat-typo", "dev", rename("network", "natStrategy", "natStrategi"), "network.natStrategi", "unknown"),
+    ("retention-31", "dev", net(flowLogRetentionDays=31), "network.flowLogRetentionDays", "31 days is not"),
+    ("prefix-swap", "dev", PREFIX_SWAP, "network.publicSubnetPrefix", "smaller than the /21 private"),
+    ("endpoint-twice", "prod", net(interfaceEndpoints=["sts", "sts"]), "network.interfaceEndpoints", "twice"),
+    ("network-str", "dev", top("eks-platform:network", "10.10.0.0/16"), "network", "must be a YAML object"),
+    ("network-list", "dev", top("eks-platform:network", '["10.10.0.0/16"]'), "network", "valid dictionary"),
+    ("cidrs-overlap", "dev", clu(publicAccessCidrs=[OFFICE, HALF]), "cluster.publicAccessCidrs", "overlap"),
+    ("no-cidrs", "dev", clu(publicAccessCidrs=[]), "cluster.publicAccessCidrs", "Access is true, so list"),
+    ("cidrs-no-effect", "dev", clu(endpointPublicAccess=False), "cluster.publicAccessCidrs", "no effect"),
+    ("k8s-1.29", "dev", clu(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "not an EKS version"),
+    ("k8s-extended", "prod", clu(kubernetesVersion="1.33"), "cluster.kubernetesVersion", "only in EKS ext"),
+    ("support", "dev", clu(upgradeSupportType="extended"), "cluster.upgradeSupportType", "'EXTENDED'"),
+    ("service-in-vpc", "dev", clu(serviceCidr="10.10.128.0/17"), "cluster.serviceCidr", "overlaps the VPC"),
+    ("arn-user", "dev", clu(adminRoleArns=[USER_ARN]), "cluster.adminRoleArns.0", "not an IAM role ARN"),
+    ("arn-account", "prod", clu(adminRoleArns=[SHORT_ID]), "cluster.adminRoleArns.0", "not an IAM role"),
+    ("arn-twice", "prod", clu(adminRoleArns=[ROLE, ROLE]), "cluster.adminRoleArns", "lists a role twice"),
+    ("min>desired", "dev", ng(minSize=3), "systemNodeGroup.desiredSize", r"minSize \(3\) <= desired"),
+    ("desired>max", "dev", ng(desiredSize=4), "systemNodeGroup.desiredSize", r"\(4\) <= maxSize \(3\)"),
+    ("type-no-dot", "dev", ng(instanceTypes=["m7glarge"]), "systemNodeGroup.instanceTypes.0", "not an EC2"),
+    ("arm-on-x86", "prod", ng(architecture="x86_64"), "systemNodeGroup.instanceTypes", "arm64, but architec"),
+    ("x86-on-arm", "prod", ng(instanceTypes=["c7i.large"]), "systemNodeGroup.instanceTypes", "x86_64, but"),
+    ("no-types", "dev", ng(instanceTypes=[]), "systemNodeGroup.instanceTypes", "at least 1 item"),
+    ("disk-10", "dev", ng(diskSizeGiB=10), "systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
+    ("tag-aws-prefix", "dev", nested("tags", **{"aws:owner": "me"}), "tags", "'aws:' prefix is reserved"),
+    ("tag-bad-char", "dev", nested("tags", **{"team#1": "me"}), "tags", "1-128 characters"),
+    ("production-yes", "dev", top("eks-platform:production", "yes"), "production", "must be true or false"),
+    ("top-key-typo", "dev", rename(None, "network", "netwrok"), "eks-platform:netwrok", "unknown key"),
+    ("no-region", "dev", top("aws:region", None), "aws:region", "Field required"),
+    ("region-typo", "prod", top("aws:region", "eu-west"), "aws:region", "should match pattern"),
+    # Production-only rules, each broken alone in the prod file.
+    ("prod-open-world", "prod", OPEN_WORLD, "cluster.publicAccessCidrs", "to the whole internet"),
+    ("prod-unprotected", "prod", top("eks-platform:protect", "false"), "protect", "must protect its state"),
+    ("prod-single-nat", "prod", net(natStrategy="single"), "network.natStrategy", "one NAT gateway per AZ"),
+    ("prod-min-per-az", "prod", ng(minSize=2), "systemNodeGroup.minSize", "each of its 3 AZs"),
+]
+
+
+@pytest.mark.parametrize(("stack", "mutate", "key", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_is_rejected(stack, mutate, key, message):
+    raw = _raw(stack)
+    mutate(raw)
+    with pytest.raises(ConfigError) as info:
+        _validate(stack, raw)
+    err = info.value
+    key = key if ":" in key else f"{PROJECT}:{key}"
+    assert any(key in i.key and re.search(message, i.message) for i in err.issues), str(err)
+    assert f"Pulumi.{stack}.yaml" in str(err)
+    # One mistake is reported against the key that holds it, not as noise elsewhere.
+    assert all(i.key.startswith(key.split(".")[0]) for i in err.issues), str(err)
+
+
+def test_independent_errors_are_all_reported_at_once():
+    raw = _raw("dev")
+    for mutate in (
+        net(cidr="10.0.0.300/16"),
+        ng(instanceTypes=["m7glarge"]),
+        clu(kubernetesVersion="1.29"),
+        rename(None, "tags", "tag"),
+        top("eks-platform:production", "yes"),
+        top("aws:region", None),
+    ):
+        mutate(raw)
+    with pytest.raises(ConfigError) as info:
+        _validate("dev", raw)
+    issues = info.value.issues
+    assert {
+        "eks-platform:network.cidr",
+        "eks-platform:systemNodeGroup.instanceTypes.0",
+        "eks-platform:cluster.kubernetesVersion",
+        "eks-platform:tag",
+        "eks-platform:production",
+        "aws:region",
+    } <= {i.key for i in issues}
+    text = str(info.value)
+    assert text.startswith(f"Pulumi.dev.yaml: {len(issues)} invalid configuration value(s):")
+    assert all(str(i) in text for i in issues)
+
+
+def test_bad_config_registers_no_resource(monkeypatch):
+    monitors = []
+
+    class Recording(tools.mocks.RecordingMonitor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            monitors.append(self)
+
+    monkeypatch.setattr(tools.mocks, "RecordingMonitor", Recording)
+    raw, secret_keys = stack_config("prod")
+    top("eks-platform:protect", "false")(raw)
+    with pytest.raises(ConfigError, match="must protect its state"):
+        tools.mocks.run_program("prod", raw, secret_keys=secret_keys)
+    assert len(monitors) == 1
+    assert monitors[0].records == []
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cidr", "az_count", "private_prefix", "public_prefix"),
+    [
+        ("10.0.0.0/16", 3, 19, 24),
+        ("10.0.0.0/16", 2, 18, 24),
+        ("10.0.0.0/16", 6, 20, 24),
+        ("10.0.0.0/16", 4, 19, 20),
+        ("172.16.0.0/20", 2, 22, 26),
+        ("192.168.4.0/22", 3, 25, 28),
+        ("10.20.0.0/17", 5, 21, 28),
+    ],
+)
+def test_subnet_layout_fits_without_overlap(cidr, az_count, private_prefix, public_prefix):
+    vpc = ipaddress.IPv4Network(cidr)
+    layout = subnet_layout(vpc, az_count, private_prefix, public_prefix)
+    assert len(layout) == az_count
+    assert [p.prefixlen for p, _ in layout] == [private_prefix] * az_count
+    assert [p.prefixlen for _, p in layout] == [public_prefix] * az_count
+    subnets = [s for pair in layout for s in pair]
+    assert all(s.subnet_of(vpc) for s in subnets)
+    for a, b in combinations(subnets, 2):
+        assert not a.overlaps(b), (a, b)
+    assert subnet_layout(vpc, az_count, private_prefix, public_prefix) == layout
+
+
+@pytest.mark.parametrize(
+    ("cidr", "az_count", "private_prefix", "public_prefix"),
+    [
+        ("10.0.0.0/22", 3, 19, 24),
+        ("10.0.0.0/16", 4, 18, 20),
+        ("10.0.0.0/16", 6, 19, 24),
+        ("10.0.0.0/24", 2, 24, 28),
+    ],
+)
+def test_subnet_layout_rejects_what_does_not_fit(cidr, az_count, private_prefix, public_prefix):
+    with pytest.raises(ValueError, match=rf"too small for {az_count} AZs"):
+        subnet_layout(ipaddress.IPv4Network(cidr), az_count, private_prefix, public_prefix)
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [
+        ("m7g.large", "arm64"),
+        ("c7gn.xlarge", "arm64"),
+        ("t4g.micro", "arm64"),
+        ("a1.large", "arm64"),
+        ("r8gd.2xlarge", "arm64"),
+        ("m7i.large", "x86_64"),
+        ("c6a.xlarge", "x86_64"),
+        ("t3.medium", "x86_64"),
+        ("m7i-flex.large", "x86_64"),
+    ],
+)
+def test_instance_architecture(instance_type, arch):
+    assert instance_architecture(instance_type) == arch
+
+
+@pytest.mark.parametrize("instance_type", ["m7g", "large", "M7G.large"])
+def test_instance_architecture_rejects_non_instance_types(instance_type):
+    with pytest.raises(ValueError, match="not an EC2 instance type"):
+        instance_architecture(instance_type)

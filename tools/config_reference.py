@@ -1,0 +1,100 @@
+"""The README's config reference, generated from the config model (the single source of truth).
+
+    python -m tools.config_reference          print the table
+    python -m tools.config_reference --write  rewrite it in README.md between the markers
+
+A unit test fails when README.md and the model disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from stacks.config import PROJECT, PlatformConfig
+from tools.mocks import ROOT
+
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+# Keys the loader fills in itself rather than reading from the stack file.
+_NOT_CONFIG = {"project", "stack"}
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return "map of string"
+    if annotation is ipaddress.IPv4Network:
+        return "CIDR"
+    return {int: "integer", bool: "boolean", str: "string"}.get(annotation, getattr(annotation, "__name__", "?"))
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, ipaddress.IPv4Network):
+        value = str(value)
+    if isinstance(value, tuple):
+        value = [str(v) for v in value]
+    return f"`{json.dumps(value)}`"
+
+
+def rows(model: type[BaseModel] = PlatformConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    out = []
+    for name, field in model.model_fields.items():
+        if name in _NOT_CONFIG:
+            continue
+        alias = field.alias or name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out += rows(annotation, f"{prefix}{alias}.")
+            continue
+        key = "aws:region" if alias == "region" and not prefix else f"{PROJECT}:{prefix}{alias}"
+        out.append((key, _type_name(annotation), _default(field), field.description or ""))
+    return out
+
+
+def table() -> str:
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    lines += [f"| `{k}` | {t} | {d} | {desc} |" for k, t, d, desc in rows()]
+    return "\n".join(lines)
+
+
+def section() -> str:
+    return f"{START}\n{table()}\n{END}"
+
+
+def readme_section(text: str) -> str:
+    start, end = text.index(START), text.index(END) + len(END)
+    return text[start:end]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    args = parser.parse_args(argv)
+    if not args.write:
+        print(table())
+        return 0
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    readme.write_text(text.replace(readme_section(text), section()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,9 +19,14 @@ import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -67,20 +72,43 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs")
 
 MIN_AZS, MAX_AZS = 2, 6
 
-_INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*\d[a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
+# Matched with fullmatch and re.ASCII: no trailing newline, no non-ASCII digits.
+_INSTANCE_TYPE = re.compile(r"(?P<family>[a-z][a-z0-9-]*\d[a-z0-9-]*)\.(?P<size>[a-z0-9-]+)", re.ASCII)
 # Graviton families carry a `g` right after the generation digit (m7g, c7gn, r8gd, t4g, im4gn,
 # is4gen, g5g); `a1` is the first-generation Graviton.
-_GRAVITON_FAMILY = re.compile(r"^(a1|[a-z]+\d+g[a-z]*)$")
-_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_GRAVITON_FAMILY = re.compile(r"a1|[a-z]+\d+g[a-z]*", re.ASCII)
+_ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}", re.ASCII)
+# Tag keys the platform sets itself; a stack's extra tags may not override them.
+RESERVED_TAG_KEYS = ("platform:project", "platform:stack", "managed-by")
+_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# The widest CIDR a production stack may open its API endpoint to.
+MIN_PRODUCTION_PUBLIC_PREFIX = 16
+
+
+def is_rfc1918(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(block) for block in _RFC1918)
+
+
+def _parse_cidr(value: Any) -> Any:
+    """Accept "a.b.c.d/n" with no host bits; say exactly what is wrong otherwise."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as err:
+        if "has host bits set" in str(err):
+            network = ipaddress.IPv4Network(value, strict=False)
+            raise ValueError(f"{value} has host bits set; the network is {network}") from None
+        raise ValueError(f"{value!r} is not an IPv4 CIDR (a.b.c.d/n)") from None
 
 
 def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
     """The CPU architecture of an EC2 instance type, from its family name."""
-    match = _INSTANCE_TYPE.match(instance_type)
+    match = _INSTANCE_TYPE.fullmatch(instance_type)
     if match is None:
         raise ValueError(f"{instance_type!r} is not an EC2 instance type (family.size, e.g. m7g.large)")
-    return "arm64" if _GRAVITON_FAMILY.match(match["family"]) else "x86_64"
+    return "arm64" if _GRAVITON_FAMILY.fullmatch(match["family"]) else "x86_64"
 
 
 def _check_instance_type(value: str) -> str:
@@ -89,7 +117,7 @@ def _check_instance_type(value: str) -> str:
 
 
 def _check_role_arn(value: str) -> str:
-    if not _ROLE_ARN.match(value):
+    if not _ROLE_ARN.fullmatch(value):
         raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
     return value
 
@@ -105,7 +133,13 @@ def _check_retention(value: int) -> int:
 
 InstanceType = Annotated[str, AfterValidator(_check_instance_type)]
 RoleArn = Annotated[str, AfterValidator(_check_role_arn)]
-RetentionDays = Annotated[int, AfterValidator(_check_retention)]
+RetentionDays = Annotated[StrictInt, AfterValidator(_check_retention)]
+Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_parse_cidr)]
+
+
+def _production(info: ValidationInfo) -> bool:
+    """Whether the stack being validated is marked production (validation context)."""
+    return bool((info.context or {}).get("production"))
 
 
 def _cross(issues: list[tuple[str, Any, str]]) -> None:
@@ -145,18 +179,20 @@ def subnet_layout(
 
 
 class NetworkConfig(_Model):
-    cidr: ipaddress.IPv4Network = Field(
+    cidr: Cidr = Field(
         default=ipaddress.IPv4Network("10.0.0.0/16"),
         description="VPC CIDR, a private range between /16 and /24.",
     )
-    az_count: int = Field(default=3, ge=MIN_AZS, le=MAX_AZS, description="Availability zones used, 2 to 6.")
+    az_count: StrictInt = Field(
+        default=3, ge=MIN_AZS, le=MAX_AZS, description="Availability zones used, 2 to 6."
+    )
     nat_strategy: Literal["single", "onePerAz"] = Field(
         default="onePerAz", description="`single` NAT gateway (dev) or `onePerAz` (required in production)."
     )
-    private_subnet_prefix: int = Field(
+    private_subnet_prefix: StrictInt = Field(
         default=19, ge=16, le=22, description="Prefix length of each AZ's private subnet (nodes and pod IPs)."
     )
-    public_subnet_prefix: int = Field(
+    public_subnet_prefix: StrictInt = Field(
         default=24,
         ge=20,
         le=28,
@@ -169,10 +205,20 @@ class NetworkConfig(_Model):
         default=(), description="Interface VPC endpoints to create (the S3 gateway endpoint is always there)."
     )
 
+    @field_validator("nat_strategy")
+    @classmethod
+    def _nat_per_az_in_production(cls, value: str, info: ValidationInfo) -> str:
+        if _production(info) and value != "onePerAz":
+            raise ValueError(
+                "a production stack needs one NAT gateway per AZ, "
+                "so one AZ's loss does not cut the others off"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fits(self) -> NetworkConfig:
         issues: list[tuple[str, Any, str]] = []
-        if not self.cidr.is_private:
+        if not is_rfc1918(self.cidr):
             issues.append(("cidr", str(self.cidr), "must be a private (RFC 1918) range"))
         if not 16 <= self.cidr.prefixlen <= 24:
             issues.append(("cidr", str(self.cidr), "a VPC CIDR must be between /16 and /24"))
@@ -204,15 +250,15 @@ class ClusterConfig(_Model):
     upgrade_support_type: Literal["STANDARD", "EXTENDED"] = Field(
         default="STANDARD", description="EKS support tier; EXTENDED costs extra once a version ages."
     )
-    endpoint_public_access: bool = Field(
+    endpoint_public_access: StrictBool = Field(
         default=False, description="Open the public API endpoint (the private one is always on)."
     )
-    public_access_cidrs: tuple[ipaddress.IPv4Network, ...] = Field(
+    public_access_cidrs: tuple[Cidr, ...] = Field(
         default=(), description="CIDRs allowed to the public endpoint; required when it is open."
     )
-    service_cidr: ipaddress.IPv4Network = Field(
+    service_cidr: Cidr = Field(
         default=ipaddress.IPv4Network("172.20.0.0/16"),
-        description="Kubernetes Service CIDR; must not overlap the VPC.",
+        description="Kubernetes Service CIDR: private, /12 to /24, outside the VPC.",
     )
     admin_role_arns: tuple[RoleArn, ...] = Field(
         default=(), description="IAM roles granted cluster admin through EKS access entries."
@@ -222,8 +268,28 @@ class ClusterConfig(_Model):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> ClusterConfig:
+    def _consistent(self, info: ValidationInfo) -> ClusterConfig:
         issues: list[tuple[str, Any, str]] = []
+        if not (is_rfc1918(self.service_cidr) and 12 <= self.service_cidr.prefixlen <= 24):
+            issues.append(
+                (
+                    "serviceCidr",
+                    str(self.service_cidr),
+                    "EKS needs a private (RFC 1918) Service CIDR between /12 and /24",
+                )
+            )
+        if _production(info):
+            for c in self.public_access_cidrs:
+                if c.prefixlen < MIN_PRODUCTION_PUBLIC_PREFIX:
+                    issues.append(
+                        (
+                            "publicAccessCidrs",
+                            str(c),
+                            f"opens the API endpoint to {c.num_addresses:,} addresses; a production "
+                            f"stack lists its deployers' egress CIDRs "
+                            f"(/{MIN_PRODUCTION_PUBLIC_PREFIX} or narrower)",
+                        )
+                    )
         tier = KUBERNETES_VERSIONS.get(self.kubernetes_version)
         if tier is None:
             issues.append(
@@ -271,24 +337,28 @@ class ClusterConfig(_Model):
 
 class SystemNodeGroupConfig(_Model):
     instance_types: tuple[InstanceType, ...] = Field(
-        default=("m7g.large",), min_length=1, description="EC2 instance types, all of `architecture`."
+        default=("m7g.large",), description="EC2 instance types (at least one), all of `architecture`."
     )
     architecture: Literal["arm64", "x86_64"] = Field(default="arm64", description="CPU architecture.")
     ami_family: Literal["AL2023", "Bottlerocket"] = Field(
         default="AL2023", description="Node OS image family."
     )
-    min_size: int = Field(default=2, ge=1, description="Minimum nodes (production: at least one per AZ).")
-    desired_size: int = Field(
+    min_size: StrictInt = Field(
+        default=2, ge=1, description="Minimum nodes (production: at least one per AZ)."
+    )
+    desired_size: StrictInt = Field(
         default=2, ge=1, description="Nodes at creation; minSize <= desiredSize <= maxSize."
     )
-    max_size: int = Field(default=4, ge=1, le=100, description="Maximum nodes.")
-    disk_size_gib: int = Field(
+    max_size: StrictInt = Field(default=4, ge=1, le=100, description="Maximum nodes.")
+    disk_size_gib: StrictInt = Field(
         default=50, ge=20, le=1000, alias="diskSizeGiB", description="Encrypted gp3 root/data volume size."
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> SystemNodeGroupConfig:
         issues: list[tuple[str, Any, str]] = []
+        if not self.instance_types:
+            issues.append(("instanceTypes", [], "list at least one instance type"))
         if not self.min_size <= self.desired_size <= self.max_size:
             issues.append(
                 (
@@ -312,15 +382,20 @@ class SystemNodeGroupConfig(_Model):
 
 
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    problems = []
     for key, value in tags.items():
         if key.lower().startswith("aws:"):
-            raise ValueError(f"tag key {key!r}: the 'aws:' prefix is reserved by AWS")
-        if not _TAG_KEY.match(key):
-            raise ValueError(
+            problems.append(f"tag key {key!r}: the 'aws:' prefix is reserved by AWS")
+        elif key in RESERVED_TAG_KEYS:
+            problems.append(f"tag key {key!r} is set by the platform itself")
+        elif not _TAG_KEY.fullmatch(key):
+            problems.append(
                 f"tag key {key!r} must be 1-128 characters of letters, digits, spaces and _ . : / = + - @"
             )
         if len(value) > 256:
-            raise ValueError(f"tag {key!r}: the value is longer than 256 characters")
+            problems.append(f"tag {key!r}: the value is longer than 256 characters")
+    if problems:
+        raise ValueError("; ".join(problems))
     return tags
 
 
@@ -330,10 +405,10 @@ class PlatformConfig(_Model):
     project: str
     stack: str
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region (`aws:region`).")
-    production: bool = Field(
+    production: StrictBool = Field(
         default=False, description="Marks a production stack: turns on the production rules."
     )
-    protect: bool = Field(
+    protect: StrictBool = Field(
         default=False, description="Protect stateful resources from deletion (required in production)."
     )
     network: NetworkConfig = Field(default=NetworkConfig(), description="The VPC.")
@@ -345,8 +420,19 @@ class PlatformConfig(_Model):
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
     )
 
+    @field_validator("protect")
+    @classmethod
+    def _protected_in_production(cls, protect: bool, info: ValidationInfo) -> bool:
+        # A field rule (not a model rule) so it is reported even when a section is invalid.
+        if info.data.get("production") and not protect:
+            raise ValueError(
+                "a production stack must protect its state (cluster, keys); "
+                "unprotect deliberately with `pulumi state unprotect`"
+            )
+        return protect
+
     @model_validator(mode="after")
-    def _production_rules(self) -> PlatformConfig:
+    def _across_sections(self) -> PlatformConfig:
         issues: list[tuple[str, Any, str]] = []
         if self.cluster.service_cidr.overlaps(self.network.cidr):
             issues.append(
@@ -356,44 +442,15 @@ class PlatformConfig(_Model):
                     f"overlaps the VPC CIDR {self.network.cidr}; Service IPs must not be VPC addresses",
                 )
             )
-        if self.production:
-            for c in self.cluster.public_access_cidrs:
-                if c.prefixlen == 0:
-                    issues.append(
-                        (
-                            "cluster.publicAccessCidrs",
-                            str(c),
-                            "opens the API endpoint to "
-                            "the whole internet, which a production stack must not do",
-                        )
-                    )
-            if not self.protect:
-                issues.append(
-                    (
-                        "protect",
-                        False,
-                        "a production stack must protect its state "
-                        "(cluster, keys); unprotect deliberately with `pulumi state unprotect`",
-                    )
+        if self.production and self.system_node_group.min_size < self.network.az_count:
+            issues.append(
+                (
+                    "systemNodeGroup.minSize",
+                    self.system_node_group.min_size,
+                    f"a production stack keeps at least one system node in each of its "
+                    f"{self.network.az_count} AZs",
                 )
-            if self.network.nat_strategy != "onePerAz":
-                issues.append(
-                    (
-                        "network.natStrategy",
-                        self.network.nat_strategy,
-                        "a production stack needs one NAT gateway per AZ so one AZ's loss "
-                        "does not cut the others off",
-                    )
-                )
-            if self.system_node_group.min_size < self.network.az_count:
-                issues.append(
-                    (
-                        "systemNodeGroup.minSize",
-                        self.system_node_group.min_size,
-                        f"a production stack keeps at least one system node in each of its "
-                        f"{self.network.az_count} AZs",
-                    )
-                )
+            )
         _cross(issues)
         return self
 
@@ -423,8 +480,14 @@ class ConfigIssue:
     value: Any
     message: str
 
+    @property
+    def shown_value(self) -> str:
+        """The value as JSON, shortened so that one issue stays one readable line."""
+        text = json.dumps(self.value, default=str)
+        return text if len(text) <= 60 else text[:59] + "…"
+
     def __str__(self) -> str:
-        return f"{self.key} = {json.dumps(self.value, default=str)}: {self.message}"
+        return f"{self.key} = {self.shown_value}: {self.message}"
 
 
 class ConfigError(pulumi.RunError):
@@ -461,6 +524,12 @@ def _qualify(path: str, namespace: str) -> str:
     return f"{namespace}:{path}"
 
 
+# Model fields the loader fills in; a stack file setting them is a mistake.
+_NOT_STACK_KEYS = {
+    "region": "unknown key: the region is `aws:region`",
+    "project": "unknown key: the project name comes from Pulumi.yaml",
+    "stack": "unknown key: the stack name comes from `pulumi stack select`",
+}
 # Keys of the project namespace that hold objects or lists (stored as JSON strings by the engine).
 _OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "tags"}
 
@@ -485,6 +554,8 @@ def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, 
                 issues.append(ConfigIssue(full_key, value, "must be true or false"))
             else:
                 data[key] = value.lower() == "true"
+        elif key in _NOT_STACK_KEYS:
+            issues.append(ConfigIssue(full_key, value, _NOT_STACK_KEYS[key]))
         else:
             data[key] = value  # unknown keys are rejected by the model as typos
     return data, issues
@@ -495,7 +566,9 @@ def validate(raw: dict[str, str], project: str, stack: str, source: str) -> Plat
     data, issues = parse_raw(raw, project)
     data["project"], data["stack"] = project, stack
     try:
-        cfg = PlatformConfig.model_validate(data)
+        # The production flag is context for the sections' own production rules, so those are
+        # reported together with every other error rather than after them.
+        cfg = PlatformConfig.model_validate(data, context={"production": data.get("production", False)})
     except ValidationError as err:
         issues += format_errors(err, project)
     if issues:

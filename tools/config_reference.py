@@ -39,7 +39,9 @@ def _type_name(annotation: Any) -> str:
         return "map of string"
     if annotation is ipaddress.IPv4Network:
         return "CIDR"
-    return {int: "integer", bool: "boolean", str: "string"}.get(annotation, getattr(annotation, "__name__", "?"))
+    return {int: "integer", bool: "boolean", str: "string"}.get(
+        annotation, getattr(annotation, "__name__", "?")
+    )
 
 
 def _default(field: FieldInfo) -> str:

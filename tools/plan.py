@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for issue in err.issues:
             errors.print(
                 f"  [red]✗[/] [bold]{escape(issue.key)}[/] = "
-                f"{escape(json.dumps(issue.value, default=str))}: {escape(issue.message)}",
+                f"{escape(issue.shown_value)}: {escape(issue.message)}",
                 highlight=False,
                 soft_wrap=True,
             )

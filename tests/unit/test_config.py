@@ -143,8 +143,14 @@ OPEN_WORLD = clu(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
 
 # (id, stack, mutation of the committed file, key path, message regex)
 BAD = [
-    ("cidr-malformed", "dev", net(cidr="10.0.0.300/16"), "network.cidr", "not a valid IPv4 network"),
-    ("cidr-host-bits", "dev", net(cidr="10.0.0.1/16"), "network.cidr", "not a valid IPv4 network"),
+    ("cidr-malformed", "dev", net(cidr="10.0.0.300/16"), "network.cidr", "not an IPv4 CIDR"),
+    (
+        "cidr-host-bits",
+        "dev",
+        net(cidr="10.0.0.1/16"),
+        "network.cidr",
+        "host bits set; the network is 10.0.0.0/16",
+    ),
     ("cidr-public", "prod", net(cidr="11.0.0.0/16"), "network.cidr", r"private \(RFC 1918\)"),
     ("cidr-too-wide", "dev", net(cidr="10.0.0.0/8"), "network.cidr", "between /16 and /24"),
     ("cidr-too-small", "prod", net(cidr="10.20.0.0/22"), "network.cidr", "too small for 3 AZs of a /19"),
@@ -172,7 +178,7 @@ BAD = [
     ("type-no-dot", "dev", ng(instanceTypes=["m7glarge"]), "systemNodeGroup.instanceTypes.0", "not an EC2"),
     ("arm-on-x86", "prod", ng(architecture="x86_64"), "systemNodeGroup.instanceTypes", "arm64, but architec"),
     ("x86-on-arm", "prod", ng(instanceTypes=["c7i.large"]), "systemNodeGroup.instanceTypes", "x86_64, but"),
-    ("no-types", "dev", ng(instanceTypes=[]), "systemNodeGroup.instanceTypes", "at least 1 item"),
+    ("no-types", "dev", ng(instanceTypes=[]), "systemNodeGroup.instanceTypes", "at least one instance type"),
     ("disk-10", "dev", ng(diskSizeGiB=10), "systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
     ("tag-aws-prefix", "dev", nested("tags", **{"aws:owner": "me"}), "tags", "'aws:' prefix is reserved"),
     ("tag-bad-char", "dev", nested("tags", **{"team#1": "me"}), "tags", "1-128 characters"),
@@ -181,10 +187,49 @@ BAD = [
     ("no-region", "dev", top("aws:region", None), "aws:region", "Field required"),
     ("region-typo", "prod", top("aws:region", "eu-west"), "aws:region", "should match pattern"),
     # Production-only rules, each broken alone in the prod file.
-    ("prod-open-world", "prod", OPEN_WORLD, "cluster.publicAccessCidrs", "to the whole internet"),
+    ("prod-open-world", "prod", OPEN_WORLD, "cluster.publicAccessCidrs", "to 4,294,967,296 addresses"),
     ("prod-unprotected", "prod", top("eks-platform:protect", "false"), "protect", "must protect its state"),
     ("prod-single-nat", "prod", net(natStrategy="single"), "network.natStrategy", "one NAT gateway per AZ"),
     ("prod-min-per-az", "prod", ng(minSize=2), "systemNodeGroup.minSize", "each of its 3 AZs"),
+    (
+        "prod-half-world",
+        "prod",
+        clu(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/1"]),
+        "cluster.publicAccessCidrs",
+        "/16 or narrower",
+    ),
+    ("cidr-loopback", "dev", net(cidr="127.0.0.0/16"), "network.cidr", r"RFC 1918"),
+    ("service-public", "dev", clu(serviceCidr="8.8.0.0/16"), "cluster.serviceCidr", "private .* /12 and /24"),
+    (
+        "region-in-project",
+        "dev",
+        top("eks-platform:region", "us-east-1"),
+        "eks-platform:region",
+        "aws:region",
+    ),
+    ("tag-reserved", "dev", nested("tags", **{"managed-by": "terraform"}), "tags", "set by the platform"),
+    ("min-as-string", "dev", ng(minSize="2"), "systemNodeGroup.minSize", "valid integer"),
+    (
+        "public-as-string",
+        "dev",
+        clu(endpointPublicAccess="on"),
+        "cluster.endpointPublicAccess",
+        "valid boolean",
+    ),
+    (
+        "type-newline",
+        "dev",
+        ng(instanceTypes=["t4g.large\n"]),
+        "systemNodeGroup.instanceTypes.0",
+        "not an EC2",
+    ),
+    (
+        "arn-unicode-digits",
+        "dev",
+        clu(adminRoleArns=["arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/x"]),
+        "cluster.adminRoleArns.0",
+        "not an IAM role ARN",
+    ),
 ]
 
 
@@ -310,3 +355,14 @@ def test_instance_architecture(instance_type, arch):
 def test_instance_architecture_rejects_non_instance_types(instance_type):
     with pytest.raises(ValueError, match="not an EC2 instance type"):
         instance_architecture(instance_type)
+
+
+def test_production_rules_are_reported_with_section_errors():
+    raw = _raw("prod")
+    net(cidr="10.20.0.1/16")(raw)
+    top("eks-platform:protect", "false")(raw)
+    net(natStrategy="single")(raw)
+    with pytest.raises(ConfigError) as info:
+        _validate("prod", raw)
+    keys = {i.key for i in info.value.issues}
+    assert {f"{PROJECT}:network.cidr", f"{PROJECT}:protect", f"{PROJECT}:network.natStrategy"} <= keys

@@ -64,7 +64,7 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-control-plane",
             name=clip(f"{name}-control-plane"),
-            assume_role_policy=service_trust("eks.amazonaws.com", ident.account_id),
+            assume_role_policy=service_trust("eks.amazonaws.com", tag_session=True),
             opts=child,
         )
         cluster_policy = aws.iam.RolePolicyAttachment(

@@ -28,12 +28,16 @@ def document(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def service_trust(service: str, account_id: str | None = None) -> str:
-    """Trust policy for an AWS service principal; with `account_id`, only on this account's behalf."""
+def service_trust(service: str, account_id: str | None = None, *, tag_session: bool = False) -> str:
+    """Trust policy for an AWS service principal.
+
+    `account_id` adds the confused-deputy guard `aws:SourceAccount`; pass it only for services
+    that send that key (VPC flow logs do; EKS and EC2 do not, and the condition would then deny).
+    """
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": service},
-        "Action": ["sts:AssumeRole"],
+        "Action": ["sts:AssumeRole", "sts:TagSession"] if tag_session else ["sts:AssumeRole"],
     }
     if account_id:
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}

@@ -177,6 +177,27 @@ def test_cluster_security_settings(plan: PlanResult, configs) -> None:
     assert "publicSubnetIds" not in eks.raw_inputs and "subnetIds" not in eks.raw_inputs
 
 
+def test_control_plane_role_trusts_eks_and_holds_only_its_policies(plan: PlanResult) -> None:
+    role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith("control-plane"))
+    (statement,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+    assert statement["Principal"] == {"Service": "eks.amazonaws.com"}
+    assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+    attached = [
+        r.get("policyArn")
+        for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name.startswith(f"{role.name}-")
+    ]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
+    (inline,) = [r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == f"{role.name}-kms"]
+    (kms,) = json.loads(inline.get("policy"))["Statement"]
+    assert kms["Resource"].startswith("arn:aws:kms:") and "kms:*" not in kms["Action"]
+    assert eks_role_is_the_service_role(plan, role)
+
+
+def eks_role_is_the_service_role(plan: PlanResult, role) -> bool:
+    return plan.one("eks:index:Cluster").get("serviceRole") == f"{role.name}-id"
+
+
 def test_cluster_waits_for_its_log_group_and_role_policies(plan: PlanResult) -> None:
     eks = plan.one("eks:index:Cluster")
     control_plane_log = next(

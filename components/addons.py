@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.iam import clip, managed_policy, pod_identity_trust
+from components.iam import pod_identity_trust, role_with_policies
 from components.identity import AwsIdentity
 
 EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
+
+
+def pinned_addon(
+    resource_name: str,
+    cluster_name: pulumi.Input[str],
+    addon: str,
+    versions: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    **settings: Any,
+) -> aws.eks.Addon:
+    """An EKS managed add-on at its pinned version; the program's settings win over edits in-cluster."""
+    return aws.eks.Addon(
+        resource_name,
+        cluster_name=cluster_name,
+        addon_name=addon,
+        addon_version=versions[addon],
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        opts=opts,
+        **settings,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,45 +79,34 @@ class ClusterAddons(pulumi.ComponentResource):
                     "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
                 }
             ]
-        aws.eks.Addon(
+        pinned_addon(
             f"{name}-coredns",
-            cluster_name=args.cluster_name,
-            addon_name="coredns",
-            addon_version=args.addon_versions["coredns"],
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
+            args.cluster_name,
+            "coredns",
+            args.addon_versions,
             configuration_values=json.dumps(coredns_config),
             opts=after_nodes,
         )
 
         namespace, service_account = EBS_CSI_SERVICE_ACCOUNT
-        ebs_role = aws.iam.Role(
+        ebs_role, ebs_policies = role_with_policies(
             f"{name}-ebs-csi",
-            name=clip(f"{name}-ebs-csi"),
-            assume_role_policy=pod_identity_trust(
-                ident.account_id, args.cluster_arn, namespace, service_account
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            pod_identity_trust(ident.account_id, args.cluster_arn, namespace, service_account),
+            ident.partition,
+            ["service-role/AmazonEBSCSIDriverPolicy"],
+            parent=self,
         )
-        ebs_policy = aws.iam.RolePolicyAttachment(
+        ebs_csi = pinned_addon(
             f"{name}-ebs-csi",
-            role=ebs_role.name,
-            policy_arn=managed_policy(ident.partition, "service-role/AmazonEBSCSIDriverPolicy"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        ebs_csi = aws.eks.Addon(
-            f"{name}-ebs-csi",
-            cluster_name=args.cluster_name,
-            addon_name="aws-ebs-csi-driver",
-            addon_version=args.addon_versions["aws-ebs-csi-driver"],
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
+            args.cluster_name,
+            "aws-ebs-csi-driver",
+            args.addon_versions,
             pod_identity_associations=[
                 aws.eks.AddonPodIdentityAssociationArgs(
                     role_arn=ebs_role.arn, service_account=service_account
                 )
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.node_group, ebs_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.node_group, *ebs_policies]),
         )
 
         storage_class = k8s.storage.v1.StorageClass(

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from components.iam import clip, document, irsa_trust, managed_policy, service_trust
+from components.addons import pinned_addon
+from components.iam import document, irsa_trust, role_with_policies, service_trust
 from components.identity import AwsIdentity
 
 # Every control-plane log type EKS offers.
@@ -61,17 +62,12 @@ class Cluster(pulumi.ComponentResource):
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
+        role, cluster_policies = role_with_policies(
             f"{name}-control-plane",
-            name=clip(f"{name}-control-plane"),
-            assume_role_policy=service_trust("eks.amazonaws.com", tag_session=True),
-            opts=child,
-        )
-        cluster_policy = aws.iam.RolePolicyAttachment(
-            f"{name}-control-plane-policy",
-            role=role.name,
-            policy_arn=managed_policy(ident.partition, "AmazonEKSClusterPolicy"),
-            opts=child,
+            service_trust("eks.amazonaws.com", tag_session=True),
+            ident.partition,
+            ["AmazonEKSClusterPolicy"],
+            parent=self,
         )
         key_policy = aws.iam.RolePolicy(
             f"{name}-control-plane-kms",
@@ -143,33 +139,24 @@ class Cluster(pulumi.ComponentResource):
                 parent=self,
                 protect=args.protect,
                 # The role must hold its policies, and EKS must find its log group, at creation.
-                depends_on=[cluster_policy, key_policy, log_group],
+                depends_on=[*cluster_policies, key_policy, log_group],
             ),
         )
         cluster_name = cluster.eks_cluster.name
 
-        pod_identity = aws.eks.Addon(
+        pod_identity = pinned_addon(
             f"{name}-pod-identity-agent",
-            cluster_name=cluster_name,
-            addon_name="eks-pod-identity-agent",
-            addon_version=args.addon_versions["eks-pod-identity-agent"],
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
+            cluster_name,
+            "eks-pod-identity-agent",
+            args.addon_versions,
             opts=child,
         )
-        cni_role = aws.iam.Role(
+        cni_role, cni_policies = role_with_policies(
             f"{name}-vpc-cni",
-            name=clip(f"{name}-vpc-cni"),
-            assume_role_policy=irsa_trust(
-                cluster.oidc_provider_arn, cluster.oidc_issuer, "kube-system", "aws-node"
-            ),
-            opts=child,
-        )
-        cni_policy = aws.iam.RolePolicyAttachment(
-            f"{name}-vpc-cni",
-            role=cni_role.name,
-            policy_arn=managed_policy(ident.partition, "AmazonEKS_CNI_Policy"),
-            opts=child,
+            irsa_trust(cluster.oidc_provider_arn, cluster.oidc_issuer, "kube-system", "aws-node"),
+            ident.partition,
+            ["AmazonEKS_CNI_Policy"],
+            parent=self,
         )
         vpc_cni = aws.eks.Addon(
             f"{name}-vpc-cni",
@@ -185,7 +172,7 @@ class Cluster(pulumi.ComponentResource):
                     "env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"},
                 }
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cni_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cni_policies),
         )
 
         self.eks = cluster

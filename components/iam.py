@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 # IAM role names are limited to 64 characters.
 ROLE_NAME_MAX = 64
@@ -97,3 +99,30 @@ def irsa_trust(
 
 def managed_policy(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
+
+
+def role_with_policies(
+    name: str,
+    trust: pulumi.Input[str],
+    partition: str,
+    managed: Sequence[str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """An IAM role (physical name = logical name, clipped) with AWS-managed policies attached.
+
+    Returns the attachments too, so that consumers can `depends_on` them: a role is only usable
+    once its policies are attached.
+    """
+    role = aws.iam.Role(
+        name, name=clip(name), assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{policy.rsplit('/', 1)[-1]}",
+            role=role.name,
+            policy_arn=managed_policy(partition, policy),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for policy in managed
+    ]
+    return role, attachments

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from components.iam import clip, managed_policy, service_trust
+from components.iam import role_with_policies, service_trust
 from components.identity import AwsIdentity
 
 # The taint every critical add-on (CoreDNS, EBS CSI, Karpenter, metrics-server) tolerates by default.
@@ -60,21 +60,13 @@ class SystemNodeGroup(pulumi.ComponentResource):
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
+        role, attachments = role_with_policies(
             f"{name}-node",
-            name=clip(f"{name}-node"),
-            assume_role_policy=service_trust("ec2.amazonaws.com"),
-            opts=child,
+            service_trust("ec2.amazonaws.com"),
+            ident.partition,
+            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
+            parent=self,
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}",
-                role=role.name,
-                policy_arn=managed_policy(ident.partition, policy),
-                opts=child,
-            )
-            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
-        ]
 
         # Bottlerocket boots from a small OS volume and keeps images and pods on a data volume.
         volumes = (

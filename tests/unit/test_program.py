@@ -204,7 +204,7 @@ def test_cluster_waits_for_its_log_group_and_role_policies(plan: PlanResult) -> 
         r for r in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if "/aws/eks/" in r.get("name")
     )
     assert control_plane_log.urn in eks.dependencies
-    attachment = next(r for r in plan.records if r.name.endswith("control-plane-policy"))
+    attachment = next(r for r in plan.records if r.name.endswith("control-plane-AmazonEKSClusterPolicy"))
     assert attachment.urn in eks.dependencies
 
 

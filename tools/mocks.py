@@ -346,29 +346,39 @@ def project_name() -> str:
         return str(yaml.safe_load(f)["name"])
 
 
+def _engine_string(value: Any) -> str:
+    """A config value as the engine passes it: strings as-is, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
 def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str], list[str]]:
     """Read `Pulumi.<stack>.yaml` the way the engine hands it to a program.
 
-    Values become strings (objects and lists as JSON), bare keys join the project namespace,
-    and `secure:` values become a masked placeholder listed among the secret keys.
+    Project-level `default`/`value` entries of Pulumi.yaml apply where the stack file is silent;
+    values become strings (objects, lists and booleans as JSON); bare keys join the project
+    namespace; `secure:` values become a masked placeholder listed among the secret keys.
     """
-    project = project or project_name()
-    path = ROOT / f"Pulumi.{stack}.yaml"
-    with open(path, encoding="utf-8") as f:
-        document = yaml.safe_load(f) or {}
+    with open(ROOT / "Pulumi.yaml", encoding="utf-8") as f:
+        project_file = yaml.safe_load(f)
+    project = project or str(project_file["name"])
     raw: dict[str, str] = {}
+    for key, decl in (project_file.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        for attr in ("value", "default"):
+            if isinstance(decl, dict) and attr in decl:
+                raw[full] = _engine_string(decl[attr])
+    with open(ROOT / f"Pulumi.{stack}.yaml", encoding="utf-8") as f:
+        document = yaml.safe_load(f) or {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             raw[full] = "[secure value, masked offline]"
             secret_keys.append(full)
-        elif isinstance(value, bool):
-            raw[full] = "true" if value else "false"
-        elif isinstance(value, (dict, list)):
-            raw[full] = json.dumps(value)
         else:
-            raw[full] = str(value)
+            raw[full] = _engine_string(value)
     return raw, secret_keys
 
 

@@ -35,3 +35,24 @@ def test_make_targets_in_the_readme_exist() -> None:
 def test_platform_dir_stays_data_only() -> None:
     assert not (ROOT / "platform" / "__init__.py").exists()
     assert not list((ROOT / "platform").rglob("*.py"))
+
+
+def test_project_file_follows_pulumis_config_declaration_rules() -> None:
+    """Rules the Pulumi CLI enforces when it loads Pulumi.yaml (pkg workspace Project.Validate)."""
+    import yaml
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "eks-platform"
+    assert project["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": ".venv"},
+    }
+    for key, decl in project["config"].items():
+        assert not ("default" in decl and "value" in decl), key
+        if key.startswith("eks-platform:") or ":" not in key:
+            assert decl["type"] in {"string", "integer", "boolean", "array"}, key
+            assert decl["type"] != "array" or "items" in decl, key
+            assert decl.get("description"), key
+        else:
+            # Keys of other namespaces may only set a value: no type, no default.
+            assert set(decl) <= {"value", "description"} and "value" in decl, key

@@ -84,3 +84,13 @@ def test_config_error_is_a_clean_pulumi_run_error() -> None:
     import pulumi
 
     assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_stack_config_reads_like_the_engine() -> None:
+    raw, secret_keys = stack_config("prod")
+    assert raw["pulumi:disable-default-providers"] == '["*"]'  # project-level value
+    assert raw["eks-platform:production"] == "true"  # the stack file wins over the project default
+    assert json.loads(raw["eks-platform:network"])["natStrategy"] == "onePerAz"
+    assert secret_keys == []
+    dev, _ = stack_config("dev")
+    assert dev["eks-platform:production"] == "false"  # project default where the stack is silent

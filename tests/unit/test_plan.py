@@ -94,3 +94,14 @@ def test_stack_config_reads_like_the_engine() -> None:
     assert secret_keys == []
     dev, _ = stack_config("dev")
     assert dev["eks-platform:production"] == "false"  # project default where the stack is silent
+
+
+def test_vendored_crd_schemas_match_the_shared_set() -> None:
+    from tests.schemas import SCHEMA_DIR, SHARED_DIR
+
+    if not SHARED_DIR.exists():
+        pytest.skip(f"{SHARED_DIR} is not beside this checkout; the vendored copies are used")
+    vendored = sorted(p.relative_to(SCHEMA_DIR) for p in SCHEMA_DIR.rglob("*.json"))
+    assert vendored
+    for rel in vendored:
+        assert json.loads((SHARED_DIR / rel).read_text()) == json.loads((SCHEMA_DIR / rel).read_text()), rel

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from components.helm import ChartSpec
+
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
 
 
@@ -19,3 +21,15 @@ def addon_versions(kubernetes_version: str) -> dict[str, str]:
     """The pinned EKS add-on versions for one Kubernetes minor version."""
     pins: dict[str, dict[str, str]] = load_yaml("eks-addons.yaml")
     return dict(pins[kubernetes_version])
+
+
+def chart_specs() -> dict[str, ChartSpec]:
+    """Every pinned chart of platform/charts.yaml."""
+    entries: dict[str, dict[str, str]] = load_yaml("charts.yaml")
+    return {name: ChartSpec(**entry) for name, entry in entries.items()}
+
+
+def values(addon: str) -> dict[str, Any]:
+    """The base Helm values of one add-on (platform/values/<addon>.yaml)."""
+    loaded: dict[str, Any] = load_yaml(f"values/{addon}.yaml") or {}
+    return loaded

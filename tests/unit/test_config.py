@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 
 import tools.mocks
-from stacks.config import (
-    KUBERNETES_VERSIONS,
-    PROJECT,
-    ConfigError,
-    PlatformConfig,
-    instance_architecture,
-    subnet_layout,
-    validate,
-)
+from stacks.config import PROJECT, ConfigError, PlatformConfig, validate
+from stacks.fields import KUBERNETES_VERSIONS, instance_architecture
+from stacks.sections import subnet_layout
 from tools.mocks import stack_config
 
 Raw = dict[str, str]
@@ -324,7 +318,7 @@ def test_subnet_layout_fits_without_overlap(cidr, az_count, private_prefix, publ
     [
         ("10.0.0.0/22", 3, 19, 24),
         ("10.0.0.0/16", 4, 18, 20),
-        ("10.0.0.0/16", 6, 19, 24),
+        ("10.0.0.0/16", 6, 18, 24),
         ("10.0.0.0/24", 2, 24, 28),
     ],
 )

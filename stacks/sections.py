@@ -1,0 +1,255 @@
+"""The infrastructure sections of a stack's config: network, cluster, system node group."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+
+from stacks.fields import (
+    KUBERNETES_VERSIONS,
+    MAX_AZS,
+    MIN_AZS,
+    MIN_PRODUCTION_PUBLIC_PREFIX,
+    Cidr,
+    InstanceType,
+    Model,
+    RetentionDays,
+    RoleArn,
+    cross_field,
+    instance_architecture,
+    is_production,
+    is_rfc1918,
+)
+
+
+def subnet_layout(
+    cidr: ipaddress.IPv4Network, az_count: int, private_prefix: int, public_prefix: int
+) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]]:
+    """Lay the subnets out from the start of the VPC: every AZ's private subnet, then every public one.
+
+    Packing the private subnets first wastes nothing on AZ counts that are not a power of two
+    (three /18s and three /24s fit a /16). Public subnets are no larger than private ones, so
+    each stays aligned. Raises ValueError when they do not fit. Deterministic, so the plan, the
+    capacity check and AWS all see the same CIDRs.
+    """
+    private_size, public_size = 2 ** (32 - private_prefix), 2 ** (32 - public_prefix)
+    need = az_count * (private_size + public_size)
+    if need > cidr.num_addresses:
+        raise ValueError(
+            f"{cidr} ({cidr.num_addresses} addresses) is too small for {az_count} AZs of a "
+            f"/{private_prefix} private and a /{public_prefix} public subnet, which need {need}"
+        )
+    start = int(cidr.network_address)
+    public_start = start + az_count * private_size
+    return [
+        (
+            ipaddress.IPv4Network((start + i * private_size, private_prefix)),
+            ipaddress.IPv4Network((public_start + i * public_size, public_prefix)),
+        )
+        for i in range(az_count)
+    ]
+
+
+class NetworkConfig(Model):
+    cidr: Cidr = Field(
+        default=ipaddress.IPv4Network("10.0.0.0/16"),
+        description="VPC CIDR, a private range between /16 and /24.",
+    )
+    az_count: StrictInt = Field(
+        default=3, ge=MIN_AZS, le=MAX_AZS, description="Availability zones used, 2 to 6."
+    )
+    nat_strategy: Literal["single", "onePerAz"] = Field(
+        default="onePerAz", description="`single` NAT gateway (dev) or `onePerAz` (required in production)."
+    )
+    private_subnet_prefix: StrictInt = Field(
+        default=19, ge=16, le=22, description="Prefix length of each AZ's private subnet (nodes and pod IPs)."
+    )
+    public_subnet_prefix: StrictInt = Field(
+        default=24,
+        ge=20,
+        le=28,
+        description="Prefix length of each AZ's public subnet (load balancers, NAT).",
+    )
+    flow_log_retention_days: RetentionDays = Field(
+        default=30, description="Days VPC flow logs are kept (a CloudWatch Logs retention value)."
+    )
+    interface_endpoints: tuple[Literal["ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs"], ...] = Field(
+        default=(), description="Interface VPC endpoints to create (the S3 gateway endpoint is always there)."
+    )
+
+    @field_validator("nat_strategy")
+    @classmethod
+    def _nat_per_az_in_production(cls, value: str, info: ValidationInfo) -> str:
+        if is_production(info) and value != "onePerAz":
+            raise ValueError(
+                "a production stack needs one NAT gateway per AZ, "
+                "so one AZ's loss does not cut the others off"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> NetworkConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not is_rfc1918(self.cidr):
+            issues.append(("cidr", str(self.cidr), "must be a private (RFC 1918) range"))
+        if not 16 <= self.cidr.prefixlen <= 24:
+            issues.append(("cidr", str(self.cidr), "a VPC CIDR must be between /16 and /24"))
+        if self.public_subnet_prefix <= self.private_subnet_prefix:
+            issues.append(
+                (
+                    "publicSubnetPrefix",
+                    self.public_subnet_prefix,
+                    f"public subnets (only load balancers and NAT) must be smaller than the "
+                    f"/{self.private_subnet_prefix} private subnets that hold the pod IPs",
+                )
+            )
+        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            issues.append(("interfaceEndpoints", list(self.interface_endpoints), "lists a service twice"))
+        if not issues:
+            try:
+                self.subnets()
+            except ValueError as err:
+                issues.append(("cidr", str(self.cidr), str(err)))
+        cross_field(issues)
+        return self
+
+    def subnets(self) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]]:
+        return subnet_layout(self.cidr, self.az_count, self.private_subnet_prefix, self.public_subnet_prefix)
+
+
+class ClusterConfig(Model):
+    kubernetes_version: str = Field(default="1.35", description="EKS Kubernetes minor version.")
+    upgrade_support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        default="STANDARD", description="EKS support tier; EXTENDED costs extra once a version ages."
+    )
+    endpoint_public_access: StrictBool = Field(
+        default=False, description="Open the public API endpoint (the private one is always on)."
+    )
+    public_access_cidrs: tuple[Cidr, ...] = Field(
+        default=(), description="CIDRs allowed to the public endpoint; required when it is open."
+    )
+    service_cidr: Cidr = Field(
+        default=ipaddress.IPv4Network("172.20.0.0/16"),
+        description="Kubernetes Service CIDR: private, /12 to /24, outside the VPC.",
+    )
+    admin_role_arns: tuple[RoleArn, ...] = Field(
+        default=(), description="IAM roles granted cluster admin through EKS access entries."
+    )
+    log_retention_days: RetentionDays = Field(
+        default=90, description="Days control-plane logs are kept (a CloudWatch Logs retention value)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> ClusterConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not (is_rfc1918(self.service_cidr) and 12 <= self.service_cidr.prefixlen <= 24):
+            issues.append(
+                (
+                    "serviceCidr",
+                    str(self.service_cidr),
+                    "EKS needs a private (RFC 1918) Service CIDR between /12 and /24",
+                )
+            )
+        if is_production(info):
+            for c in self.public_access_cidrs:
+                if c.prefixlen < MIN_PRODUCTION_PUBLIC_PREFIX:
+                    issues.append(
+                        (
+                            "publicAccessCidrs",
+                            str(c),
+                            f"opens the API endpoint to {c.num_addresses:,} addresses; a production "
+                            f"stack lists its deployers' egress CIDRs "
+                            f"(/{MIN_PRODUCTION_PUBLIC_PREFIX} or narrower)",
+                        )
+                    )
+        tier = KUBERNETES_VERSIONS.get(self.kubernetes_version)
+        if tier is None:
+            issues.append(
+                (
+                    "kubernetesVersion",
+                    self.kubernetes_version,
+                    f"not an EKS version this platform supports; use one of {', '.join(KUBERNETES_VERSIONS)}",
+                )
+            )
+        elif tier == "extended" and self.upgrade_support_type == "STANDARD":
+            issues.append(
+                (
+                    "kubernetesVersion",
+                    self.kubernetes_version,
+                    "is only in EKS extended support; upgrade it, or set "
+                    "upgradeSupportType: EXTENDED and accept the extra cost",
+                )
+            )
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            issues.append(
+                (
+                    "publicAccessCidrs",
+                    [],
+                    "endpointPublicAccess is true, so list the CIDRs "
+                    "allowed to reach the public API endpoint",
+                )
+            )
+        if not self.endpoint_public_access and self.public_access_cidrs:
+            issues.append(
+                (
+                    "publicAccessCidrs",
+                    [str(c) for c in self.public_access_cidrs],
+                    "set, but endpointPublicAccess is false: the CIDRs would have no effect",
+                )
+            )
+        for i, a in enumerate(self.public_access_cidrs):
+            for b in self.public_access_cidrs[i + 1 :]:
+                if a.overlaps(b):
+                    issues.append(("publicAccessCidrs", f"{a}, {b}", "these CIDRs overlap"))
+        if len(set(self.admin_role_arns)) != len(self.admin_role_arns):
+            issues.append(("adminRoleArns", list(self.admin_role_arns), "lists a role twice"))
+        cross_field(issues)
+        return self
+
+
+class SystemNodeGroupConfig(Model):
+    instance_types: tuple[InstanceType, ...] = Field(
+        default=("m7g.large",), description="EC2 instance types (at least one), all of `architecture`."
+    )
+    architecture: Literal["arm64", "x86_64"] = Field(default="arm64", description="CPU architecture.")
+    ami_family: Literal["AL2023", "Bottlerocket"] = Field(
+        default="AL2023", description="Node OS image family."
+    )
+    min_size: StrictInt = Field(
+        default=2, ge=1, description="Minimum nodes (production: at least one per AZ)."
+    )
+    desired_size: StrictInt = Field(
+        default=2, ge=1, description="Nodes at creation; minSize <= desiredSize <= maxSize."
+    )
+    max_size: StrictInt = Field(default=4, ge=1, le=100, description="Maximum nodes.")
+    disk_size_gib: StrictInt = Field(
+        default=50, ge=20, le=1000, alias="diskSizeGiB", description="Encrypted gp3 root/data volume size."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SystemNodeGroupConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not self.instance_types:
+            issues.append(("instanceTypes", [], "list at least one instance type"))
+        if not self.min_size <= self.desired_size <= self.max_size:
+            issues.append(
+                (
+                    "desiredSize",
+                    self.desired_size,
+                    f"must satisfy minSize ({self.min_size}) <= desiredSize "
+                    f"({self.desired_size}) <= maxSize ({self.max_size})",
+                )
+            )
+        for t in self.instance_types:
+            if instance_architecture(t) != self.architecture:
+                issues.append(
+                    (
+                        "instanceTypes",
+                        t,
+                        f"is {instance_architecture(t)}, but architecture is {self.architecture}",
+                    )
+                )
+        cross_field(issues)
+        return self

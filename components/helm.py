@@ -20,13 +20,17 @@ class ChartSpec:
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `override` into a copy of `base` (maps merge, everything else replaces)."""
+    """Deep-merge `override` into a copy of `base` (maps merge, everything else replaces).
+
+    `base` is plain data (a values file) and is copied; `override` may hold Outputs, which are
+    used as they are (an Output cannot be copied).
+    """
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = value
     return out
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, cross_field
+from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import ClusterConfig, NetworkConfig, SystemNodeGroupConfig
 
 PROJECT = "eks-platform"
@@ -65,6 +66,12 @@ class PlatformConfig(Model):
     system_node_group: SystemNodeGroupConfig = Field(
         default=SystemNodeGroupConfig(), description="The managed node group for platform controllers."
     )
+    karpenter: KarpenterConfig = Field(
+        default_factory=KarpenterConfig, description="Karpenter: workload nodes and their NodePools."
+    )
+    capacity: CapacityConfig = Field(
+        default_factory=CapacityConfig, description="The pod-IP capacity plan checked against the subnets."
+    )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
     )
@@ -100,8 +107,34 @@ class PlatformConfig(Model):
                     f"{self.network.az_count} AZs",
                 )
             )
+        cap = self.capacity_report()
+        if not cap.fits:
+            issues.append(
+                (
+                    "karpenter.nodePools",
+                    {
+                        p.name: {"cpuLimit": p.cpu_limit, "minCpu": p.min_cpu}
+                        for p in self.karpenter.node_pools
+                    },
+                    f"could exhaust the private subnets: up to {cap.max_nodes} nodes and "
+                    f"{cap.planned_pods} planned pods need {cap.required_ips} pod IPs, but the "
+                    f"{len(cap.free_ips_per_az)} private subnets offer {cap.usable_ips} after "
+                    f"{self.capacity.headroom_percent}% headroom "
+                    f"(at most {cap.max_pods} pods fit the nodes); "
+                    "lower the pools' cpuLimit, raise their minCpu, or widen network.privateSubnetPrefix",
+                )
+            )
         cross_field(issues)
         return self
+
+    def capacity_report(self) -> Capacity:
+        """The stack's IP capacity: max nodes and pods against the free IPs of each private subnet."""
+        return capacity(
+            {str(private): private.prefixlen for private, _ in self.network.subnets()},
+            self.system_node_group.max_size,
+            self.karpenter,
+            self.capacity,
+        )
 
     @property
     def prefix(self) -> str:
@@ -180,7 +213,7 @@ _NOT_STACK_KEYS = {
     "stack": "unknown key: the stack name comes from `pulumi stack select`",
 }
 # Keys of the project namespace that hold objects or lists (stored as JSON strings by the engine).
-_OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "tags"}
+_OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "karpenter", "capacity", "tags"}
 
 
 def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, Any], list[ConfigIssue]]:

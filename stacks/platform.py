@@ -11,11 +11,12 @@ import pulumi_kubernetes as k8s
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.identity import lookup
+from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from stacks.config import PlatformConfig
-from stacks.data import addon_versions
+from stacks.data import addon_versions, chart_specs, values
 
 
 def build(cfg: PlatformConfig) -> dict[str, Any]:
@@ -112,19 +113,43 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         kubeconfig=cluster.kubeconfig_json,
         enable_server_side_apply=True,
     )
+    k8s_opts = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
+    charts = chart_specs()
+    cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
     ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
             identity=identity,
             cluster_name=cluster.cluster_name,
-            cluster_arn=identity.arn("eks", f"cluster/{cfg.cluster_name}"),
+            cluster_arn=cluster_arn,
             addon_versions=versions,
             coredns_replicas=3 if cfg.production else 2,
             high_availability=cfg.production,
             reclaim_policy="Retain" if cfg.production else "Delete",
             node_group=nodes.node_group,
         ),
-        opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
+        opts=k8s_opts,
+    )
+
+    karpenter = Karpenter(
+        f"{prefix}-karpenter",
+        KarpenterArgs(
+            identity=identity,
+            cluster_name=cfg.cluster_name,
+            cluster_arn=cluster_arn,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            crd_chart=charts["karpenter-crd"],
+            chart=charts["karpenter"],
+            base_values=values("karpenter"),
+            high_availability=cfg.production,
+            ami_alias=cfg.karpenter.ami_alias,
+            node_disk_gib=cfg.karpenter.node_disk_gib,
+            max_pods_per_node=cfg.karpenter.max_pods_per_node,
+            node_pools=cfg.karpenter.node_pools,
+            tags=tags,
+            system_nodes=nodes.node_group,
+        ),
+        opts=k8s_opts,
     )
 
     return {
@@ -136,4 +161,6 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "publicSubnetIds": network.public_subnet_ids,
         "oidcProviderArn": cluster.oidc_provider_arn,
         "nodeRoleArn": nodes.node_role_arn,
+        "karpenterNodeRoleArn": karpenter.node_role_arn,
+        "karpenterInterruptionQueue": karpenter.queue_name,
     }

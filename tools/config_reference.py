@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import json
 import sys
+import types
 import typing
 from typing import Any
 
@@ -26,11 +27,13 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 _NOT_CONFIG = {"project", "stack"}
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: Any) -> str:  # noqa: PLR0911 (one return per kind of annotation)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + ", optional"
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is tuple:
@@ -47,12 +50,30 @@ def _type_name(annotation: Any) -> str:
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
+    if field.default is None:
+        return "none"
     value = field.get_default(call_default_factory=True)
     if isinstance(value, ipaddress.IPv4Network):
         value = str(value)
+    if isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+        return ", ".join(f"`{getattr(v, 'name', '?')}`" for v in value)
     if isinstance(value, tuple):
         value = [str(v) for v in value]
     return f"`{json.dumps(value)}`"
+
+
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
+    """The model a field holds, directly, as an optional, or as a list (suffix `[]`)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is tuple and args and _is_model(args[0]):
+        return args[0], "[]"
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _nested_model(args[0])
+    return (annotation, "") if _is_model(annotation) else (None, "")
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def rows(model: type[BaseModel] = PlatformConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -61,12 +82,15 @@ def rows(model: type[BaseModel] = PlatformConfig, prefix: str = "") -> list[tupl
         if name in _NOT_CONFIG:
             continue
         alias = field.alias or name
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            out += rows(annotation, f"{prefix}{alias}.")
+        nested, suffix = _nested_model(field.annotation)
+        if nested is not None:
+            if suffix:
+                key = f"{PROJECT}:{prefix}{alias}"
+                out.append((key, f"list of {nested.__name__}", _default(field), field.description or ""))
+            out += rows(nested, f"{prefix}{alias}{suffix}.")
             continue
         key = "aws:region" if alias == "region" and not prefix else f"{PROJECT}:{prefix}{alias}"
-        out.append((key, _type_name(annotation), _default(field), field.description or ""))
+        out.append((key, _type_name(field.annotation), _default(field), field.description or ""))
     return out
 
 

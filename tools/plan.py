@@ -68,6 +68,18 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "aws:eks/addon:Addon": ("addonName", "addonVersion", "configurationValues"),
     "kubernetes:storage.k8s.io/v1:StorageClass": ("metadata.name", "parameters", "reclaimPolicy"),
+    "aws:sqs/queue:Queue": ("name", "messageRetentionSeconds", "sqsManagedSseEnabled", "kmsMasterKeyId"),
+    "aws:cloudwatch/eventRule:EventRule": ("eventPattern",),
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("namespace", "serviceAccount"),
+    "aws:eks/accessEntry:AccessEntry": ("type",),
+    "kubernetes:helm.sh/v3:Release": ("name", "namespace", "chart", "version", "values"),
+    "kubernetes:karpenter.sh/v1:NodePool": (
+        "spec.limits",
+        "spec.disruption.budgets",
+        "spec.template.spec.requirements",
+    ),
+    "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": ("spec.amiSelectorTerms", "spec.metadataOptions"),
+    "kubernetes:autoscaling.k8s.io/v1:VerticalPodAutoscaler": ("spec.targetRef", "spec.updatePolicy"),
 }
 
 

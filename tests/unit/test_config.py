@@ -147,7 +147,7 @@ BAD = [
     ),
     ("cidr-public", "prod", net(cidr="11.0.0.0/16"), "network.cidr", r"private \(RFC 1918\)"),
     ("cidr-too-wide", "dev", net(cidr="10.0.0.0/8"), "network.cidr", "between /16 and /24"),
-    ("cidr-too-small", "prod", net(cidr="10.20.0.0/22"), "network.cidr", "too small for 3 AZs of a /19"),
+    ("cidr-too-small", "prod", net(cidr="10.20.0.0/22"), "network.cidr", "too small for 3 AZs of a /18"),
     ("az-count-1", "dev", net(azCount=1), "network.azCount", "greater than or equal to 2"),
     ("az-count-7", "dev", net(azCount=7), "network.azCount", "less than or equal to 6"),
     ("nat-value", "dev", net(natStrategy="perAz"), "network.natStrategy", "'single' or 'onePerAz'"),

@@ -336,6 +336,8 @@ def test_stack_outputs(plan: PlanResult) -> None:
         "publicSubnetIds",
         "oidcProviderArn",
         "nodeRoleArn",
+        "karpenterNodeRoleArn",
+        "karpenterInterruptionQueue",
     }
     assert plan.secret_outputs == {"kubeconfig"}
     assert plan.outputs["clusterName"] == f"eks-platform-{plan.stack}"

@@ -1,0 +1,317 @@
+"""Karpenter: workload nodes on demand, with spot interruption handling."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.helm import ChartSpec, merge, release
+from components.iam import clip, document, pod_identity_trust, role_with_policies, service_trust
+from components.identity import AwsIdentity
+from components.karpenter_policy import controller_policy
+from components.nodegroups import SYSTEM_LABEL
+from stacks.scaling import NodePoolConfig
+
+NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
+NODE_CLASS = "default"
+DISCOVERY_TAG = "karpenter.sh/discovery"
+
+# EventBridge events Karpenter acts on: it drains a node before AWS takes it away.
+INTERRUPTION_EVENTS = {
+    "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+    "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+    "instance-state-change": {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Instance State-change Notification"],
+    },
+    "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+}
+# Interruption notices are only useful for minutes; keep the queue short.
+QUEUE_RETENTION_SECONDS = 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class KarpenterArgs:
+    identity: AwsIdentity
+    cluster_name: str
+    cluster_arn: str
+    cluster_security_group_id: pulumi.Input[str]
+    crd_chart: ChartSpec
+    chart: ChartSpec
+    base_values: dict[str, Any]
+    high_availability: bool
+    ami_alias: str
+    node_disk_gib: int
+    max_pods_per_node: int
+    node_pools: tuple[NodePoolConfig, ...]
+    tags: dict[str, str]
+    # The system nodes the controller runs on.
+    system_nodes: pulumi.Resource
+
+
+class Karpenter(pulumi.ComponentResource):
+    """Karpenter's AWS side, its controller, one EC2NodeClass and the configured NodePools.
+
+    Guarantees: the controller's role is assumable only through Pod Identity by
+    `kube-system/karpenter` of this cluster, and its policy is Karpenter's own, scoped to the
+    cluster's ownership tag (no instance-profile rights: the profile is created here); the
+    interruption queue is encrypted (SSE-SQS), keeps messages 5 minutes, and accepts messages
+    only from this stack's four EventBridge rules; nodes get a role with only the worker and
+    ECR pull policies and an EC2_LINUX access entry, IMDSv2 with hop limit 1, encrypted gp3
+    volumes, private subnets and the cluster security group by discovery tag. The controller
+    runs on the system nodes (2 replicas and a PDB in prod). NodePools depend on the controller,
+    so on destroy they go first and Karpenter terminates its nodes while it still runs.
+    It does not install cluster-autoscaler (the two conflict).
+    """
+
+    queue_name: pulumi.Output[str]
+    controller_role_arn: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:karpenter:Karpenter", name, None, opts)
+        ident = args.identity
+        child = pulumi.ResourceOptions(parent=self)
+
+        # -- nodes ---------------------------------------------------------------------------
+        node_role, node_policies = role_with_policies(
+            f"{name}-node",
+            service_trust("ec2.amazonaws.com"),
+            ident.partition,
+            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
+            parent=self,
+        )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-node", name=clip(f"{name}-node", 128), role=node_role.name, opts=child
+        )
+        access = aws.eks.AccessEntry(
+            f"{name}-node",
+            cluster_name=args.cluster_name,
+            principal_arn=node_role.arn,
+            type="EC2_LINUX",
+            opts=child,
+        )
+        sg_tag = aws.ec2.Tag(
+            f"{name}-cluster-sg-discovery",
+            resource_id=args.cluster_security_group_id,
+            key=DISCOVERY_TAG,
+            value=args.cluster_name,
+            opts=child,
+        )
+
+        # -- interruption handling -------------------------------------------------------------
+        queue = aws.sqs.Queue(
+            f"{name}-interruptions",
+            name=clip(f"{name}-interruptions", 80),
+            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+        rules = []
+        for event, pattern in INTERRUPTION_EVENTS.items():
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{event}",
+                name=clip(f"{name}-{event}"),
+                description=f"Karpenter ({args.cluster_name}): {pattern['detail-type'][0]}",
+                event_pattern=json.dumps(pattern),
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{event}", rule=rule.name, target_id="karpenter-queue", arn=queue.arn, opts=child
+            )
+            rules.append(rule)
+        aws.sqs.QueuePolicy(
+            f"{name}-interruptions",
+            queue_url=queue.url,
+            policy=pulumi.Output.all(queue.arn, *[r.arn for r in rules]).apply(
+                lambda arns: document(
+                    {
+                        "Sid": "OnlyThisStacksEventBridgeRules",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sqs:SendMessage",
+                        "Resource": arns[0],
+                        "Condition": {"ArnEquals": {"aws:SourceArn": arns[1:]}},
+                    },
+                    {
+                        "Sid": "DenyPlainHttp",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "sqs:*",
+                        "Resource": arns[0],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                )
+            ),
+            opts=child,
+        )
+
+        # -- controller identity ---------------------------------------------------------------
+        controller_role = aws.iam.Role(
+            f"{name}-controller",
+            name=clip(f"{name}-controller"),
+            assume_role_policy=pod_identity_trust(
+                ident.account_id, args.cluster_arn, NAMESPACE, SERVICE_ACCOUNT
+            ),
+            opts=child,
+        )
+        controller_policy_doc = aws.iam.RolePolicy(
+            f"{name}-controller",
+            role=controller_role.id,
+            policy=pulumi.Output.all(queue.arn, node_role.arn).apply(
+                lambda a: controller_policy(ident, args.cluster_name, a[0], a[1])
+            ),
+            opts=child,
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-controller",
+            cluster_name=args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=controller_role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[controller_policy_doc]),
+        )
+
+        # -- Kubernetes side -------------------------------------------------------------------
+        crds = release(
+            f"{name}-crd",
+            release_name="karpenter-crd",
+            namespace=NAMESPACE,
+            spec=args.crd_chart,
+            values={},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.system_nodes]),
+        )
+        controller = release(
+            f"{name}-controller",
+            release_name="karpenter",
+            namespace=NAMESPACE,
+            spec=args.chart,
+            skip_crds=True,  # the karpenter-crd release owns and upgrades them
+            values=merge(
+                args.base_values,
+                {
+                    "replicas": 2 if args.high_availability else 1,
+                    "settings": {"clusterName": args.cluster_name, "interruptionQueue": queue.name},
+                },
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Credentials, node access and CRDs must exist before the controller starts.
+                depends_on=[crds, association, access, *node_policies, args.system_nodes],
+            ),
+        )
+
+        after_controller = pulumi.ResourceOptions(parent=self, depends_on=[controller, sg_tag])
+        k8s.apiextensions.CustomResource(
+            f"{name}-nodeclass-{NODE_CLASS}",
+            api_version="karpenter.k8s.aws/v1",
+            kind="EC2NodeClass",
+            metadata={"name": NODE_CLASS},
+            spec=node_class_spec(args, profile.name),
+            opts=after_controller,
+        )
+        for pool in args.node_pools:
+            k8s.apiextensions.CustomResource(
+                f"{name}-nodepool-{pool.name}",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": pool.name},
+                spec=node_pool_spec(pool),
+                opts=after_controller,
+            )
+
+        self.queue_name = queue.name
+        self.controller_role_arn = controller_role.arn
+        self.node_role_arn = node_role.arn
+        self.register_outputs(
+            {
+                "queue_name": self.queue_name,
+                "controller_role_arn": self.controller_role_arn,
+                "node_role_arn": self.node_role_arn,
+            }
+        )
+
+
+def node_class_spec(args: KarpenterArgs, instance_profile: pulumi.Input[str]) -> dict[str, Any]:
+    """The EC2NodeClass: AMI alias, discovery selectors, IMDSv2 hop 1, encrypted gp3, kubelet."""
+    family = args.ami_alias.split("@", 1)[0]
+    volume = {
+        "volumeSize": f"{args.node_disk_gib}Gi",
+        "volumeType": "gp3",
+        "encrypted": True,
+        "deleteOnTermination": True,
+    }
+    # Bottlerocket boots from a small OS volume and keeps images and pods on a data volume.
+    devices = (
+        [{"deviceName": "/dev/xvda", "ebs": volume}]
+        if family == "al2023"
+        else [
+            {"deviceName": "/dev/xvda", "ebs": {**volume, "volumeSize": "4Gi"}},
+            {"deviceName": "/dev/xvdb", "ebs": volume},
+        ]
+    )
+    selector = [{"tags": {DISCOVERY_TAG: args.cluster_name}}]
+    return {
+        "amiSelectorTerms": [{"alias": args.ami_alias}],
+        "instanceProfile": instance_profile,
+        "subnetSelectorTerms": selector,
+        "securityGroupSelectorTerms": selector,
+        "metadataOptions": {
+            "httpEndpoint": "enabled",
+            "httpProtocolIPv6": "disabled",
+            "httpPutResponseHopLimit": 1,
+            "httpTokens": "required",
+        },
+        "blockDeviceMappings": devices,
+        "kubelet": {"maxPods": args.max_pods_per_node},
+        # Default tags of the AWS provider do not reach instances Karpenter launches.
+        "tags": args.tags,
+    }
+
+
+def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
+    """A NodePool from its config: requirements, limits, expiry and disruption budgets."""
+    requirements = [
+        {"key": "kubernetes.io/arch", "operator": "In", "values": list(pool.architectures)},
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(pool.capacity_types)},
+        {
+            "key": "karpenter.k8s.aws/instance-category",
+            "operator": "In",
+            "values": list(pool.instance_categories),
+        },
+        {
+            "key": "karpenter.k8s.aws/instance-generation",
+            "operator": "Gt",
+            "values": [str(pool.min_generation - 1)],
+        },
+        {"key": "karpenter.k8s.aws/instance-cpu", "operator": "Gt", "values": [str(pool.min_cpu - 1)]},
+    ]
+    budgets: list[dict[str, str]] = [{"nodes": f"{pool.disruption_budget_percent}%"}]
+    if pool.business_hours is not None:
+        budgets.append(
+            {"nodes": "0", "schedule": pool.business_hours.schedule, "duration": pool.business_hours.duration}
+        )
+    template_spec: dict[str, Any] = {
+        "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
+        "requirements": requirements,
+        "expireAfter": pool.expire_after,
+    }
+    if pool.taints:
+        template_spec["taints"] = [t.model_dump(by_alias=True) for t in pool.taints]
+    spec: dict[str, Any] = {
+        "template": {"metadata": {"labels": {SYSTEM_LABEL[0]: pool.name}}, "spec": template_spec},
+        "limits": {"cpu": str(pool.cpu_limit), "memory": f"{pool.memory_limit_gib}Gi"},
+        "disruption": {
+            "consolidationPolicy": pool.consolidation_policy,
+            "consolidateAfter": pool.consolidate_after,
+            "budgets": budgets,
+        },
+    }
+    if pool.weight is not None:
+        spec["weight"] = pool.weight
+    return spec

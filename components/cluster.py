@@ -12,6 +12,7 @@ import pulumi_eks as eks
 from components.addons import pinned_addon
 from components.iam import document, irsa_trust, role_with_policies, service_trust
 from components.identity import AwsIdentity
+from stacks.scaling import MINIMUM_IP_TARGET, WARM_IP_TARGET
 
 # Every control-plane log type EKS offers.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -169,7 +170,13 @@ class Cluster(pulumi.ComponentResource):
             configuration_values=json.dumps(
                 {
                     "enableNetworkPolicy": "true",
-                    "env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"},
+                    "env": {
+                        "ENABLE_PREFIX_DELEGATION": "true",
+                        # Free IPs kept per node instead of a whole spare /28 (the capacity model's
+                        # numbers, stacks/scaling.py).
+                        "WARM_IP_TARGET": str(WARM_IP_TARGET),
+                        "MINIMUM_IP_TARGET": str(MINIMUM_IP_TARGET),
+                    },
                 }
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=cni_policies),

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
 from components.identity import lookup
 from components.karpenter import Karpenter, KarpenterArgs
@@ -147,6 +148,25 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             max_pods_per_node=cfg.karpenter.max_pods_per_node,
             node_pools=cfg.karpenter.node_pools,
             tags=tags,
+            system_nodes=nodes.node_group,
+        ),
+        opts=k8s_opts,
+    )
+
+    PodAutoscaling(
+        f"{prefix}-pod-autoscaling",
+        PodAutoscalingArgs(
+            metrics_server_chart=charts["metrics-server"],
+            metrics_server_values=values("metrics-server"),
+            vpa_chart=charts["vertical-pod-autoscaler"],
+            vpa_values=values("vertical-pod-autoscaler"),
+            high_availability=cfg.production,
+            recommend_for=(
+                ("kube-system", "karpenter"),
+                ("kube-system", "coredns"),
+                ("kube-system", "ebs-csi-controller"),
+                ("kube-system", "metrics-server"),
+            ),
             system_nodes=nodes.node_group,
         ),
         opts=k8s_opts,

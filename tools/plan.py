@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from tools.mocks import ROOT, PlanResult, Registration, run_stack
+from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -115,7 +115,7 @@ def _masked(r: Registration, path: str, value: Any) -> Any:
     return "[secret]" if node == "[secret]" else value
 
 
-def render(result: PlanResult, console: Console) -> None:
+def render(result: PlanResult, capacity: dict[str, Any], console: Console) -> None:
     tree = Tree(f"[bold]{result.project}[/] / stack [bold green]{result.stack}[/]")
     nodes: dict[str | None, Tree] = {}
     for r in result.records:
@@ -129,6 +129,18 @@ def render(result: PlanResult, console: Console) -> None:
     for key, value in result.document()["outputs"].items():
         table.add_row(key, escape(_short(value, 90)))
     console.print(table)
+
+    cap = Table(title="IP capacity (private subnets, VPC-CNI prefix delegation)")
+    for column in ("AZ", "private subnet", "free IPs"):
+        cap.add_column(column)
+    for zone, free in capacity["freeIpsPerAz"].items():
+        cap.add_row(zone, capacity["privateSubnets"][zone], f"{free:,}")
+    console.print(cap)
+    console.print(
+        f"max nodes {capacity['maxNodes']:,} · max pods {capacity['maxPods']:,} · planned pods "
+        f"{capacity['plannedPods']:,} · pod IPs needed {capacity['requiredIps']:,} of "
+        f"{capacity['usableIps']:,} usable"
+    )
     custom = sum(1 for r in result.records if r.custom)
     protected = sum(1 for r in result.records if r.protect)
     console.print(
@@ -151,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         errors.print(f"[red]No stack file Pulumi.{args.stack}.yaml[/]; stacks: {', '.join(stacks)}")
         return 2
 
-    from stacks.config import ConfigError  # after the engine is importable, same module as the program
+    from stacks.config import ConfigError, validate  # the same modules the program imports
 
     try:
         result = run_stack(args.stack)
+        raw, _ = stack_config(args.stack, result.project)
+        cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml")
     except ConfigError as err:
         errors.print(f"[bold red]Invalid configuration[/] in {err.source}:", highlight=False)
         for issue in err.issues:
@@ -167,10 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         errors.print(f"{len(err.issues)} problem(s); nothing was planned.")
         return 2
 
+    document = result.document()
+    document["capacity"] = cfg.capacity_report().document()
+    # Name each private subnet's AZ, in the order the VPC received them.
+    zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
+    free = document["capacity"].pop("freeIpsPerAz")
+    document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
+    document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
     if not args.quiet:
-        render(result, console)
+        render(result, document["capacity"], console)
     if args.json:
-        args.json.write_text(json.dumps(result.document(), indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
     return 0

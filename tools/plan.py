@@ -67,7 +67,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "blockDeviceMappings",
     ),
     "aws:eks/addon:Addon": ("addonName", "addonVersion", "configurationValues"),
-    "kubernetes:storage.k8s.io/v1:StorageClass": ("metadata.name", "parameters", "reclaimPolicy"),
+    "kubernetes:yaml/v2:ConfigGroup": ("objs",),
     "aws:sqs/queue:Queue": ("name", "messageRetentionSeconds", "sqsManagedSseEnabled", "kmsMasterKeyId"),
     "aws:cloudwatch/eventRule:EventRule": ("eventPattern",),
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("namespace", "serviceAccount"),

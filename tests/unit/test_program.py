@@ -255,11 +255,16 @@ def test_ebs_csi_role_is_bound_to_its_service_account_only(plan: PlanResult) -> 
 
 
 def test_default_storage_class_is_encrypted_gp3(plan: PlanResult) -> None:
-    sc = plan.one("kubernetes:storage.k8s.io/v1:StorageClass")
-    assert sc.get("metadata.annotations")["storageclass.kubernetes.io/is-default-class"] == "true"
-    assert sc.get("parameters") == {"type": "gp3", "encrypted": "true", "fsType": "ext4"}
-    assert sc.get("volumeBindingMode") == "WaitForFirstConsumer"
-    assert sc.get("reclaimPolicy") == ("Retain" if plan.stack == "prod" else "Delete")
+    group = next(r for r in plan.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name.endswith("-gp3"))
+    (sc,) = group.get("objs")
+    assert (sc["apiVersion"], sc["kind"]) == ("storage.k8s.io/v1", "StorageClass")
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert sc["provisioner"] == "ebs.csi.aws.com"
+    assert sc["parameters"] == {"type": "gp3", "encrypted": "true", "fsType": "ext4"}
+    assert sc["volumeBindingMode"] == "WaitForFirstConsumer" and sc["allowVolumeExpansion"] is True
+    assert sc["reclaimPolicy"] == ("Retain" if plan.stack == "prod" else "Delete")
+    ebs = next(a for a in plan.of_type("aws:eks/addon:Addon") if a.get("addonName") == "aws-ebs-csi-driver")
+    assert ebs.urn in group.dependencies
 
 
 # -- system nodes -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from stacks.delivery import DeliveryConfig
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, cross_field
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import ClusterConfig, NetworkConfig, SystemNodeGroupConfig
@@ -71,6 +72,9 @@ class PlatformConfig(Model):
     )
     capacity: CapacityConfig = Field(
         default_factory=CapacityConfig, description="The pod-IP capacity plan checked against the subnets."
+    )
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig, description="Microservices, their registries and CI, GitOps."
     )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
@@ -213,7 +217,7 @@ _NOT_STACK_KEYS = {
     "stack": "unknown key: the stack name comes from `pulumi stack select`",
 }
 # Keys of the project namespace that hold objects or lists (stored as JSON strings by the engine).
-_OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "karpenter", "capacity", "tags"}
+_OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "karpenter", "capacity", "delivery", "tags"}
 
 
 def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, Any], list[ConfigIssue]]:

@@ -16,6 +16,7 @@ from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
+from components.registry import Registry, RegistryArgs, ServiceRegistry
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions, chart_specs, values
 
@@ -172,6 +173,23 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         opts=k8s_opts,
     )
 
+    registry = Registry(
+        f"{prefix}-registry",
+        RegistryArgs(
+            identity=identity,
+            prefix=prefix,
+            services=tuple(
+                ServiceRegistry(name=s.name, github_repository=s.github_repository, branch=s.branch)
+                for s in cfg.delivery.services
+            ),
+            existing_oidc_provider_arn=cfg.delivery.github_oidc_provider_arn,
+            keep_tagged_images=cfg.delivery.keep_tagged_images,
+            untagged_image_days=cfg.delivery.untagged_image_days,
+            protect=cfg.protect,
+        ),
+        opts=aws_only,
+    )
+
     return {
         "clusterName": cluster.cluster_name,
         "clusterEndpoint": cluster.endpoint,
@@ -183,4 +201,6 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "nodeRoleArn": nodes.node_role_arn,
         "karpenterNodeRoleArn": karpenter.node_role_arn,
         "karpenterInterruptionQueue": karpenter.queue_name,
+        "repositoryUrls": registry.repository_urls,
+        "ciRoleArns": registry.ci_role_arns,
     }

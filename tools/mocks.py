@@ -253,6 +253,16 @@ class PlatformMocks(_mocks.Mocks):
             state.update(arn=self._arn("kms", f"key/{name}"), keyId=f"{name}-key-id")
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = self._arn("logs", f"log-group:{inputs.get('name', name)}")
+        elif typ == "aws:ecr/repository:Repository":
+            repo = inputs.get("name", name)
+            state.update(
+                arn=self._arn("ecr", f"repository/{repo}"),
+                repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}",
+                registryId=ACCOUNT_ID,
+            )
+        elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = str(inputs.get("url", "")).removeprefix("https://")
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state.update(latestVersion=1, defaultVersion=1, arn=self._arn("ec2", f"launch-template/{name}"))
         elif service:

@@ -68,6 +68,13 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "aws:eks/addon:Addon": ("addonName", "addonVersion", "configurationValues"),
     "kubernetes:yaml/v2:ConfigGroup": ("objs",),
+    "aws:ecr/repository:Repository": (
+        "name",
+        "imageTagMutability",
+        "imageScanningConfiguration",
+        "encryptionConfigurations",
+    ),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("url", "clientIdLists"),
     "aws:sqs/queue:Queue": ("name", "messageRetentionSeconds", "sqsManagedSseEnabled", "kmsMasterKeyId"),
     "aws:cloudwatch/eventRule:EventRule": ("eventPattern",),
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("namespace", "serviceAccount"),

@@ -343,6 +343,8 @@ def test_stack_outputs(plan: PlanResult) -> None:
         "nodeRoleArn",
         "karpenterNodeRoleArn",
         "karpenterInterruptionQueue",
+        "repositoryUrls",
+        "ciRoleArns",
     }
     assert plan.secret_outputs == {"kubeconfig"}
     assert plan.outputs["clusterName"] == f"eks-platform-{plan.stack}"

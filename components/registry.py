@@ -1,0 +1,184 @@
+"""Container registries for the microservices and the GitHub Actions roles that push to them."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import clip, document
+from components.identity import AwsIdentity
+
+GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+
+# Everything `docker push` and the image scan step need, on one repository.
+PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImages",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceRegistry:
+    name: str
+    github_repository: str
+    branch: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistryArgs:
+    identity: AwsIdentity
+    prefix: str
+    services: tuple[ServiceRegistry, ...]
+    existing_oidc_provider_arn: str | None
+    keep_tagged_images: int
+    untagged_image_days: int
+    protect: bool
+
+
+def lifecycle_policy(keep_tagged: int, untagged_days: int) -> str:
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"Expire untagged images after {untagged_days} days",
+                    "selection": {
+                        "tagStatus": "untagged",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": untagged_days,
+                    },
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
+                    "description": f"Keep the last {keep_tagged} tagged images",
+                    "selection": {
+                        "tagStatus": "tagged",
+                        "tagPatternList": ["*"],
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep_tagged,
+                    },
+                    "action": {"type": "expire"},
+                },
+            ]
+        }
+    )
+
+
+def github_trust(provider_arn: str, repository: str, branch: str) -> str:
+    """Trust for GitHub Actions OIDC: only pushes to one branch of one repository."""
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                    f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:ref:refs/heads/{branch}",
+                }
+            },
+        }
+    )
+
+
+def _trust_for(svc: ServiceRegistry, provider_arn: str) -> str:
+    return github_trust(provider_arn, svc.github_repository, svc.branch)
+
+
+class Registry(pulumi.ComponentResource):
+    """One ECR repository per microservice and one CI role per service, for GitHub Actions.
+
+    Guarantees: immutable tags, scan on push, KMS encryption (the AWS-managed `aws/ecr` key), a
+    lifecycle that keeps the last N tagged images and expires untagged ones, `protect` in prod;
+    each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
+    claim), and may push to its own repository alone (plus `ecr:GetAuthorizationToken`, which
+    has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
+    """
+
+    repository_urls: pulumi.Output[dict[str, str]]
+    ci_role_arns: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:registry:Registry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ident = args.identity
+
+        # An account holds one provider per issuer URL: reuse it when the config names one.
+        provider_arn: pulumi.Input[str] | None = args.existing_oidc_provider_arn
+        if provider_arn is None and args.services:
+            provider = aws.iam.OpenIdConnectProvider(
+                f"{name}-github-oidc", url=GITHUB_OIDC_URL, client_id_lists=["sts.amazonaws.com"], opts=child
+            )
+            provider_arn = provider.arn
+
+        urls: dict[str, pulumi.Output[str]] = {}
+        roles: dict[str, pulumi.Output[str]] = {}
+        for svc in args.services:
+            repo = aws.ecr.Repository(
+                f"{name}-{svc.name}",
+                name=f"{args.prefix}/{svc.name}",
+                image_tag_mutability="IMMUTABLE",
+                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                    scan_on_push=True
+                ),
+                encryption_configurations=[
+                    aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")
+                ],
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            aws.ecr.LifecyclePolicy(
+                f"{name}-{svc.name}",
+                repository=repo.name,
+                policy=lifecycle_policy(args.keep_tagged_images, args.untagged_image_days),
+                opts=child,
+            )
+            role = aws.iam.Role(
+                f"{name}-{svc.name}-ci",
+                name=clip(f"{name}-{svc.name}-ci"),
+                description=f"GitHub Actions of {svc.github_repository}@{svc.branch}: push {svc.name} images",
+                assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                    functools.partial(_trust_for, svc)
+                ),
+                max_session_duration=3600,
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-{svc.name}-ci",
+                role=role.id,
+                policy=repo.arn.apply(
+                    lambda arn: document(
+                        {
+                            "Sid": "Login",
+                            "Effect": "Allow",
+                            "Action": "ecr:GetAuthorizationToken",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "PushThisRepositoryOnly",
+                            "Effect": "Allow",
+                            "Action": PUSH_ACTIONS,
+                            "Resource": arn,
+                        },
+                    )
+                ),
+                opts=child,
+            )
+            urls[svc.name] = repo.repository_url
+            roles[svc.name] = role.arn
+        self.registry = f"{ident.account_id}.dkr.ecr.{ident.region}.{ident.dns_suffix}"
+        self.repository_urls = pulumi.Output.all(**urls) if urls else pulumi.Output.from_input({})
+        self.ci_role_arns = pulumi.Output.all(**roles) if roles else pulumi.Output.from_input({})
+        self.register_outputs({"repository_urls": self.repository_urls, "ci_role_arns": self.ci_role_arns})

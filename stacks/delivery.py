@@ -1,0 +1,98 @@
+"""The delivery section of a stack's config: microservices, their registries and CI, GitOps."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, StrictInt, model_validator
+
+from stacks.fields import Model, cross_field
+
+_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
+_GIT_URL = re.compile(r"https://[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._~/-]+?(\.git)?", re.ASCII)
+_BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,200}", re.ASCII)
+_OIDC_ARN = re.compile(
+    r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com", re.ASCII
+)
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}", re.ASCII)
+
+
+class ServiceConfig(Model):
+    name: str = Field(description="Service name: a DNS label; names its ECR repository and namespace.")
+    github_repository: str = Field(description="GitHub `owner/repo` whose CI builds the image.")
+    branch: str = Field(default="main", description="The only branch whose CI may push images.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ServiceConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not _DNS_LABEL.fullmatch(self.name):
+            issues.append(
+                (
+                    "name",
+                    self.name,
+                    "must be a DNS label: lowercase letters, digits and '-', "
+                    "starting with a letter, at most 63 characters",
+                )
+            )
+        if not _GITHUB_REPO.fullmatch(self.github_repository):
+            issues.append(("githubRepository", self.github_repository, "must be `owner/repo` on GitHub"))
+        if not _BRANCH.fullmatch(self.branch) or ".." in self.branch or "*" in self.branch:
+            issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
+        cross_field(issues)
+        return self
+
+
+class GitOpsConfig(Model):
+    repo_url: str = Field(
+        default="https://github.com/example-org/eks-platform.git",
+        description="HTTPS URL of the GitOps repository ArgoCD syncs.",
+    )
+    revision: str = Field(default="main", description="Branch or tag ArgoCD follows.")
+    credentials_secret: str | None = Field(
+        default=None,
+        description="AWS Secrets Manager secret holding the repo credentials (private repos only).",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> GitOpsConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not _GIT_URL.fullmatch(self.repo_url):
+            issues.append(("repoUrl", self.repo_url, "must be an https:// git URL (host and path)"))
+        if not _BRANCH.fullmatch(self.revision):
+            issues.append(("revision", self.revision, "must be a branch or tag name"))
+        if self.credentials_secret is not None and not _SECRET_NAME.fullmatch(self.credentials_secret):
+            issues.append(("credentialsSecret", self.credentials_secret, "not a Secrets Manager secret name"))
+        cross_field(issues)
+        return self
+
+
+class DeliveryConfig(Model):
+    services: tuple[ServiceConfig, ...] = Field(
+        default=(), description="Microservices: one ECR repository and one CI role each."
+    )
+    github_oidc_provider_arn: str | None = Field(
+        default=None,
+        description="An existing GitHub OIDC provider to reuse (an account holds one); else one is created.",
+    )
+    keep_tagged_images: StrictInt = Field(
+        default=30, ge=1, le=1000, description="Tagged images kept per repository (older ones expire)."
+    )
+    untagged_image_days: StrictInt = Field(
+        default=7, ge=1, le=365, description="Days before untagged images expire."
+    )
+    gitops: GitOpsConfig = Field(default_factory=GitOpsConfig, description="The GitOps repository.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> DeliveryConfig:
+        issues: list[tuple[str, Any, str]] = []
+        names = [s.name for s in self.services]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            issues.append(("services", duplicates, "service names must be unique"))
+        arn = self.github_oidc_provider_arn
+        if arn is not None and not _OIDC_ARN.fullmatch(arn):
+            issues.append(("githubOidcProviderArn", arn, "not the ARN of a GitHub Actions OIDC provider"))
+        cross_field(issues)
+        return self

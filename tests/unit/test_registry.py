@@ -1,0 +1,132 @@
+"""ECR repositories and GitHub Actions CI roles, for both stacks under mocks; delivery config errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stacks.config import PROJECT, ConfigError, validate
+from tools.mocks import PlanResult, stack_config
+
+REPO = "aws:ecr/repository:Repository"
+
+
+def test_one_hardened_repository_per_service(plan: PlanResult, configs) -> None:
+    services = [s.name for s in configs[plan.stack].delivery.services]
+    repos = plan.of_type(REPO)
+    assert sorted(r.get("name") for r in repos) == sorted(f"eks-platform-{plan.stack}/{s}" for s in services)
+    for repo in repos:
+        assert repo.get("imageTagMutability") == "IMMUTABLE"
+        assert repo.get("imageScanningConfiguration") == {"scanOnPush": True}
+        assert repo.get("encryptionConfigurations") == [{"encryptionType": "KMS"}]
+        assert repo.protect is (plan.stack == "prod")
+
+
+def test_lifecycle_keeps_tagged_and_expires_untagged(plan: PlanResult, configs) -> None:
+    delivery = configs[plan.stack].delivery
+    for policy in plan.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"):
+        rules = {r["selection"]["tagStatus"]: r for r in json.loads(policy.get("policy"))["rules"]}
+        assert rules["untagged"]["selection"]["countNumber"] == delivery.untagged_image_days
+        assert rules["tagged"]["selection"]["countType"] == "imageCountMoreThan"
+        assert rules["tagged"]["selection"]["countNumber"] == delivery.keep_tagged_images
+
+
+def test_ci_role_trusts_one_repository_and_branch(plan: PlanResult, configs) -> None:
+    oidc = plan.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert oidc.get("url") == "https://token.actions.githubusercontent.com"
+    assert oidc.get("clientIdLists") == ["sts.amazonaws.com"]
+    for svc in configs[plan.stack].delivery.services:
+        role = next(
+            r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith(f"registry-{svc.name}-ci")
+        )
+        (statement,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+        assert statement["Principal"] == {
+            "Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+        }
+        conditions = statement["Condition"]
+        assert set(conditions) == {"StringEquals"}  # no StringLike wildcards on the subject
+        assert conditions["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+            f"repo:{svc.github_repository}:ref:refs/heads/{svc.branch}"
+        )
+        assert conditions["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+
+
+def test_ci_role_pushes_to_its_own_repository_only(plan: PlanResult) -> None:
+    for policy in [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-ci")]:
+        service = re.search(r"registry-(.+)-ci$", policy.name).group(1)
+        statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
+        assert statements["Login"]["Action"] == "ecr:GetAuthorizationToken"
+        push = statements["PushThisRepositoryOnly"]
+        assert push["Resource"] == (
+            f"arn:aws:ecr:eu-west-1:123456789012:repository/eks-platform-{plan.stack}/{service}"
+        )
+        assert "ecr:PutImage" in push["Action"] and not any(a.endswith("*") for a in push["Action"])
+        assert set(statements) == {"Login", "PushThisRepositoryOnly"}
+
+
+def test_outputs_name_each_services_repository_and_role(plan: PlanResult, configs) -> None:
+    names = {s.name for s in configs[plan.stack].delivery.services}
+    assert set(plan.outputs["repositoryUrls"]) == names == set(plan.outputs["ciRoleArns"])
+    for name, url in plan.outputs["repositoryUrls"].items():
+        assert url == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/eks-platform-{plan.stack}/{name}"
+
+
+def test_existing_oidc_provider_is_reused() -> None:
+    from tools.mocks import run_program
+
+    raw, _ = stack_config("dev")
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    raw[f"{PROJECT}:delivery"] = json.dumps({**delivery, "githubOidcProviderArn": arn})
+    result = run_program("dev", raw)
+    assert result.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+    role = next(r for r in result.of_type("aws:iam/role:Role") if r.name.endswith("-ci"))
+    assert json.loads(role.get("assumeRolePolicy"))["Statement"][0]["Principal"]["Federated"] == arn
+
+
+SERVICE = {"name": "catalog", "githubRepository": "example-org/eks-platform"}
+BAD_DELIVERY = [
+    (
+        "repo-url",
+        {"gitops": {"repoUrl": "git@github.com:example-org/eks-platform.git"}},
+        "gitops.repoUrl",
+        "https://",
+    ),
+    (
+        "repo-url-http",
+        {"gitops": {"repoUrl": "http://github.com/example-org/x.git"}},
+        "gitops.repoUrl",
+        "https://",
+    ),
+    ("duplicate", {"services": [SERVICE, SERVICE]}, "delivery.services", "unique"),
+    ("not-dns", {"services": [{**SERVICE, "name": "Catalog_API"}]}, "services.0.name", "DNS label"),
+    ("too-long", {"services": [{**SERVICE, "name": "a" * 64}]}, "services.0.name", "DNS label"),
+    (
+        "github-repo",
+        {"services": [{**SERVICE, "githubRepository": "eks-platform"}]},
+        "services.0.githubRepository",
+        "owner/repo",
+    ),
+    ("branch-wildcard", {"services": [{**SERVICE, "branch": "release/*"}]}, "services.0.branch", "wildcards"),
+    (
+        "oidc-arn",
+        {"githubOidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/example.com"},
+        "githubOidcProviderArn",
+        "GitHub Actions OIDC",
+    ),
+    ("retention", {"keepTaggedImages": 0}, "keepTaggedImages", "greater than or equal to 1"),
+    ("typo", {"servcies": []}, "delivery.servcies", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("delivery", "key", "message"), [c[1:] for c in BAD_DELIVERY], ids=[c[0] for c in BAD_DELIVERY]
+)
+def test_bad_delivery_config_is_rejected(delivery, key, message) -> None:
+    raw, _ = stack_config("dev")
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
+    assert any(key in i.key and re.search(message, i.message) for i in info.value.issues), str(info.value)

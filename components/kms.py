@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,7 +16,8 @@ from components.identity import AwsIdentity
 class EncryptionKeyArgs:
     identity: AwsIdentity
     description: str
-    # Log groups (name patterns) whose data CloudWatch Logs may encrypt with this key.
+    # Log groups (name patterns) whose data CloudWatch Logs may encrypt with this key (none: no
+    # service statement; IAM policies of the key's users grant use through the account).
     log_group_patterns: tuple[str, ...]
     deletion_window_days: int
     protect: bool
@@ -36,35 +38,39 @@ class EncryptionKey(pulumi.ComponentResource):
     def __init__(self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:kms:EncryptionKey", name, None, opts)
         ident = args.identity
-        policy = document(
+        statements: list[dict[str, Any]] = [
             {
                 "Sid": "AccountAdministersAndDelegatesThroughIam",
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:{ident.partition}:iam::{ident.account_id}:root"},
                 "Action": "kms:*",
                 "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsForThePlatformLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{ident.region}.{ident.dns_suffix}"},
-                "Action": [
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": [
-                            ident.arn("logs", f"log-group:{p}") for p in args.log_group_patterns
-                        ]
-                    }
+            }
+        ]
+        if args.log_group_patterns:
+            statements.append(
+                {
+                    "Sid": "CloudWatchLogsForThePlatformLogGroups",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{ident.region}.{ident.dns_suffix}"},
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": [
+                                ident.arn("logs", f"log-group:{p}") for p in args.log_group_patterns
+                            ]
+                        }
+                    },
                 },
-            },
-        )
+            )
+        policy = document(*statements)
         key = aws.kms.Key(
             f"{name}-key",
             description=args.description,

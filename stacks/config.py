@@ -17,6 +17,7 @@ import pulumi
 from pydantic import (
     AfterValidator,
     Field,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -30,6 +31,11 @@ from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import ClusterConfig, NetworkConfig, SystemNodeGroupConfig
 
 PROJECT = "eks-platform"
+# Keys that may only be set as secrets (`pulumi config set --secret`), with the prefix each value
+# must have. Kept out of the model: cfg.secret(key) hands them out as secret Outputs.
+SECRET_KEYS = {"alertReceiverUrl": "https://"}
+# What the offline plan puts in place of a secure value it cannot decrypt; format checks skip it.
+SECRET_PLACEHOLDER = "[secure value, masked offline]"  # noqa: S105 (a marker, not a password)
 
 
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -79,6 +85,13 @@ class PlatformConfig(Model):
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
     )
+
+    _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def secret(self, key: str) -> pulumi.Output[str] | None:
+        """A secret-only config value as a secret Output, or None when the stack does not set it."""
+        value = self._secrets.get(key)
+        return None if value is None else pulumi.Output.secret(value)
 
     @field_validator("protect")
     @classmethod
@@ -247,9 +260,39 @@ def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, 
     return data, issues
 
 
-def validate(raw: dict[str, str], project: str, stack: str, source: str) -> PlatformConfig:
+def _secret_inputs(
+    raw: dict[str, str], secret_keys: frozenset[str], namespace: str
+) -> tuple[dict[str, str], list[ConfigIssue]]:
+    """Pull the secret-only keys out of the raw config, checking they are secrets and well formed.
+
+    Their values never appear in an error message: the issue shows "[secret]".
+    """
+    values: dict[str, str] = {}
+    issues: list[ConfigIssue] = []
+    for key, must_start in SECRET_KEYS.items():
+        full = f"{namespace}:{key}"
+        if full not in raw:
+            continue
+        value = raw.pop(full)
+        if full not in secret_keys:
+            issues.append(
+                ConfigIssue(full, "[not shown]", f"must be a secret: `pulumi config set --secret {key} ...`")
+            )
+        elif value != SECRET_PLACEHOLDER and not value.startswith(must_start):
+            issues.append(ConfigIssue(full, "[secret]", f"must start with {must_start}"))
+        else:
+            values[key] = value
+    return values, issues
+
+
+def validate(
+    raw: dict[str, str], project: str, stack: str, source: str, secret_keys: frozenset[str] = frozenset()
+) -> PlatformConfig:
     """Validate the raw engine config of one stack; raise ConfigError listing every problem."""
-    data, issues = parse_raw(raw, project)
+    raw = dict(raw)
+    secrets, issues = _secret_inputs(raw, secret_keys, project)
+    data, parse_issues = parse_raw(raw, project)
+    issues += parse_issues
     data["project"], data["stack"] = project, stack
     try:
         # The production flag is context for the sections' own production rules, so those are
@@ -259,6 +302,7 @@ def validate(raw: dict[str, str], project: str, stack: str, source: str) -> Plat
         issues += format_errors(err, project)
     if issues:
         raise ConfigError(source, issues)
+    cfg._secrets = secrets
     return cfg
 
 
@@ -267,4 +311,7 @@ def load() -> PlatformConfig:
     project, stack = pulumi.get_project(), pulumi.get_stack()
     # The engine hands config over either through PULUMI_CONFIG or set_all_config; take both.
     raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    return validate(raw, project, stack, f"Pulumi.{stack}.yaml")
+    secret_keys = frozenset(k for k in raw if pulumi.runtime.is_config_secret(k)) | frozenset(
+        pulumi.runtime.config.get_config_secret_keys_env()
+    )
+    return validate(raw, project, stack, f"Pulumi.{stack}.yaml", secret_keys)

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
@@ -14,9 +15,11 @@ from components.cluster import Cluster, ClusterArgs
 from components.identity import lookup
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
+from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from components.registry import Registry, RegistryArgs, ServiceRegistry
+from components.secrets import Secrets, SecretsArgs, SecretTarget
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions, chart_specs, values
 
@@ -115,7 +118,11 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         kubeconfig=cluster.kubeconfig_json,
         enable_server_side_apply=True,
     )
-    k8s_opts = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
+    # Default providers are disabled (Pulumi.yaml): every package gets an explicit one.
+    random_provider = random.Provider(f"{prefix}-random")
+    k8s_opts = pulumi.ResourceOptions(
+        providers={"aws": aws_provider, "kubernetes": k8s_provider, "random": random_provider}
+    )
     charts = chart_specs()
     cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
     ClusterAddons(
@@ -173,6 +180,56 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         opts=k8s_opts,
     )
 
+    namespaces = Namespaces(
+        f"{prefix}-namespaces",
+        NamespacesArgs(
+            namespaces={"external-secrets": "baseline", "monitoring": "privileged", "argocd": "baseline"}
+        ),
+        opts=k8s_opts,
+    )
+    receiver_url = cfg.secret("alertReceiverUrl")
+    if receiver_url is None:
+        pulumi.log.warn(
+            "eks-platform:alertReceiverUrl is not set: Alertmanager routes alerts to no receiver. "
+            "Set it with `pulumi config set --secret alertReceiverUrl https://...`."
+        )
+    gitops_secret = cfg.delivery.gitops.credentials_secret
+    targets = [SecretTarget(namespace="monitoring", name="grafana-admin", remote=f"{prefix}/grafana-admin")]
+    if receiver_url is not None:
+        targets.append(
+            SecretTarget(
+                namespace="monitoring", name="alertmanager-receiver", remote=f"{prefix}/alertmanager-receiver"
+            )
+        )
+    if gitops_secret is not None:
+        targets.append(
+            SecretTarget(
+                namespace="argocd",
+                name="gitops-repository",
+                remote=gitops_secret,
+                labels={"argocd.argoproj.io/secret-type": "repository"},
+            )
+        )
+    secrets = Secrets(
+        f"{prefix}-secrets",
+        SecretsArgs(
+            identity=identity,
+            prefix=prefix,
+            cluster_name=cfg.cluster_name,
+            cluster_arn=cluster_arn,
+            recovery_window_days=30 if cfg.production else 7,
+            chart=charts["external-secrets"],
+            base_values=values("external-secrets"),
+            high_availability=cfg.production,
+            protect=cfg.protect,
+            alert_receiver_url=receiver_url,
+            external_secret_names=(gitops_secret,) if gitops_secret else (),
+            targets=tuple(targets),
+            depends_on=[namespaces, nodes.node_group],
+        ),
+        opts=k8s_opts,
+    )
+
     registry = Registry(
         f"{prefix}-registry",
         RegistryArgs(
@@ -203,4 +260,5 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "karpenterInterruptionQueue": karpenter.queue_name,
         "repositoryUrls": registry.repository_urls,
         "ciRoleArns": registry.ci_role_arns,
+        "secretStore": secrets.store_name,
     }

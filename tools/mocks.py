@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import settings as _settings
 from pulumi.runtime.proto import resource_pb2
 
+from stacks.config import SECRET_PLACEHOLDER
 from stacks.data import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,29 +246,45 @@ class PlatformMocks(_mocks.Mocks):
             k: v for k, v in inputs.items() if k == "metadata" or not isinstance(v, (dict, list))
         }
         state["id"] = f"{name}-id"
-        service = typ.split(":")[1].split("/")[0] if typ.startswith("aws:") else ""
-        if typ == "aws:iam/role:Role":
-            role = inputs.get("name", name)
-            state.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", name=role, uniqueId="AROA" + name)
-        elif typ == "aws:kms/key:Key":
-            state.update(arn=self._arn("kms", f"key/{name}"), keyId=f"{name}-key-id")
-        elif typ == "aws:cloudwatch/logGroup:LogGroup":
-            state["arn"] = self._arn("logs", f"log-group:{inputs.get('name', name)}")
-        elif typ == "aws:ecr/repository:Repository":
-            repo = inputs.get("name", name)
-            state.update(
-                arn=self._arn("ecr", f"repository/{repo}"),
-                repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}",
-                registryId=ACCOUNT_ID,
-            )
-        elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            host = str(inputs.get("url", "")).removeprefix("https://")
-            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
-        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state.update(latestVersion=1, defaultVersion=1, arn=self._arn("ec2", f"launch-template/{name}"))
-        elif service:
-            state.setdefault("arn", self._arn(service, name))
+        state.update(self._computed(typ, name, inputs))
+        if typ.startswith("aws:"):
+            state.setdefault("arn", self._arn(typ.split(":")[1].split("/")[0], name))
         return f"{name}-id", state
+
+    def _computed(self, typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911
+        """The outputs AWS (or the random provider) computes, in the shape the real ones have."""
+        physical = str(inputs.get("name", name))
+        if typ == "aws:iam/role:Role":
+            return {
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}",
+                "name": physical,
+                "uniqueId": "AROA" + name,
+            }
+        if typ == "aws:kms/key:Key":
+            return {"arn": self._arn("kms", f"key/{name}"), "keyId": f"{name}-key-id"}
+        if typ == "aws:ecr/repository:Repository":
+            return {
+                "arn": self._arn("ecr", f"repository/{physical}"),
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
+                "registryId": ACCOUNT_ID,
+            }
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = str(inputs.get("url", "")).removeprefix("https://")
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"}
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return {
+                "latestVersion": 1,
+                "defaultVersion": 1,
+                "arn": self._arn("ec2", f"launch-template/{name}"),
+            }
+        if typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic and recognisable, so tests can scan every input for a leak of it.
+            return {"result": f"generated-{name}-Zq7v"}
+        arns = {
+            "aws:cloudwatch/logGroup:LogGroup": ("logs", f"log-group:{physical}"),
+            "aws:secretsmanager/secret:Secret": ("secretsmanager", f"secret:{physical}-AbCdEf"),
+        }
+        return {"arn": self._arn(*arns[typ])} if typ in arns else {}
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
@@ -385,7 +402,7 @@ def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str]
     for key, value in (document.get("config") or {}).items():
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raw[full] = "[secure value, masked offline]"
+            raw[full] = SECRET_PLACEHOLDER
             secret_keys.append(full)
         else:
             raw[full] = _engine_string(value)

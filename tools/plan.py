@@ -68,6 +68,10 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "aws:eks/addon:Addon": ("addonName", "addonVersion", "configurationValues"),
     "kubernetes:yaml/v2:ConfigGroup": ("objs",),
+    "aws:secretsmanager/secret:Secret": ("name", "kmsKeyId", "recoveryWindowInDays"),
+    "aws:secretsmanager/secretVersion:SecretVersion": ("secretString",),
+    "kubernetes:external-secrets.io/v1:ExternalSecret": ("metadata", "spec.dataFrom", "spec.target.name"),
+    "kubernetes:external-secrets.io/v1:ClusterSecretStore": ("spec.provider",),
     "aws:ecr/repository:Repository": (
         "name",
         "imageTagMutability",

@@ -15,6 +15,12 @@ AWS_PROVIDER = "pulumi:providers:aws"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 
 
+def cluster_key(plan: PlanResult):
+    """The KMS key of the control plane (EKS secrets, log groups)."""
+    (key,) = [k for k in plan.of_type("aws:kms/key:Key") if k.name.endswith("logs-secrets-key")]
+    return key
+
+
 def provider_ref(plan: PlanResult, typ: str) -> str:
     provider = plan.one(typ)
     return f"{provider.urn}::{provider.name}-id"
@@ -30,10 +36,14 @@ def test_every_resource_uses_the_explicit_providers(plan: PlanResult) -> None:
             assert r.provider == aws_ref, r.urn
         elif r.type.startswith("kubernetes:"):
             assert r.provider == k8s_ref, r.urn
+        elif r.type.startswith("random:"):
+            assert r.provider == provider_ref(plan, "pulumi:providers:random"), r.urn
         elif r.type.startswith(("eks:", "awsx:")):
             assert r.providers.get("aws") == aws_ref, r.urn
     assert len(plan.of_type(AWS_PROVIDER)) == 1
     assert len(plan.of_type(K8S_PROVIDER)) == 1
+    # Nothing may fall back to a default provider (they are disabled in Pulumi.yaml).
+    assert all(r.provider for r in plan.records if r.custom and not r.type.startswith("pulumi:providers:"))
 
 
 def test_aws_provider_region_and_default_tags(plan: PlanResult, configs) -> None:
@@ -68,7 +78,7 @@ def test_children_are_parented_to_their_component(plan: PlanResult) -> None:
 
 
 def test_kms_key_rotates_and_has_a_stack_sized_deletion_window(plan: PlanResult) -> None:
-    key = plan.one("aws:kms/key:Key")
+    key = cluster_key(plan)
     assert key.get("enableKeyRotation") is True
     assert key.get("deletionWindowInDays") == (30 if plan.stack == "prod" else 7)
     policy = json.loads(key.get("policy"))
@@ -89,10 +99,9 @@ def test_log_groups_are_encrypted_with_bounded_retention(plan: PlanResult, confi
 
 
 def test_prod_protects_its_state_and_dev_does_not(plans: dict[str, PlanResult]) -> None:
-    stateful = ("aws:kms/key:Key", "eks:index:Cluster")
-    for typ in stateful:
-        assert plans["prod"].one(typ).protect is True
-        assert plans["dev"].one(typ).protect is False
+    for stack, protected in (("prod", True), ("dev", False)):
+        assert cluster_key(plans[stack]).protect is protected
+        assert plans[stack].one("eks:index:Cluster").protect is protected
     prod_groups = plans["prod"].of_type("aws:cloudwatch/logGroup:LogGroup")
     assert any(g.protect and "/aws/eks/" in g.get("name") for g in prod_groups)
     assert not any(r.protect for r in plans["dev"].records)
@@ -165,7 +174,7 @@ def test_cluster_security_settings(plan: PlanResult, configs) -> None:
     assert eks.get("publicAccessCidrs") == ([str(c) for c in cfg.cluster.public_access_cidrs] or None)
     assert eks.get("enabledClusterLogTypes") == list(CONTROL_PLANE_LOG_TYPES)
     assert eks.get("authenticationMode") == "API"
-    key = plan.one("aws:kms/key:Key")
+    key = cluster_key(plan)
     assert eks.get("encryptionConfigKeyArn") == f"arn:aws:kms:{cfg.region}:123456789012:key/{key.name}"
     assert eks.get("skipDefaultNodeGroup") is True
     assert eks.get("createOidcProvider") is True
@@ -345,6 +354,7 @@ def test_stack_outputs(plan: PlanResult) -> None:
         "karpenterInterruptionQueue",
         "repositoryUrls",
         "ciRoleArns",
+        "secretStore",
     }
     assert plan.secret_outputs == {"kubeconfig"}
     assert plan.outputs["clusterName"] == f"eks-platform-{plan.stack}"

@@ -55,7 +55,7 @@ def test_ci_role_trusts_one_repository_and_branch(plan: PlanResult, configs) -> 
 
 def test_ci_role_pushes_to_its_own_repository_only(plan: PlanResult) -> None:
     for policy in [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-ci")]:
-        service = re.search(r"registry-(.+)-ci$", policy.name).group(1)
+        service = policy.name.removeprefix(f"eks-platform-{plan.stack}-registry-").removesuffix("-ci")
         statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
         assert statements["Login"]["Action"] == "ecr:GetAuthorizationToken"
         push = statements["PushThisRepositoryOnly"]

@@ -51,7 +51,7 @@ def test_controller_role_trusts_exactly_one_service_account(plan: PlanResult) ->
     assert conditions["aws:RequestTag/kubernetes-namespace"] == "kube-system"
     assert conditions["aws:RequestTag/kubernetes-service-account"] == "karpenter"
     assert conditions["aws:RequestTag/eks-cluster-arn"].endswith(f":cluster/eks-platform-{plan.stack}")
-    association = plan.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    association = named(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller")
     assert (association.get("namespace"), association.get("serviceAccount")) == ("kube-system", "karpenter")
     assert association.get("roleArn") == f"arn:aws:iam::123456789012:role/{role.get('name')}"
     values = release(plan, "karpenter").get("values")

@@ -1,0 +1,226 @@
+"""Platform secrets: AWS Secrets Manager as the source, External Secrets to bring them in-cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.helm import ChartSpec, merge, release
+from components.iam import clip, document, pod_identity_trust
+from components.identity import AwsIdentity
+from components.kms import EncryptionKey, EncryptionKeyArgs
+
+NAMESPACE, SERVICE_ACCOUNT = "external-secrets", "external-secrets"
+STORE = "aws-secrets-manager"
+REFRESH = "1h"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretTarget:
+    """A Secrets Manager secret materialised as a Kubernetes Secret by an ExternalSecret."""
+
+    namespace: str
+    name: str
+    # Secrets Manager secret name; keys of its JSON value become the Secret's keys.
+    remote: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretsArgs:
+    identity: AwsIdentity
+    prefix: str
+    cluster_name: str
+    cluster_arn: str
+    # Days a deleted secret or key can still be recovered (30 in prod).
+    recovery_window_days: int
+    chart: ChartSpec
+    base_values: dict[str, Any]
+    high_availability: bool
+    protect: bool
+    # Alertmanager receiver URL from Pulumi secret config; None: set it in Secrets Manager later.
+    alert_receiver_url: pulumi.Output[str] | None
+    # Extra secrets the platform reads but does not own (e.g. the GitOps repo credentials).
+    external_secret_names: tuple[str, ...]
+    targets: tuple[SecretTarget, ...]
+    # Namespaces (and system nodes) that must exist first.
+    depends_on: list[pulumi.Resource]
+
+
+class Secrets(pulumi.ComponentResource):
+    """The platform's secrets in AWS Secrets Manager, and External Secrets to use them in-cluster.
+
+    Guarantees: a customer-managed KMS key (rotation on, 30-day window and `protect` in prod)
+    encrypts every secret; values are generated (pulumi-random) or come from Pulumi secret config,
+    never from plain config, and never appear in plain inputs, Helm values or outputs; secrets
+    keep a 30-day recovery window in prod. The External Secrets Operator runs on the system nodes
+    with a Pod Identity role bound to its service account alone, allowed to read only this
+    stack's secrets (by name prefix, plus the named external ones) and to decrypt only through
+    Secrets Manager with this key. A ClusterSecretStore and one ExternalSecret per target bring
+    the values into Kubernetes Secrets, refreshed hourly.
+    """
+
+    store_name: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    secret_arns: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:secrets:Secrets", name, None, opts)
+        ident = args.identity
+        child = pulumi.ResourceOptions(parent=self)
+        window = args.recovery_window_days
+
+        key = EncryptionKey(
+            f"{name}-kms",
+            EncryptionKeyArgs(
+                identity=ident,
+                description=f"{args.prefix}: Secrets Manager secrets of the platform",
+                log_group_patterns=(),
+                deletion_window_days=window,
+                protect=args.protect,
+            ),
+            opts=child,
+        )
+
+        def secret(short: str, description: str) -> aws.secretsmanager.Secret:
+            return aws.secretsmanager.Secret(
+                f"{name}-{short}",
+                name=f"{args.prefix}/{short}",
+                description=description,
+                kms_key_id=key.key_arn,
+                recovery_window_in_days=window,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+
+        password = random.RandomPassword(
+            f"{name}-grafana-admin", length=32, special=True, override_special="-_.~", opts=child
+        )
+        grafana = secret("grafana-admin", "Grafana admin login (generated)")
+        aws.secretsmanager.SecretVersion(
+            f"{name}-grafana-admin",
+            secret_id=grafana.id,
+            secret_string=secret_json({"admin-user": "admin", "admin-password": password.result}),
+            opts=child,
+        )
+        receiver = secret("alertmanager-receiver", "Alertmanager receiver URL (Slack or webhook)")
+        if args.alert_receiver_url is not None:
+            aws.secretsmanager.SecretVersion(
+                f"{name}-alertmanager-receiver",
+                secret_id=receiver.id,
+                secret_string=secret_json({"url": args.alert_receiver_url}),
+                opts=child,
+            )
+
+        role = aws.iam.Role(
+            f"{name}-eso",
+            name=clip(f"{name}-eso"),
+            assume_role_policy=pod_identity_trust(
+                ident.account_id, args.cluster_arn, NAMESPACE, SERVICE_ACCOUNT
+            ),
+            opts=child,
+        )
+        readable = [ident.arn("secretsmanager", f"secret:{args.prefix}/*")] + [
+            ident.arn("secretsmanager", f"secret:{n}-*") for n in args.external_secret_names
+        ]
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-eso",
+            role=role.id,
+            policy=key.key_arn.apply(
+                lambda key_arn: document(
+                    {
+                        "Sid": "ReadThisStacksSecrets",
+                        "Effect": "Allow",
+                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                        "Resource": readable,
+                    },
+                    {
+                        "Sid": "DecryptThroughSecretsManagerOnly",
+                        "Effect": "Allow",
+                        "Action": "kms:Decrypt",
+                        "Resource": key_arn,
+                        "Condition": {
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
+                            }
+                        },
+                    },
+                )
+            ),
+            opts=child,
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-eso",
+            cluster_name=args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+        ha = args.high_availability
+        operator = release(
+            f"{name}-operator",
+            release_name="external-secrets",
+            namespace=NAMESPACE,
+            spec=args.chart,
+            values=merge(
+                args.base_values,
+                {
+                    "replicaCount": 2 if ha else 1,
+                    "leaderElect": ha,
+                    "podDisruptionBudget": {"enabled": ha, "minAvailable": 1},
+                    "webhook": {"replicaCount": 2 if ha else 1, "podDisruptionBudget": {"enabled": ha}},
+                    "certController": {"podDisruptionBudget": {"enabled": False}},
+                },
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[association, *args.depends_on]),
+        )
+        store = k8s.apiextensions.CustomResource(
+            f"{name}-store",
+            api_version="external-secrets.io/v1",
+            kind="ClusterSecretStore",
+            metadata={"name": STORE},
+            # No `auth`: the controller uses its Pod Identity credentials (the default chain).
+            spec={"provider": {"aws": {"service": "SecretsManager", "region": ident.region}}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+        )
+        for target in args.targets:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{target.namespace}-{target.name}",
+                api_version="external-secrets.io/v1",
+                kind="ExternalSecret",
+                metadata={"name": target.name, "namespace": target.namespace},
+                spec=external_secret_spec(target),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[store]),
+            )
+
+        self.store_name = pulumi.Output.from_input(STORE)
+        self.key_arn = key.key_arn
+        self.secret_arns = pulumi.Output.all(grafana=grafana.arn, receiver=receiver.arn)
+        self.register_outputs(
+            {"store_name": self.store_name, "key_arn": self.key_arn, "secret_arns": self.secret_arns}
+        )
+
+
+def secret_json(value: dict[str, Any]) -> pulumi.Output[str]:
+    """A JSON document marked secret, whatever its parts are marked."""
+    payload: Any = pulumi.Output.json_dumps(value)
+    return cast(pulumi.Output[str], pulumi.Output.secret(payload))
+
+
+def external_secret_spec(target: SecretTarget) -> dict[str, Any]:
+    template: dict[str, Any] = {"type": "Opaque"}
+    if target.labels:
+        template["metadata"] = {"labels": target.labels}
+    return {
+        "refreshInterval": REFRESH,
+        "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+        "target": {"name": target.name, "creationPolicy": "Owner", "template": template},
+        # Every key of the Secrets Manager JSON value becomes a key of the Kubernetes Secret.
+        "dataFrom": [{"extract": {"key": target.remote}}],
+    }

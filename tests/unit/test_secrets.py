@@ -1,0 +1,158 @@
+"""Secrets Manager, External Secrets and secret config, for both stacks under mocks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.config import PROJECT, SECRET_PLACEHOLDER, ConfigError, validate
+from tests.schemas import validate_custom_resource
+from tools.mocks import PlanResult, run_program, stack_config
+
+SECRET = "aws:secretsmanager/secret:Secret"
+
+
+def test_no_generated_secret_reaches_a_plain_input(plan: PlanResult) -> None:
+    passwords = plan.of_type("random:index/randomPassword:RandomPassword")
+    assert passwords, "the platform generates its Grafana admin password"
+    generated = [f"generated-{p.name}-Zq7v" for p in passwords]
+    for record in plan.records:
+        text = json.dumps(record.inputs)  # secrets already replaced by "[secret]"
+        assert not any(g in text for g in generated), record.urn
+    versions = plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    assert versions and all(v.inputs["secretString"] == "[secret]" for v in versions)
+    # The real value does reach Secrets Manager, and only there.
+    assert any(generated[0] in v.get("secretString") for v in versions)
+    assert not any(g in json.dumps(plan.document()["outputs"]) for g in generated)
+
+
+def test_secrets_are_encrypted_with_the_platform_key_and_recoverable(plan: PlanResult) -> None:
+    key = next(k for k in plan.of_type("aws:kms/key:Key") if "secrets-kms" in k.name)
+    assert key.get("enableKeyRotation") is True
+    window = 30 if plan.stack == "prod" else 7
+    assert key.get("deletionWindowInDays") == window
+    for secret in plan.of_type(SECRET):
+        assert secret.get("name").startswith(f"eks-platform-{plan.stack}/")
+        assert secret.get("kmsKeyId") == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}"
+        assert secret.get("recoveryWindowInDays") == window
+        assert secret.protect is (plan.stack == "prod")
+
+
+def test_eso_role_is_bound_to_its_service_account_and_reads_only_this_stack(plan: PlanResult) -> None:
+    role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith("secrets-eso"))
+    (trust,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+    cond = trust["Condition"]["StringEquals"]
+    assert cond["aws:RequestTag/kubernetes-namespace"] == "external-secrets"
+    assert cond["aws:RequestTag/kubernetes-service-account"] == "external-secrets"
+    (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("secrets-eso")]
+    statements = {s["Sid"]: s for s in json.loads(policy.get("policy"))["Statement"]}
+    read = statements["ReadThisStacksSecrets"]
+    assert read["Resource"] == [
+        f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:eks-platform-{plan.stack}/*"
+    ]
+    assert sorted(read["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+    decrypt = statements["DecryptThroughSecretsManagerOnly"]
+    key = next(k for k in plan.of_type("aws:kms/key:Key") if "secrets-kms" in k.name)
+    assert decrypt["Resource"] == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}"
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+    }
+    association = next(
+        a
+        for a in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a.name.endswith("eso")
+    )
+    assert (association.get("namespace"), association.get("serviceAccount")) == (
+        "external-secrets",
+        "external-secrets",
+    )
+
+
+def test_operator_is_ha_in_prod_only(plans: dict[str, PlanResult]) -> None:
+    for stack, replicas in (("dev", 1), ("prod", 2)):
+        (operator,) = [
+            r
+            for r in plans[stack].of_type("kubernetes:helm.sh/v3:Release")
+            if r.get("name") == "external-secrets"
+        ]
+        values = operator.get("values")
+        assert values["replicaCount"] == replicas and values["webhook"]["replicaCount"] == replicas
+        assert values["podDisruptionBudget"]["enabled"] is (stack == "prod")
+        assert values["leaderElect"] is (stack == "prod")
+        assert values["serviceAccount"]["name"] == "external-secrets"
+        assert values["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
+
+
+def test_store_and_external_secrets_validate_and_use_the_store(plan: PlanResult) -> None:
+    store = plan.one("kubernetes:external-secrets.io/v1:ClusterSecretStore")
+    externals = plan.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    assert externals
+    for record in [store, *externals]:
+        inputs = record.inputs
+        validate_custom_resource({k: inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    assert "auth" not in store.get("spec")["provider"]["aws"]  # Pod Identity: the default chain
+    for record in externals:
+        spec = record.get("spec")
+        assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-secrets-manager"}
+        assert spec["dataFrom"][0]["extract"]["key"].startswith(f"eks-platform-{plan.stack}/")
+        assert store.urn in record.dependencies
+    grafana = next(r for r in externals if r.get("metadata")["name"] == "grafana-admin")
+    assert grafana.get("metadata")["namespace"] == "monitoring"
+
+
+def test_namespaces_enforce_pod_security(plan: PlanResult) -> None:
+    group = next(
+        r for r in plan.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name.endswith("namespaces-group")
+    )
+    levels = {o["metadata"]["name"]: o["metadata"]["labels"] for o in group.get("objs")}
+    assert levels["monitoring"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert levels["external-secrets"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert all(lbl["pod-security.kubernetes.io/warn"] == "restricted" for lbl in levels.values())
+
+
+def _with_receiver(stack: str, value: str, secret: bool) -> tuple[dict[str, str], frozenset[str]]:
+    raw, keys = stack_config(stack)
+    raw[f"{PROJECT}:alertReceiverUrl"] = value
+    secret_keys = frozenset(keys) | ({f"{PROJECT}:alertReceiverUrl"} if secret else set())
+    return raw, secret_keys
+
+
+def test_receiver_url_must_be_https_and_is_never_shown() -> None:
+    raw, keys = _with_receiver("prod", "http://hooks.example.com/T000/B000/XXXX", secret=True)
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "prod", "Pulumi.prod.yaml", keys)
+    (issue,) = info.value.issues
+    assert issue.key == f"{PROJECT}:alertReceiverUrl" and "https://" in issue.message
+    assert "hooks.example.com" not in str(info.value)
+
+
+def test_receiver_url_must_be_a_secret() -> None:
+    raw, keys = _with_receiver("prod", "https://hooks.example.com/T000/B000/XXXX", secret=False)
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "prod", "Pulumi.prod.yaml", keys)
+    (issue,) = info.value.issues
+    assert "must be a secret" in issue.message and "hooks.example.com" not in str(info.value)
+
+
+def test_receiver_url_from_secret_config_reaches_secrets_manager_only() -> None:
+    url = "https://hooks.example.com/services/T000/B000/abcdef"
+    raw, keys = _with_receiver("dev", url, secret=True)
+    assert validate(raw, PROJECT, "dev", "Pulumi.dev.yaml", keys).secret("alertReceiverUrl") is not None
+    result = run_program("dev", raw, secret_keys=sorted(keys))
+    assert not any(url in json.dumps(r.inputs) for r in result.records)
+    version = next(
+        v
+        for v in result.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name.endswith("alertmanager-receiver")
+    )
+    assert json.loads(version.get("secretString")) == {"url": url}
+    names = [
+        r.get("metadata")["name"] for r in result.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    ]
+    assert "alertmanager-receiver" in names
+
+
+def test_offline_placeholder_passes_the_format_check() -> None:
+    raw, keys = _with_receiver("dev", SECRET_PLACEHOLDER, secret=True)
+    assert validate(raw, PROJECT, "dev", "Pulumi.dev.yaml", keys).secret("alertReceiverUrl") is not None

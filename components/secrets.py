@@ -43,8 +43,10 @@ class SecretsArgs:
     base_values: dict[str, Any]
     high_availability: bool
     protect: bool
-    # Alertmanager receiver URL from Pulumi secret config; None: set it in Secrets Manager later.
+    # Alertmanager receiver URL from Pulumi secret config (None: no receiver), and the key it is
+    # stored under (the file name Alertmanager reads: `slack-api-url` or `webhook-url`).
     alert_receiver_url: pulumi.Output[str] | None
+    alert_receiver_key: str
     # Extra secrets the platform reads but does not own (e.g. the GitOps repo credentials).
     external_secret_names: tuple[str, ...]
     targets: tuple[SecretTarget, ...]
@@ -112,7 +114,7 @@ class Secrets(pulumi.ComponentResource):
             aws.secretsmanager.SecretVersion(
                 f"{name}-alertmanager-receiver",
                 secret_id=receiver.id,
-                secret_string=secret_json({"url": args.alert_receiver_url}),
+                secret_string=secret_json({args.alert_receiver_key: args.alert_receiver_url}),
                 opts=child,
             )
 

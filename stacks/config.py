@@ -28,7 +28,7 @@ from pydantic import (
 from stacks.delivery import DeliveryConfig
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, cross_field
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
-from stacks.sections import ClusterConfig, NetworkConfig, SystemNodeGroupConfig
+from stacks.sections import ClusterConfig, MonitoringConfig, NetworkConfig, SystemNodeGroupConfig
 
 PROJECT = "eks-platform"
 # Keys that may only be set as secrets (`pulumi config set --secret`), with the prefix each value
@@ -78,6 +78,9 @@ class PlatformConfig(Model):
     )
     capacity: CapacityConfig = Field(
         default_factory=CapacityConfig, description="The pod-IP capacity plan checked against the subnets."
+    )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Prometheus retention and storage, the alert receiver."
     )
     delivery: DeliveryConfig = Field(
         default_factory=DeliveryConfig, description="Microservices, their registries and CI, GitOps."
@@ -230,7 +233,16 @@ _NOT_STACK_KEYS = {
     "stack": "unknown key: the stack name comes from `pulumi stack select`",
 }
 # Keys of the project namespace that hold objects or lists (stored as JSON strings by the engine).
-_OBJECT_KEYS = {"network", "cluster", "systemNodeGroup", "karpenter", "capacity", "delivery", "tags"}
+_OBJECT_KEYS = {
+    "network",
+    "cluster",
+    "systemNodeGroup",
+    "karpenter",
+    "capacity",
+    "monitoring",
+    "delivery",
+    "tags",
+}
 
 
 def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, Any], list[ConfigIssue]]:

@@ -33,3 +33,19 @@ def values(addon: str) -> dict[str, Any]:
     """The base Helm values of one add-on (platform/values/<addon>.yaml)."""
     loaded: dict[str, Any] = load_yaml(f"values/{addon}.yaml") or {}
     return loaded
+
+
+def manifests(folder: str) -> list[dict[str, Any]]:
+    """Every YAML document under platform/<folder>/, in file-name order."""
+    docs: list[dict[str, Any]] = []
+    for path in sorted((PLATFORM_DIR / folder).glob("*.yaml")):
+        with open(path, encoding="utf-8") as f:
+            docs.extend(d for d in yaml.safe_load_all(f) if d)
+    return docs
+
+
+def dashboards() -> dict[str, str]:
+    """Grafana dashboards of platform/dashboards/: file stem -> JSON text."""
+    return {
+        p.stem: p.read_text(encoding="utf-8") for p in sorted((PLATFORM_DIR / "dashboards").glob("*.json"))
+    }

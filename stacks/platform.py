@@ -15,13 +15,14 @@ from components.cluster import Cluster, ClusterArgs
 from components.identity import lookup
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
+from components.monitoring import RECEIVER_KEYS, Monitoring, MonitoringArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from components.registry import Registry, RegistryArgs, ServiceRegistry
 from components.secrets import Secrets, SecretsArgs, SecretTarget
 from stacks.config import PlatformConfig
-from stacks.data import addon_versions, chart_specs, values
+from stacks.data import addon_versions, chart_specs, dashboards, manifests, values
 
 
 def build(cfg: PlatformConfig) -> dict[str, Any]:
@@ -223,9 +224,31 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             high_availability=cfg.production,
             protect=cfg.protect,
             alert_receiver_url=receiver_url,
+            alert_receiver_key=RECEIVER_KEYS[cfg.monitoring.receiver],
             external_secret_names=(gitops_secret,) if gitops_secret else (),
             targets=tuple(targets),
             depends_on=[namespaces, nodes.node_group],
+        ),
+        opts=k8s_opts,
+    )
+
+    Monitoring(
+        f"{prefix}-monitoring",
+        MonitoringArgs(
+            crd_chart=charts["prometheus-operator-crds"],
+            chart=charts["kube-prometheus-stack"],
+            base_values=values("kube-prometheus-stack"),
+            high_availability=cfg.production,
+            retention=cfg.monitoring.retention,
+            retention_size=cfg.monitoring.retention_size,
+            storage_gib=cfg.monitoring.storage_gib,
+            receiver=cfg.monitoring.receiver if receiver_url is not None else None,
+            rules=manifests("monitoring/rules"),
+            service_monitors=manifests("monitoring/servicemonitors"),
+            dashboards=dashboards(),
+            protect=cfg.protect,
+            # Its namespace and Secrets first; Prometheus runs on Karpenter's nodes.
+            depends_on=[namespaces, secrets, karpenter],
         ),
         opts=k8s_opts,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
@@ -253,3 +254,40 @@ class SystemNodeGroupConfig(Model):
                 )
         cross_field(issues)
         return self
+
+
+_PROM_DURATION = re.compile(r"[1-9]\d*(ms|s|m|h|d|w|y)", re.ASCII)
+MIN_PROMETHEUS_GIB = 20
+
+
+class MonitoringConfig(Model):
+    retention: str = Field(default="15d", description="How long Prometheus keeps samples (e.g. 15d, 12w).")
+    storage_gib: StrictInt = Field(
+        default=50, alias="storageGiB", description="Encrypted gp3 volume per Prometheus replica, GiB."
+    )
+    receiver: Literal["slack", "webhook"] = Field(
+        default="slack", description="Kind of the URL in the `alertReceiverUrl` secret."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> MonitoringConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if not _PROM_DURATION.fullmatch(self.retention):
+            issues.append(
+                ("retention", self.retention, "a Prometheus duration: a number and ms, s, m, h, d, w or y")
+            )
+        if self.storage_gib < MIN_PROMETHEUS_GIB:
+            issues.append(
+                (
+                    "storageGiB",
+                    self.storage_gib,
+                    f"at least {MIN_PROMETHEUS_GIB} GiB: Prometheus needs room for its WAL and compaction",
+                )
+            )
+        cross_field(issues)
+        return self
+
+    @property
+    def retention_size(self) -> str:
+        """Size-based retention just under the volume, so Prometheus prunes before the disk fills."""
+        return f"{int(self.storage_gib * 0.85)}GiB"

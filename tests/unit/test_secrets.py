@@ -146,7 +146,7 @@ def test_receiver_url_from_secret_config_reaches_secrets_manager_only() -> None:
         for v in result.of_type("aws:secretsmanager/secretVersion:SecretVersion")
         if v.name.endswith("alertmanager-receiver")
     )
-    assert json.loads(version.get("secretString")) == {"url": url}
+    assert json.loads(version.get("secretString")) == {"slack-api-url": url}
     names = [
         r.get("metadata")["name"] for r in result.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
     ]

@@ -1,0 +1,141 @@
+"""The Monitoring component for both stacks under mocks: HA, retention, secrets, rules; bad config."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stacks.config import PROJECT, ConfigError, validate
+from tests.schemas import validate_custom_resource
+from tools.mocks import PlanResult, run_program, stack_config
+
+
+def stack_release(plan: PlanResult):
+    (found,) = [
+        r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "kube-prometheus-stack"
+    ]
+    return found
+
+
+def crd_release(plan: PlanResult):
+    (found,) = [
+        r
+        for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+        if r.get("name") == "prometheus-operator-crds"
+    ]
+    return found
+
+
+def test_ha_counts_per_stack(plans: dict[str, PlanResult]) -> None:
+    for stack, (prom, am) in (("dev", (1, 1)), ("prod", (2, 3))):
+        values = stack_release(plans[stack]).get("values")
+        assert values["prometheus"]["prometheusSpec"]["replicas"] == prom
+        assert values["alertmanager"]["alertmanagerSpec"]["replicas"] == am
+        assert values["prometheus"]["podDisruptionBudget"]["enabled"] is (stack == "prod")
+        assert values["alertmanager"]["podDisruptionBudget"]["enabled"] is (stack == "prod")
+        spread = "topologySpreadConstraints" in values["prometheus"]["prometheusSpec"]
+        assert spread is (stack == "prod")
+
+
+def test_retention_and_storage_come_from_config(plan: PlanResult, configs) -> None:
+    monitoring = configs[plan.stack].monitoring
+    spec = stack_release(plan).get("values")["prometheus"]["prometheusSpec"]
+    assert spec["retention"] == monitoring.retention
+    assert spec["retentionSize"] == monitoring.retention_size
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["resources"]["requests"]["storage"] == f"{monitoring.storage_gib}Gi"
+    assert claim["storageClassName"] == "gp3-encrypted"  # encrypted, retained in prod
+
+
+def test_prometheus_scrapes_every_monitor_in_the_cluster(plan: PlanResult) -> None:
+    spec = stack_release(plan).get("values")["prometheus"]["prometheusSpec"]
+    for kind in ("serviceMonitor", "podMonitor", "rule"):
+        assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
+        assert spec[f"{kind}Selector"] == {} and spec[f"{kind}NamespaceSelector"] == {}
+
+
+def test_grafana_admin_comes_from_a_secret(plan: PlanResult) -> None:
+    grafana = stack_release(plan).get("values")["grafana"]
+    assert grafana["admin"] == {
+        "existingSecret": "grafana-admin",
+        "userKey": "admin-user",
+        "passwordKey": "admin-password",
+    }
+    assert "adminPassword" not in grafana
+    text = json.dumps(stack_release(plan).inputs["values"])
+    assert "[secret]" not in text  # no secret anywhere in the values: all of them stay reviewable
+
+
+def test_without_a_receiver_alerts_go_nowhere_and_mount_nothing(dev: PlanResult) -> None:
+    alertmanager = stack_release(dev).get("values")["alertmanager"]
+    assert alertmanager["config"]["route"]["receiver"] == "null"
+    assert alertmanager["alertmanagerSpec"]["secrets"] == []
+
+
+def test_with_a_receiver_alertmanager_reads_it_from_the_secret() -> None:
+    raw, keys = stack_config("dev")
+    raw[f"{PROJECT}:alertReceiverUrl"] = "https://hooks.slack.com/services/T0/B0/x"
+    result = run_program("dev", raw, secret_keys=[*keys, f"{PROJECT}:alertReceiverUrl"])
+    (release,) = [
+        r for r in result.of_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "kube-prometheus-stack"
+    ]
+    alertmanager = release.get("values")["alertmanager"]
+    assert alertmanager["config"]["route"]["receiver"] == "slack"
+    assert alertmanager["alertmanagerSpec"]["secrets"] == ["alertmanager-receiver"]
+    (slack,) = [r for r in alertmanager["config"]["receivers"] if r["name"] == "slack"]
+    assert slack["slack_configs"][0]["api_url_file"].endswith("alertmanager-receiver/slack-api-url")
+    assert "hooks.slack.com" not in json.dumps(release.inputs)
+
+
+def test_crds_are_their_own_protected_release(plans: dict[str, PlanResult]) -> None:
+    for stack in ("dev", "prod"):
+        crds, main = crd_release(plans[stack]), stack_release(plans[stack])
+        assert crds.protect is (stack == "prod")
+        assert main.get("skipCrds") is True and crds.urn in main.dependencies
+        assert main.get("values")["crds"]["enabled"] is False
+
+
+def test_rules_and_monitors_validate_and_wait_for_the_crds(plan: PlanResult) -> None:
+    objects = plan.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule") + plan.of_type(
+        "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+    )
+    jobs = {r.get("metadata")["name"] for r in objects}
+    assert {"platform-rules", "karpenter", "external-secrets"} <= jobs
+    for record in objects:
+        validate_custom_resource({k: record.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+        assert crd_release(plan).urn in record.dependencies
+
+
+def test_dashboards_load_through_the_sidecar(plan: PlanResult) -> None:
+    group = next(r for r in plan.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name.endswith("dashboards"))
+    maps = group.get("objs")
+    assert {m["metadata"]["name"] for m in maps} == {
+        "dashboard-argocd",
+        "dashboard-cluster",
+        "dashboard-karpenter",
+        "dashboard-nodes",
+    }
+    for config_map in maps:
+        assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
+        (text,) = config_map["data"].values()
+        assert json.loads(text)["uid"]
+
+
+BAD = [
+    ("retention-unit", {"retention": "15 days"}, "monitoring.retention", "Prometheus duration"),
+    ("retention-months", {"retention": "2mo"}, "monitoring.retention", "Prometheus duration"),
+    ("storage-small", {"storageGiB": 10}, "monitoring.storageGiB", "at least 20 GiB"),
+    ("receiver-kind", {"receiver": "pagerduty"}, "monitoring.receiver", "'slack' or 'webhook'"),
+    ("typo", {"retentoin": "15d"}, "monitoring.retentoin", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("monitoring", "key", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_monitoring_config_is_rejected(monitoring, key, message) -> None:
+    raw, _ = stack_config("prod")
+    raw[f"{PROJECT}:monitoring"] = json.dumps(monitoring)
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "prod", "Pulumi.prod.yaml")
+    assert any(key in i.key and re.search(message, i.message) for i in info.value.issues), str(info.value)

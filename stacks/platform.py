@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -12,6 +13,7 @@ import pulumi_random as random
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
+from components.gitops import GitOps, GitOpsArgs
 from components.identity import lookup
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
@@ -184,7 +186,13 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     namespaces = Namespaces(
         f"{prefix}-namespaces",
         NamespacesArgs(
-            namespaces={"external-secrets": "baseline", "monitoring": "privileged", "argocd": "baseline"}
+            namespaces={
+                "external-secrets": "baseline",
+                "monitoring": "privileged",
+                "argocd": "baseline",
+                # Service namespaces belong to the platform (Pod Security), not to ArgoCD.
+                **{svc.name: "restricted" for svc in cfg.delivery.services},
+            }
         ),
         opts=k8s_opts,
     )
@@ -268,6 +276,33 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             protect=cfg.protect,
         ),
         opts=aws_only,
+    )
+
+    gitops = cfg.delivery.gitops
+    GitOps(
+        f"{prefix}-gitops",
+        GitOpsArgs(
+            chart=charts["argo-cd"],
+            base_values=values("argocd"),
+            high_availability=cfg.production,
+            repo_url=gitops.repo_url,
+            revision=gitops.revision,
+            path=f"platform/gitops/{cfg.stack}",
+            service_namespaces=tuple(svc.name for svc in cfg.delivery.services),
+            labels={
+                "eks-platform.io/environment": cfg.stack,
+                "eks-platform.io/region": cfg.region,
+                "eks-platform.io/cluster": cfg.cluster_name,
+            },
+            annotations={
+                "eks-platform.io/account-id": identity.account_id,
+                "eks-platform.io/ecr-registry": registry.registry,
+                "eks-platform.io/repository-urls": registry.repository_urls.apply(json.dumps),
+                "eks-platform.io/secret-store": secrets.store_name,
+            },
+            depends_on=[namespaces, secrets, nodes.node_group],
+        ),
+        opts=k8s_opts,
     )
 
     return {

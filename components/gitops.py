@@ -1,0 +1,148 @@
+"""GitOps: ArgoCD, its projects, and the root Application that syncs the GitOps tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.helm import ChartSpec, merge, release
+
+NAMESPACE = "argocd"
+IN_CLUSTER = "https://kubernetes.default.svc"
+SERVICES_PROJECT, PLATFORM_PROJECT = "microservices", "platform"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitOpsArgs:
+    chart: ChartSpec
+    base_values: dict[str, Any]
+    high_availability: bool
+    repo_url: str
+    revision: str
+    # Path of this stack's folder in the GitOps repository (the root Application's source).
+    path: str
+    service_namespaces: tuple[str, ...]
+    # Facts charts in the GitOps repository read from the cluster Secret instead of hard-coding.
+    labels: dict[str, str]
+    annotations: dict[str, pulumi.Input[str]]
+    depends_on: list[pulumi.Resource]
+
+
+def stack_values(args: GitOpsArgs) -> dict[str, Any]:
+    ha = args.high_availability
+    replicas = 2 if ha else 1
+    return {
+        # The admin user exists only outside production; there, people sign in through SSO.
+        "configs": {
+            "cm": {"admin.enabled": not ha},
+            "clusterCredentials": {
+                "in-cluster": {
+                    "server": IN_CLUSTER,
+                    "labels": args.labels,
+                    "annotations": args.annotations,
+                    "config": {"tlsClientConfig": {"insecure": False}},
+                }
+            },
+        },
+        "redis-ha": {"enabled": ha},
+        "controller": {"replicas": 1, "pdb": {"enabled": ha}},
+        "server": {"replicas": replicas, "pdb": {"enabled": ha}},
+        "repoServer": {"replicas": replicas, "pdb": {"enabled": ha}},
+        "applicationSet": {"replicas": replicas, "pdb": {"enabled": ha}},
+    }
+
+
+def services_project(args: GitOpsArgs) -> dict[str, Any]:
+    """Services: only the GitOps repository, only their own namespaces, nothing cluster-scoped."""
+    return {
+        "description": "Microservices delivered from the GitOps repository",
+        "sourceRepos": [args.repo_url],
+        "destinations": [{"server": IN_CLUSTER, "namespace": ns} for ns in args.service_namespaces],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceBlacklist": [
+            {"group": "", "kind": "ResourceQuota"},
+            {"group": "", "kind": "LimitRange"},
+            {"group": "networking.k8s.io", "kind": "NetworkPolicy"},
+        ],
+    }
+
+
+def platform_project(args: GitOpsArgs) -> dict[str, Any]:
+    """The root Application's project: it may only create Applications in the argocd namespace."""
+    return {
+        "description": "The app-of-apps: Applications of this stack's GitOps folder",
+        "sourceRepos": [args.repo_url],
+        "destinations": [{"server": IN_CLUSTER, "namespace": NAMESPACE}],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
+    }
+
+
+def root_application(args: GitOpsArgs, name: str) -> dict[str, Any]:
+    return {
+        "project": PLATFORM_PROJECT,
+        "source": {"repoURL": args.repo_url, "targetRevision": args.revision, "path": args.path},
+        "destination": {"server": IN_CLUSTER, "namespace": NAMESPACE},
+        "syncPolicy": {
+            "automated": {"prune": True, "selfHeal": True},
+            "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+            "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+        },
+    }
+
+
+class GitOps(pulumi.ComponentResource):
+    """ArgoCD on the system nodes, its AppProjects and the root app-of-apps.
+
+    Guarantees: a pinned chart; HA in prod (redis-ha, 2 server/repo-server/ApplicationSet
+    replicas, PDBs), single replicas elsewhere; the local admin user disabled in prod (SSO only)
+    and the initial admin secret never read or exported; a `microservices` AppProject limited to
+    the GitOps repository, this cluster and the services' namespaces, with no cluster-scoped
+    resources; a `platform` project whose root Application may only create Applications; the root
+    Application syncs this stack's folder automatically (prune, self-heal, retries with backoff).
+    The in-cluster cluster Secret carries the platform's facts as labels and annotations.
+    Repository credentials, for a private repository, arrive as an ExternalSecret (Secrets).
+    """
+
+    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:gitops:GitOps", name, None, opts)
+        argocd = release(
+            f"{name}-argocd",
+            release_name="argocd",
+            namespace=NAMESPACE,
+            spec=args.chart,
+            values=merge(args.base_values, stack_values(args)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        after = pulumi.ResourceOptions(parent=self, depends_on=[argocd])
+        projects = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-project-{project}",
+                api_version="argoproj.io/v1alpha1",
+                kind="AppProject",
+                metadata={"name": project, "namespace": NAMESPACE},
+                spec=spec,
+                opts=after,
+            )
+            for project, spec in (
+                (SERVICES_PROJECT, services_project(args)),
+                (PLATFORM_PROJECT, platform_project(args)),
+            )
+        ]
+        k8s.apiextensions.CustomResource(
+            f"{name}-root",
+            api_version="argoproj.io/v1alpha1",
+            kind="Application",
+            metadata={
+                "name": "root",
+                "namespace": NAMESPACE,
+                # Deleting the root app deletes what it synced (the service Applications) first.
+                "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+            },
+            spec=root_application(args, name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[argocd, *projects]),
+        )
+        self.register_outputs({})

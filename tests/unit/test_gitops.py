@@ -1,0 +1,138 @@
+"""ArgoCD bootstrap for both stacks under mocks: HA, projects, root app, facts, repo credentials."""
+
+from __future__ import annotations
+
+import json
+
+from tests.schemas import validate_custom_resource
+from tools.mocks import PlanResult, run_program, stack_config
+
+PROJECT_TYPE = "kubernetes:argoproj.io/v1alpha1:AppProject"
+APP_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"
+
+
+def argocd_values(plan: PlanResult) -> dict:
+    (release,) = [r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "argocd"]
+    return release.get("values")
+
+
+def project(plan: PlanResult, name: str) -> dict:
+    (found,) = [r for r in plan.of_type(PROJECT_TYPE) if r.get("metadata")["name"] == name]
+    return found.get("spec")
+
+
+def test_argocd_is_ha_in_prod_only(plans: dict[str, PlanResult]) -> None:
+    for stack, ha in (("dev", False), ("prod", True)):
+        values = argocd_values(plans[stack])
+        assert values["redis-ha"]["enabled"] is ha
+        for part in ("server", "repoServer", "applicationSet"):
+            assert values[part]["replicas"] == (2 if ha else 1)
+            assert values[part]["pdb"]["enabled"] is ha
+        assert values["controller"]["pdb"]["enabled"] is ha
+        assert values["global"]["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
+
+
+def test_admin_is_disabled_in_prod_and_no_password_is_set(plans: dict[str, PlanResult]) -> None:
+    assert argocd_values(plans["prod"])["configs"]["cm"]["admin.enabled"] is False
+    assert argocd_values(plans["dev"])["configs"]["cm"]["admin.enabled"] is True
+    for plan in plans.values():
+        assert "secret" not in argocd_values(plan)["configs"]  # no argocdServerAdminPassword
+        assert not any("argocd-initial-admin-secret" in json.dumps(v) for v in plan.outputs.values())
+
+
+def test_services_project_is_restricted(plan: PlanResult, configs) -> None:
+    cfg = configs[plan.stack]
+    spec = project(plan, "microservices")
+    assert spec["sourceRepos"] == [cfg.delivery.gitops.repo_url]
+    assert spec["destinations"] == [
+        {"server": "https://kubernetes.default.svc", "namespace": s.name} for s in cfg.delivery.services
+    ]
+    assert spec["clusterResourceWhitelist"] == []
+
+
+def test_root_project_may_only_create_applications(plan: PlanResult) -> None:
+    spec = project(plan, "platform")
+    assert spec["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "Application"}]
+    assert spec["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "argocd"}]
+    assert spec["clusterResourceWhitelist"] == []
+
+
+def test_root_application_syncs_this_stacks_folder(plan: PlanResult, configs) -> None:
+    (root,) = plan.of_type(APP_TYPE)
+    spec = root.get("spec")
+    gitops = configs[plan.stack].delivery.gitops
+    assert spec["source"] == {
+        "repoURL": gitops.repo_url,
+        "targetRevision": gitops.revision,
+        "path": f"platform/gitops/{plan.stack}",
+    }
+    assert spec["project"] == "platform"
+    policy = spec["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in policy["syncOptions"]
+    assert policy["retry"]["limit"] >= 3 and policy["retry"]["backoff"]["factor"] == 2
+    projects = {r.get("metadata")["name"]: r for r in plan.of_type(PROJECT_TYPE)}
+    assert projects["platform"].urn in root.dependencies
+
+
+def test_custom_resources_validate(plan: PlanResult) -> None:
+    for record in plan.of_type(PROJECT_TYPE) + plan.of_type(APP_TYPE):
+        validate_custom_resource({k: record.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+
+
+def test_cluster_secret_carries_the_platform_facts(plan: PlanResult, configs) -> None:
+    cfg = configs[plan.stack]
+    cluster = argocd_values(plan)["configs"]["clusterCredentials"]["in-cluster"]
+    assert cluster["server"] == "https://kubernetes.default.svc"
+    assert cluster["labels"] == {
+        "eks-platform.io/environment": plan.stack,
+        "eks-platform.io/region": cfg.region,
+        "eks-platform.io/cluster": cfg.cluster_name,
+    }
+    annotations = cluster["annotations"]
+    assert annotations["eks-platform.io/account-id"] == "123456789012"
+    assert annotations["eks-platform.io/ecr-registry"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert set(json.loads(annotations["eks-platform.io/repository-urls"])) == {
+        s.name for s in cfg.delivery.services
+    }
+
+
+def test_service_namespaces_are_platform_owned_and_restricted(plan: PlanResult, configs) -> None:
+    group = next(
+        r for r in plan.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name.endswith("namespaces-group")
+    )
+    levels = {
+        o["metadata"]["name"]: o["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        for o in group.get("objs")
+    }
+    for svc in configs[plan.stack].delivery.services:
+        assert levels[svc.name] == "restricted"
+
+
+def test_private_repo_credentials_come_from_secrets_manager() -> None:
+    raw, _ = stack_config("dev")
+    delivery = json.loads(raw["eks-platform:delivery"])
+    delivery["gitops"]["credentialsSecret"] = "platform/gitops-deploy-key"
+    raw["eks-platform:delivery"] = json.dumps(delivery)
+    result = run_program("dev", raw)
+    (external,) = [
+        r
+        for r in result.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+        if r.get("metadata")["namespace"] == "argocd"
+    ]
+    spec = external.get("spec")
+    assert spec["dataFrom"] == [{"extract": {"key": "platform/gitops-deploy-key"}}]
+    assert spec["target"]["template"]["metadata"]["labels"] == {
+        "argocd.argoproj.io/secret-type": "repository"
+    }
+    (policy,) = [p for p in result.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("secrets-eso")]
+    resources = json.loads(policy.get("policy"))["Statement"][0]["Resource"]
+    assert "arn:aws:secretsmanager:eu-west-1:123456789012:secret:platform/gitops-deploy-key-*" in resources
+
+
+def test_public_repo_needs_no_credentials(dev: PlanResult) -> None:
+    assert not [
+        r
+        for r in dev.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+        if r.get("metadata")["namespace"] == "argocd"
+    ]

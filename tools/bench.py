@@ -28,6 +28,7 @@ def time_plan(stack: str) -> float:
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 

@@ -135,7 +135,7 @@ class Monitoring(pulumi.ComponentResource):
                         "name": f"dashboard-{stem}",
                         "namespace": NAMESPACE,
                         "labels": {"grafana_dashboard": "1"},
-                        "annotations": {"grafana_folder": "Platform"},
+                        "annotations": {"grafana_folder": "EKS Platform"},
                     },
                     "data": {f"{stem}.json": text},
                 }

@@ -27,7 +27,7 @@ def test_make_targets_in_the_readme_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][a-z-]*)(?: [a-z-]+)*:", makefile, re.MULTILINE))
     targets |= {t for line in re.findall(r"^([a-z -]+):", makefile, re.MULTILINE) for t in line.split()}
-    used = set(re.findall(r"make ([a-z][a-z-]+)", readme))
+    used = set(re.findall(r"(?:`|^)make ([a-z][a-z-]+)", readme, re.MULTILINE))
     assert used, "the README shows make commands"
     assert used <= targets, f"README mentions make targets the Makefile lacks: {used - targets}"
 
@@ -56,3 +56,16 @@ def test_project_file_follows_pulumis_config_declaration_rules() -> None:
         else:
             # Keys of other namespaces may only set a value: no type, no default.
             assert set(decl) <= {"value", "description"} and "value" in decl, key
+
+
+def test_every_alert_links_to_a_runbook_in_the_readme() -> None:
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', readme))
+    rules = yaml.safe_load((ROOT / "platform" / "monitoring" / "rules" / "platform.yaml").read_text())
+    alerts = [r for group in rules["spec"]["groups"] for r in group["rules"] if "alert" in r]
+    assert alerts
+    for rule in alerts:
+        anchor = rule["annotations"]["runbook_url"].rsplit("#", 1)[1]
+        assert anchor in anchors, f"{rule['alert']}: no runbook section {anchor} in README.md"

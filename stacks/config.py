@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from stacks.delivery import DeliveryConfig
+from stacks.delivery import DeliveryConfig, DeploymentsConfig
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, cross_field
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import ClusterConfig, MonitoringConfig, NetworkConfig, SystemNodeGroupConfig
@@ -84,6 +84,9 @@ class PlatformConfig(Model):
     )
     delivery: DeliveryConfig = Field(
         default_factory=DeliveryConfig, description="Microservices, their registries and CI, GitOps."
+    )
+    deployments: DeploymentsConfig = Field(
+        default_factory=DeploymentsConfig, description="Pulumi Deployments on git push (optional)."
     )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
@@ -233,15 +236,9 @@ _NOT_STACK_KEYS = {
     "stack": "unknown key: the stack name comes from `pulumi stack select`",
 }
 # Keys of the project namespace that hold objects or lists (stored as JSON strings by the engine).
+_SCALAR_KEYS = {"project", "stack", "region", "production", "protect"}
 _OBJECT_KEYS = {
-    "network",
-    "cluster",
-    "systemNodeGroup",
-    "karpenter",
-    "capacity",
-    "monitoring",
-    "delivery",
-    "tags",
+    field.alias or name for name, field in PlatformConfig.model_fields.items() if name not in _SCALAR_KEYS
 }
 
 

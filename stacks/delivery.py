@@ -96,3 +96,43 @@ class DeliveryConfig(Model):
             issues.append(("githubOidcProviderArn", arn, "not the ARN of a GitHub Actions OIDC provider"))
         cross_field(issues)
         return self
+
+
+_ORG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", re.ASCII)
+
+
+class DeploymentsConfig(Model):
+    """Pulumi Deployments: `pulumi up` on a push to the stack's branch, previews on pull requests."""
+
+    enabled: bool = Field(default=False, description="Manage this stack's Pulumi Deployments settings.")
+    organization: str = Field(default="", description="Pulumi Cloud organization that owns the stack.")
+    github_repository: str = Field(default="", description="GitHub `owner/repo` of this infrastructure code.")
+    branch: str = Field(default="main", description="A push to this branch runs `pulumi up` for the stack.")
+    repo_dir: str = Field(default=".", description="Folder of Pulumi.yaml inside the repository.")
+    pulumi_oidc_provider_arn: str | None = Field(
+        default=None, description="An existing `api.pulumi.com/oidc` provider to reuse; else one is created."
+    )
+    role_policy_arns: tuple[str, ...] = Field(
+        default=("arn:aws:iam::aws:policy/AdministratorAccess",),
+        description="Policies of the deploy role (it creates IAM roles, so it needs broad rights).",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> DeploymentsConfig:
+        issues: list[tuple[str, Any, str]] = []
+        if self.enabled:
+            if not _ORG.fullmatch(self.organization):
+                issues.append(("organization", self.organization, "set the Pulumi Cloud organization"))
+            if not _GITHUB_REPO.fullmatch(self.github_repository):
+                issues.append(("githubRepository", self.github_repository, "must be `owner/repo` on GitHub"))
+        if not _BRANCH.fullmatch(self.branch) or "*" in self.branch:
+            issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
+        if self.repo_dir.startswith("/") or ".." in self.repo_dir.split("/"):
+            issues.append(("repoDir", self.repo_dir, "must be a relative path inside the repository"))
+        arn = self.pulumi_oidc_provider_arn
+        if arn is not None and not re.fullmatch(
+            r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/api\.pulumi\.com/oidc", arn
+        ):
+            issues.append(("pulumiOidcProviderArn", arn, "not the ARN of the api.pulumi.com/oidc provider"))
+        cross_field(issues)
+        return self

@@ -8,11 +8,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_pulumiservice as ps
 import pulumi_random as random
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
+from components.deployments import Deployments, DeploymentsArgs
 from components.gitops import GitOps, GitOpsArgs
 from components.identity import lookup
 from components.karpenter import Karpenter, KarpenterArgs
@@ -305,7 +307,31 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         opts=k8s_opts,
     )
 
-    return {
+    outputs: dict[str, Any] = {}
+    deploy = cfg.deployments
+    if deploy.enabled:
+        deployments = Deployments(
+            f"{prefix}-deployments",
+            DeploymentsArgs(
+                organization=deploy.organization,
+                project=cfg.project,
+                stack=cfg.stack,
+                region=cfg.region,
+                github_repository=deploy.github_repository,
+                branch=deploy.branch,
+                repo_dir=deploy.repo_dir,
+                existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
+                role_policy_arns=deploy.role_policy_arns,
+                protect=cfg.protect,
+            ),
+            # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does.
+            opts=pulumi.ResourceOptions(
+                providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
+            ),
+        )
+        outputs["deployRoleArn"] = deployments.role_arn
+
+    return outputs | {
         "clusterName": cluster.cluster_name,
         "clusterEndpoint": cluster.endpoint,
         "kubeconfig": cluster.kubeconfig_json,

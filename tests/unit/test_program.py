@@ -355,6 +355,7 @@ def test_stack_outputs(plan: PlanResult) -> None:
         "repositoryUrls",
         "ciRoleArns",
         "secretStore",
+        "deployRoleArn",
     }
     assert plan.secret_outputs == {"kubeconfig"}
     assert plan.outputs["clusterName"] == f"eks-platform-{plan.stack}"

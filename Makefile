@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions
+.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
 
 help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench                                    time the offline plan of the prod stack"
 	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials)"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
+	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
+	@echo "make it-cleanup                               destroy ephemeral stacks left by crashed runs"
 
 # (Re)build the virtualenv when it is missing or requirements.txt changed.
 $(STAMP): requirements.txt
@@ -50,3 +52,9 @@ preview up destroy: $(STAMP)
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)
+
+integration: $(STAMP)
+	EKS_PLATFORM_IT=1 $(PY) -m pytest tests/integration -m integration -x -s
+
+it-cleanup: $(STAMP)
+	$(PY) -m tools.cleanup_stacks

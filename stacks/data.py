@@ -10,11 +10,18 @@ import yaml
 from components.helm import ChartSpec
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
+# libyaml's safe loader when PyYAML has it (it does in its wheels): ten times the pure-Python speed
+# on the monitoring values and rules every plan reads.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
 def load_yaml(relative: str) -> Any:
-    with open(PLATFORM_DIR / relative, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    return read_yaml(PLATFORM_DIR / relative)
 
 
 def addon_versions(kubernetes_version: str) -> dict[str, str]:
@@ -40,7 +47,7 @@ def manifests(folder: str) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted((PLATFORM_DIR / folder).glob("*.yaml")):
         with open(path, encoding="utf-8") as f:
-            docs.extend(d for d in yaml.safe_load_all(f) if d)
+            docs.extend(d for d in yaml.load_all(f, Loader=_SAFE_LOADER) if d)
     return docs
 
 

@@ -1,0 +1,1 @@
+"""The catalog microservice: see `catalog.server`."""

@@ -1,0 +1,5 @@
+"""`python -m catalog`: the container's entry point."""
+
+from catalog.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,548 @@
+"""Delivery: CI workflows, the shared microservice chart, per-service values, the GitOps tree, Dockerfiles.
+
+Everything here runs offline. Rendering the chart needs the `helm` binary: those tests skip, with
+the reason, when it is not on PATH; the values schema and the VPA/HPA rule are checked without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.schemas import validate_custom_resource
+from tools.mocks import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+CHART = ROOT / "charts" / "microservice"
+GITOPS = ROOT / "platform" / "gitops"
+ENVIRONMENTS = ("dev", "prod")
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
+DEPLOY_FILES = sorted((ROOT / "services").glob("*/deploy/*.yaml"))
+APP_FILES = sorted(GITOPS.glob("*/*.yaml"))
+WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+IN_CLUSTER = "https://kubernetes.default.svc"
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+\s*$")
+ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>.+)$"
+)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def helm_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's value coalescing: maps merge key by key, anything else replaces, null deletes."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = helm_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def chart_values(deploy_file: Path) -> dict[str, Any]:
+    return helm_merge(load(CHART / "values.yaml"), load(deploy_file))
+
+
+def schema_errors(values: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    return list(jsonschema.Draft7Validator(schema).iter_errors(values))
+
+
+def vpa_controlled_resources(values: dict[str, Any]) -> list[str]:
+    """What the chart's VPA controls (templates/_helpers.tpl, microservice.vpaControlledResources)."""
+    default = ["memory"] if values["autoscaling"]["enabled"] else ["cpu", "memory"]
+    return list(values["verticalAutoscaling"].get("controlledResources") or default)
+
+
+def hpa_resources(values: dict[str, Any]) -> set[str]:
+    hpa = values["autoscaling"]
+    if not hpa["enabled"]:
+        return set()
+    return {"cpu"} | ({"memory"} if hpa.get("targetMemoryUtilizationPercentage") else set())
+
+
+def workflow_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path.name, name, job) for path in WORKFLOW_FILES for name, job in load(path)["jobs"].items()]
+
+
+def caller_job(service: str) -> dict[str, Any]:
+    jobs = [job for job in load(WORKFLOWS / f"{service}.yml")["jobs"].values() if "uses" in job]
+    assert len(jobs) == 1, f"{service}.yml calls the reusable workflow exactly once"
+    return jobs[0]
+
+
+####################################################################################################
+# (a) GitHub workflows
+
+
+def test_there_are_workflows_and_deploy_files_to_check() -> None:
+    assert SERVICES, "at least one service under services/"
+    assert {p.name for p in WORKFLOW_FILES} >= {"build-service.yml", *(f"{s}.yml" for s in SERVICES)}
+    assert DEPLOY_FILES and APP_FILES
+
+
+def test_workflows_validate_against_the_github_workflow_schema() -> None:
+    files = [str(p) for p in WORKFLOW_FILES]
+    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_third_party_action_is_pinned_to_a_commit_sha_with_its_version() -> None:
+    found = 0
+    for path in WORKFLOW_FILES:
+        for line in path.read_text().splitlines():
+            match = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
+            if not match or match[1].startswith("./"):
+                continue
+            found += 1
+            ref, rest = match[1], match[2]
+            assert SHA_PIN.match(ref), f"{path.name}: {ref} is not pinned to a full commit SHA"
+            assert VERSION_COMMENT.search(rest), f"{path.name}: {ref} lacks its '# vX.Y.Z' comment"
+    assert found >= 5
+
+
+def test_workflows_grant_nothing_by_default_and_every_job_declares_its_permissions() -> None:
+    for path in WORKFLOW_FILES:
+        assert load(path)["permissions"] == {}, f"{path.name}: top-level permissions must be {{}}"
+    for file, name, job in workflow_jobs():
+        assert "permissions" in job, f"{file}:{name} declares no permissions"
+        if "uses" not in job:
+            assert 0 < job["timeout-minutes"] <= 60, f"{file}:{name} needs a timeout"
+
+
+def test_only_the_publishing_job_can_get_aws_credentials_and_only_the_bump_job_can_write() -> None:
+    jobs = load(WORKFLOWS / "build-service.yml")["jobs"]
+    with_oidc = {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"}
+    assert with_oidc == {"publish"}
+    writers = {
+        name
+        for name, job in jobs.items()
+        if any(level == "write" for scope, level in job["permissions"].items() if scope != "id-token")
+    }
+    assert writers == {"bump"}
+    steps = {name: [s.get("uses", "") for s in job["steps"]] for name, job in jobs.items()}
+    assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in steps["publish"])
+    assert not any(
+        "configure-aws-credentials" in u for name in jobs if name != "publish" for u in steps[name]
+    )
+    # The scanner (third-party code that was compromised once) never shares a job with a credential.
+    scanners = [name for name in jobs if any(u.startswith("aquasecurity/trivy-action@") for u in steps[name])]
+    assert scanners == ["scan"] and jobs["scan"]["permissions"] == {"contents": "read"}
+    assert set(jobs["publish"]["needs"]) == {"test", "scan"}, "nothing is pushed before tests and scan pass"
+    assert jobs["bump"]["needs"] == "publish"
+
+
+def test_the_image_is_tagged_with_the_commit_sha_and_pushed_only_by_the_publish_job() -> None:
+    jobs = load(WORKFLOWS / "build-service.yml")["jobs"]
+    builds = {
+        name: step["with"]
+        for name, job in jobs.items()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("docker/build-push-action@")
+    }
+    assert builds["scan"]["push"] is False and builds["publish"]["push"] is True
+    lookup = next(s for s in jobs["publish"]["steps"] if s.get("id") == "image")
+    assert lookup["env"]["TAG"] == "${{ github.sha }}"
+    assert builds["publish"]["tags"] == "${{ steps.image.outputs.image }}"
+    assert "latest" not in json.dumps(builds)
+
+
+def test_no_expression_is_interpolated_into_a_shell_script() -> None:
+    """Inputs reach scripts through env: `${{ }}` inside `run:` is a script-injection vector."""
+    for file, name, job in workflow_jobs():
+        for step in job.get("steps", []):
+            assert "${{" not in step.get("run", ""), f"{file}:{name}: {step.get('name', step['run'][:40])}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_pipeline_calls_the_reusable_workflow_without_triggering_itself(service: str) -> None:
+    workflow = load(WORKFLOWS / f"{service}.yml")
+    triggers = workflow[True]  # PyYAML reads the key `on` as the boolean True
+    for event in ("push", "pull_request"):
+        paths = triggers[event]["paths"]
+        assert f"services/{service}/**" in paths
+        # Merging the tag bump changes deploy/; building again would bump again, forever.
+        assert paths.index(f"!services/{service}/deploy/**") > paths.index(f"services/{service}/**")
+    assert triggers["push"]["branches"] == ["main"]
+    job = caller_job(service)
+    assert job["uses"] == "./.github/workflows/build-service.yml"
+    assert job["with"]["service"] == service and job["with"]["deploy-environment"] == "dev"
+    assert "pull_request" in job["with"]["publish"], "pull requests only test and scan"
+    assert job["with"]["role-to-assume"].startswith("${{ vars."), (
+        "the role ARN comes from a repository variable"
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_pipeline_pushes_to_the_repository_the_deploy_values_pull_from(service: str) -> None:
+    pipeline = caller_job(service)["with"]
+    for env in ENVIRONMENTS:
+        repository = chart_values(ROOT / "services" / service / "deploy" / f"{env}.yaml")["image"][
+            "repository"
+        ]
+        match = ECR_IMAGE.match(repository)
+        assert match, f"{service}/{env}: {repository} is not an ECR repository URL"
+        assert (match["region"], match["repo"]) == (pipeline["aws-region"], pipeline["ecr-repository"])
+
+
+####################################################################################################
+# (b) Per-service values against the chart's schema
+
+
+def test_values_schema_is_a_valid_draft7_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["additionalProperties"] is False and "image" in schema["required"]
+
+
+def test_chart_defaults_alone_are_rejected_because_every_service_names_its_image() -> None:
+    errors = schema_errors(load(CHART / "values.yaml"))
+    assert {(e.json_path, e.message) for e in errors} == {
+        ("$.image", "'repository' is a required property"),
+        ("$.image", "'tag' is a required property"),
+    }
+
+
+@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
+def test_deploy_values_validate_against_the_chart_schema(deploy_file: Path) -> None:
+    errors = schema_errors(chart_values(deploy_file))
+    assert not errors, [f"{e.json_path}: {e.message}" for e in errors]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_deploys_to_exactly_dev_and_prod(service: str) -> None:
+    assert sorted(p.stem for p in (ROOT / "services" / service / "deploy").glob("*.yaml")) == sorted(
+        ENVIRONMENTS
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_prod_is_highly_available_and_runs_the_image_dev_built(service: str) -> None:
+    dev = chart_values(ROOT / "services" / service / "deploy" / "dev.yaml")
+    prod = chart_values(ROOT / "services" / service / "deploy" / "prod.yaml")
+    assert prod["autoscaling"]["enabled"] and prod["autoscaling"]["minReplicas"] >= 3, "one replica per zone"
+    assert prod["podDisruptionBudget"]["enabled"]
+    assert prod["topologySpread"]["zone"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert prod["image"]["repository"] == dev["image"]["repository"], "promotion copies a tag, never rebuilds"
+
+
+@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
+def test_the_vpa_never_acts_on_what_the_hpa_scales_on(deploy_file: Path) -> None:
+    values = chart_values(deploy_file)
+    vpa = values["verticalAutoscaling"]
+    if vpa["enabled"] and vpa["updateMode"] != "Off":
+        assert not set(vpa_controlled_resources(values)) & hpa_resources(values)
+
+
+VALID_VARIANTS = {
+    "vpa-recreate-without-hpa-controls-cpu-and-memory": {
+        "autoscaling": {"enabled": False},
+        "verticalAutoscaling": {"updateMode": "Recreate", "controlledResources": ["cpu", "memory"]},
+    },
+    "vpa-off-with-hpa-memory-target": {
+        "autoscaling": {"targetMemoryUtilizationPercentage": 80},
+        "verticalAutoscaling": {"updateMode": "Off"},
+    },
+    "vpa-in-place-memory-only-with-hpa": {
+        "verticalAutoscaling": {"updateMode": "InPlaceOrRecreate", "controlledResources": ["memory"]},
+    },
+    "semver-tag-and-percent-pdb": {
+        "image": {"tag": "1.4.2"},
+        "podDisruptionBudget": {"maxUnavailable": "25%"},
+    },
+}
+
+
+@pytest.mark.parametrize("override", VALID_VARIANTS.values(), ids=VALID_VARIANTS.keys())
+def test_the_schema_accepts_legitimate_variants(override: dict[str, Any]) -> None:
+    values = helm_merge(chart_values(ROOT / "services" / SERVICES[0] / "deploy" / "dev.yaml"), override)
+    assert not schema_errors(values)
+
+
+INVALID_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "tag-latest": ({"image": {"tag": "latest"}}, "$.image.tag"),
+    "tag-latest-any-case": ({"image": {"tag": "Latest"}}, "$.image.tag"),
+    "tag-not-a-string": ({"image": {"tag": 1234567}}, "$.image.tag"),
+    "no-image": ({"image": None}, "$"),
+    "no-repository": ({"image": {"repository": None}}, "$.image"),
+    "repository-without-registry": ({"image": {"repository": "catalog"}}, "$.image.repository"),
+    "typo-top-level": ({"replica": 3}, "$"),
+    "typo-nested": ({"autoscaling": {"minReplica": 3}}, "$.autoscaling"),
+    "vpa-off-unquoted-is-a-boolean": (
+        {"verticalAutoscaling": {"updateMode": False}},
+        "$.verticalAutoscaling.updateMode",
+    ),
+    "vpa-auto-deprecated": (
+        {"verticalAutoscaling": {"updateMode": "Auto"}},
+        "$.verticalAutoscaling.updateMode",
+    ),
+    "active-vpa-and-hpa-memory-target": (
+        {
+            "verticalAutoscaling": {"updateMode": "Initial"},
+            "autoscaling": {"targetMemoryUtilizationPercentage": 80},
+        },
+        "$.autoscaling",
+    ),
+    "active-vpa-controls-cpu-under-hpa": (
+        {"verticalAutoscaling": {"updateMode": "Recreate", "controlledResources": ["cpu", "memory"]}},
+        "$.verticalAutoscaling.controlledResources",
+    ),
+    "memory-in-millibytes": ({"resources": {"limits": {"memory": "256m"}}}, "$.resources.limits.memory"),
+    "no-memory-limit": ({"resources": {"limits": {"memory": None}}}, "$.resources.limits"),
+    "privileged-port": ({"containerPort": 80}, "$.containerPort"),
+    "root-user": ({"podSecurityContext": {"runAsUser": 0}}, "$.podSecurityContext.runAsUser"),
+    "env-overrides-port": ({"env": {"PORT": "9090"}}, "$.env"),
+    "pdb-min-available": ({"podDisruptionBudget": {"minAvailable": 2}}, "$.podDisruptionBudget"),
+    "security-context-is-not-a-value": ({"securityContext": {"privileged": True}}, "$"),
+}
+
+
+@pytest.mark.parametrize(("override", "where"), INVALID_VARIANTS.values(), ids=INVALID_VARIANTS.keys())
+def test_the_schema_rejects_bad_values_at_the_right_key(override: dict[str, Any], where: str) -> None:
+    values = helm_merge(chart_values(ROOT / "services" / SERVICES[0] / "deploy" / "dev.yaml"), override)
+    errors = schema_errors(values)
+    assert errors, f"accepted: {override}"
+    assert where in {e.json_path for e in errors}, [f"{e.json_path}: {e.message}" for e in errors]
+
+
+####################################################################################################
+# (c) The GitOps tree
+
+
+@pytest.mark.parametrize("app_file", APP_FILES, ids=rel)
+def test_every_application_validates_against_the_argocd_crd(app_file: Path) -> None:
+    docs = list(yaml.safe_load_all(app_file.read_text()))
+    assert len(docs) == 1, "one Application per file"
+    assert docs[0]["kind"] == "Application"
+    validate_custom_resource(docs[0])
+
+
+@pytest.mark.parametrize("app_file", APP_FILES, ids=rel)
+def test_applications_follow_the_delivery_conventions(app_file: Path) -> None:
+    env, service = app_file.parent.name, app_file.stem
+    app = load(app_file)
+    assert env in ENVIRONMENTS
+    assert app["metadata"]["name"] == service and app["metadata"]["namespace"] == "argocd"
+    assert "resources-finalizer.argocd.argoproj.io" in app["metadata"]["finalizers"]
+    spec = app["spec"]
+    assert spec["project"] == "microservices"
+    assert spec["destination"] == {"server": IN_CLUSTER, "namespace": service}
+    sync = spec["syncPolicy"]
+    assert sync["automated"] == {"prune": True, "selfHeal": True}
+    assert {"CreateNamespace=true", "ServerSideApply=true"} <= set(sync["syncOptions"])
+    assert sync["retry"]["limit"] >= 1 and sync["retry"]["backoff"]["factor"] >= 2
+    source = spec["source"]
+    assert source["path"] == "charts/microservice" and source["targetRevision"] == "main"
+    assert source["helm"]["releaseName"] == service
+
+
+@pytest.mark.parametrize("app_file", APP_FILES, ids=rel)
+def test_each_application_reads_its_own_services_values_for_its_environment(app_file: Path) -> None:
+    env, service = app_file.parent.name, app_file.stem
+    source = load(app_file)["spec"]["source"]
+    chart_dir = ROOT / source["path"]
+    assert (chart_dir / "Chart.yaml").is_file()
+    assert len(source["helm"]["valueFiles"]) == 1
+    # ArgoCD resolves value files relative to the chart's folder and keeps them inside the repository.
+    resolved = (chart_dir / source["helm"]["valueFiles"][0]).resolve()
+    assert resolved.is_relative_to(ROOT) and resolved.is_file(), resolved
+    assert resolved == ROOT / "services" / service / "deploy" / f"{env}.yaml"
+    assert not source["helm"].get("ignoreMissingValueFiles", False)
+
+
+def test_one_repository_url_everywhere() -> None:
+    urls = {load(p)["spec"]["source"]["repoURL"] for p in APP_FILES}
+    assert len(urls) == 1
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+\.git", urls.pop())
+
+
+def test_the_gitops_tree_deploys_every_service_to_every_environment_and_nothing_else() -> None:
+    deployed = {(p.parent.name, p.stem) for p in APP_FILES}
+    assert deployed == {(env, service) for env in ENVIRONMENTS for service in SERVICES}
+    assert {p.name for p in GITOPS.iterdir() if p.is_dir()} == set(ENVIRONMENTS)
+
+
+####################################################################################################
+# (d) The chart rendered by helm (skipped without the binary)
+
+KUBE_VERSION = "1.34.0"
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    path = shutil.which("helm")
+    if path is None:
+        pytest.skip("helm is not on PATH: chart lint/render skipped")
+    return path
+
+
+def helm_template(
+    helm: str, release: str, values_file: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    cmd = [helm, "template", release, str(CHART), "--namespace", release, "--kube-version", KUBE_VERSION]
+    return subprocess.run(
+        [*cmd, "-f", str(values_file), *extra], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
+def test_chart_lints_with_each_services_values(helm: str, deploy_file: Path) -> None:
+    cmd = [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "-f", str(deploy_file)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
+def test_chart_renders_valid_autoscaling_and_monitoring_objects(helm: str, deploy_file: Path) -> None:
+    service = deploy_file.parent.parent.name
+    values = chart_values(deploy_file)
+    result = helm_template(helm, service, deploy_file)
+    assert result.returncode == 0, result.stderr
+    objects = {doc["kind"]: doc for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert set(objects) == {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "HorizontalPodAutoscaler",
+        "VerticalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+    }
+
+    vpa, monitor, hpa = (
+        objects["VerticalPodAutoscaler"],
+        objects["ServiceMonitor"],
+        objects["HorizontalPodAutoscaler"],
+    )
+    validate_custom_resource(vpa)
+    validate_custom_resource(monitor)
+    assert vpa["spec"]["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
+    assert vpa["spec"]["updatePolicy"]["updateMode"] == values["verticalAutoscaling"]["updateMode"]
+    (policy,) = vpa["spec"]["resourcePolicy"]["containerPolicies"]
+    assert policy["controlledResources"] == vpa_controlled_resources(values)
+    if values["verticalAutoscaling"]["updateMode"] != "Off":
+        assert "cpu" not in policy["controlledResources"]
+
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == service
+    assert hpa["spec"]["minReplicas"] == values["autoscaling"]["minReplicas"]
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == hpa_resources(values)
+
+    assert monitor["spec"]["selector"]["matchLabels"] == objects["Service"]["spec"]["selector"]
+    assert monitor["spec"]["endpoints"][0]["port"] == objects["Service"]["spec"]["ports"][0]["name"]
+
+    deployment = objects["Deployment"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"{values['image']['repository']}:{values['image']['tag']}"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"livenessProbe", "readinessProbe", "startupProbe"} <= set(container)
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_chart_refuses_to_render_a_vpa_that_fights_the_hpa(helm: str) -> None:
+    deploy_file = ROOT / "services" / SERVICES[0] / "deploy" / "dev.yaml"
+    conflict = [
+        "--set",
+        "verticalAutoscaling.updateMode=Recreate",
+        "--set",
+        "verticalAutoscaling.controlledResources={cpu}",
+    ]
+    assert helm_template(helm, SERVICES[0], deploy_file, *conflict).returncode != 0, "the schema rejects it"
+    result = helm_template(helm, SERVICES[0], deploy_file, *conflict, "--skip-schema-validation")
+    assert result.returncode != 0 and "which the HPA scales on" in result.stderr, result.stderr
+
+
+####################################################################################################
+# (e) Dockerfiles
+
+
+def dockerfile_instructions(service: str) -> list[tuple[str, str]]:
+    text = (ROOT / "services" / service / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_is_multi_stage_from_pinned_base_images(service: str) -> None:
+    stages: list[str] = []
+    froms = [args for op, args in dockerfile_instructions(service) if op == "FROM"]
+    assert len(froms) >= 2, "multi-stage: a build stage and a runtime stage"
+    for args in froms:
+        match = re.fullmatch(
+            r"(?:--platform=\S+\s+)?(?P<image>\S+)(?:\s+AS\s+(?P<stage>\S+))?", args, re.IGNORECASE
+        )
+        assert match and match["stage"], f"every stage is named (FROM ... AS name): {args}"
+        image = match["image"]
+        if image not in stages:
+            assert "$" not in image, f"the base image is written out, not an ARG: {image}"
+            name, _, tag = image.partition("@")[0].rpartition(":")
+            assert name and tag and tag.lower() != "latest", f"{image}: pin an exact tag (or a digest)"
+            assert re.search(r"\d+\.\d+\.\d+", tag), f"{image}: an exact version, not a floating one"
+        stages.append(match["stage"])
+    assert any("--from=" in args for op, args in dockerfile_instructions(service) if op == "COPY")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_runs_as_the_numeric_non_root_user_the_chart_expects(service: str) -> None:
+    instructions = dockerfile_instructions(service)
+    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    users = [args for op, args in instructions[last_from:] if op == "USER"]
+    assert users, "the runtime stage sets USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) > 0 and (not gid or gid.isdigit()), (
+        f"numeric non-root USER, got {users[-1]}"
+    )
+    entrypoint = [args for op, args in instructions[last_from:] if op in {"ENTRYPOINT", "CMD"}]
+    assert entrypoint and all(json.loads(args) for args in entrypoint), "exec form: no shell at run time"
+    exposed = [int(args) for op, args in instructions[last_from:] if op == "EXPOSE"]
+    for env in ENVIRONMENTS:
+        values = chart_values(ROOT / "services" / service / "deploy" / f"{env}.yaml")
+        assert values["podSecurityContext"]["runAsUser"] == int(uid)
+        assert exposed == [values["containerPort"]]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerignore_keeps_tests_and_deploy_values_out_of_the_build_context(service: str) -> None:
+    ignore = [
+        line.strip() for line in (ROOT / "services" / service / ".dockerignore").read_text().splitlines()
+    ]
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[0] == "*", "an allow-list: everything is excluded, then what the image needs is re-included"
+    assert not any(rule.lstrip("!").startswith(("tests", "deploy")) for rule in rules if rule.startswith("!"))

@@ -126,3 +126,37 @@ def role_with_policies(
         for policy in managed
     ]
     return role, attachments
+
+
+def pod_identity_role(
+    name: str,
+    *,
+    account_id: str,
+    cluster_name: str,
+    cluster_arn: str,
+    namespace: str,
+    service_account: str,
+    policy: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, aws.eks.PodIdentityAssociation]:
+    """A role for one Kubernetes service account through EKS Pod Identity, with its inline policy.
+
+    The association waits for the policy, so the pod never starts with a role that cannot act yet.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        name,
+        name=clip(name),
+        assume_role_policy=pod_identity_trust(account_id, cluster_arn, namespace, service_account),
+        opts=child,
+    )
+    inline = aws.iam.RolePolicy(name, role=role.id, policy=policy, opts=child)
+    association = aws.eks.PodIdentityAssociation(
+        name,
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        role_arn=role.arn,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[inline]),
+    )
+    return role, association

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.helm import ChartSpec, merge, release
-from components.iam import clip, document, pod_identity_trust, role_with_policies, service_trust
+from components.iam import clip, document, pod_identity_role, role_with_policies, service_trust
 from components.identity import AwsIdentity
 from components.karpenter_policy import controller_policy
 from components.nodegroups import SYSTEM_LABEL
@@ -152,29 +152,17 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # -- controller identity ---------------------------------------------------------------
-        controller_role = aws.iam.Role(
+        controller_role, association = pod_identity_role(
             f"{name}-controller",
-            name=clip(f"{name}-controller"),
-            assume_role_policy=pod_identity_trust(
-                ident.account_id, args.cluster_arn, NAMESPACE, SERVICE_ACCOUNT
-            ),
-            opts=child,
-        )
-        controller_policy_doc = aws.iam.RolePolicy(
-            f"{name}-controller",
-            role=controller_role.id,
+            account_id=ident.account_id,
+            cluster_name=args.cluster_name,
+            cluster_arn=args.cluster_arn,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
             policy=pulumi.Output.all(queue.arn, node_role.arn).apply(
                 lambda a: controller_policy(ident, args.cluster_name, a[0], a[1])
             ),
-            opts=child,
-        )
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-controller",
-            cluster_name=args.cluster_name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=controller_role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[controller_policy_doc]),
+            parent=self,
         )
 
         # -- Kubernetes side -------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.helm import ChartSpec, merge, release
-from components.iam import clip, document, pod_identity_trust
+from components.iam import document, pod_identity_role
 from components.identity import AwsIdentity
 from components.kms import EncryptionKey, EncryptionKeyArgs
 
@@ -118,50 +118,18 @@ class Secrets(pulumi.ComponentResource):
                 opts=child,
             )
 
-        role = aws.iam.Role(
-            f"{name}-eso",
-            name=clip(f"{name}-eso"),
-            assume_role_policy=pod_identity_trust(
-                ident.account_id, args.cluster_arn, NAMESPACE, SERVICE_ACCOUNT
-            ),
-            opts=child,
-        )
         readable = [ident.arn("secretsmanager", f"secret:{args.prefix}/*")] + [
             ident.arn("secretsmanager", f"secret:{n}-*") for n in args.external_secret_names
         ]
-        role_policy = aws.iam.RolePolicy(
+        _, association = pod_identity_role(
             f"{name}-eso",
-            role=role.id,
-            policy=key.key_arn.apply(
-                lambda key_arn: document(
-                    {
-                        "Sid": "ReadThisStacksSecrets",
-                        "Effect": "Allow",
-                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                        "Resource": readable,
-                    },
-                    {
-                        "Sid": "DecryptThroughSecretsManagerOnly",
-                        "Effect": "Allow",
-                        "Action": "kms:Decrypt",
-                        "Resource": key_arn,
-                        "Condition": {
-                            "StringEquals": {
-                                "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
-                            }
-                        },
-                    },
-                )
-            ),
-            opts=child,
-        )
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-eso",
+            account_id=ident.account_id,
             cluster_name=args.cluster_name,
+            cluster_arn=args.cluster_arn,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+            policy=key.key_arn.apply(lambda key_arn: eso_policy(ident, readable, key_arn)),
+            parent=self,
         )
 
         ha = args.high_availability
@@ -207,6 +175,26 @@ class Secrets(pulumi.ComponentResource):
         self.register_outputs(
             {"store_name": self.store_name, "key_arn": self.key_arn, "secret_arns": self.secret_arns}
         )
+
+
+def eso_policy(ident: AwsIdentity, readable: list[str], key_arn: str) -> str:
+    """Read this stack's secrets (and the named external ones); decrypt only through Secrets Manager."""
+    via = f"secretsmanager.{ident.region}.{ident.dns_suffix}"
+    return document(
+        {
+            "Sid": "ReadThisStacksSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": readable,
+        },
+        {
+            "Sid": "DecryptThroughSecretsManagerOnly",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": via}},
+        },
+    )
 
 
 def secret_json(value: dict[str, Any]) -> pulumi.Output[str]:

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from stacks.config import PROJECT, ConfigError, validate
+from stacks.config import PROJECT
+from tests.configcheck import assert_section_rejected
 from tools.mocks import PlanResult, run_program, stack_config
 
 SETTINGS = "pulumiservice:index:DeploymentSettings"
@@ -82,8 +83,4 @@ BAD = [
 
 @pytest.mark.parametrize(("deployments", "key", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_deployments_config_is_rejected(deployments, key, message) -> None:
-    raw, _ = stack_config("dev")
-    raw[f"{PROJECT}:deployments"] = json.dumps(deployments)
-    with pytest.raises(ConfigError) as info:
-        validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
-    assert any(key in i.key and re.search(message, i.message) for i in info.value.issues), str(info.value)
+    assert_section_rejected("dev", "deployments", deployments, key, message)

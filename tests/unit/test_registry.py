@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
-from stacks.config import PROJECT, ConfigError, validate
+from stacks.config import PROJECT
+from tests.configcheck import assert_section_rejected
 from tools.mocks import PlanResult, stack_config
 
 REPO = "aws:ecr/repository:Repository"
@@ -133,8 +133,4 @@ BAD_DELIVERY = [
     ("delivery", "key", "message"), [c[1:] for c in BAD_DELIVERY], ids=[c[0] for c in BAD_DELIVERY]
 )
 def test_bad_delivery_config_is_rejected(delivery, key, message) -> None:
-    raw, _ = stack_config("dev")
-    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
-    with pytest.raises(ConfigError) as info:
-        validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
-    assert any(key in i.key and re.search(message, i.message) for i in info.value.issues), str(info.value)
+    assert_section_rejected("dev", "delivery", delivery, key, message)

@@ -10,6 +10,7 @@ import pytest
 
 from stacks.config import PROJECT, ConfigError, validate
 from stacks.scaling import PREFIX_SIZE, WARM_IP_TARGET
+from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
 from tools import plan as plan_cli
 from tools.mocks import PlanResult, stack_config
@@ -333,11 +334,7 @@ BAD_KARPENTER = [
     ("karpenter", "key", "message"), [c[1:] for c in BAD_KARPENTER], ids=[c[0] for c in BAD_KARPENTER]
 )
 def test_bad_karpenter_config_is_rejected(karpenter, key, message) -> None:
-    raw, _ = stack_config("dev")
-    raw[f"{PROJECT}:karpenter"] = json.dumps(karpenter)
-    with pytest.raises(ConfigError) as info:
-        validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
-    assert any(key in i.key and re.search(message, i.message) for i in info.value.issues), str(info.value)
+    assert_section_rejected("dev", "karpenter", karpenter, key, message)
 
 
 def test_capacity_error_shows_the_numbers() -> None:

@@ -2,6 +2,7 @@
 # `destroy` wrap the real Pulumi CLI.
 STACK ?= dev
 JSON ?=
+ARGS ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ help:
 	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials)"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
 	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
-	@echo "make it-cleanup                               destroy ephemeral stacks left by crashed runs"
+	@echo "make it-cleanup [ARGS='--older-than 0']       destroy ephemeral stacks left by crashed runs"
 
 # (Re)build the virtualenv when it is missing or requirements.txt changed.
 $(STAMP): requirements.txt
@@ -57,4 +58,4 @@ integration: $(STAMP)
 	EKS_PLATFORM_IT=1 $(PY) -m pytest tests/integration -m integration -x -s
 
 it-cleanup: $(STAMP)
-	$(PY) -m tools.cleanup_stacks
+	$(PY) -m tools.cleanup_stacks $(ARGS)

@@ -15,13 +15,15 @@ from components.identity import AwsIdentity
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 
-# Everything `docker push` and the image scan step need, on one repository.
+# Everything `docker push`, the image scan step and promotion (skopeo reading the layers it
+# copies) need, on one repository.
 PUSH_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:CompleteLayerUpload",
     "ecr:DescribeImageScanFindings",
     "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
     "ecr:InitiateLayerUpload",
     "ecr:PutImage",
     "ecr:UploadLayerPart",
@@ -104,7 +106,7 @@ class Registry(pulumi.ComponentResource):
     Guarantees: immutable tags, scan on push, KMS encryption (the AWS-managed `aws/ecr` key), a
     lifecycle that keeps the last N tagged images and expires untagged ones, `protect` in prod;
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
-    claim), and may push to its own repository alone (plus `ecr:GetAuthorizationToken`, which
+    claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
     """
 

@@ -1,4 +1,4 @@
-"""Delivery: CI workflows, the shared microservice chart, per-service values, the GitOps tree, Dockerfiles.
+"""Delivery: CI workflows (build, promote), shared chart, per-service values, GitOps tree, Dockerfiles.
 
 Everything here runs offline. Rendering the chart needs the `helm` binary: those tests skip, with
 the reason, when it is not on PATH; the values schema and the VPA/HPA rule are checked without it.
@@ -30,7 +30,10 @@ SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerf
 DEPLOY_FILES = sorted((ROOT / "services").glob("*/deploy/*.yaml"))
 APP_FILES = sorted(GITOPS.glob("*/*.yaml"))
 WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+# Jobs without `uses:` finish within an hour, except those that bring a real stack up and down.
+MAX_TIMEOUT_MINUTES = {"integration.yml": 180}
 IN_CLUSTER = "https://kubernetes.default.svc"
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+\s*$")
 ECR_IMAGE = re.compile(
@@ -85,10 +88,26 @@ def workflow_jobs() -> list[tuple[str, str, dict[str, Any]]]:
     return [(path.name, name, job) for path in WORKFLOW_FILES for name, job in load(path)["jobs"].items()]
 
 
-def caller_job(service: str) -> dict[str, Any]:
-    jobs = [job for job in load(WORKFLOWS / f"{service}.yml")["jobs"].values() if "uses" in job]
-    assert len(jobs) == 1, f"{service}.yml calls the reusable workflow exactly once"
+def caller_job(service: str, suffix: str = "") -> dict[str, Any]:
+    jobs = [job for job in load(WORKFLOWS / f"{service}{suffix}.yml")["jobs"].values() if "uses" in job]
+    assert len(jobs) == 1, f"{service}{suffix}.yml calls the reusable workflow exactly once"
     return jobs[0]
+
+
+def image_repository(service: str, env: str) -> re.Match[str]:
+    repository = chart_values(ROOT / "services" / service / "deploy" / f"{env}.yaml")["image"]["repository"]
+    match = ECR_IMAGE.match(repository)
+    assert match, f"{service}/{env}: {repository} is not an ECR repository URL"
+    return match
+
+
+def stack_services(stack: str) -> list[dict[str, Any]]:
+    config = load(ROOT / f"Pulumi.{stack}.yaml")["config"]
+    return list(config.get(f"{PROJECT}:delivery", {}).get("services", []))
+
+
+def run_scripts(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
 
 
 ####################################################################################################
@@ -97,7 +116,12 @@ def caller_job(service: str) -> dict[str, Any]:
 
 def test_there_are_workflows_and_deploy_files_to_check() -> None:
     assert SERVICES, "at least one service under services/"
-    assert {p.name for p in WORKFLOW_FILES} >= {"build-service.yml", *(f"{s}.yml" for s in SERVICES)}
+    assert {p.name for p in WORKFLOW_FILES} >= {
+        "build-service.yml",
+        "promote-service.yml",
+        *(f"{s}.yml" for s in SERVICES),
+        *(f"{s}-promote.yml" for s in SERVICES),
+    }
     assert DEPLOY_FILES and APP_FILES
 
 
@@ -128,7 +152,10 @@ def test_workflows_grant_nothing_by_default_and_every_job_declares_its_permissio
     for file, name, job in workflow_jobs():
         assert "permissions" in job, f"{file}:{name} declares no permissions"
         if "uses" not in job:
-            assert 0 < job["timeout-minutes"] <= 60, f"{file}:{name} needs a timeout"
+            limit = MAX_TIMEOUT_MINUTES.get(file, 60)
+            assert 0 < job["timeout-minutes"] <= limit, (
+                f"{file}:{name} needs a timeout of at most {limit} min"
+            )
 
 
 def test_only_the_publishing_job_can_get_aws_credentials_and_only_the_bump_job_can_write() -> None:
@@ -175,6 +202,63 @@ def test_no_expression_is_interpolated_into_a_shell_script() -> None:
             assert "${{" not in step.get("run", ""), f"{file}:{name}: {step.get('name', step['run'][:40])}"
 
 
+def test_promotion_reads_dev_and_writes_prod_each_with_its_own_role_and_never_builds() -> None:
+    workflow = load(WORKFLOWS / "promote-service.yml")
+    jobs = workflow["jobs"]
+    with_oidc = {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"}
+    assert with_oidc == {"copy"} and jobs["copy"]["permissions"] == {"contents": "read", "id-token": "write"}
+    writers = {
+        name
+        for name, job in jobs.items()
+        if any(level == "write" for scope, level in job["permissions"].items() if scope != "id-token")
+    }
+    assert writers == {"bump"} and jobs["bump"]["needs"] == "copy"
+    assert "configure-aws-credentials" not in json.dumps(jobs["bump"])
+
+    copy = jobs["copy"]["steps"]
+    roles = [s["with"]["role-to-assume"] for s in copy if "configure-aws-credentials@" in s.get("uses", "")]
+    assert roles == ["${{ inputs.dev-role-to-assume }}", "${{ inputs.prod-role-to-assume }}"]
+    # Dev's digest is read before the prod role replaces the dev credentials; the copy needs both
+    # registry logins, kept in separate auth files.
+    order = [s.get("id") or s.get("uses", "").split("@")[0] for s in copy]
+    assert order.index("dev") < order.index("copy")
+    assert order.index("dev") > next(
+        i for i, s in enumerate(order) if s.endswith("configure-aws-credentials")
+    )
+    script = run_scripts(jobs["copy"])
+    copy_command = re.search(r"skopeo [^\n]*copy(?:[^\n]*\\\n)*[^\n]*", script)
+    assert copy_command, "the image is copied with skopeo"
+    for flag in ("--all", "--preserve-digests", "--src-authfile", "--dest-authfile", "--digestfile"):
+        assert flag in copy_command[0], flag
+    assert "@$DIGEST" in copy_command[0], "the source is addressed by digest, not by tag"
+    assert '[ "$stored" = "$DIGEST" ]' in script, "the prod registry's digest for the tag is verified"
+    assert '[ "$running" != "$TAG" ]' in script, "only what dev runs is promoted"
+    steps = [step for job in jobs.values() for step in job["steps"]]
+    assert not any("build-push-action" in step.get("uses", "") for step in steps), "promotion never rebuilds"
+    assert not re.search(r"\b(docker|buildx|podman|buildah) +build\b", script + run_scripts(jobs["bump"]))
+
+    bump = next(s for s in jobs["bump"]["steps"] if s.get("id") == "bump")
+    assert bump["env"]["VALUES_FILE"] == "services/${{ inputs.service }}/deploy/prod.yaml"
+    assert bump["env"]["TAG"] == "${{ inputs.tag }}"
+    assert jobs["bump"]["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-prod"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_promotion_is_manual_and_uses_both_stacks_roles(service: str) -> None:
+    workflow = load(WORKFLOWS / f"{service}-promote.yml")
+    assert set(workflow[True]) == {"workflow_dispatch"}, "a push never promotes to prod"
+    assert workflow[True]["workflow_dispatch"]["inputs"]["tag"]["required"] is True
+    job = caller_job(service, "-promote")
+    assert job["with"]["tag"] == "${{ inputs.tag }}"
+    dev, prod = job["with"]["dev-role-to-assume"], job["with"]["prod-role-to-assume"]
+    variable = service.upper().replace("-", "_")
+    assert (dev, prod) == (
+        f"${{{{ vars.{variable}_DEV_CI_ROLE_ARN }}}}",
+        f"${{{{ vars.{variable}_PROD_CI_ROLE_ARN }}}}",
+    )
+    assert caller_job(service)["with"]["role-to-assume"] == dev, "dev builds and dev reads use one role"
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_pipeline_calls_the_reusable_workflow_without_triggering_itself(service: str) -> None:
     workflow = load(WORKFLOWS / f"{service}.yml")
@@ -195,15 +279,34 @@ def test_each_service_pipeline_calls_the_reusable_workflow_without_triggering_it
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_pipeline_pushes_to_the_repository_the_deploy_values_pull_from(service: str) -> None:
+def test_the_pipeline_pushes_to_the_repository_dev_pulls_from(service: str) -> None:
+    """Builds of main go to the dev stack's repository only; prod receives copies (promotion)."""
     pipeline = caller_job(service)["with"]
-    for env in ENVIRONMENTS:
-        repository = chart_values(ROOT / "services" / service / "deploy" / f"{env}.yaml")["image"][
-            "repository"
-        ]
-        match = ECR_IMAGE.match(repository)
-        assert match, f"{service}/{env}: {repository} is not an ECR repository URL"
-        assert (match["region"], match["repo"]) == (pipeline["aws-region"], pipeline["ecr-repository"])
+    dev = image_repository(service, "dev")
+    assert (dev["region"], dev["repo"]) == (pipeline["aws-region"], pipeline["ecr-repository"])
+    assert pipeline["ecr-repository"] == f"{PROJECT}-dev/{service}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_pulls_from_its_own_stacks_repository(service: str, env: str) -> None:
+    """components/registry.py names the repositories <project>-<stack>/<service>, one per stack."""
+    assert image_repository(service, env)["repo"] == f"{PROJECT}-{env}/{service}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_is_in_the_delivery_config_of_every_stack(service: str) -> None:
+    """The stack config creates the service's ECR repository, CI role and namespace."""
+    stacks = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    assert stacks == sorted(ENVIRONMENTS)
+    repo_url = load(GITOPS / "dev" / f"{service}.yaml")["spec"]["source"]["repoURL"]
+    (ci_branch,) = load(WORKFLOWS / f"{service}.yml")[True]["push"]["branches"]
+    for stack in stacks:
+        entries = [s for s in stack_services(stack) if s["name"] == service]
+        assert len(entries) == 1, f"Pulumi.{stack}.yaml: {PROJECT}:delivery.services lacks {service}"
+        # The CI roles trust the repository and branch whose workflows push and promote the image.
+        assert entries[0].get("branch", "main") == ci_branch
+        assert repo_url == f"https://github.com/{entries[0]['githubRepository']}.git"
 
 
 ####################################################################################################
@@ -240,12 +343,15 @@ def test_every_service_deploys_to_exactly_dev_and_prod(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_prod_is_highly_available_and_runs_the_image_dev_built(service: str) -> None:
-    dev = chart_values(ROOT / "services" / service / "deploy" / "dev.yaml")
     prod = chart_values(ROOT / "services" / service / "deploy" / "prod.yaml")
     assert prod["autoscaling"]["enabled"] and prod["autoscaling"]["minReplicas"] >= 3, "one replica per zone"
     assert prod["podDisruptionBudget"]["enabled"]
     assert prod["topologySpread"]["zone"]["whenUnsatisfiable"] == "DoNotSchedule"
-    assert prod["image"]["repository"] == dev["image"]["repository"], "promotion copies a tag, never rebuilds"
+    # Each stack has its own repository; promotion copies dev's manifest into prod's by digest.
+    assert image_repository(service, "dev")[0] != image_repository(service, "prod")[0]
+    promote = caller_job(service, "-promote")
+    assert promote["uses"] == "./.github/workflows/promote-service.yml"
+    assert promote["with"]["service"] == service
 
 
 @pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
@@ -351,7 +457,11 @@ def test_applications_follow_the_delivery_conventions(app_file: Path) -> None:
     assert spec["destination"] == {"server": IN_CLUSTER, "namespace": service}
     sync = spec["syncPolicy"]
     assert sync["automated"] == {"prune": True, "selfHeal": True}
-    assert {"CreateNamespace=true", "ServerSideApply=true"} <= set(sync["syncOptions"])
+    assert "ServerSideApply=true" in sync["syncOptions"]
+    # The platform creates the namespace (Pod Security `restricted`) and the microservices project
+    # denies cluster-scoped resources: an Application that created it would fail or fight Pulumi.
+    assert not any(option.startswith("CreateNamespace=") for option in sync["syncOptions"])
+    assert "managedNamespaceMetadata" not in sync
     assert sync["retry"]["limit"] >= 1 and sync["retry"]["backoff"]["factor"] >= 2
     source = spec["source"]
     assert source["path"] == "charts/microservice" and source["targetRevision"] == "main"

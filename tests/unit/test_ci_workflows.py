@@ -1,0 +1,289 @@
+"""The infrastructure repository's own CI: infra-ci.yml, integration.yml, dependabot.yml, plan_summary.py.
+
+Offline: the workflows and Dependabot's config are checked against check-jsonschema's built-in
+(vendored) schemas, and the plan summary script runs on a plan the offline engine produces here.
+Delivery workflows (build, promote) are covered in more depth by test_delivery.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.mocks import ROOT
+
+GITHUB = ROOT / ".github"
+WORKFLOWS = GITHUB / "workflows"
+WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+SUMMARY_SCRIPT = GITHUB / "scripts" / "plan_summary.py"
+STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
+SHA_PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    return dict(workflow[True])  # PyYAML reads the key `on` as the boolean True
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def scripts(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in steps(job))
+
+
+def all_uses() -> list[tuple[str, str]]:
+    """Every `uses:` (job level and step level) with its file."""
+    found = []
+    for path in WORKFLOW_FILES:
+        for job in load(path)["jobs"].values():
+            found += [(path.name, job["uses"])] if "uses" in job else []
+            found += [(path.name, step["uses"]) for step in steps(job) if "uses" in step]
+    return found
+
+
+def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+
+
+####################################################################################################
+# Schemas and pinning (every workflow)
+
+
+def test_the_ci_files_exist() -> None:
+    assert {p.name for p in WORKFLOW_FILES} >= {"infra-ci.yml", "integration.yml"}
+    assert (GITHUB / "dependabot.yml").is_file() and SUMMARY_SCRIPT.is_file()
+    assert STACKS == ["dev", "prod"]
+
+
+def test_every_workflow_validates_against_the_github_workflow_schema() -> None:
+    result = check_jsonschema("vendor.github-workflows", *WORKFLOW_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependabot_config_validates_and_covers_actions_python_and_service_images() -> None:
+    result = check_jsonschema("vendor.dependabot", GITHUB / "dependabot.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = {u["package-ecosystem"]: u for u in load(GITHUB / "dependabot.yml")["updates"]}
+    assert set(updates) == {"github-actions", "pip", "docker"}
+    assert updates["github-actions"]["directory"] == "/"
+    assert updates["pip"]["directory"] == "/" and (ROOT / "requirements.txt").is_file()
+    docker_dirs = updates["docker"].get("directories") or [updates["docker"]["directory"]]
+    for service in SERVICES:
+        assert any(Path(f"/services/{service}").match(d) for d in docker_dirs), service
+    assert all(u["cooldown"]["default-days"] >= 3 for u in updates.values()), "new releases age first"
+
+
+def test_every_action_is_pinned_to_a_commit_sha_and_to_one_sha_per_action() -> None:
+    pins: dict[str, set[str]] = defaultdict(set)
+    for file, uses in all_uses():
+        if uses.startswith("./"):
+            assert (ROOT / uses).is_file(), f"{file}: {uses} does not exist"
+            continue
+        assert SHA_PINNED.match(uses), f"{file}: {uses} is not pinned to a 40-hex commit SHA"
+        action, _, sha = uses.partition("@")
+        pins[action].add(sha)
+    # One SHA per action everywhere: new workflows reuse the pins build-service.yml already has.
+    assert {action: shas for action, shas in pins.items() if len(shas) > 1} == {}
+    assert len(pins) >= 8
+
+
+def test_no_workflow_holds_long_lived_cloud_keys() -> None:
+    for path in WORKFLOW_FILES:
+        text = path.read_text()
+        assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
+
+
+def test_only_the_workflows_that_reach_aws_may_request_an_oidc_token() -> None:
+    allowed = {"build-service.yml", "promote-service.yml", "integration.yml"}
+    allowed |= {f"{s}.yml" for s in SERVICES} | {f"{s}-promote.yml" for s in SERVICES}  # callers' ceilings
+    with_oidc = {
+        path.name
+        for path in WORKFLOW_FILES
+        for job in load(path)["jobs"].values()
+        if job.get("permissions", {}).get("id-token") == "write"
+    }
+    assert with_oidc <= allowed and "integration.yml" in with_oidc and "infra-ci.yml" not in with_oidc
+
+
+####################################################################################################
+# infra-ci.yml: make test and the offline plans on every pull request
+
+
+@pytest.fixture(scope="module")
+def infra_ci() -> dict[str, Any]:
+    return dict(load(WORKFLOWS / "infra-ci.yml"))
+
+
+def test_infra_ci_runs_on_pull_requests_and_main(infra_ci: dict[str, Any]) -> None:
+    on = triggers(infra_ci)
+    assert "pull_request" in on and on["push"]["branches"] == ["main"]
+    assert "${{ github.ref }}" in infra_ci["concurrency"]["group"]
+
+
+def test_infra_ci_is_read_only(infra_ci: dict[str, Any]) -> None:
+    assert infra_ci["permissions"] == {}
+    for name, job in infra_ci["jobs"].items():
+        assert job["permissions"] == {"contents": "read"}, name
+    assert "id-token" not in json.dumps(infra_ci)
+    assert "secrets." not in (WORKFLOWS / "infra-ci.yml").read_text(), "offline: no credential at all"
+
+
+def test_infra_ci_runs_make_test_then_plans_each_stack_into_the_summary(infra_ci: dict[str, Any]) -> None:
+    (job,) = infra_ci["jobs"].values()
+    runs = [step.get("run", "") for step in steps(job)]
+    test_at = next(i for i, run in enumerate(runs) if run.strip() == "make test")
+    for stack in STACKS:
+        plan_at = next(
+            i for i, run in enumerate(runs) if f"make plan STACK={stack} JSON=plan-{stack}.json" in run
+        )
+        assert plan_at > test_at
+    summary = scripts(job)
+    assert ".github/scripts/plan_summary.py" in summary and '>> "$GITHUB_STEP_SUMMARY"' in summary
+    upload = next(s for s in steps(job) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert {f"plan-{stack}.json" for stack in STACKS} <= set(upload["with"]["path"].split())
+
+
+def test_infra_ci_uses_the_projects_python(infra_ci: dict[str, Any]) -> None:
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["target-version"]
+    (job,) = infra_ci["jobs"].values()
+    setup = next(s for s in steps(job) if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["python-version"] == f"{target[2]}.{target[3:]}"  # py311 -> 3.11
+
+
+####################################################################################################
+# integration.yml: weekly ephemeral stacks with OIDC credentials
+
+
+@pytest.fixture(scope="module")
+def integration() -> dict[str, Any]:
+    return dict(load(WORKFLOWS / "integration.yml"))
+
+
+def test_integration_runs_weekly_and_on_demand_never_two_at_once(integration: dict[str, Any]) -> None:
+    on = triggers(integration)
+    assert "workflow_dispatch" in on
+    (schedule,) = on["schedule"]
+    _minute, _hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month) == ("*", "*") and weekday.isdigit(), "once a week"
+    assert integration["concurrency"]["group"] == "integration"
+    assert integration["concurrency"]["cancel-in-progress"] is False, "never cancel a run mid-destroy"
+
+
+def test_integration_gets_aws_through_oidc_only(integration: dict[str, Any]) -> None:
+    assert integration["permissions"] == {}
+    (job,) = integration["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    (creds,) = [s for s in steps(job) if "configure-aws-credentials@" in s.get("uses", "")]
+    assert creds["with"]["role-to-assume"] == "${{ vars.INTEGRATION_ROLE_ARN }}"
+    # The session outlives the job: a destroy must not lose its credentials halfway.
+    assert int(creds["with"]["role-duration-seconds"]) >= job["timeout-minutes"] * 60
+
+
+def test_integration_tests_then_always_cleans_up_within_a_timeout(integration: dict[str, Any]) -> None:
+    (job,) = integration["jobs"].values()
+    assert 60 <= job["timeout-minutes"] <= 180
+    names = [s.get("run", "").strip() for s in steps(job)]
+    tests, cleanup = steps(job)[names.index("make integration")], steps(job)[-1]
+    assert cleanup["run"].strip().startswith("make it-cleanup") and cleanup["if"] == "always()"
+    assert names.index("make integration") < len(names) - 1
+    # The test step stops early enough for the cleanup to run inside the job's timeout.
+    assert tests["timeout-minutes"] + cleanup["timeout-minutes"] < job["timeout-minutes"]
+
+
+def test_integration_pins_its_tools_and_uses_the_configured_backend(integration: dict[str, Any]) -> None:
+    requirements = (ROOT / "requirements.txt").read_text()
+    sdk = re.search(r"^pulumi==(\S+)$", requirements, re.MULTILINE)
+    assert sdk and integration["env"]["PULUMI_VERSION"] == sdk[1], "the CLI matches the pinned SDK"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", integration["env"]["KUBECTL_VERSION"])
+    (job,) = integration["jobs"].values()
+    text = scripts(job)
+    assert '--version "$PULUMI_VERSION"' in text and "sha256sum --check" in text
+    login = next(s for s in steps(job) if "pulumi login" in s.get("run", ""))
+    assert login["env"]["BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert login["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+
+
+####################################################################################################
+# .github/scripts/plan_summary.py on a real offline plan
+
+
+@pytest.fixture(scope="module")
+def dev_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tools.plan import main as plan
+
+    path = tmp_path_factory.mktemp("plans") / "plan-dev.json"
+    assert plan(["--stack", "dev", "--json", str(path), "--quiet"]) == 0
+    return path
+
+
+def summarise(*paths: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, str(SUMMARY_SCRIPT), *map(str, paths)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_plan_summary_reports_totals_protection_and_capacity(dev_plan: Path) -> None:
+    plan = json.loads(dev_plan.read_text())
+    result = summarise(dev_plan)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    resources = plan["resources"]
+    custom = sum(r["custom"] for r in resources)
+    protected = sum(r["protect"] for r in resources)
+    assert f"## Offline plan: `{plan['project']}` / `dev`" in out
+    assert f"**{len(resources)} resources** ({custom} custom, {len(resources) - custom} components)" in out
+    assert f"**{protected} protected**" in out
+    cap = plan["capacity"]
+    capacity_line = next(line for line in out.splitlines() if line.startswith("**IP capacity:**"))
+    assert f"max nodes {cap['maxNodes']:,}" in capacity_line
+    assert f"max pods {cap['maxPods']:,}" in capacity_line
+    assert f"pod IPs needed {cap['requiredIps']:,} of {cap['usableIps']:,} usable" in capacity_line
+    for zone, cidr in cap["privateSubnets"].items():
+        assert f"| {zone} | `{cidr}` | {cap['freeIpsPerAz'][zone]:,} |" in out
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (\d+) \|", out, re.MULTILINE))
+    assert sum(map(int, rows.values())) == len(resources), "the by-type table adds up to the total"
+    assert int(rows["aws:ecr/repository:Repository"]) == len(SERVICES)
+    assert "Policy findings" not in out, "no findings section without a findings list"
+
+
+def test_plan_summary_counts_policy_findings_by_level(dev_plan: Path, tmp_path: Path) -> None:
+    plan = copy.deepcopy(json.loads(dev_plan.read_text()))
+    urn = plan["resources"][0]["urn"]
+    plan["findings"] = [
+        {"rule": "eks-01", "level": "mandatory", "urn": urn, "message": "a | b"},
+        {"rule": "ecr-02", "level": "advisory", "urn": urn, "message": "x"},
+        {"rule": "ecr-03", "level": "advisory", "urn": None, "message": "y"},
+    ]
+    path = tmp_path / "with-findings.json"
+    path.write_text(json.dumps(plan))
+    result = summarise(path)
+    assert result.returncode == 0, result.stderr
+    assert "**Policy findings:** ❌ 1 mandatory · 2 advisory" in result.stdout
+    assert "| mandatory | `eks-01` |" in result.stdout and "a \\| b" in result.stdout
+    plan["findings"] = []
+    path.write_text(json.dumps(plan))
+    assert "**Policy findings:** ✅ 0 mandatory · 0 advisory" in summarise(path).stdout
+
+
+def test_plan_summary_fails_on_a_missing_or_foreign_file(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"resources": []}')
+    result = summarise(tmp_path / "absent.json", foreign)
+    assert result.returncode == 2
+    assert result.stdout.count("**No plan document**") == 2 and "missing project, stack" in result.stdout

@@ -72,8 +72,11 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "aws:secretsmanager/secretVersion:SecretVersion": ("secretString",),
     "kubernetes:external-secrets.io/v1:ExternalSecret": ("metadata", "spec.dataFrom", "spec.target.name"),
     "kubernetes:external-secrets.io/v1:ClusterSecretStore": ("spec.provider",),
-    "kubernetes:argoproj.io/v1alpha1:AppProject": ("spec.sourceRepos", "spec.destinations",
-                                                   "spec.clusterResourceWhitelist"),
+    "kubernetes:argoproj.io/v1alpha1:AppProject": (
+        "spec.sourceRepos",
+        "spec.destinations",
+        "spec.clusterResourceWhitelist",
+    ),
     "kubernetes:argoproj.io/v1alpha1:Application": ("spec.source", "spec.syncPolicy.automated"),
     "aws:ecr/repository:Repository": (
         "name",

@@ -15,7 +15,7 @@ help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
 	@echo "make test                                     lint, type-check and the whole test suite"
 	@echo "make bench                                    time the offline plan of the prod stack"
-	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials)"
+	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials); preview/up enforce policy/"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
 	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
 	@echo "make it-cleanup [ARGS='--older-than 0']       destroy ephemeral stacks left by crashed runs"
@@ -49,7 +49,7 @@ bench: $(STAMP)
 preview up destroy: $(STAMP)
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see the README, 'Deploying for real'."; exit 2; }
 	pulumi stack select $(STACK)
-	pulumi $@ --stack $(STACK)
+	pulumi $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack policy)
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)

@@ -4,8 +4,10 @@
 
 Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the config of
 `Pulumi.<stack>.yaml` and prints the resource tree with each resource's key settings, then the
-stack outputs. `--json` writes the plan document (DESIGN.md, shared plan.schema.json). A config
-error prints every problem and exits 2 without writing JSON.
+stack outputs. The policy pack (policy/) is evaluated on the planned resources and its findings are
+printed after the tree; they do not change the exit code (the tests decide what must pass).
+`--json` writes the plan document (DESIGN.md, shared plan.schema.json), `findings` included. A
+config error prints every problem and exits 2 without writing JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
+from tools.policy_check import Finding, evaluate
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -132,13 +135,33 @@ def _masked(r: Registration, path: str, value: Any) -> Any:
     return "[secret]" if node == "[secret]" else value
 
 
-def render(result: PlanResult, capacity: dict[str, Any], console: Console) -> None:
+def render_findings(findings: list[Finding], console: Console) -> None:
+    mandatory = sum(1 for f in findings if f.level == "mandatory")
+    if findings:
+        table = Table(title="Policy findings (policy/)")
+        for column in ("level", "rule", "resource", "message"):
+            table.add_column(column, overflow="fold")
+        for f in findings:
+            style = "bold red" if f.level == "mandatory" else "yellow"
+            resource = f.urn.rsplit("::", 1)[-1] if f.urn else "(stack)"
+            table.add_row(f"[{style}]{f.level}[/]", f.rule, escape(resource), escape(f.message))
+        console.print(table)
+    console.print(
+        f"{len(findings)} policy finding(s): {mandatory} mandatory, {len(findings) - mandatory} advisory."
+    )
+
+
+def render(
+    result: PlanResult, capacity: dict[str, Any], console: Console, findings: list[Finding] | None = None
+) -> None:
     tree = Tree(f"[bold]{result.project}[/] / stack [bold green]{result.stack}[/]")
     nodes: dict[str | None, Tree] = {}
     for r in result.records:
         parent = nodes.get(r.parent, tree)
         nodes[r.urn] = parent.add(_label(r))
     console.print(tree)
+    if findings is not None:
+        render_findings(findings, console)
 
     table = Table(title="Stack outputs", show_lines=False)
     table.add_column("output")
@@ -199,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     document = result.document()
+    findings = evaluate(result, production=cfg.production)
+    document["findings"] = [f.document() for f in findings]
     document["capacity"] = cfg.capacity_report().document()
     # Name each private subnet's AZ, in the order the VPC received them.
     zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
@@ -206,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
     if not args.quiet:
-        render(result, document["capacity"], console)
+        render(result, document["capacity"], console, findings)
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:

@@ -1,0 +1,18 @@
+"""Every rule of the pack, in one tuple: the single list both runners evaluate."""
+
+from __future__ import annotations
+
+from policy import rules_data, rules_eks, rules_helm, rules_iam, rules_k8s, rules_network, rules_nodes
+from policy.model import ResourceRule, StackRule
+
+RULES: tuple[ResourceRule | StackRule, ...] = tuple(
+    rule
+    for module in (rules_eks, rules_nodes, rules_data, rules_iam, rules_network, rules_helm, rules_k8s)
+    for rule in module.rules.rules
+)
+RESOURCE_RULES = tuple(r for r in RULES if isinstance(r, ResourceRule))
+STACK_RULES = tuple(r for r in RULES if isinstance(r, StackRule))
+
+_names = [r.name for r in RULES]
+if len(set(_names)) != len(_names):
+    raise RuntimeError(f"duplicate rule names: {sorted({n for n in _names if _names.count(n) > 1})}")

@@ -1,0 +1,115 @@
+"""Kubernetes objects the platform creates directly: namespaces, storage, Argo CD projects and access.
+
+Objects applied through `kubernetes:yaml/v2:ConfigGroup` are read from its `objs` input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from policy.helm_profiles import chart_name
+from policy.model import Context, Level, RuleSet, Source, bpg, cis
+from policy.props import falsy, get, is_map, items, truthy
+from policy.resource_types import APP_PROJECT, CONFIG_GROUP, HELM, NAMESPACE, STORAGE_CLASS
+
+rules = RuleSet()
+M, A = Level.MANDATORY, Level.ADVISORY
+ENFORCE = "pod-security.kubernetes.io/enforce"
+PSS = (*cis("4.2.1"), *bpg("Security > Pod security: Pod Security Standards"))
+ARGO_PROJECTS = Source("argocd", "Projects (restrict sources, destinations and cluster resources)")
+
+
+def _objects(typ: str, props: Mapping[str, Any], kind: str, token: str) -> list[Mapping[str, Any]]:
+    if typ == CONFIG_GROUP:
+        return [o for o in items(get(props, "objs")) if is_map(o) and get(o, "kind") == kind]
+    return [props] if typ == token else []
+
+
+@rules.resource(
+    "k8s-namespace-pod-security",
+    types=(CONFIG_GROUP, NAMESPACE),
+    description="Every namespace enforces a Pod Security Standard (enforce label).",
+    sources=PSS,
+    prod=M,
+    dev=M,
+)
+def namespace_pss(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    for ns in _objects(typ, props, "Namespace", NAMESPACE):
+        if get(ns, ("metadata", "labels", ENFORCE)) not in ("baseline", "restricted", "privileged"):
+            yield f"namespace {get(ns, 'metadata.name')} has no {ENFORCE} label"
+
+
+@rules.resource(
+    "k8s-namespace-not-privileged",
+    types=(CONFIG_GROUP, NAMESPACE),
+    description="Namespaces enforce baseline or restricted; privileged is a justified exception.",
+    sources=PSS,
+    prod=A,
+    dev=A,
+)
+def namespace_not_privileged(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    for ns in _objects(typ, props, "Namespace", NAMESPACE):
+        if get(ns, ("metadata", "labels", ENFORCE)) == "privileged":
+            yield f"namespace {get(ns, 'metadata.name')} enforces privileged (host access allowed)"
+
+
+@rules.resource(
+    "k8s-storage-class-encrypted",
+    types=(CONFIG_GROUP, STORAGE_CLASS),
+    description="EBS storage classes create encrypted volumes.",
+    sources=bpg("Security > Data encryption and secrets management (encryption at rest)"),
+    prod=M,
+    dev=M,
+)
+def storage_encrypted(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    for sc in _objects(typ, props, "StorageClass", STORAGE_CLASS):
+        if get(sc, "provisioner") == "ebs.csi.aws.com" and not truthy(get(sc, "parameters.encrypted")):
+            yield f"storage class {get(sc, 'metadata.name')} does not set parameters.encrypted: 'true'"
+
+
+@rules.resource(
+    "k8s-storage-class-retain",
+    types=(CONFIG_GROUP, STORAGE_CLASS),
+    description="Production volumes outlive their claims (reclaimPolicy Retain).",
+    sources=(Source("platform", "DESIGN.md Environments (prod: PV retain)"),),
+    prod=M,
+    dev=None,
+)
+def storage_retain(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    for sc in _objects(typ, props, "StorageClass", STORAGE_CLASS):
+        if get(sc, "reclaimPolicy", "Delete") != "Retain":
+            yield f"storage class {get(sc, 'metadata.name')} deletes volumes with their claims"
+
+
+@rules.resource(
+    "argocd-project-scoped",
+    types=(APP_PROJECT,),
+    description="Argo CD projects name their source repos and destinations and grant no cluster-wide kinds.",
+    sources=(ARGO_PROJECTS,),
+    prod=M,
+    dev=M,
+)
+def project_scoped(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if "*" in items(get(props, "spec.sourceRepos")):
+        yield "spec.sourceRepos allows any repository"
+    for dest in items(get(props, "spec.destinations")):
+        for field in ("namespace", "server", "name"):
+            if get(dest, field) == "*":
+                yield f"a destination allows any {field}"
+    for kind in items(get(props, "spec.clusterResourceWhitelist")):
+        if get(kind, "group") == "*" and get(kind, "kind") == "*":
+            yield "spec.clusterResourceWhitelist allows every cluster-scoped kind"
+
+
+@rules.resource(
+    "argocd-admin-disabled",
+    types=HELM,
+    description="Argo CD's local admin account is off in prod; people sign in through SSO.",
+    sources=(Source("argocd", "Operator manual: user management (disable the admin user)"),),
+    prod=M,
+    dev=A,
+)
+def admin_disabled(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if chart_name(props) == "argo-cd" and not falsy(get(props, ("values", "configs", "cm", "admin.enabled"))):
+        yield "configs.cm.admin.enabled is not false: the local admin password works"

@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 .PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
@@ -20,25 +21,30 @@ help:
 	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
 	@echo "make it-cleanup [ARGS='--older-than 0']       destroy ephemeral stacks left by crashed runs"
 
-# (Re)build the virtualenv when it is missing or requirements.txt changed.
+# (Re)build the virtualenv when it is missing or a requirements file changed. `make plan` needs only
+# requirements.txt; `make test` adds the test tools of requirements-dev.txt.
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+venv: $(DEV_STAMP)
 
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(PY) -m pytest
 
 test: lint typecheck unit
@@ -54,7 +60,7 @@ preview up destroy: $(STAMP)
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)
 
-integration: $(STAMP)
+integration: $(DEV_STAMP)
 	EKS_PLATFORM_IT=1 $(PY) -m pytest tests/integration -m integration -x -s
 
 it-cleanup: $(STAMP)

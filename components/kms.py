@@ -28,8 +28,10 @@ class EncryptionKey(pulumi.ComponentResource):
 
     Guarantees: rotation on; the key policy lets the account's IAM policies grant use (the AWS
     default, so no principal is hard-wired) and lets CloudWatch Logs use it only for the listed
-    log groups of this account and region; a deletion window (30 days in prod) and `protect`
-    on prod. It does not grant any role use of the key: each consumer's role does that.
+    log groups of this account and region; a deletion window (30 days in prod), and `protect`
+    and `retain_on_delete` on prod (a destroyed stack leaves the key, so nothing it encrypted
+    becomes unreadable; the destroy guide says how to retire it). It does not grant any role use
+    of the key: each consumer's role does that.
     """
 
     key_arn: pulumi.Output[str]
@@ -78,7 +80,7 @@ class EncryptionKey(pulumi.ComponentResource):
             rotation_period_in_days=365,
             deletion_window_in_days=args.deletion_window_days,
             policy=policy,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
         aws.kms.Alias(
             f"{name}-alias",

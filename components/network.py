@@ -25,6 +25,9 @@ class NetworkArgs:
     flow_log_retention_days: int
     log_key_arn: pulumi.Input[str]
     interface_endpoints: tuple[str, ...]
+    # Production: the VPC (and through it, its subnets, route tables and NAT) and the flow-log group
+    # are protected, and the log group is kept in AWS if the stack is ever destroyed.
+    protect: bool
 
 
 class Network(pulumi.ComponentResource):
@@ -35,6 +38,9 @@ class Network(pulumi.ComponentResource):
     NAT per the configured strategy; every accepted and rejected flow logged to a KMS-encrypted
     log group with bounded retention; an S3 gateway endpoint (free, keeps image-layer traffic
     off NAT) and the configured interface endpoints, reachable on 443 from inside the VPC only.
+    The VPC's default security group is adopted with no rules at all, so nothing that lands in it
+    by accident can talk to anything (CIS AWS Foundations 5.4, checkov CKV2_AWS_12). With
+    `protect`, the VPC and the flow-log group cannot be deleted by a destroy or a rename.
     It does not create security groups for workloads or peerings.
     """
 
@@ -83,6 +89,17 @@ class Network(pulumi.ComponentResource):
                     vpc_endpoint_type="Gateway",
                 )
             ],
+            # Children inherit `protect` from their parent (pulumi/resource.py: "Infer protection
+            # from parent"), so the subnets, route tables and NAT gateways awsx creates are covered.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        # Adopting the default security group strips its rules: pulumi_aws 7.51 DefaultSecurityGroup
+        # ("immediately removes all ingress and egress rules ... then creates any rules specified");
+        # none are specified. Deleting it only forgets it: AWS keeps a VPC's default group.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            vpc_id=vpc.vpc_id,
+            tags={"Name": f"{name}-default (no rules)"},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -91,7 +108,7 @@ class Network(pulumi.ComponentResource):
             name=f"/aws/vpc/{name}/flow-logs",
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=args.log_key_arn,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from components.iam import clip, document
 from components.identity import AwsIdentity
+from components.kms import EncryptionKey, EncryptionKeyArgs
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -45,6 +46,8 @@ class RegistryArgs:
     existing_oidc_provider_arn: str | None
     keep_tagged_images: int
     untagged_image_days: int
+    key_deletion_window_days: int
+    # Production: protected, and kept in AWS (images included) if the stack is ever destroyed.
     protect: bool
 
 
@@ -103,8 +106,11 @@ def _trust_for(svc: ServiceRegistry, provider_arn: str) -> str:
 class Registry(pulumi.ComponentResource):
     """One ECR repository per microservice and one CI role per service, for GitHub Actions.
 
-    Guarantees: immutable tags, scan on push, KMS encryption (the AWS-managed `aws/ecr` key), a
-    lifecycle that keeps the last N tagged images and expires untagged ones, `protect` in prod;
+    Guarantees: immutable tags, scan on push, KMS encryption with the registry's own
+    customer-managed key (rotated; its policy delegates to IAM, and ECR uses the key through the
+    grant it creates when a repository is created, so pushing and pulling need no KMS permission:
+    AWS ECR User Guide, "Encryption at rest"), a lifecycle that keeps the last N tagged images and
+    expires untagged ones, `protect` and `retain_on_delete` in prod;
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
     claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
@@ -128,58 +134,76 @@ class Registry(pulumi.ComponentResource):
 
         urls: dict[str, pulumi.Output[str]] = {}
         roles: dict[str, pulumi.Output[str]] = {}
-        for svc in args.services:
-            repo = aws.ecr.Repository(
-                f"{name}-{svc.name}",
-                name=f"{args.prefix}/{svc.name}",
-                image_tag_mutability="IMMUTABLE",
-                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
-                    scan_on_push=True
-                ),
-                encryption_configurations=[
-                    aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")
-                ],
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-            )
-            aws.ecr.LifecyclePolicy(
-                f"{name}-{svc.name}",
-                repository=repo.name,
-                policy=lifecycle_policy(args.keep_tagged_images, args.untagged_image_days),
-                opts=child,
-            )
-            role = aws.iam.Role(
-                f"{name}-{svc.name}-ci",
-                name=clip(f"{name}-{svc.name}-ci"),
-                description=f"GitHub Actions of {svc.github_repository}@{svc.branch}: push {svc.name} images",
-                assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
-                    functools.partial(_trust_for, svc)
-                ),
-                max_session_duration=3600,
-                opts=child,
-            )
-            aws.iam.RolePolicy(
-                f"{name}-{svc.name}-ci",
-                role=role.id,
-                policy=repo.arn.apply(
-                    lambda arn: document(
-                        {
-                            "Sid": "Login",
-                            "Effect": "Allow",
-                            "Action": "ecr:GetAuthorizationToken",
-                            "Resource": "*",
-                        },
-                        {
-                            "Sid": "PushThisRepositoryOnly",
-                            "Effect": "Allow",
-                            "Action": PUSH_ACTIONS,
-                            "Resource": arn,
-                        },
-                    )
+        if args.services:
+            key = EncryptionKey(
+                f"{name}-images",
+                EncryptionKeyArgs(
+                    identity=ident,
+                    description=f"{args.prefix}: ECR repositories of the platform's services",
+                    log_group_patterns=(),
+                    deletion_window_days=args.key_deletion_window_days,
+                    protect=args.protect,
                 ),
                 opts=child,
             )
-            urls[svc.name] = repo.repository_url
-            roles[svc.name] = role.arn
+            for svc in args.services:
+                repo = aws.ecr.Repository(
+                    f"{name}-{svc.name}",
+                    name=f"{args.prefix}/{svc.name}",
+                    image_tag_mutability="IMMUTABLE",
+                    image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                        scan_on_push=True
+                    ),
+                    encryption_configurations=[
+                        aws.ecr.RepositoryEncryptionConfigurationArgs(
+                            encryption_type="KMS", kms_key=key.key_arn
+                        )
+                    ],
+                    opts=pulumi.ResourceOptions(
+                        parent=self, protect=args.protect, retain_on_delete=args.protect
+                    ),
+                )
+                aws.ecr.LifecyclePolicy(
+                    f"{name}-{svc.name}",
+                    repository=repo.name,
+                    policy=lifecycle_policy(args.keep_tagged_images, args.untagged_image_days),
+                    opts=child,
+                )
+                role = aws.iam.Role(
+                    f"{name}-{svc.name}-ci",
+                    name=clip(f"{name}-{svc.name}-ci"),
+                    description=(
+                        f"GitHub Actions of {svc.github_repository}@{svc.branch}: push {svc.name} images"
+                    ),
+                    assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                        functools.partial(_trust_for, svc)
+                    ),
+                    max_session_duration=3600,
+                    opts=child,
+                )
+                aws.iam.RolePolicy(
+                    f"{name}-{svc.name}-ci",
+                    role=role.id,
+                    policy=repo.arn.apply(
+                        lambda arn: document(
+                            {
+                                "Sid": "Login",
+                                "Effect": "Allow",
+                                "Action": "ecr:GetAuthorizationToken",
+                                "Resource": "*",
+                            },
+                            {
+                                "Sid": "PushThisRepositoryOnly",
+                                "Effect": "Allow",
+                                "Action": PUSH_ACTIONS,
+                                "Resource": arn,
+                            },
+                        )
+                    ),
+                    opts=child,
+                )
+                urls[svc.name] = repo.repository_url
+                roles[svc.name] = role.arn
         self.registry = f"{ident.account_id}.dkr.ecr.{ident.region}.{ident.dns_suffix}"
         self.repository_urls = pulumi.Output.all(**urls) if urls else pulumi.Output.from_input({})
         self.ci_role_arns = pulumi.Output.all(**roles) if roles else pulumi.Output.from_input({})

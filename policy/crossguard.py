@@ -76,7 +76,10 @@ def _resource_policy(rule: ResourceRule, production: bool) -> ResourceValidation
 def _stack_policy(rule: StackRule, production: bool) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         ctx = _context(args.get_config(), production)
-        resources = [Resource(r.resource_type, r.urn, r.name, r.props) for r in args.resources]
+        resources = [
+            Resource(r.resource_type, r.urn, r.name, r.props, protect=bool(r.opts and r.opts.protect))
+            for r in args.resources
+        ]
         for urn, message in rule.check(resources, ctx):
             report(message, urn)
 

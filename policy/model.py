@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-SourceKind = Literal["checkov", "cis-eks", "eks-bpg", "aws-docs", "karpenter", "argocd", "platform"]
+SourceKind = Literal[
+    "checkov", "cis-eks", "cis-aws", "eks-bpg", "aws-docs", "karpenter", "argocd", "platform", "pulumi-docs"
+]
 
 
 class Level(StrEnum):
@@ -36,11 +38,13 @@ class Source:
         names = {
             "checkov": "checkov",
             "cis-eks": "CIS EKS",
+            "cis-aws": "CIS AWS Foundations",
             "eks-bpg": "EKS Best Practices Guide:",
             "aws-docs": "AWS docs:",
             "karpenter": "Karpenter docs:",
             "argocd": "Argo CD docs:",
             "platform": "platform",
+            "pulumi-docs": "Pulumi docs:",
         }
         return f"{names[self.kind]} {self.ref}"
 
@@ -74,6 +78,8 @@ class Resource:
     urn: str
     name: str
     props: Mapping[str, Any]
+    # The `protect` resource option (CrossGuard: PolicyResource.opts.protect; offline: the registration).
+    protect: bool = False
 
 
 ResourceCheck = Callable[[str, Mapping[str, Any], Context], Iterable[str]]

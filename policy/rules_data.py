@@ -9,8 +9,11 @@ from policy import iamdoc
 from policy.model import Context, Level, Resource, RuleSet, Source, bpg, checkov, cis
 from policy.props import falsy, get, truthy
 from policy.resource_types import (
+    AWS_VPC,
+    AWSX_VPC,
     ECR_LIFECYCLE,
     ECR_REPOSITORY,
+    EKS_CLUSTER,
     KMS_KEY,
     KMS_KEY_POLICY,
     LOG_GROUP,
@@ -110,6 +113,42 @@ def ecr_kms(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
     kind = get(props, "encryptionConfigurations.0.encryptionType", "AES256")
     if not str(kind).startswith("KMS"):
         yield f"encryptionType is {kind}"
+
+
+@rules.resource(
+    "ecr-customer-managed-key",
+    types=(ECR_REPOSITORY,),
+    description="Repositories are encrypted with a customer-managed KMS key, not the AWS-managed aws/ecr.",
+    sources=(Source("aws-docs", "ECR User Guide: Encryption at rest (customer managed key)"),),
+    prod=M,
+    dev=A,
+)
+def ecr_cmk(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if str(get(props, "encryptionConfigurations.0.encryptionType", "AES256")).startswith("KMS") and not get(
+        props, "encryptionConfigurations.0.kmsKey"
+    ):
+        yield "encrypted with the AWS-managed aws/ecr key (no kmsKey)"
+
+
+STATEFUL = (AWSX_VPC, AWS_VPC, EKS_CLUSTER, KMS_KEY, ECR_REPOSITORY, SM_SECRET, LOG_GROUP)
+
+
+@rules.stack(
+    "prod-state-protected",
+    description=(
+        "Prod state that cannot be recreated (VPC, cluster, keys, registries, secrets, logs) is protected."
+    ),
+    sources=(
+        Source("platform", "DESIGN.md Environments (prod: protect)"),
+        Source("pulumi-docs", "Resource options: protect"),
+    ),
+    prod=M,
+    dev=None,
+)
+def state_protected(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    for r in resources:
+        if r.type in STATEFUL and not r.protect:
+            yield r.urn, f"{r.type} is not protected: a destroy or a rename deletes it"
 
 
 @rules.stack(

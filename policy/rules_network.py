@@ -10,6 +10,7 @@ from policy.props import get, items, truthy
 from policy.resource_types import (
     AWS_VPC,
     AWSX_VPC,
+    DEFAULT_SECURITY_GROUP,
     FLOW_LOG,
     SECURITY_GROUP,
     SG_INGRESS_RULE,
@@ -36,6 +37,31 @@ def flow_logs(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str
     if len(logs) < len(vpcs):
         for vpc in vpcs:
             yield vpc.urn, f"{len(vpcs)} VPC(s) but {len(logs)} VPC flow log(s)"
+
+
+@rules.stack(
+    "vpc-default-sg-no-rules",
+    description="Every VPC's default security group is adopted with no ingress and no egress rule.",
+    sources=(Source("cis-aws", "5.4"), *checkov("CKV2_AWS_12")),
+    prod=M,
+    dev=M,
+)
+def default_sg(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    vpcs = [r for r in resources if r.type in (AWSX_VPC, AWS_VPC)]
+    adopted = [r for r in resources if r.type == DEFAULT_SECURITY_GROUP]
+    for sg in adopted:
+        for direction in ("ingress", "egress"):
+            if items(get(sg.props, direction)):
+                yield sg.urn, f"the default security group keeps {direction} rules"
+    if len(adopted) < len(vpcs):
+        for vpc in vpcs:
+            yield (
+                vpc.urn,
+                (
+                    f"{len(vpcs)} VPC(s) but {len(adopted)} adopted default security group(s): the default "
+                    "group keeps AWS's allow-all rules"
+                ),
+            )
 
 
 @rules.resource(

@@ -73,6 +73,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             flow_log_retention_days=cfg.network.flow_log_retention_days,
             log_key_arn=key.key_arn,
             interface_endpoints=cfg.network.interface_endpoints,
+            protect=cfg.protect,
         ),
         opts=aws_only,
     )
@@ -275,6 +276,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             existing_oidc_provider_arn=cfg.delivery.github_oidc_provider_arn,
             keep_tagged_images=cfg.delivery.keep_tagged_images,
             untagged_image_days=cfg.delivery.untagged_image_days,
+            key_deletion_window_days=key_window,
             protect=cfg.protect,
         ),
         opts=aws_only,

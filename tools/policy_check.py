@@ -62,5 +62,5 @@ def evaluate_resources(resources: Sequence[Resource], production: bool) -> list[
 
 def evaluate(result: PlanResult, *, production: bool | None = None) -> list[Finding]:
     """Findings for a planned stack; `production` defaults to the stack file's flag."""
-    resources = [Resource(r.type, r.urn, r.name, r.inputs) for r in result.records]
+    resources = [Resource(r.type, r.urn, r.name, r.inputs, protect=r.protect) for r in result.records]
     return evaluate_resources(resources, is_production(result) if production is None else production)

@@ -166,7 +166,7 @@ REPO = {
     "name": "r",
     "imageTagMutability": "IMMUTABLE",
     "imageScanningConfiguration": {"scanOnPush": True},
-    "encryptionConfigurations": [{"encryptionType": "KMS"}],
+    "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": KEY}],
 }
 SECRET = {"name": "s", "kmsKeyId": KEY, "recoveryWindowInDays": 30}
 TLS_DENY = {
@@ -259,9 +259,11 @@ class Case:
 
 @dataclass(frozen=True)
 class StackCase:
+    """Resources as (type, props) or (type, props, protect)."""
+
     rule: str
-    good: list[tuple[str, dict[str, Any]]]
-    bad: list[tuple[str, dict[str, Any]]]
+    good: list[tuple[Any, ...]]
+    bad: list[tuple[Any, ...]]
     production: bool = True
     expect: str = ""
 
@@ -604,6 +606,13 @@ CASES = [
     Case("k8s-storage-class-retain", t.STORAGE_CLASS, SC, put(SC, "reclaimPolicy", "Delete")),
     Case("argocd-project-scoped", t.APP_PROJECT, PROJECT, put(PROJECT, "spec.sourceRepos", ["*"])),
     Case(
+        "ecr-customer-managed-key",
+        t.ECR_REPOSITORY,
+        REPO,
+        put(REPO, "encryptionConfigurations.0.kmsKey", ...),
+        expect="aws/ecr",
+    ),
+    Case(
         "argocd-project-scoped",
         t.APP_PROJECT,
         PROJECT,
@@ -650,6 +659,24 @@ STACK_CASES = [
         ],
     ),
     StackCase(
+        "vpc-default-sg-no-rules",
+        [(t.AWSX_VPC, VPC), (t.DEFAULT_SECURITY_GROUP, {"vpcId": "vpc-1"})],
+        [(t.AWSX_VPC, VPC)],
+        expect="allow-all",
+    ),
+    StackCase(
+        "vpc-default-sg-no-rules",
+        [(t.AWSX_VPC, VPC), (t.DEFAULT_SECURITY_GROUP, {"vpcId": "vpc-1", "ingress": []})],
+        [(t.AWSX_VPC, VPC), (t.DEFAULT_SECURITY_GROUP, {"vpcId": "vpc-1", "egress": SG["ingress"]})],
+        expect="egress",
+    ),
+    StackCase(
+        "prod-state-protected",
+        [(t.AWSX_VPC, VPC, True), (t.ECR_REPOSITORY, REPO, True), (t.FLOW_LOG, {"vpcId": "v"}, False)],
+        [(t.AWSX_VPC, VPC, True), (t.ECR_REPOSITORY, REPO, False)],
+        expect="not protected",
+    ),
+    StackCase(
         "vpc-flow-logs-enabled",
         [(t.AWSX_VPC, VPC), (t.FLOW_LOG, {"vpcId": "vpc-1", "trafficType": "ALL"})],
         [(t.AWSX_VPC, VPC)],
@@ -672,9 +699,10 @@ def stack_rule(name: str) -> StackRule:
     return next(r for r in RULES if r.name == name and isinstance(r, StackRule))
 
 
-def resources(pairs: list[tuple[str, dict[str, Any]]], wrap: Any) -> list[Resource]:
+def resources(pairs: list[tuple[Any, ...]], wrap: Any) -> list[Resource]:
     return [
-        Resource(typ, f"urn:pulumi:s::p::{typ}::r{i}", f"r{i}", wrap(p)) for i, (typ, p) in enumerate(pairs)
+        Resource(typ, f"urn:pulumi:s::p::{typ}::r{i}", f"r{i}", wrap(p), protect=bool(rest and rest[0]))
+        for i, (typ, p, *rest) in enumerate(pairs)
     ]
 
 

@@ -107,7 +107,41 @@ def test_prod_protects_its_state_and_dev_does_not(plans: dict[str, PlanResult]) 
     assert not any(r.protect for r in plans["dev"].records)
 
 
+@pytest.mark.parametrize(
+    "typ",
+    [
+        "awsx:ec2:Vpc",
+        "aws:kms/key:Key",
+        "aws:ecr/repository:Repository",
+        "aws:cloudwatch/logGroup:LogGroup",
+    ],
+)
+def test_prod_protects_network_and_stateful_resources(plans: dict[str, PlanResult], typ: str) -> None:
+    prod = plans["prod"].of_type(typ)
+    assert prod and all(r.protect for r in prod), [r.name for r in prod if not r.protect]
+    assert not any(r.protect or r.retain_on_delete for r in plans["dev"].of_type(typ))
+
+
+@pytest.mark.parametrize("typ", ["aws:kms/key:Key", "aws:ecr/repository:Repository"])
+def test_prod_keeps_keys_and_registries_when_the_stack_is_destroyed(
+    plans: dict[str, PlanResult], typ
+) -> None:
+    assert all(r.retain_on_delete for r in plans["prod"].of_type(typ))
+
+
+def test_prod_keeps_the_flow_log_group_when_the_stack_is_destroyed(prod: PlanResult) -> None:
+    (group,) = [g for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup") if "flow-logs" in g.get("name")]
+    assert group.retain_on_delete
+
+
 # -- network ------------------------------------------------------------------------------------
+
+
+def test_default_security_group_is_adopted_without_rules(plan: PlanResult) -> None:
+    (sg,) = plan.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert sg.get("vpcId") == plan.document()["outputs"]["vpcId"]
+    assert not sg.get("ingress") and not sg.get("egress")
+    assert sg.parent == plan.one("platform:network:Network").urn
 
 
 def test_vpc_layout_matches_the_config(plan: PlanResult, configs) -> None:

@@ -20,7 +20,7 @@ def test_one_hardened_repository_per_service(plan: PlanResult, configs) -> None:
     for repo in repos:
         assert repo.get("imageTagMutability") == "IMMUTABLE"
         assert repo.get("imageScanningConfiguration") == {"scanOnPush": True}
-        assert repo.get("encryptionConfigurations") == [{"encryptionType": "KMS"}]
+        assert repo.get("encryptionConfigurations.0.encryptionType") == "KMS"
         assert repo.protect is (plan.stack == "prod")
 
 
@@ -134,3 +134,14 @@ BAD_DELIVERY = [
 )
 def test_bad_delivery_config_is_rejected(delivery, key, message) -> None:
     assert_section_rejected("dev", "delivery", delivery, key, message)
+
+
+def test_repositories_use_the_registry_customer_managed_key(plan: PlanResult) -> None:
+    (key,) = [k for k in plan.of_type("aws:kms/key:Key") if k.name.endswith("registry-images-key")]
+    assert key.get("enableKeyRotation") is True
+    for repo in plan.of_type(REPO):
+        (encryption,) = repo.get("encryptionConfigurations")
+        assert encryption == {
+            "encryptionType": "KMS",
+            "kmsKey": f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}",
+        }

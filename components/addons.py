@@ -45,7 +45,11 @@ class ClusterAddonsArgs:
     # The cluster ARN as a plain string, so trust policies read in the plan.
     cluster_arn: str
     addon_versions: dict[str, str]
+    # The floor of CoreDNS's replicas. EKS's managed CoreDNS autoscaler adds replicas as the cluster
+    # grows (max(nodes / 16, cores / 256), AWS EKS User Guide "Scale CoreDNS Pods for high DNS
+    # traffic"): Karpenter adding a hundred nodes must not leave DNS at its day-one size.
     coredns_replicas: int
+    coredns_max_replicas: int = 32
     # Spread replicas over zones and keep a disruption budget (prod).
     high_availability: bool
     reclaim_policy: str
@@ -69,7 +73,16 @@ class ClusterAddons(pulumi.ComponentResource):
         ident = args.identity
         after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[args.node_group])
 
-        coredns_config: dict[str, object] = {"replicaCount": args.coredns_replicas}
+        # The add-on's configuration schema takes `autoScaling` (enabled, minReplicas, maxReplicas)
+        # since CoreDNS v1.9.3-eksbuild.5 (AWS EKS User Guide, "Scale CoreDNS Pods for high DNS
+        # traffic"); with the autoscaler on, the floor is `minReplicas`, not `replicaCount`.
+        coredns_config: dict[str, object] = {
+            "autoScaling": {
+                "enabled": True,
+                "minReplicas": args.coredns_replicas,
+                "maxReplicas": args.coredns_max_replicas,
+            }
+        }
         if args.high_availability:
             coredns_config["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
             coredns_config["topologySpreadConstraints"] = [

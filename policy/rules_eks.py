@@ -14,6 +14,8 @@ from policy.model import Context, Level, RuleSet, Source, bpg, checkov, cis
 from policy.props import document, falsy, get, items, truthy
 from policy.resource_types import AWS_EKS_CLUSTER, EKS_ADDON, EKS_CLUSTER
 
+ZONE = "topology.kubernetes.io/zone"
+
 rules = RuleSet()
 M, A = Level.MANDATORY, Level.ADVISORY
 CLUSTERS = (EKS_CLUSTER, AWS_EKS_CLUSTER)
@@ -228,3 +230,28 @@ def vpc_cni_network_policy(typ: str, props: Mapping[str, Any], ctx: Context) -> 
     config = document(get(props, "configurationValues")) or {}
     if not truthy(get(config, "enableNetworkPolicy")):
         yield "vpc-cni configurationValues do not set enableNetworkPolicy: NetworkPolicies are ignored"
+
+
+@rules.resource(
+    "eks-coredns-scales-and-survives",
+    types=(EKS_ADDON,),
+    description="CoreDNS autoscales with the cluster; in prod it also has a PDB and a zone spread.",
+    sources=(
+        Source("aws-docs", "EKS User Guide: Scale CoreDNS Pods for high DNS traffic"),
+        *bpg("Reliability > CoreDNS: scale and spread"),
+    ),
+    prod=M,
+    dev=A,
+)
+def coredns_scaling(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if get(props, "addonName") != "coredns":
+        return
+    config = document(get(props, "configurationValues")) or {}
+    if not truthy(get(config, "autoScaling.enabled")):
+        yield "coredns has a fixed replica count: autoScaling.enabled is not true"
+    if ctx.production:
+        if not truthy(get(config, "podDisruptionBudget.enabled")):
+            yield "coredns has no PodDisruptionBudget"
+        zones = [c for c in items(get(config, "topologySpreadConstraints")) if get(c, "topologyKey") == ZONE]
+        if not zones:
+            yield "coredns has no topology spread over zones"

@@ -247,6 +247,19 @@ PROJECT = {
 }
 
 
+COREDNS = {
+    "addonName": "coredns",
+    "addonVersion": "v1.12.4-eksbuild.1",
+    "configurationValues": json.dumps(
+        {
+            "autoScaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 32},
+            "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone"}],
+        }
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Case:
     rule: str
@@ -605,6 +618,20 @@ CASES = [
     ),
     Case("k8s-storage-class-retain", t.STORAGE_CLASS, SC, put(SC, "reclaimPolicy", "Delete")),
     Case("argocd-project-scoped", t.APP_PROJECT, PROJECT, put(PROJECT, "spec.sourceRepos", ["*"])),
+    Case(
+        "eks-coredns-scales-and-survives",
+        ADDON,
+        COREDNS,
+        put(COREDNS, "configurationValues", json.dumps({"replicaCount": 3})),
+        expect="fixed replica count",
+    ),
+    Case(
+        "eks-coredns-scales-and-survives",
+        ADDON,
+        COREDNS,
+        put(COREDNS, "configurationValues", json.dumps({"autoScaling": {"enabled": True}})),
+        expect="PodDisruptionBudget",
+    ),
     Case(
         "ecr-customer-managed-key",
         t.ECR_REPOSITORY,

@@ -365,7 +365,8 @@ def test_coredns_is_highly_available_in_prod_only(plans: dict[str, PlanResult]) 
         addon = next(a for a in plan.of_type("aws:eks/addon:Addon") if a.get("addonName") == "coredns")
         return json.loads(addon.get("configurationValues"))
 
-    assert coredns(plans["prod"])["replicaCount"] == 3
+    assert coredns(plans["prod"])["autoScaling"] == {"enabled": True, "minReplicas": 3, "maxReplicas": 32}
+    assert coredns(plans["dev"])["autoScaling"]["enabled"] is True
     assert coredns(plans["prod"])["podDisruptionBudget"]["enabled"] is True
     assert "topologySpreadConstraints" in coredns(plans["prod"])
     assert "podDisruptionBudget" not in coredns(plans["dev"])

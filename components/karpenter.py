@@ -288,6 +288,10 @@ def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
         "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
         "requirements": requirements,
         "expireAfter": pool.expire_after,
+        # Without it a pod whose PDB never allows eviction keeps an expired node forever (NodePool
+        # CRD v1, spec.template.spec.terminationGracePeriod: "If left undefined, the controller will
+        # wait indefinitely for pods to be drained").
+        "terminationGracePeriod": pool.termination_grace_period,
     }
     if pool.taints:
         template_spec["taints"] = [t.model_dump(by_alias=True) for t in pool.taints]

@@ -214,6 +214,23 @@ def nodepool_limits(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterato
 
 
 @rules.resource(
+    "karpenter-nodepool-termination-grace",
+    types=(NODE_POOL,),
+    description="A NodePool whose nodes expire bounds how long a node may drain (terminationGracePeriod).",
+    sources=(Source("karpenter", "NodePools: spec.template.spec.terminationGracePeriod"), *KARPENTER),
+    prod=M,
+    dev=A,
+)
+def nodepool_termination_grace(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    expire = get(props, "spec.template.spec.expireAfter", "720h")  # Karpenter v1's default
+    if expire != "Never" and not get(props, "spec.template.spec.terminationGracePeriod"):
+        yield (
+            f"nodes expire after {expire} but no terminationGracePeriod is set: a PDB that never "
+            "allows eviction keeps an expired node forever"
+        )
+
+
+@rules.resource(
     "karpenter-disruption-budgets",
     types=(NODE_POOL,),
     description="NodePools declare disruption budgets; the always-on budget disrupts at most 20% of nodes.",

@@ -71,6 +71,13 @@ class NodePoolConfig(Model):
         alias="memoryLimitGiB", description="Total memory the pool may run, GiB (its `limits.memory`)."
     )
     expire_after: str = Field(default="720h", description="Replace nodes older than this (or `Never`).")
+    termination_grace_period: str = Field(
+        default="48h",
+        description=(
+            "Longest a node may drain before Karpenter deletes its pods anyway, PDBs notwithstanding "
+            "(a node that expires must still go)."
+        ),
+    )
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
         default="WhenEmptyOrUnderutilized", description="Which nodes Karpenter may consolidate."
     )
@@ -132,6 +139,10 @@ class NodePoolConfig(Model):
             issues.append(("disruptionBudgetPercent", self.disruption_budget_percent, "must be 0 to 100"))
         if self.expire_after != "Never" and not _duration(self.expire_after):
             issues.append(("expireAfter", self.expire_after, "a duration like 720h, or Never"))
+        if not _duration(self.termination_grace_period):
+            issues.append(
+                ("terminationGracePeriod", self.termination_grace_period, "a duration like 48h or 90m")
+            )
         if not _duration(self.consolidate_after):
             issues.append(("consolidateAfter", self.consolidate_after, "a duration like 30s or 5m"))
         if self.business_hours is not None:

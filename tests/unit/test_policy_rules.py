@@ -123,7 +123,7 @@ NODEPOOL = {
         "disruption": {
             "budgets": [{"nodes": "10%"}, {"nodes": "0", "schedule": "0 7 * * mon-fri", "duration": "11h"}]
         },
-        "template": {"spec": {"expireAfter": "720h"}},
+        "template": {"spec": {"expireAfter": "720h", "terminationGracePeriod": "48h"}},
     }
 }
 
@@ -385,6 +385,13 @@ CASES = [
         put(NODECLASS, ("spec", "subnetSelectorTerms", "0", "tags", "karpenter.sh/discovery"), "*"),
     ),
     Case("karpenter-nodepool-limits", t.NODE_POOL, NODEPOOL, put(NODEPOOL, "spec.limits", ...)),
+    Case(
+        "karpenter-nodepool-termination-grace",
+        t.NODE_POOL,
+        put(NODEPOOL, "spec.template.spec", {"expireAfter": "Never"}),
+        put(NODEPOOL, "spec.template.spec.terminationGracePeriod", ...),
+        expect="keeps an expired node",
+    ),
     Case(
         "karpenter-disruption-budgets",
         t.NODE_POOL,

@@ -314,6 +314,12 @@ BAD_KARPENTER = [
     ("same-names", {"nodePools": [_pool(), _pool()]}, "karpenter.nodePools", "share a name"),
     ("expire", {"nodePools": [_pool(expireAfter="30 days")]}, "nodePools.0.expireAfter", "duration"),
     (
+        "grace",
+        {"nodePools": [_pool(terminationGracePeriod="2 days")]},
+        "nodePools.0.terminationGracePeriod",
+        "duration",
+    ),
+    (
         "cron",
         {"nodePools": [_pool(businessHours={"schedule": "weekdays", "duration": "8h"})]},
         "nodePools.0.businessHours.schedule",
@@ -345,3 +351,11 @@ def test_capacity_error_shows_the_numbers() -> None:
     (issue,) = info.value.issues
     assert re.search(r"1056 nodes and 40000 planned pods need 62176 pod IPs", issue.message)
     assert "offer 44223 after 10% headroom" in issue.message
+
+
+def test_every_nodepool_bounds_how_long_a_node_may_drain(plan: PlanResult, configs) -> None:
+    pools = {p.name: p for p in configs[plan.stack].karpenter.node_pools}
+    for nodepool in plan.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        name = nodepool.get("metadata.name")
+        grace = nodepool.get("spec.template.spec.terminationGracePeriod")
+        assert grace == pools[name].termination_grace_period == "48h", name

@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(PY) -m tools.bench --stack prod
 
 preview up destroy: $(STAMP)
-	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see the README, 'Deploying for real'."; exit 2; }
+	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see docs/first-deploy.md."; exit 2; }
 	pulumi stack select $(STACK)
 	pulumi $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack policy)
 

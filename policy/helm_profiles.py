@@ -2,8 +2,9 @@
 
 A Helm release's inputs show its values, not the rendered pods, so the Helm rules need to know,
 per chart, which values key holds each workload's replicas, PDB switch, resources and node
-selector, and what the chart does when the key is absent (shared/reference/charts.md). A chart
-without a profile is reported (advisory `helm-chart-profile-known`) instead of silently passing.
+selector, and what the chart does when the key is absent (the chart's values.yaml at the pinned
+version). A chart without a profile is reported (advisory `helm-chart-profile-known`) instead of
+silently passing.
 """
 
 from __future__ import annotations

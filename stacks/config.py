@@ -217,7 +217,7 @@ def format_errors(err: ValidationError, namespace: str) -> list[ConfigIssue]:
             continue
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?); see the config reference in the README"
+            msg = "unknown key (a typo?); see docs/configuration.md"
         value = e["input"] if e["type"] != "missing" else None
         issues.append(ConfigIssue(_qualify(path, namespace), value, msg))
     return issues

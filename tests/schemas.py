@@ -1,7 +1,7 @@
 """Validation of rendered custom resources against the upstream CRD schemas.
 
 The schemas are vendored in tests/fixtures/crd-schemas (a copy of the shared offline set, with its
-provenance README and Apache-2.0 licence) so that a fresh clone tests without ../shared.
+provenance README and Apache-2.0 licence) so that a fresh clone tests without the shared set beside it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The README's config reference, generated from the config model (the single source of truth).
+"""The configuration reference, generated from the config model (the single source of truth).
 
     python -m tools.config_reference          print the table
-    python -m tools.config_reference --write  rewrite it in README.md between the markers
+    python -m tools.config_reference --write  rewrite it in docs/configuration.md between the markers
 
-A unit test fails when README.md and the model disagree.
+tests/unit/test_docs.py fails when docs/configuration.md and the model disagree.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from stacks.config import PROJECT, PlatformConfig
 from tools.mocks import ROOT
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+REFERENCE = ROOT / "docs" / "configuration.md"
 # Keys the loader fills in itself rather than reading from the stack file.
 _NOT_CONFIG = {"project", "stack"}
 
@@ -104,21 +105,20 @@ def section() -> str:
     return f"{START}\n{table()}\n{END}"
 
 
-def readme_section(text: str) -> str:
+def document_section(text: str) -> str:
     start, end = text.index(START), text.index(END) + len(END)
     return text[start:end]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument("--write", action="store_true", help="rewrite the table in docs/configuration.md")
     args = parser.parse_args(argv)
     if not args.write:
         print(table())
         return 0
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    readme.write_text(text.replace(readme_section(text), section()))
+    text = REFERENCE.read_text()
+    REFERENCE.write_text(text.replace(document_section(text), section()))
     return 0
 
 

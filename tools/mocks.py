@@ -123,7 +123,8 @@ class RecordingMonitor(_mocks.MockMonitor):
 
     Without resource references, a Resource passed as an input (`ManagedNodeGroup(cluster=...)`)
     arrives as its URN or ID instead of being rebuilt on the monitor's thread, which hangs or
-    fails with "attached to a different loop" (shared/reference/pulumi-facts.md, 2.2).
+    fails with "attached to a different loop" (the pulumi SDK's pulumi/runtime/mocks.py:
+    MockMonitor deserializes inputs on its executor thread).
     """
 
     def __init__(self, mocks: _mocks.Mocks):

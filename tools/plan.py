@@ -6,7 +6,7 @@ Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the conf
 `Pulumi.<stack>.yaml` and prints the resource tree with each resource's key settings, then the
 stack outputs. The policy pack (policy/) is evaluated on the planned resources and its findings are
 printed after the tree; they do not change the exit code (the tests decide what must pass).
-`--json` writes the plan document (DESIGN.md, shared plan.schema.json), `findings` included. A
+`--json` writes the plan document (contract: tests/fixtures/plan.schema.json), `findings` included. A
 config error prints every problem and exits 2 without writing JSON.
 """
 

@@ -30,7 +30,7 @@ SERVICEMONITOR_FILES = sorted((PLATFORM / "monitoring" / "servicemonitors").glob
 DASHBOARD_FILES = sorted((PLATFORM / "dashboards").glob("*.json"))
 VALUES_FILE = PLATFORM / "values" / "kube-prometheus-stack.yaml"
 
-RUNBOOK_BASE = "https://github.com/example-org/eks-platform/blob/main/README.md#runbook-"
+RUNBOOK_BASE = "https://github.com/example-org/eks-platform/blob/main/docs/runbooks.md#runbook-"
 SEVERITIES = {"critical", "warning"}
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 SYSTEM_NODE_SELECTOR = {"eks-platform.io/node-pool": "system"}

@@ -22,7 +22,7 @@ def schema() -> dict:
 
 def test_vendored_schema_matches_the_shared_contract() -> None:
     if not SHARED_SCHEMA.exists():
-        pytest.skip(f"{SHARED_SCHEMA} is not beside this checkout; the vendored copy is used")
+        pytest.skip("the shared plan contract is not beside this checkout; the vendored copy is used")
     assert json.loads(SHARED_SCHEMA.read_text()) == schema()
 
 
@@ -100,7 +100,7 @@ def test_vendored_crd_schemas_match_the_shared_set() -> None:
     from tests.schemas import SCHEMA_DIR, SHARED_DIR
 
     if not SHARED_DIR.exists():
-        pytest.skip(f"{SHARED_DIR} is not beside this checkout; the vendored copies are used")
+        pytest.skip("the shared CRD schema set is not beside this checkout; the vendored copies are used")
     vendored = sorted(p.relative_to(SCHEMA_DIR) for p in SCHEMA_DIR.rglob("*.json"))
     assert vendored
     for rel in vendored:

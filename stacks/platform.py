@@ -289,7 +289,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             high_availability=cfg.production,
             repo_url=gitops.repo_url,
             revision=gitops.revision,
-            path=f"platform/gitops/{cfg.stack}",
+            path=gitops.folder(cfg.stack),
             service_namespaces=tuple(svc.name for svc in cfg.delivery.services),
             labels={
                 "eks-platform.io/environment": cfg.stack,

@@ -141,6 +141,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             high_availability=cfg.production,
             reclaim_policy="Retain" if cfg.production else "Delete",
             node_group=nodes.node_group,
+            volume_tags=cfg.all_tags,
         ),
         opts=k8s_opts,
     )

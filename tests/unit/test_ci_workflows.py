@@ -289,3 +289,37 @@ def test_plan_summary_fails_on_a_missing_or_foreign_file(tmp_path: Path) -> None
     result = summarise(tmp_path / "absent.json", foreign)
     assert result.returncode == 2
     assert result.stdout.count("**No plan document**") == 2 and "missing project, stack" in result.stdout
+
+
+####################################################################################################
+# Pulumi Deployments: only a change to what the program reads deploys a stack
+
+
+def test_deployments_deploy_on_infrastructure_changes_only() -> None:
+    from fnmatch import fnmatch
+
+    from components.deployments import deploy_paths
+
+    paths = deploy_paths(".", "dev")
+
+    def deploys(file: str) -> bool:
+        return any(fnmatch(file, pattern) for pattern in paths)
+
+    program = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "requirements.txt"]
+    program += [
+        str(p.relative_to(ROOT))
+        for d in ("components", "stacks", "platform")
+        for p in (ROOT / d).rglob("*.*")
+    ]
+    assert all(deploys(file) for file in program), [f for f in program if not deploys(f)]
+    # A tag-bump merge changes only services/<name>/deploy/<env>.yaml: ArgoCD's, not Pulumi's.
+    bumps = [str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/deploy/*.yaml")]
+    assert bumps and not any(deploys(file) for file in bumps)
+    assert (
+        not deploys("Pulumi.prod.yaml")
+        and not deploys("README.md")
+        and not deploys(".github/workflows/x.yml")
+    )
+    assert deploy_paths("infra/", "prod")[0].startswith(
+        "infra/"
+    ) and "infra/Pulumi.prod.yaml" in deploy_paths("infra", "prod")

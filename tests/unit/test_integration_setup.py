@@ -196,3 +196,21 @@ def test_make_integration_without_prerequisites_exits_non_zero_saying_what_is_mi
     assert result.returncode == it.PREREQUISITE_EXIT, result.stdout[-2000:] + result.stderr[-2000:]
     assert "cannot run the integration tests" in result.stdout
     assert "`pulumi` CLI is not installed" in result.stdout and "no usable AWS credentials" in result.stdout
+
+
+####################################################################################################
+# What the leak check searches for is what the platform sets
+
+
+def test_the_ebs_csi_driver_tags_volumes_with_the_cluster_and_the_stack() -> None:
+    result = run_program(STACK, raw_config())
+    (addon,) = [
+        r for r in result.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "aws-ebs-csi-driver"
+    ]
+    controller = json.loads(addon.inputs["configurationValues"])["controller"]
+    cluster = result.outputs["clusterName"]
+    # tools/leak_check.py finds PVC volumes by `kubernetes.io/cluster/<k8sTagClusterId>` or by
+    # the `platform:stack` tag; both must be what the driver writes.
+    assert controller["k8sTagClusterId"] == cluster == f"{PROJECT}-{STACK}"
+    assert controller["extraVolumeTags"]["platform:stack"] == STACK
+    assert controller["extraVolumeTags"]["platform:project"] == PROJECT

@@ -25,7 +25,7 @@ from tools.mocks import ROOT
 
 OPT_IN = "EKS_PLATFORM_IT"
 # ArgoCD syncs this folder on an ephemeral stack: platform/gitops/<it-random> cannot exist.
-IT_GITOPS_PATH = "platform/gitops/integration"
+IT_GITOPS_PATH = "tests/integration/gitops"
 PREREQUISITE_EXIT = 3
 
 

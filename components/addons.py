@@ -55,6 +55,8 @@ class ClusterAddonsArgs:
     reclaim_policy: str
     # The nodes that must exist before these add-ons can become healthy.
     node_group: pulumi.Resource
+    # Tags on every EBS volume the CSI driver creates (the provider's default tags do not reach them).
+    volume_tags: dict[str, str]
 
 
 class ClusterAddons(pulumi.ComponentResource):
@@ -110,11 +112,20 @@ class ClusterAddons(pulumi.ComponentResource):
             ["service-role/AmazonEBSCSIDriverPolicy"],
             parent=self,
         )
+        # The add-on takes the chart's values (aws-ebs-csi-driver charts/aws-ebs-csi-driver/values.yaml):
+        # with controller.k8sTagClusterId the driver tags each volume `kubernetes.io/cluster/<id>:
+        # owned`, and controller.extraVolumeTags adds the stack's tags (docs/tagging.md). Without
+        # them a PVC volume (Prometheus, Alertmanager, Grafana) carries no mark of its cluster, and
+        # neither cost reports nor the leak check after a destroy (tools/leak_check.py) can find it.
+        ebs_config = pulumi.Output.json_dumps(
+            {"controller": {"k8sTagClusterId": args.cluster_name, "extraVolumeTags": args.volume_tags}}
+        )
         ebs_csi = pinned_addon(
             f"{name}-ebs-csi",
             args.cluster_name,
             "aws-ebs-csi-driver",
             args.addon_versions,
+            configuration_values=ebs_config,
             pod_identity_associations=[
                 aws.eks.AddonPodIdentityAssociationArgs(
                     role_arn=ebs_role.arn, service_account=service_account

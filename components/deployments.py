@@ -13,6 +13,24 @@ from components.iam import clip, document
 
 PULUMI_OIDC_URL = "https://api.pulumi.com/oidc"
 PULUMI_OIDC_HOST = "api.pulumi.com/oidc"
+# What the program reads (DeploymentSettings github.paths): a push touching none of these deploys
+# nothing. Not services/ (a tag-bump merge changes only services/<name>/deploy/*.yaml, which ArgoCD
+# syncs), not charts/, docs/, tests/ or .github/.
+INFRA_PATHS = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "requirements.txt",
+    "components/**",
+    "stacks/**",
+    "platform/**",
+    "policy/**",
+)
+
+
+def deploy_paths(repo_dir: str, stack: str) -> list[str]:
+    """The repository paths whose change deploys `stack`, relative to the repository root."""
+    prefix = "" if repo_dir in (".", "") else f"{repo_dir.strip('/')}/"
+    return sorted(f"{prefix}{path}" for path in (*INFRA_PATHS, f"Pulumi.{stack}.yaml"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +115,7 @@ class Deployments(pulumi.ComponentResource):
                 repository=args.github_repository,
                 deploy_commits=True,
                 preview_pull_requests=True,
-                paths=[f"{args.repo_dir.rstrip('/')}/**" if args.repo_dir != "." else "**"],
+                paths=deploy_paths(args.repo_dir, args.stack),
             ),
             operation_context=ps.DeploymentSettingsOperationContextArgs(
                 environment_variables={"AWS_REGION": args.region},

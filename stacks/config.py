@@ -305,8 +305,10 @@ def validate(
     data["project"], data["stack"] = project, stack
     try:
         # The production flag is context for the sections' own production rules, so those are
-        # reported together with every other error rather than after them.
-        cfg = PlatformConfig.model_validate(data, context={"production": data.get("production", False)})
+        # reported together with every other error rather than after them; the stack names the
+        # default GitOps folder (delivery.gitops.path), which must exist.
+        context = {"production": data.get("production", False), "stack": stack}
+        cfg = PlatformConfig.model_validate(data, context=context)
     except ValidationError as err:
         issues += format_errors(err, project)
     if issues:

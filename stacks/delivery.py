@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictInt, ValidationInfo, model_validator
 
 from stacks.fields import Model, cross_field
 
@@ -17,6 +18,9 @@ _OIDC_ARN = re.compile(
     r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com", re.ASCII
 )
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}", re.ASCII)
+# The repository this program lives in; the GitOps tree (platform/gitops) is part of it.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GITOPS_TREE = "platform/gitops"
 
 
 class ServiceConfig(Model):
@@ -54,10 +58,20 @@ class GitOpsConfig(Model):
         default=None,
         description="AWS Secrets Manager secret holding the repo credentials (private repos only).",
     )
+    path: str | None = Field(
+        default=None,
+        description=f"Folder the root Application syncs; default `{GITOPS_TREE}/<stack>`. Must exist.",
+    )
+
+    def folder(self, stack: str) -> str:
+        """The folder of the GitOps repository the stack's root Application syncs."""
+        return self.path if self.path is not None else f"{GITOPS_TREE}/{stack}"
 
     @model_validator(mode="after")
-    def _valid(self) -> GitOpsConfig:
+    def _valid(self, info: ValidationInfo) -> GitOpsConfig:
         issues: list[tuple[str, Any, str]] = []
+        stack = (info.context or {}).get("stack")
+        issues += _folder_issues(self.path, None if stack is None else self.folder(stack))
         if not _GIT_URL.fullmatch(self.repo_url):
             issues.append(("repoUrl", self.repo_url, "must be an https:// git URL (host and path)"))
         if not _BRANCH.fullmatch(self.revision):
@@ -66,6 +80,27 @@ class GitOpsConfig(Model):
             issues.append(("credentialsSecret", self.credentials_secret, "not a Secrets Manager secret name"))
         cross_field(issues)
         return self
+
+
+def _folder_issues(path: str | None, folder: str | None) -> list[tuple[str, Any, str]]:
+    """A bad `path`, or a folder missing from the repository (ArgoCD: "app path does not exist")."""
+    if path is not None:
+        parts = PurePosixPath(path).parts
+        if not path or path.startswith("/") or ".." in parts or "\\" in path:
+            return [
+                ("path", path, "must be a relative folder inside the repository, e.g. platform/gitops/dev")
+            ]
+    if folder is None or (REPO_ROOT / folder).is_dir():
+        return []
+    return [
+        (
+            "path",
+            folder,
+            f"the folder {folder}/ does not exist in this repository, so ArgoCD could not sync the "
+            f"root Application; create {folder}/ with the stack's Applications (see "
+            f"{GITOPS_TREE}/README.md), or set delivery.gitops.path to an existing folder",
+        )
+    ]
 
 
 class DeliveryConfig(Model):

@@ -142,6 +142,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             high_availability=cfg.production,
             reclaim_policy="Retain" if cfg.production else "Delete",
             node_group=nodes.node_group,
+            volume_tags=cfg.all_tags,
         ),
         opts=k8s_opts,
     )
@@ -291,7 +292,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             high_availability=cfg.production,
             repo_url=gitops.repo_url,
             revision=gitops.revision,
-            path=f"platform/gitops/{cfg.stack}",
+            path=gitops.folder(cfg.stack),
             service_namespaces=tuple(svc.name for svc in cfg.delivery.services),
             labels={
                 "eks-platform.io/environment": cfg.stack,

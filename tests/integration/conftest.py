@@ -1,7 +1,8 @@
 """An ephemeral stack of this program: created once per session, checked, and always destroyed.
 
 Runs only when asked to (`make integration`, which sets EKS_PLATFORM_IT=1): a real EKS platform
-costs money and about 30 minutes. Every skip says what is missing.
+costs money and about 30 minutes. Without the opt-in every test skips (so `make test` stays
+offline); with it, a missing prerequisite stops the run with a non-zero exit naming all of them.
 """
 
 from __future__ import annotations
@@ -18,32 +19,48 @@ from typing import Any
 
 import pytest
 
-from tools.cleanup_stacks import (
-    STACK_PREFIX,  # one name for tests and cleanup
-    leftovers,
-)
+from tools.cleanup_stacks import PROJECT, STACK_PREFIX  # one name for tests and cleanup
+from tools.leak_check import destroy_blockers, error_lines, find_leaks
 from tools.mocks import ROOT
 
 OPT_IN = "EKS_PLATFORM_IT"
+# ArgoCD syncs this folder on an ephemeral stack: platform/gitops/<it-random> cannot exist.
+IT_GITOPS_PATH = "tests/integration/gitops"
+PREREQUISITE_EXIT = 3
 
 
-def missing_prerequisite() -> str | None:
-    """Why the integration tests cannot run here, or None when they can."""
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+
+
+def missing_prerequisites() -> list[str]:
+    """Everything that keeps the integration tests from running here (empty when they can)."""
+    missing = [
+        f"the `{tool}` CLI is not installed (needed for ephemeral-stack tests)"
+        for tool in ("pulumi", "kubectl")
+        if shutil.which(tool) is None
+    ]
+    if shutil.which("pulumi") and _run("pulumi", "whoami").returncode != 0:
+        missing.append("the Pulumi CLI is not logged in to a backend (`pulumi login`)")
+    import boto3  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    try:
+        boto3.client("sts", region_name=it_region()).get_caller_identity()
+    except (BotoCoreError, ClientError) as err:
+        missing.append(f"no usable AWS credentials ({err})")
+    return missing
+
+
+def skip_reason() -> str | None:
+    """Why the tests skip (no opt-in), or None when they are meant to run."""
     if os.environ.get(OPT_IN) != "1":
         return f"integration tests create real AWS resources; run them with `make integration` ({OPT_IN}=1)"
-    for tool in ("pulumi", "aws", "kubectl"):
-        if shutil.which(tool) is None:
-            return f"the `{tool}` CLI is not installed (needed for ephemeral-stack tests)"
-    probe = subprocess.run(
-        [shutil.which("aws") or "aws", "sts", "get-caller-identity", "--output", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if probe.returncode != 0:
-        return f"no usable AWS credentials: {probe.stderr.strip()[:200]}"
     return None
+
+
+def it_region() -> str:
+    return os.environ.get("AWS_REGION", "eu-west-1")
 
 
 def it_config(region: str) -> dict[str, Any]:
@@ -55,6 +72,7 @@ def it_config(region: str) -> dict[str, Any]:
     cluster: dict[str, Any] = {"logRetentionDays": 1}
     if egress:
         cluster |= {"endpointPublicAccess": True, "publicAccessCidrs": [egress]}
+    gitops = {"repoUrl": gitops_repo, "revision": "main", "path": IT_GITOPS_PATH}
     return {
         "aws:region": region,
         "eks-platform:network": {"cidr": "10.99.0.0/16", "natStrategy": "single", "flowLogRetentionDays": 1},
@@ -71,7 +89,7 @@ def it_config(region: str) -> dict[str, Any]:
             ]
         },
         "eks-platform:capacity": {"plannedPods": 200},
-        "eks-platform:delivery": {"services": [], "gitops": {"repoUrl": gitops_repo, "revision": "main"}},
+        "eks-platform:delivery": {"services": [], "gitops": gitops},
         "eks-platform:deployments": {"enabled": False},
     }
 
@@ -92,12 +110,16 @@ class EphemeralStack:
 
 @pytest.fixture(scope="session")
 def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
-    reason = missing_prerequisite()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
+    missing = missing_prerequisites()
+    if missing:
+        pytest.exit("cannot run the integration tests:\n  - " + "\n  - ".join(missing), PREREQUISITE_EXIT)
+    import boto3
     from pulumi import automation as auto
 
-    region = os.environ.get("AWS_REGION", "eu-west-1")
+    region = it_region()
     name = f"{STACK_PREFIX}{uuid.uuid4().hex[:8]}"
     stack = auto.create_or_select_stack(stack_name=name, work_dir=str(ROOT))
     try:
@@ -112,9 +134,15 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
         kubeconfig.write_text(result.outputs["kubeconfig"].value)
         yield EphemeralStack(name, region, result.outputs["clusterName"].value, kubeconfig)
     finally:
-        # Destroy must succeed on the first try: the dependency graph deletes Applications and
-        # NodePools (Karpenter still running) before the cluster and the VPC.
-        stack.destroy(on_output=print, color="never")
+        # The dependency graph deletes Applications and NodePools (Karpenter still running) before
+        # the cluster and the VPC. A failed destroy keeps the stack for `make it-cleanup` and says
+        # what blocked it; a successful one is checked for what controllers left outside the state.
+        session = boto3.Session(region_name=region)
+        try:
+            stack.destroy(on_output=print, color="never")
+        except auto.CommandError as err:
+            blockers = [*error_lines(str(err)), *map(str, destroy_blockers(session, name))]
+            pytest.fail(f"destroy of {name} failed; run `make it-cleanup`. Blocked by: {blockers}")
         stack.workspace.remove_stack(name)
-        left = leftovers(f"eks-platform-{name}", region)
-        assert not left, f"destroy left resources behind: {left}"
+        left = find_leaks(session, PROJECT, name)
+        assert not left, f"destroy left resources behind: {[str(leak) for leak in left]}"

@@ -1,5 +1,5 @@
 """Real checks against an ephemeral stack (see conftest.py): nodes, Karpenter, HPA, ArgoCD,
-Prometheus, External Secrets; and nothing left behind after destroy (test_leaks.py)."""
+Prometheus, External Secrets; the fixture checks that nothing is left behind after destroy."""
 
 from __future__ import annotations
 
@@ -10,19 +10,29 @@ from typing import Any
 
 import pytest
 
+from components.karpenter import node_pool_spec
+from stacks.scaling import NodePoolConfig, TaintConfig
 from tests.integration.conftest import EphemeralStack
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: int, every: int = 10) -> Any:
-    deadline = time.monotonic() + timeout
+def wait_for(
+    check: Callable[[], Any],
+    what: str,
+    timeout: float,
+    every: float = 10,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Poll `check` until it returns something truthy (returned) or `timeout` seconds pass."""
+    deadline = clock() + timeout
     last: Any = None
-    while time.monotonic() < deadline:
+    while clock() < deadline:
         last = check()
         if last:
             return last
-        time.sleep(every)
+        sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
@@ -34,28 +44,58 @@ def test_nodes_are_ready(ephemeral: EphemeralStack) -> None:
         assert ready == "True", node["metadata"]["name"]
 
 
-WORKLOAD = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "it-karpenter", "namespace": "default"},
-    "spec": {
-        "replicas": 1,
-        "selector": {"matchLabels": {"app": "it-karpenter"}},
-        "template": {
-            "metadata": {"labels": {"app": "it-karpenter"}},
-            "spec": {
-                "nodeSelector": {"karpenter.sh/nodepool": "default"},
-                "containers": [
-                    {
-                        "name": "pause",
-                        "image": "registry.k8s.io/pause:3.10",
-                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                    }
-                ],
+# The Karpenter test runs its workload on a NodePool of its own, so that the nodes it proves
+# Karpenter launches and removes are only ever its own: the platform's `default` pool also hosts
+# Prometheus (it cannot tolerate the system nodes' taint), so `default` never drains to zero.
+IT_LABEL = ("eks-platform.io/integration-test", "karpenter")
+IT_POOL = NodePoolConfig(
+    name="it-karpenter",
+    cpu_limit=8,
+    memory_limit_gib=32,
+    consolidation_policy="WhenEmpty",
+    consolidate_after="0s",
+    disruption_budget_percent=100,
+    taints=(TaintConfig(key=IT_LABEL[0], value=IT_LABEL[1]),),
+)
+# Karpenter labels every NodeClaim with its NodePool (karpenter-provider-aws
+# website/content/en/docs/concepts/nodeclaims.md); this selects exactly the test's claims.
+IT_CLAIMS = f"karpenter.sh/nodepool={IT_POOL.name}"
+
+
+def it_node_pool() -> dict[str, Any]:
+    """The test's NodePool: the platform's own spec (same EC2NodeClass), tainted and labelled."""
+    spec = node_pool_spec(IT_POOL)
+    spec["template"]["metadata"]["labels"][IT_LABEL[0]] = IT_LABEL[1]
+    metadata = {"name": IT_POOL.name}
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": metadata, "spec": spec}
+
+
+def it_workload() -> dict[str, Any]:
+    """One pod that only the test's NodePool can host: it selects the label and tolerates the taint."""
+    labels = {"app": "it-karpenter", IT_LABEL[0]: IT_LABEL[1]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "it-karpenter", "namespace": "default", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {IT_LABEL[0]: IT_LABEL[1]},
+                    "tolerations": [{"key": IT_LABEL[0], "value": IT_LABEL[1], "effect": "NoSchedule"}],
+                    "containers": [
+                        {
+                            "name": "pause",
+                            "image": "registry.k8s.io/pause:3.10",  # multi-arch
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                        }
+                    ],
+                },
             },
         },
-    },
-}
+    }
 
 
 def apply(ephemeral: EphemeralStack, obj: dict[str, Any], tmp: Any) -> None:
@@ -64,26 +104,41 @@ def apply(ephemeral: EphemeralStack, obj: dict[str, Any], tmp: Any) -> None:
     ephemeral.kubectl("apply", "-f", str(path))
 
 
+def claims_hosting(claims: list[dict[str, Any]], pods: list[dict[str, Any]]) -> set[str]:
+    """Names of the NodeClaims whose node runs one of `pods`."""
+    nodes = {p["spec"].get("nodeName") for p in pods if p.get("status", {}).get("phase") == "Running"}
+    return {c["metadata"]["name"] for c in claims if c.get("status", {}).get("nodeName") in nodes - {None}}
+
+
 def test_karpenter_launches_a_node_for_a_pending_pod_and_removes_it(
     ephemeral: EphemeralStack, tmp_path
 ) -> None:
-    apply(ephemeral, WORKLOAD, tmp_path)
+    selector = ",".join(f"{k}={v}" for k, v in it_workload()["metadata"]["labels"].items())
+    apply(ephemeral, it_node_pool(), tmp_path)
     try:
+        apply(ephemeral, it_workload(), tmp_path)
+        try:
 
-        def running() -> bool:
-            pods = ephemeral.kubectl("get", "pods", "-l", "app=it-karpenter", "-o", "json")["items"]
-            return any(p["status"].get("phase") == "Running" for p in pods)
+            def hosted() -> set[str]:
+                pods = ephemeral.kubectl("get", "pods", "-l", selector, "-o", "json")["items"]
+                claims = ephemeral.kubectl("get", "nodeclaims", "-l", IT_CLAIMS, "-o", "json")["items"]
+                return claims_hosting(claims, pods)
 
-        wait_for(running, "the pod to run on a Karpenter node", timeout=600)
-        claims = ephemeral.kubectl("get", "nodeclaims", "-o", "json")["items"]
-        assert claims, "Karpenter created a NodeClaim"
+            launched = wait_for(hosted, "the pod to run on a node of a new NodeClaim", timeout=600)
+        finally:
+            ephemeral.kubectl("delete", "deployment", "it-karpenter", "--wait=true")
+
+        def gone() -> bool:
+            claims = ephemeral.kubectl("get", "nodeclaims", "-l", IT_CLAIMS, "-o", "json")["items"]
+            return not launched & {c["metadata"]["name"] for c in claims}
+
+        wait_for(gone, f"Karpenter to remove the emptied NodeClaims {sorted(launched)}", timeout=600)
     finally:
-        ephemeral.kubectl("delete", "deployment", "it-karpenter", "--wait=true")
+        pool = IT_POOL.name
+        ephemeral.kubectl("delete", "nodepool", pool, "--ignore-not-found", "--wait=true", timeout=600)
 
-    def gone() -> bool:
-        return not ephemeral.kubectl("get", "nodeclaims", "-o", "json")["items"]
 
-    wait_for(gone, "Karpenter to remove the empty node", timeout=600)
+HPA_IMAGE = "registry.k8s.io/hpa-example"
 
 
 def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path) -> None:
@@ -97,14 +152,17 @@ def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path)
             "template": {
                 "metadata": {"labels": {"app": "it-hpa"}},
                 "spec": {
+                    # registry.k8s.io/hpa-example is published for amd64 only; the default NodePool
+                    # prefers arm64 (Graviton spot), where it dies with "exec format error".
+                    "nodeSelector": {"kubernetes.io/arch": "amd64"},
                     "containers": [
                         {
                             "name": "web",
-                            "image": "registry.k8s.io/hpa-example",
+                            "image": HPA_IMAGE,
                             "ports": [{"containerPort": 80}],
                             "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": "500m"}},
                         }
-                    ]
+                    ],
                 },
             },
         },

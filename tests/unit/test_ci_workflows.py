@@ -289,3 +289,86 @@ def test_plan_summary_fails_on_a_missing_or_foreign_file(tmp_path: Path) -> None
     result = summarise(tmp_path / "absent.json", foreign)
     assert result.returncode == 2
     assert result.stdout.count("**No plan document**") == 2 and "missing project, stack" in result.stdout
+
+
+####################################################################################################
+# Pulumi Deployments: only a change to what the program reads deploys a stack
+
+
+def test_deployments_deploy_on_infrastructure_changes_only() -> None:
+    from fnmatch import fnmatch
+
+    from components.deployments import deploy_paths
+
+    paths = deploy_paths(".", "dev")
+
+    def deploys(file: str) -> bool:
+        return any(fnmatch(file, pattern) for pattern in paths)
+
+    program = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "requirements.txt"]
+    program += [
+        str(p.relative_to(ROOT))
+        for d in ("components", "stacks", "platform")
+        for p in (ROOT / d).rglob("*.*")
+    ]
+    assert all(deploys(file) for file in program), [f for f in program if not deploys(f)]
+    # A tag-bump merge changes only services/<name>/deploy/<env>.yaml: ArgoCD's, not Pulumi's.
+    bumps = [str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/deploy/*.yaml")]
+    assert bumps and not any(deploys(file) for file in bumps)
+    assert (
+        not deploys("Pulumi.prod.yaml")
+        and not deploys("README.md")
+        and not deploys(".github/workflows/x.yml")
+    )
+    assert deploy_paths("infra/", "prod")[0].startswith(
+        "infra/"
+    ) and "infra/Pulumi.prod.yaml" in deploy_paths("infra", "prod")
+
+
+####################################################################################################
+# Delivery: every pushed platform scanned, pull requests without GITOPS_TOKEN, the account model
+
+
+def test_every_platform_the_build_pushes_is_scanned() -> None:
+    build = load(WORKFLOWS / "build-service.yml")
+    pushed = build[True]["workflow_call"]["inputs"]["platforms"]["default"].split(",")
+    scan = build["jobs"]["scan"]
+    assert sorted(scan["strategy"]["matrix"]["platform"]) == sorted(pushed)
+    built = next(s for s in steps(scan) if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert built["with"]["platforms"] == "${{ matrix.platform }}" and built["with"]["load"] is True
+    assert any(s.get("uses", "").startswith("aquasecurity/trivy-action@") for s in steps(scan))
+    # The publish job refuses a platform the matrix did not scan.
+    check = steps(build["jobs"]["publish"])[0]
+    assert check["env"]["PLATFORMS"] == "${{ inputs.platforms }}" and "is not scanned" in check["run"]
+
+
+@pytest.mark.parametrize("workflow", ["build-service.yml", "promote-service.yml"])
+def test_a_refused_pull_request_names_the_repository_setting(workflow: str) -> None:
+    (bump,) = [j for name, j in load(WORKFLOWS / workflow)["jobs"].items() if name == "bump"]
+    push = next(s for s in steps(bump) if "gh pr create" in s.get("run", ""))
+    assert push["env"]["HAS_GITOPS_TOKEN"] == "${{ secrets.GITOPS_TOKEN != '' }}"
+    assert 'if [ "$HAS_GITOPS_TOKEN" != "true" ]' in push["run"]
+    assert "Allow GitHub Actions to create and approve pull requests" in push["run"]
+
+
+def test_separate_accounts_by_default_one_shared_account_by_config() -> None:
+    from tools.mocks import run_program, stack_config
+
+    providers = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+    prod, _secret_keys = stack_config("prod")
+    assert len(run_program("prod", prod).of_type(providers)) == 2, "its own account: its own providers"
+    delivery, deployments = (
+        json.loads(prod["eks-platform:delivery"]),
+        json.loads(prod["eks-platform:deployments"]),
+    )
+    delivery["githubOidcProviderArn"] = (
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    )
+    deployments["pulumiOidcProviderArn"] = "arn:aws:iam::123456789012:oidc-provider/api.pulumi.com/oidc"
+    shared = {**prod, "eks-platform:delivery": json.dumps(delivery)}
+    shared["eks-platform:deployments"] = json.dumps(deployments)
+    assert run_program("prod", shared).of_type(providers) == [], "shared account: dev's providers reused"
+    comment = (ROOT / "Pulumi.prod.yaml").read_text()
+    assert "own AWS account (recommended)" in comment
+    assert "githubOidcProviderArn" in comment and "pulumiOidcProviderArn" in comment
+    assert "separate AWS accounts is the recommended model" in (WORKFLOWS / "promote-service.yml").read_text()

@@ -243,7 +243,7 @@ def test_node_class_security(plan: PlanResult, configs) -> None:
     cluster = configs[plan.stack].cluster_name
     assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
     assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
-    profile = plan.one("aws:iam/instanceProfile:InstanceProfile")
+    profile = named(plan, "aws:iam/instanceProfile:InstanceProfile", "karpenter-node")
     assert spec["instanceProfile"] == profile.get("name") and "role" not in spec
     assert re.fullmatch(r"al2023@v\d{8}", spec["amiSelectorTerms"][0]["alias"])
     assert spec["tags"]["platform:stack"] == plan.stack

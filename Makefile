@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
+.PHONY: help venv plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup
 
 help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
 	@echo "make test                                     lint, type-check and the whole test suite"
 	@echo "make bench                                    time the offline plan of the prod stack"
-	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials); preview/up enforce policy/"
+	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, aws, AWS credentials); preview/up enforce policy/"
+	@echo "make bootstrap STACK=prod                     first up of a private-endpoint stack: cluster and agents only (docs/deploy-path.md)"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
 	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
 	@echo "make it-cleanup [ARGS='--older-than 0']       destroy ephemeral stacks left by crashed runs"
@@ -52,10 +53,26 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) -m tools.bench --stack prod
 
-preview up destroy: $(STAMP)
+# The kubeconfig runs `aws eks get-token --role <deploy role>`: without the AWS CLI every
+# Kubernetes call fails, so both CLIs are checked before anything runs.
+cli-check:
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see docs/first-deploy.md."; exit 2; }
+	@command -v aws >/dev/null || { echo "The AWS CLI (v2) is not installed: the kubeconfig runs 'aws eks get-token'; see docs/deploy-path.md."; exit 2; }
+
+preview up destroy: $(STAMP) cli-check
 	pulumi stack select $(STACK)
 	pulumi $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack policy)
+
+# First `up` of a stack whose API endpoint is private: everything up to the cluster and the
+# Deployments agents, no Kubernetes object (so it works from outside the VPC). The flag is passed
+# for this run only; refused once the stack has a cluster, because a bootstrap run would delete
+# every Kubernetes object.
+bootstrap: $(STAMP) cli-check
+	pulumi stack select $(STACK)
+	@if pulumi stack output clusterName --stack $(STACK) >/dev/null 2>&1; then echo "$(STACK) already has a cluster: bootstrap is for the first up only (docs/deploy-path.md)."; exit 2; fi
+	pulumi config set --path deployments.bootstrap true --stack $(STACK)
+	pulumi up --stack $(STACK) --policy-pack policy; status=$$?; \
+	  pulumi config rm --path deployments.bootstrap --stack $(STACK); exit $$status
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)

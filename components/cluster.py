@@ -30,8 +30,13 @@ class ClusterArgs:
     endpoint_public_access: bool
     public_access_cidrs: tuple[str, ...]
     admin_role_arns: tuple[str, ...]
+    # The deploying identity (Pulumi Deployments' role): cluster admin, and the role the
+    # kubeconfig assumes, so every run reaches Kubernetes as it. None: ambient credentials.
+    deploy_role_arn: pulumi.Input[str] | None
     key_arn: pulumi.Input[str]
     log_retention_days: int
+    # Whether the control-plane log group already exists in the account (identity.log_group_exists).
+    existing_log_group: bool
     addon_versions: dict[str, str]
     protect: bool
     tags: dict[str, str]
@@ -84,13 +89,24 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        log_group_name = f"/aws/eks/{args.cluster_name}/cluster"
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
             # EKS writes to exactly this name; owning it bounds retention and encrypts it.
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=log_group_name,
             retention_in_days=args.log_retention_days,
             kms_key_id=args.key_arn,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                # EKS recreates this group with its service role after a destroy deletes it
+                # (terraform-aws-eks issues 2446/2763: a Deny on logs:CreateLogGroup does not stop
+                # it), so the next create would fail with ResourceAlreadyExistsException. Adopt it
+                # instead: `import` takes over an existing group and then applies retention and
+                # KMS (pulumi/pulumi developer-docs/architecture/import.md: same ID in state is a
+                # normal update).
+                import_=log_group_name if args.existing_log_group else None,
+            ),
         )
 
         admin_policy = f"arn:{ident.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -124,7 +140,31 @@ class Cluster(pulumi.ComponentResource):
                     },
                 )
                 for arn in args.admin_role_arns
-            },
+            }
+            | (
+                {
+                    "deploy": eks.AccessEntryArgs(
+                        principal_arn=args.deploy_role_arn,
+                        type=eks.AccessEntryType.STANDARD,
+                        access_policies={
+                            "cluster-admin": eks.AccessPolicyAssociationArgs(
+                                policy_arn=admin_policy,
+                                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                            )
+                        },
+                    )
+                }
+                if args.deploy_role_arn is not None
+                else {}
+            ),
+            # pulumi-eks builds the kubeconfig (its own provider's and the output) with
+            # `aws eks get-token ... --role <roleArn>` (nodejs/eks/cluster/cluster.ts,
+            # generateKubeconfig), so every run uses the deploy role's access entry.
+            provider_credential_opts=(
+                eks.KubeconfigOptionsArgs(role_arn=args.deploy_role_arn)
+                if args.deploy_role_arn is not None
+                else None
+            ),
             encryption_config_key_arn=args.key_arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             create_oidc_provider=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import pulumi
@@ -10,6 +9,7 @@ import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
 from components.iam import clip, document
+from components.identity import AwsIdentity
 
 PULUMI_OIDC_URL = "https://api.pulumi.com/oidc"
 PULUMI_OIDC_HOST = "api.pulumi.com/oidc"
@@ -32,9 +32,16 @@ def deploy_paths(repo_dir: str, stack: str) -> list[str]:
     prefix = "" if repo_dir in (".", "") else f"{repo_dir.strip('/')}/"
     return sorted(f"{prefix}{path}" for path in (*INFRA_PATHS, f"Pulumi.{stack}.yaml"))
 
+# A full create (EKS ~10-15 min, node groups, add-ons, Helm releases with 10-minute timeouts) or
+# destroy outlasts one hour; IAM allows up to 12 h. Role chaining (the kubeconfig assuming the
+# role from its own session) is capped at 1 h by STS, but `aws eks get-token` assumes afresh for
+# every 15-minute token, so only this outer session has to span the run.
+SESSION_SECONDS = 4 * 3600
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeploymentsArgs:
+    identity: AwsIdentity
     organization: str
     project: str
     stack: str
@@ -44,14 +51,22 @@ class DeploymentsArgs:
     repo_dir: str
     existing_oidc_provider_arn: str | None
     role_policy_arns: tuple[str, ...]
+    # Roles whose holders run `make up`/`make bootstrap`: they may assume the deploy role, so a
+    # laptop run and a Deployments run reach Kubernetes as the same principal.
+    operator_role_arns: tuple[str, ...]
+    # Run deployments on a customer-managed agent pool (created here) instead of Pulumi's runners.
+    agent_pool: bool
     protect: bool
 
 
-def deploy_trust(provider_arn: str, organization: str, project: str, stack: str) -> str:
-    """Only Pulumi Deployments of this organization, project and stack (any operation)."""
+def deploy_trust(
+    provider_arn: str, organization: str, project: str, stack: str, *more: dict[str, object]
+) -> str:
+    """Pulumi Deployments of this organization, project and stack (any operation), plus `more`."""
     subject = f"pulumi:deploy:org:{organization}:project:{project}:stack:{stack}:*"
     return document(
         {
+            "Sid": "PulumiDeploymentsOfThisStack",
             "Effect": "Allow",
             "Principal": {"Federated": provider_arn},
             "Action": "sts:AssumeRoleWithWebIdentity",
@@ -59,29 +74,58 @@ def deploy_trust(provider_arn: str, organization: str, project: str, stack: str)
                 "StringEquals": {f"{PULUMI_OIDC_HOST}:aud": organization},
                 "StringLike": {f"{PULUMI_OIDC_HOST}:sub": subject},
             },
-        }
+        },
+        *more,
     )
 
 
-def _trust(args: DeploymentsArgs, provider_arn: str) -> str:
-    return deploy_trust(provider_arn, args.organization, args.project, args.stack)
+def operator_trust(account_id: str, principal_arns: tuple[str, ...]) -> dict[str, object]:
+    """Who may assume the role with their own AWS credentials: the operators and the role itself.
+
+    The role assumes itself when a Deployments run (already in the role) executes the kubeconfig's
+    `aws eks get-token --role <this role>`; IAM no longer lets a role assume itself implicitly.
+    The accounts' roots are the principals and `aws:PrincipalArn` names the roles, because IAM
+    rejects a trust policy naming a role that does not exist yet (this role, at creation).
+    """
+    accounts = sorted({account_id} | {arn.split(":")[4] for arn in principal_arns})
+    return {
+        "Sid": "OperatorsAndTheRoleItself",
+        "Effect": "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+        "Action": "sts:AssumeRole",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": sorted(principal_arns)}},
+    }
+
+
+def role_name(name: str) -> str:
+    """The deploy role's physical name (known before it exists, so the trust can name it)."""
+    return clip(f"{name}-deploy")
 
 
 class Deployments(pulumi.ComponentResource):
     """Deployment settings so that a push to the stack's branch runs `pulumi up` and pull
-    requests run previews, and the AWS role those runs assume.
+    requests run previews, the AWS role those runs assume, and (optionally) the agent pool
+    they run on.
 
     Guarantees: no stored AWS keys: Pulumi Cloud's OIDC token for this organization, project and
-    stack (the `sub` claim) is the only way into the role, for at most an hour; intermediate
-    deployments are skipped so the newest commit wins. The role's policies are configuration
-    (it creates IAM roles and the cluster, so it is broad by nature): the trust is what limits it.
-    The settings and the role are protected in prod. It does not create the Pulumi Cloud stack.
+    stack (the `sub` claim) is one way into the role; the configured operator roles (and the role
+    itself, for the kubeconfig) are the other. The role is the platform's one deploying identity:
+    the cluster gives it an admin access entry and the kubeconfig assumes it, so `make up` and a
+    Deployments run act on Kubernetes as the same principal. Sessions last 4 hours, longer than a
+    full create or destroy. Intermediate deployments are skipped so the newest commit wins. With
+    `agent_pool`, deployments run on this stack's own pool (hosts: components/agent.py), whose
+    token is only an Output here. The role's policies are configuration (it creates IAM roles and
+    the cluster, so it is broad by nature): the trust is what limits it. The settings and the
+    role are protected in prod. It does not create the Pulumi Cloud stack.
     """
 
     role_arn: pulumi.Output[str]
+    agent_pool_id: pulumi.Output[str] | None
+    agent_token: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: DeploymentsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:deployments:Deployments", name, None, opts)
+        ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
         provider_arn: pulumi.Input[str]
         if args.existing_oidc_provider_arn:
@@ -90,25 +134,44 @@ class Deployments(pulumi.ComponentResource):
             provider_arn = aws.iam.OpenIdConnectProvider(
                 f"{name}-pulumi-oidc", url=PULUMI_OIDC_URL, client_id_lists=[args.organization], opts=child
             ).arn
+        physical = role_name(name)
+        own_arn = f"arn:{ident.partition}:iam::{ident.account_id}:role/{physical}"
+        operators = operator_trust(ident.account_id, (own_arn, *args.operator_role_arns))
         role = aws.iam.Role(
             f"{name}-deploy",
-            name=clip(f"{name}-deploy"),
+            name=physical,
             description=f"Pulumi Deployments of {args.organization}/{args.project}/{args.stack}",
-            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(functools.partial(_trust, args)),
-            max_session_duration=3600,
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: deploy_trust(arn, args.organization, args.project, args.stack, operators)
+            ),
+            max_session_duration=SESSION_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         for i, policy_arn in enumerate(args.role_policy_arns):
             aws.iam.RolePolicyAttachment(
                 f"{name}-deploy-{i}", role=role.name, policy_arn=policy_arn, opts=child
             )
+        pool = None
+        if args.agent_pool:
+            pool = ps.AgentPool(
+                f"{name}-agents",
+                organization_name=args.organization,
+                name=f"{args.project}-{args.stack}",
+                description=f"Runs Pulumi Deployments of {args.project}/{args.stack} inside its VPC",
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
         ps.DeploymentSettings(
             f"{name}-settings",
             organization=args.organization,
             project=args.project,
             stack=args.stack,
+            # `agentPoolId` output is populated since pulumi-pulumiservice v0.40.0 (pinned: 1.5.0).
+            agent_pool_id=pool.agent_pool_id if pool else None,
             source_context=ps.DeploymentSettingsSourceContextArgs(
-                git=ps.DeploymentSettingsGitSourceArgs(branch=args.branch, repo_dir=args.repo_dir)
+                # A full ref, as in pulumi/pulumi-pulumiservice examples/ts-deployment-settings.
+                git=ps.DeploymentSettingsGitSourceArgs(
+                    branch=f"refs/heads/{args.branch}", repo_dir=args.repo_dir
+                )
             ),
             vcs=ps.DeploymentSettingsVcsArgs(
                 provider="github",
@@ -121,7 +184,9 @@ class Deployments(pulumi.ComponentResource):
                 environment_variables={"AWS_REGION": args.region},
                 oidc=ps.OperationContextOIDCArgs(
                     aws=ps.AWSOIDCConfigurationArgs(
-                        role_arn=role.arn, session_name=f"pulumi-{args.stack}", duration="1h0m0s"
+                        role_arn=role.arn,
+                        session_name=f"pulumi-{args.stack}",
+                        duration=f"{SESSION_SECONDS // 3600}h0m0s",
                     )
                 ),
                 options=ps.OperationContextOptionsArgs(skip_intermediate_deployments=True),
@@ -129,4 +194,6 @@ class Deployments(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.role_arn = role.arn
-        self.register_outputs({"role_arn": self.role_arn})
+        self.agent_pool_id = pool.agent_pool_id if pool else None
+        self.agent_token = pool.token_value if pool else None
+        self.register_outputs({"role_arn": self.role_arn, "agent_pool_id": self.agent_pool_id})

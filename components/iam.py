@@ -132,7 +132,7 @@ def pod_identity_role(
     name: str,
     *,
     account_id: str,
-    cluster_name: str,
+    cluster_name: pulumi.Input[str],
     cluster_arn: str,
     namespace: str,
     service_account: str,
@@ -142,6 +142,8 @@ def pod_identity_role(
     """A role for one Kubernetes service account through EKS Pod Identity, with its inline policy.
 
     The association waits for the policy, so the pod never starts with a role that cannot act yet.
+    Pass the cluster's name as the cluster's Output, so the association is created after the
+    cluster (a plain string orders nothing, and EKS answers "cluster not found").
     """
     child = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(

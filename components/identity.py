@@ -41,3 +41,11 @@ def lookup(provider: aws.Provider) -> AwsIdentity:
         dns_suffix=partition.dns_suffix,
         availability_zones=tuple(sorted(zones.names)),
     )
+
+
+def log_group_exists(provider: aws.Provider, name: str) -> bool:
+    """Whether a CloudWatch log group of exactly this name exists (e.g. one EKS recreated)."""
+    found = aws.cloudwatch.get_log_groups(
+        log_group_name_prefix=name, opts=pulumi.InvokeOptions(provider=provider)
+    )
+    return name in (found.log_group_names or [])

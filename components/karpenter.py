@@ -15,6 +15,7 @@ from components.iam import clip, document, pod_identity_role, role_with_policies
 from components.identity import AwsIdentity
 from components.karpenter_policy import controller_policy
 from components.nodegroups import SYSTEM_LABEL
+from components.settle import pod_identity_settled
 from stacks.scaling import NodePoolConfig
 
 NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
@@ -38,7 +39,10 @@ QUEUE_RETENTION_SECONDS = 300
 @dataclass(frozen=True, kw_only=True)
 class KarpenterArgs:
     identity: AwsIdentity
+    # The name as plain text (policies, tags, values: readable in the plan) and as the cluster's
+    # Output, which every EKS-scoped resource takes so that it is created after the cluster.
     cluster_name: str
+    cluster: pulumi.Input[str]
     cluster_arn: str
     cluster_security_group_id: pulumi.Input[str]
     crd_chart: ChartSpec
@@ -91,7 +95,7 @@ class Karpenter(pulumi.ComponentResource):
         )
         access = aws.eks.AccessEntry(
             f"{name}-node",
-            cluster_name=args.cluster_name,
+            cluster_name=args.cluster,
             principal_arn=node_role.arn,
             type="EC2_LINUX",
             opts=child,
@@ -155,7 +159,7 @@ class Karpenter(pulumi.ComponentResource):
         controller_role, association = pod_identity_role(
             f"{name}-controller",
             account_id=ident.account_id,
-            cluster_name=args.cluster_name,
+            cluster_name=args.cluster,
             cluster_arn=args.cluster_arn,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
@@ -166,6 +170,14 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # -- Kubernetes side -------------------------------------------------------------------
+        settled = pod_identity_settled(
+            f"{name}-pod-identity-settle",
+            "karpenter-pod-identity-settle",
+            association,
+            association.association_id,
+            parent=self,
+            after=[args.system_nodes],
+        )
         crds = release(
             f"{name}-crd",
             release_name="karpenter-crd",
@@ -185,12 +197,14 @@ class Karpenter(pulumi.ComponentResource):
                 {
                     "replicas": 2 if args.high_availability else 1,
                     "settings": {"clusterName": args.cluster_name, "interruptionQueue": queue.name},
+                    # Explicit, so the controller never asks instance metadata (hop limit 1 blocks it).
+                    "controller": {"env": [{"name": "AWS_REGION", "value": ident.region}]},
                 },
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Credentials, node access and CRDs must exist before the controller starts.
-                depends_on=[crds, association, access, *node_policies, args.system_nodes],
+                # Working credentials (the association, settled), node access and CRDs first.
+                depends_on=[crds, settled, access, *node_policies, args.system_nodes],
             ),
         )
 

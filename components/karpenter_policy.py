@@ -1,10 +1,12 @@
 """The Karpenter controller's IAM policy: what Karpenter v1 needs, scoped to one cluster.
 
-Follows the statements of Karpenter's own CloudFormation (`KarpenterControllerPolicy`) for v1,
-minus instance-profile management: the platform creates the node instance profile itself and
-names it in the EC2NodeClass, so the controller needs no `iam:*InstanceProfile` rights. Every
-write is conditioned on the cluster's ownership tag, so the role cannot touch other clusters'
-instances.
+Follows the statements of Karpenter's own CloudFormation for the pinned v1.14 (the managed
+policies in `website/content/en/docs/getting-started/getting-started-with-karpenter/
+cloudformation.yaml`, aws/karpenter-provider-aws v1.14.1; tests/unit/test_scaling.py checks
+every action against it), minus the opt-in zonal shift and instance-profile management: the
+platform creates the node instance profile itself and names it in the EC2NodeClass, so the
+controller only reads and lists profiles. Every write is conditioned on the cluster's ownership
+tag, so the role cannot touch other clusters' instances.
 """
 
 from __future__ import annotations
@@ -108,9 +110,12 @@ def controller_policy(ident: AwsIdentity, cluster_name: str, queue_arn: str, nod
                 "ec2:DescribeCapacityReservations",
                 "ec2:DescribeImages",
                 "ec2:DescribeInstances",
+                # Required since Karpenter 1.12 (instance status checks for repair/liveness).
+                "ec2:DescribeInstanceStatus",
                 "ec2:DescribeInstanceTypeOfferings",
                 "ec2:DescribeInstanceTypes",
                 "ec2:DescribeLaunchTemplates",
+                "ec2:DescribePlacementGroups",
                 "ec2:DescribeSecurityGroups",
                 "ec2:DescribeSpotPriceHistory",
                 "ec2:DescribeSubnets",
@@ -142,6 +147,15 @@ def controller_policy(ident: AwsIdentity, cluster_name: str, queue_arn: str, nod
             "Action": "iam:PassRole",
             "Resource": node_role_arn,
             "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}},
+        },
+        {
+            # Required since Karpenter 1.7, even when the EC2NodeClass names its own profile: the
+            # node class finalizer lists instance profiles, and without this it never completes,
+            # so deleting the EC2NodeClass (and `pulumi destroy`) hangs. List cannot be scoped.
+            "Sid": "AllowUnscopedInstanceProfileListAction",
+            "Effect": "Allow",
+            "Action": "iam:ListInstanceProfiles",
+            "Resource": "*",
         },
         {
             "Sid": "AllowInstanceProfileReadActions",

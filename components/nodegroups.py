@@ -106,6 +106,10 @@ class SystemNodeGroup(pulumi.ComponentResource):
             cluster=args.cluster,
             node_role=role,
             ami_type=_AMI_TYPES[(args.ami_family, args.architecture)].value,
+            # With a launch template EKS does not follow the control plane's version by itself:
+            # the cluster's version (an Output, so the nodes upgrade after the control plane)
+            # makes an upgrade roll the system nodes.
+            version=args.cluster.eks_cluster.version,
             capacity_type="ON_DEMAND",
             instance_types=list(args.instance_types),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(

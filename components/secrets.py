@@ -14,6 +14,7 @@ from components.helm import ChartSpec, merge, release
 from components.iam import document, pod_identity_role
 from components.identity import AwsIdentity
 from components.kms import EncryptionKey, EncryptionKeyArgs
+from components.settle import pod_identity_settled
 
 NAMESPACE, SERVICE_ACCOUNT = "external-secrets", "external-secrets"
 STORE = "aws-secrets-manager"
@@ -35,10 +36,14 @@ class SecretTarget:
 class SecretsArgs:
     identity: AwsIdentity
     prefix: str
-    cluster_name: str
+    # The cluster's name as its Output, so the Pod Identity association follows the cluster.
+    cluster_name: pulumi.Input[str]
     cluster_arn: str
-    # Days a deleted secret or key can still be recovered (30 in prod).
+    # Days a deleted secret stays recoverable: 30 in prod; 0 (delete at once) in a stack that is
+    # rebuilt, since a fixed name cannot be reused while it is scheduled for deletion.
     recovery_window_days: int
+    # Days before a deleted KMS key is gone (7-30).
+    key_deletion_window_days: int
     chart: ChartSpec
     base_values: dict[str, Any]
     high_availability: bool
@@ -83,7 +88,7 @@ class Secrets(pulumi.ComponentResource):
                 identity=ident,
                 description=f"{args.prefix}: Secrets Manager secrets of the platform",
                 log_group_patterns=(),
-                deletion_window_days=window,
+                deletion_window_days=args.key_deletion_window_days,
                 protect=args.protect,
             ),
             opts=child,
@@ -131,6 +136,15 @@ class Secrets(pulumi.ComponentResource):
             policy=key.key_arn.apply(lambda key_arn: eso_policy(ident, readable, key_arn)),
             parent=self,
         )
+        # The operator's namespace, then the association, then a pause before its pods start.
+        settled = pod_identity_settled(
+            f"{name}-pod-identity-settle",
+            "external-secrets-pod-identity-settle",
+            association,
+            association.association_id,
+            parent=self,
+            after=args.depends_on,
+        )
 
         ha = args.high_availability
         operator = release(
@@ -148,7 +162,7 @@ class Secrets(pulumi.ComponentResource):
                     "certController": {"podDisruptionBudget": {"enabled": False}},
                 },
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[association, *args.depends_on]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[settled, *args.depends_on]),
         )
         store = k8s.apiextensions.CustomResource(
             f"{name}-store",

@@ -6,9 +6,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, StrictInt, ValidationInfo, model_validator
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
-from stacks.fields import Model, cross_field
+from stacks.fields import InstanceType, Model, cross_field, instance_architecture, is_production
 
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
@@ -134,6 +134,35 @@ class DeliveryConfig(Model):
 
 
 _ORG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", re.ASCII)
+# A release tag of pulumi/customer-managed-workflow-agent (its .goreleaser.yaml publishes
+# `<tag>-amd64` and `<tag>-arm64` images); never `latest`.
+_AGENT_VERSION = re.compile(r"v\d+\.\d+\.\d+", re.ASCII)
+
+
+class AgentConfig(Model):
+    """A customer-managed Pulumi Deployments agent pool whose hosts run in the stack's private subnets."""
+
+    enabled: StrictBool = Field(
+        default=False,
+        description="Run this stack's deployments on agents inside its VPC (needed in production).",
+    )
+    instance_type: InstanceType = Field(
+        default="t4g.medium", description="EC2 instance type of an agent host."
+    )
+    hosts: StrictInt = Field(
+        default=1, ge=1, le=4, description="Agent hosts (one deployment at a time each)."
+    )
+    version: str = Field(default="v2.2.0", description="customer-managed-workflow-agent release tag.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> AgentConfig:
+        if not _AGENT_VERSION.fullmatch(self.version):
+            cross_field([("version", self.version, "a release tag such as v2.2.0 (never `latest`)")])
+        return self
+
+    @property
+    def architecture(self) -> str:
+        return "arm64" if instance_architecture(self.instance_type) == "arm64" else "amd64"
 
 
 class DeploymentsConfig(Model):
@@ -151,10 +180,32 @@ class DeploymentsConfig(Model):
         default=("arn:aws:iam::aws:policy/AdministratorAccess",),
         description="Policies of the deploy role (it creates IAM roles, so it needs broad rights).",
     )
+    agent: AgentConfig = Field(
+        default_factory=AgentConfig, description="Deployments agents inside the VPC (private API endpoint)."
+    )
+    bootstrap: StrictBool = Field(
+        default=False,
+        description="First `up` only (`make bootstrap`): the cluster and the agents, no Kubernetes objects.",
+    )
 
     @model_validator(mode="after")
-    def _valid(self) -> DeploymentsConfig:
+    def _valid(self, info: ValidationInfo) -> DeploymentsConfig:
         issues: list[tuple[str, Any, str]] = []
+        if self.enabled and is_production(info) and not self.agent.enabled:
+            issues.append(
+                (
+                    "agent.enabled",
+                    False,
+                    "a production stack's API endpoint is private, and Pulumi-hosted runners are outside "
+                    "its VPC: run its deployments on agents in the VPC (agent.enabled: true)",
+                )
+            )
+        if self.agent.enabled and not self.enabled:
+            issues.append(("agent.enabled", True, "agents need deployments.enabled: true"))
+        if self.bootstrap and not self.agent.enabled:
+            issues.append(
+                ("bootstrap", True, "bootstrap stops before the Kubernetes objects so that agents apply them")
+            )
         if self.enabled:
             if not _ORG.fullmatch(self.organization):
                 issues.append(("organization", self.organization, "set the Pulumi Cloud organization"))

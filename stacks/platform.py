@@ -1,8 +1,17 @@
-"""The composition: build the platform's components for one validated stack config."""
+"""The composition: build the platform's components for one validated stack config.
+
+`build()` reads top-down in deploy order, one function per phase, each returning what the next
+needs: foundation (account facts, providers, KMS key, VPC, the deploying identity), cluster
+(control plane, system nodes, Deployments agents), cluster services (add-ons, Karpenter,
+autoscaling, secrets, monitoring: every Kubernetes object but GitOps) and delivery (registries,
+ArgoCD). A bootstrap run (deployments.bootstrap) stops after the cluster phase: nothing it
+creates needs the Kubernetes API, so it works from outside a private endpoint.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -12,11 +21,12 @@ import pulumi_pulumiservice as ps
 import pulumi_random as random
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.agent import DeployAgent, DeployAgentArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
 from components.deployments import Deployments, DeploymentsArgs
 from components.gitops import GitOps, GitOpsArgs
-from components.identity import lookup
+from components.identity import AwsIdentity, log_group_exists, lookup
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.monitoring import RECEIVER_KEYS, Monitoring, MonitoringArgs
@@ -29,14 +39,68 @@ from stacks.config import PlatformConfig
 from stacks.data import addon_versions, chart_specs, dashboards, manifests, values
 
 
+@dataclass(frozen=True)
+class Foundation:
+    aws_provider: aws.Provider
+    aws_only: pulumi.ResourceOptions
+    identity: AwsIdentity
+    key: EncryptionKey
+    network: Network
+    deployments: Deployments | None
+
+
+@dataclass(frozen=True)
+class ClusterPhase:
+    cluster: Cluster
+    nodes: SystemNodeGroup
+    agent: DeployAgent | None
+
+
+@dataclass(frozen=True)
+class Services:
+    k8s_opts: pulumi.ResourceOptions
+    karpenter: Karpenter
+    namespaces: Namespaces
+    secrets: Secrets
+
+
 def build(cfg: PlatformConfig) -> dict[str, Any]:
     """Create every resource of the stack; return the stack outputs."""
+    base = foundation(cfg)
+    core = cluster_phase(cfg, base)
+    outputs = {
+        "clusterName": core.cluster.cluster_name,
+        "clusterEndpoint": core.cluster.endpoint,
+        "kubeconfig": core.cluster.kubeconfig_json,
+        "vpcId": base.network.vpc_id,
+        "privateSubnetIds": base.network.private_subnet_ids,
+        "publicSubnetIds": base.network.public_subnet_ids,
+        "oidcProviderArn": core.cluster.oidc_provider_arn,
+        "nodeRoleArn": core.nodes.node_role_arn,
+    }
+    if base.deployments is not None:
+        outputs["deployRoleArn"] = base.deployments.role_arn
+    if cfg.deployments.bootstrap:
+        pulumi.log.warn(
+            "deployments.bootstrap: stopping after the cluster and the Deployments agents; run the "
+            "stack's deployment (on the agents) to create the Kubernetes objects. Never bootstrap a "
+            "stack that has them: the run would delete them."
+        )
+        return outputs
+    services = cluster_services(cfg, base, core)
+    return outputs | delivery(cfg, base, core, services)
+
+
+# -- phase 1: foundation ------------------------------------------------------------------------
+
+
+def foundation(cfg: PlatformConfig) -> Foundation:
+    """Account facts, the AWS provider, the KMS key, the VPC, and the deploying identity."""
     prefix = cfg.prefix
-    tags = cfg.all_tags
     aws_provider = aws.Provider(
         f"{prefix}-aws",
         region=cfg.region,
-        default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+        default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.all_tags),
     )
     aws_only = pulumi.ResourceOptions(providers={"aws": aws_provider})
     identity = lookup(aws_provider)
@@ -46,8 +110,6 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             f"Pulumi.{cfg.stack}.yaml: eks-platform:network.azCount = {cfg.network.az_count}, "
             f"but {cfg.region} offers only {len(zones)} AZs: {', '.join(zones)}"
         )
-    versions = addon_versions(cfg.cluster.kubernetes_version)
-    key_window = 30 if cfg.production else 7
 
     key = EncryptionKey(
         f"{prefix}-logs-secrets",
@@ -55,7 +117,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             identity=identity,
             description=f"{prefix}: EKS secrets envelope encryption and platform log groups",
             log_group_patterns=(f"/aws/eks/{cfg.cluster_name}/*", f"/aws/vpc/{prefix}-network/*"),
-            deletion_window_days=key_window,
+            deletion_window_days=30 if cfg.production else 7,
             protect=cfg.protect,
         ),
         opts=aws_only,
@@ -78,6 +140,43 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         opts=aws_only,
     )
 
+    deployments = None
+    deploy = cfg.deployments
+    if deploy.enabled:
+        # Before the cluster: its role gets the cluster's admin access entry and is the role the
+        # kubeconfig assumes.
+        deployments = Deployments(
+            f"{prefix}-deployments",
+            DeploymentsArgs(
+                identity=identity,
+                organization=deploy.organization,
+                project=cfg.project,
+                stack=cfg.stack,
+                region=cfg.region,
+                github_repository=deploy.github_repository,
+                branch=deploy.branch,
+                repo_dir=deploy.repo_dir,
+                existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
+                role_policy_arns=deploy.role_policy_arns,
+                operator_role_arns=cfg.cluster.admin_role_arns,
+                agent_pool=deploy.agent.enabled,
+                protect=cfg.protect,
+            ),
+            # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does.
+            opts=pulumi.ResourceOptions(
+                providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
+            ),
+        )
+    return Foundation(aws_provider, aws_only, identity, key, network, deployments)
+
+
+# -- phase 2: cluster ---------------------------------------------------------------------------
+
+
+def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
+    """The control plane, the system nodes, and the Deployments agents that can reach its API."""
+    prefix, identity, aws_only = cfg.prefix, base.identity, base.aws_only
+    versions = addon_versions(cfg.cluster.kubernetes_version)
     cluster = Cluster(
         f"{prefix}-cluster",
         ClusterArgs(
@@ -85,17 +184,19 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             cluster_name=cfg.cluster_name,
             kubernetes_version=cfg.cluster.kubernetes_version,
             upgrade_support_type=cfg.cluster.upgrade_support_type,
-            vpc_id=network.vpc_id,
-            private_subnet_ids=network.private_subnet_ids,
+            vpc_id=base.network.vpc_id,
+            private_subnet_ids=base.network.private_subnet_ids,
             service_cidr=str(cfg.cluster.service_cidr),
             endpoint_public_access=cfg.cluster.endpoint_public_access,
             public_access_cidrs=tuple(str(c) for c in cfg.cluster.public_access_cidrs),
             admin_role_arns=cfg.cluster.admin_role_arns,
-            key_arn=key.key_arn,
+            deploy_role_arn=base.deployments.role_arn if base.deployments else None,
+            key_arn=base.key.key_arn,
             log_retention_days=cfg.cluster.log_retention_days,
+            existing_log_group=log_group_exists(base.aws_provider, f"/aws/eks/{cfg.cluster_name}/cluster"),
             addon_versions=versions,
             protect=cfg.protect,
-            tags=tags,
+            tags=cfg.all_tags,
         ),
         opts=aws_only,
     )
@@ -105,7 +206,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         SystemNodeGroupArgs(
             identity=identity,
             cluster=cluster.eks,
-            private_subnet_ids=network.private_subnet_ids,
+            private_subnet_ids=base.network.private_subnet_ids,
             instance_types=cfg.system_node_group.instance_types,
             architecture=cfg.system_node_group.architecture,
             ami_family=cfg.system_node_group.ami_family,
@@ -113,31 +214,68 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             desired_size=cfg.system_node_group.desired_size,
             max_size=cfg.system_node_group.max_size,
             disk_size_gib=cfg.system_node_group.disk_size_gib,
-            tags=tags,
+            tags=cfg.all_tags,
             prerequisites=cluster.node_prerequisites,
         ),
         opts=aws_only,
     )
 
+    agent = None
+    agent_cfg = cfg.deployments.agent
+    if base.deployments is not None and base.deployments.agent_token is not None:
+        agent = DeployAgent(
+            f"{prefix}-deploy-agent",
+            DeployAgentArgs(
+                identity=identity,
+                prefix=cfg.prefix,
+                vpc_id=base.network.vpc_id,
+                private_subnet_ids=base.network.private_subnet_ids,
+                token=base.deployments.agent_token,
+                key_arn=base.key.key_arn,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                instance_type=agent_cfg.instance_type,
+                architecture=agent_cfg.architecture,
+                hosts=agent_cfg.hosts,
+                version=agent_cfg.version,
+                recovery_window_days=30 if cfg.production else 0,
+            ),
+            opts=aws_only,
+        )
+    return ClusterPhase(cluster, nodes, agent)
+
+
+# -- phase 3: cluster services -------------------------------------------------------------------
+
+
+def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) -> Services:
+    """Everything in the cluster but GitOps: add-ons, Karpenter, autoscaling, secrets, monitoring."""
+    prefix, identity = cfg.prefix, base.identity
+    cluster, nodes = core.cluster, core.nodes
     k8s_provider = k8s.Provider(
         f"{prefix}-k8s",
         kubeconfig=cluster.kubeconfig_json,
         enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(
+            # First API call minutes after the access entries (they take seconds to apply), and,
+            # with agents, only once they can reach the endpoint; on destroy every Kubernetes
+            # object goes before the agents that delete it.
+            depends_on=[nodes.node_group, *([core.agent] if core.agent else [])]
+        ),
     )
     # Default providers are disabled (Pulumi.yaml): every package gets an explicit one.
     random_provider = random.Provider(f"{prefix}-random")
     k8s_opts = pulumi.ResourceOptions(
-        providers={"aws": aws_provider, "kubernetes": k8s_provider, "random": random_provider}
+        providers={"aws": base.aws_provider, "kubernetes": k8s_provider, "random": random_provider}
     )
     charts = chart_specs()
     cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
-    ClusterAddons(
+    addons = ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
             identity=identity,
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
-            addon_versions=versions,
+            addon_versions=addon_versions(cfg.cluster.kubernetes_version),
             coredns_replicas=3 if cfg.production else 2,
             high_availability=cfg.production,
             reclaim_policy="Retain" if cfg.production else "Delete",
@@ -152,6 +290,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         KarpenterArgs(
             identity=identity,
             cluster_name=cfg.cluster_name,
+            cluster=cluster.cluster_name,
             cluster_arn=cluster_arn,
             cluster_security_group_id=cluster.cluster_security_group_id,
             crd_chart=charts["karpenter-crd"],
@@ -162,12 +301,11 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             node_disk_gib=cfg.karpenter.node_disk_gib,
             max_pods_per_node=cfg.karpenter.max_pods_per_node,
             node_pools=cfg.karpenter.node_pools,
-            tags=tags,
+            tags=cfg.all_tags,
             system_nodes=nodes.node_group,
         ),
         opts=k8s_opts,
     )
-
     PodAutoscaling(
         f"{prefix}-pod-autoscaling",
         PodAutoscalingArgs(
@@ -228,9 +366,10 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         SecretsArgs(
             identity=identity,
             prefix=prefix,
-            cluster_name=cfg.cluster_name,
+            cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
-            recovery_window_days=30 if cfg.production else 7,
+            recovery_window_days=30 if cfg.production else 0,
+            key_deletion_window_days=30 if cfg.production else 7,
             chart=charts["external-secrets"],
             base_values=values("external-secrets"),
             high_availability=cfg.production,
@@ -259,12 +398,24 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             service_monitors=manifests("monitoring/servicemonitors"),
             dashboards=dashboards(),
             protect=cfg.protect,
-            # Its namespace and Secrets first; Prometheus runs on Karpenter's nodes.
-            depends_on=[namespaces, secrets, karpenter],
+            # Its namespace and Secrets first; Prometheus runs on Karpenter's nodes; its volumes
+            # need the EBS CSI driver and the StorageClass (add-ons), which on destroy must
+            # outlive the PVCs so the volumes are deleted, not left behind.
+            depends_on=[namespaces, secrets, karpenter, addons],
         ),
         opts=k8s_opts,
     )
 
+    return Services(k8s_opts, karpenter, namespaces, secrets)
+
+
+# -- phase 4: delivery ---------------------------------------------------------------------------
+
+
+def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services: Services) -> dict[str, Any]:
+    """Registries and CI roles for the services, and ArgoCD with the stack's root Application."""
+    prefix, identity = cfg.prefix, base.identity
+    charts = chart_specs()
     registry = Registry(
         f"{prefix}-registry",
         RegistryArgs(
@@ -280,7 +431,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             key_deletion_window_days=key_window,
             protect=cfg.protect,
         ),
-        opts=aws_only,
+        opts=base.aws_only,
     )
 
     gitops = cfg.delivery.gitops
@@ -303,49 +454,17 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
                 "eks-platform.io/account-id": identity.account_id,
                 "eks-platform.io/ecr-registry": registry.registry,
                 "eks-platform.io/repository-urls": registry.repository_urls.apply(json.dumps),
-                "eks-platform.io/secret-store": secrets.store_name,
+                "eks-platform.io/secret-store": services.secrets.store_name,
             },
-            depends_on=[namespaces, secrets, nodes.node_group],
+            depends_on=[services.namespaces, services.secrets, core.nodes.node_group],
         ),
-        opts=k8s_opts,
+        opts=services.k8s_opts,
     )
 
-    outputs: dict[str, Any] = {}
-    deploy = cfg.deployments
-    if deploy.enabled:
-        deployments = Deployments(
-            f"{prefix}-deployments",
-            DeploymentsArgs(
-                organization=deploy.organization,
-                project=cfg.project,
-                stack=cfg.stack,
-                region=cfg.region,
-                github_repository=deploy.github_repository,
-                branch=deploy.branch,
-                repo_dir=deploy.repo_dir,
-                existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
-                role_policy_arns=deploy.role_policy_arns,
-                protect=cfg.protect,
-            ),
-            # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does.
-            opts=pulumi.ResourceOptions(
-                providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
-            ),
-        )
-        outputs["deployRoleArn"] = deployments.role_arn
-
-    return outputs | {
-        "clusterName": cluster.cluster_name,
-        "clusterEndpoint": cluster.endpoint,
-        "kubeconfig": cluster.kubeconfig_json,
-        "vpcId": network.vpc_id,
-        "privateSubnetIds": network.private_subnet_ids,
-        "publicSubnetIds": network.public_subnet_ids,
-        "oidcProviderArn": cluster.oidc_provider_arn,
-        "nodeRoleArn": nodes.node_role_arn,
-        "karpenterNodeRoleArn": karpenter.node_role_arn,
-        "karpenterInterruptionQueue": karpenter.queue_name,
+    return {
+        "karpenterNodeRoleArn": services.karpenter.node_role_arn,
+        "karpenterInterruptionQueue": services.karpenter.queue_name,
         "repositoryUrls": registry.repository_urls,
         "ciRoleArns": registry.ci_role_arns,
-        "secretStore": secrets.store_name,
+        "secretStore": services.secrets.store_name,
     }

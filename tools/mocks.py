@@ -202,6 +202,9 @@ class PlatformMocks(_mocks.Mocks):
                 "groupNames": [region] * len(names),
                 "id": region,
             }
+        if token == "aws:cloudwatch/getLogGroups:getLogGroups":
+            # A fresh account: no log group left behind by an earlier stack.
+            return {"logGroupNames": [], "arns": [], "id": region}
         if token == "aws:eks/getAddonVersion:getAddonVersion":
             addon, k8s_version = args.args.get("addonName"), args.args.get("kubernetesVersion")
             pins = load_yaml("eks-addons.yaml").get(k8s_version, {})
@@ -277,6 +280,10 @@ class PlatformMocks(_mocks.Mocks):
                 "defaultVersion": 1,
                 "arn": self._arn("ec2", f"launch-template/{name}"),
             }
+        if typ == "pulumiservice:index:AgentPool":
+            # Both outputs are set at creation (agentPoolId since pulumi-pulumiservice v0.40.0);
+            # the provider marks tokenValue secret.
+            return {"agentPoolId": f"{name}-pool-id", "tokenValue": f"pul-token-{name}"}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic and recognisable, so tests can scan every input for a leak of it.
             return {"result": f"generated-{name}-Zq7v"}

@@ -251,13 +251,13 @@ def test_cluster_waits_for_its_log_group_and_role_policies(plan: PlanResult) -> 
     assert attachment.urn in eks.dependencies
 
 
-def test_access_entries_only_for_the_admin_roles(plan: PlanResult, configs) -> None:
+def test_access_entries_only_for_the_admin_roles_and_the_deploy_role(plan: PlanResult, configs) -> None:
     entries = plan.one("eks:index:Cluster").get("accessEntries")
     wanted = configs[plan.stack].cluster.admin_role_arns
     # Keyed by role name, so reordering the config list replaces nothing.
     assert {k: e["principalArn"] for k, e in entries.items()} == {
         f"admin-{arn.split(':role/')[1].replace('/', '-')}": arn for arn in wanted
-    }
+    } | {"deploy": plan.outputs["deployRoleArn"]}
     for entry in entries.values():
         assert entry["type"] == "STANDARD"
         (policy,) = entry["accessPolicies"].values()
@@ -314,7 +314,7 @@ def test_default_storage_class_is_encrypted_gp3(plan: PlanResult) -> None:
 
 
 def test_system_nodes_require_imdsv2_and_encrypt_their_disks(plan: PlanResult) -> None:
-    lt = plan.one("aws:ec2/launchTemplate:LaunchTemplate")
+    (lt,) = [r for r in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name.endswith("system-lt")]
     assert lt.get("metadataOptions.httpTokens") == "required"
     assert lt.get("metadataOptions.httpPutResponseHopLimit") == 1
     devices = lt.get("blockDeviceMappings")

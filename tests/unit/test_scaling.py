@@ -13,7 +13,7 @@ from stacks.scaling import PREFIX_SIZE, WARM_IP_TARGET
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
 from tools import plan as plan_cli
-from tools.mocks import PlanResult, stack_config
+from tools.mocks import ROOT, PlanResult, stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -76,9 +76,70 @@ def test_controller_policy_is_scoped(plan: PlanResult) -> None:
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all(not a.endswith(":*") and a != "*" for a in actions), statement["Sid"]
-        assert not any(
-            a.startswith("iam:") and "InstanceProfile" in a and a != "iam:GetInstanceProfile" for a in actions
-        )
+        profile_writes = [a for a in actions if "InstanceProfile" in a and a not in READ_INSTANCE_PROFILES]
+        assert not profile_writes
+
+
+READ_INSTANCE_PROFILES = {"iam:GetInstanceProfile", "iam:ListInstanceProfiles"}
+KARPENTER_REFERENCE = ROOT.parent / "shared" / "reference" / "karpenter-1.14" / "controller-policy.json"
+# Actions of Karpenter's own v1.14 template the platform deliberately does not grant.
+NOT_GRANTED = {
+    # The platform creates the node instance profile (components/karpenter.py) and names it in the
+    # EC2NodeClass, so Karpenter never creates, tags, re-roles or deletes one.
+    "iam:CreateInstanceProfile": "profile owned by the platform",
+    "iam:TagInstanceProfile": "profile owned by the platform",
+    "iam:AddRoleToInstanceProfile": "profile owned by the platform",
+    "iam:RemoveRoleFromInstanceProfile": "profile owned by the platform",
+    "iam:DeleteInstanceProfile": "profile owned by the platform",
+    # ZonalShiftPolicy: only for Karpenter's opt-in zonal shift feature, which is off.
+    "arc-zonal-shift:GetManagedResource": "zonal shift not enabled",
+}
+
+
+def reference_actions() -> set[str]:
+    if not KARPENTER_REFERENCE.exists():
+        pytest.skip(f"Karpenter's reference policy is not available at {KARPENTER_REFERENCE}")
+    reference = json.loads(KARPENTER_REFERENCE.read_text())
+    return {a for statements in reference["policies"].values() for s in statements for a in s["actions"]}
+
+
+def granted_actions(policy: str) -> set[str]:
+    granted: set[str] = set()
+    for statement in json.loads(policy)["Statement"]:
+        if statement["Effect"] == "Allow":
+            action = statement["Action"]
+            granted.update(action if isinstance(action, list) else [action])
+    return granted
+
+
+def missing_actions(policy: str, reference: set[str]) -> set[str]:
+    return reference - set(NOT_GRANTED) - granted_actions(policy)
+
+
+def controller_policy_document(plan: PlanResult) -> str:
+    (policy,) = [
+        r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("karpenter-controller")
+    ]
+    return str(policy.get("policy"))
+
+
+def test_controller_policy_grants_everything_karpenter_1_14_needs(plan: PlanResult) -> None:
+    """Karpenter's own template for the pinned version, minus the documented exclusions."""
+    reference = reference_actions()
+    assert set(NOT_GRANTED) <= reference, "an exclusion no longer exists upstream: drop it"
+    policy = controller_policy_document(plan)
+    assert missing_actions(policy, reference) == set()
+    # The exclusions really are not granted.
+    assert not set(NOT_GRANTED) & granted_actions(policy)
+
+
+@pytest.mark.parametrize("action", ["iam:ListInstanceProfiles", "ec2:DescribeInstanceStatus"])
+def test_reference_check_catches_a_dropped_action(plan: PlanResult, action: str) -> None:
+    document = json.loads(controller_policy_document(plan))
+    for statement in document["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [a for a in actions if a != action]
+    assert missing_actions(json.dumps(document), reference_actions()) == {action}
 
 
 def queue_arn(plan: PlanResult) -> str:
@@ -182,7 +243,7 @@ def test_node_class_security(plan: PlanResult, configs) -> None:
     cluster = configs[plan.stack].cluster_name
     assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
     assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
-    profile = plan.one("aws:iam/instanceProfile:InstanceProfile")
+    profile = named(plan, "aws:iam/instanceProfile:InstanceProfile", "karpenter-node")
     assert spec["instanceProfile"] == profile.get("name") and "role" not in spec
     assert re.fullmatch(r"al2023@v\d{8}", spec["amiSelectorTerms"][0]["alias"])
     assert spec["tags"]["platform:stack"] == plan.stack

@@ -23,20 +23,32 @@ def test_no_generated_secret_reaches_a_plain_input(plan: PlanResult) -> None:
     versions = plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
     assert versions and all(v.inputs["secretString"] == "[secret]" for v in versions)
     # The real value does reach Secrets Manager, and only there.
-    assert any(generated[0] in v.get("secretString") for v in versions)
+    assert any(generated[0] in (v.get("secretString") or "") for v in versions)
     assert not any(g in json.dumps(plan.document()["outputs"]) for g in generated)
 
 
 def test_secrets_are_encrypted_with_the_platform_key_and_recoverable(plan: PlanResult) -> None:
     key = next(k for k in plan.of_type("aws:kms/key:Key") if "secrets-kms" in k.name)
     assert key.get("enableKeyRotation") is True
-    window = 30 if plan.stack == "prod" else 7
-    assert key.get("deletionWindowInDays") == window
-    for secret in plan.of_type(SECRET):
+    assert key.get("deletionWindowInDays") == (30 if plan.stack == "prod" else 7)
+    secrets = [s for s in plan.of_type(SECRET) if "platform:secrets:Secrets$" in s.urn]
+    assert len(secrets) == 2
+    for secret in secrets:
         assert secret.get("name").startswith(f"eks-platform-{plan.stack}/")
         assert secret.get("kmsKeyId") == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}"
-        assert secret.get("recoveryWindowInDays") == window
         assert secret.protect is (plan.stack == "prod")
+
+
+@pytest.mark.parametrize(("stack", "window"), [("dev", 0), ("prod", 30)])
+def test_dev_secrets_are_deleted_at_once_so_a_rebuild_can_reuse_their_names(
+    plans: dict[str, PlanResult], stack: str, window: int
+) -> None:
+    """Fixed names with a recovery window make the next create fail ("already scheduled for
+    deletion"): dev deletes at once (0 = ForceDeleteWithoutRecovery); prod keeps 30 days."""
+    secrets = plans[stack].of_type(SECRET)
+    assert secrets
+    for secret in secrets:
+        assert secret.get("recoveryWindowInDays") == window, secret.name
 
 
 def test_eso_role_is_bound_to_its_service_account_and_reads_only_this_stack(plan: PlanResult) -> None:

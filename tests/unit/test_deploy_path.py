@@ -1,0 +1,218 @@
+"""The deploy path as recorded: ordering, settle waits, the agents, bootstrap, adoption, the Makefile."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import PROJECT
+from tools import mocks
+from tools.mocks import ROOT, PlanResult, Registration, run_program, stack_config
+
+EKS_SCOPED = (
+    "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+    "aws:eks/addon:Addon",
+    "eks:index:ManagedNodeGroup",
+)
+RELEASE = "kubernetes:helm.sh/v3:Release"
+JOB = "kubernetes:batch/v1:Job"
+ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+
+
+def unordered(records: list[Registration]) -> list[str]:
+    """EKS-scoped resources that do not depend on the cluster (created while EKS creates it)."""
+    cluster = next(r.urn for r in records if r.type == "eks:index:Cluster")
+    return sorted(r.name for r in records if r.type in EKS_SCOPED and cluster not in r.dependencies)
+
+
+def test_every_eks_scoped_resource_waits_for_the_cluster(plan: PlanResult) -> None:
+    assert [r for r in plan.records if r.type in EKS_SCOPED]
+    assert unordered(plan.records) == []
+
+
+def test_ordering_check_catches_a_plain_cluster_name(prod: PlanResult) -> None:
+    cluster = prod.one("eks:index:Cluster").urn
+    entry = next(r for r in prod.records if r.type == "aws:eks/accessEntry:AccessEntry")
+    bad = dataclasses.replace(entry, dependencies=[d for d in entry.dependencies if d != cluster])
+    assert unordered([*prod.records, bad]) == [entry.name]
+
+
+def release(plan: PlanResult, name: str) -> Registration:
+    (found,) = [r for r in plan.of_type(RELEASE) if r.get("name") == name]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "service_account"), [("karpenter", "karpenter"), ("external-secrets", "external-secrets")]
+)
+def test_pod_identity_users_start_after_a_settle_wait(
+    plan: PlanResult, name: str, service_account: str
+) -> None:
+    """AWS: an association "may take several seconds to be effective" (CreatePodIdentityAssociation)."""
+    (association,) = [r for r in plan.of_type(ASSOCIATION) if r.get("serviceAccount") == service_account]
+    waits = [j for j in plan.of_type(JOB) if association.urn in j.dependencies]
+    assert len(waits) == 1
+    (wait,) = waits
+    assert wait.urn in release(plan, name).dependencies
+    container = wait.get("spec.template.spec.containers.0")
+    assert container["command"][0] == "sleep" and int(container["command"][1]) >= 10
+    assert wait.get("spec.template.spec.automountServiceAccountToken") is False
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_karpenter_region_is_explicit(plan: PlanResult) -> None:
+    env = release(plan, "karpenter").get("values")["controller"]["env"]
+    assert {"name": "AWS_REGION", "value": "eu-west-1"} in env
+
+
+def test_monitoring_outlives_the_storage_add_ons_on_destroy(plan: PlanResult) -> None:
+    stack = release(plan, "kube-prometheus-stack")
+    ebs = next(r for r in plan.of_type("aws:eks/addon:Addon") if r.get("addonName") == "aws-ebs-csi-driver")
+    storage_class = next(
+        r for r in plan.of_type("kubernetes:yaml/v2:ConfigGroup") if r.name.endswith("addons-gp3")
+    )
+    assert ebs.urn in stack.dependencies and storage_class.urn in stack.dependencies
+
+
+def test_system_nodes_follow_the_control_plane_version(plan: PlanResult, configs) -> None:
+    mng = plan.one("eks:index:ManagedNodeGroup")
+    assert mng.get("version") == configs[plan.stack].cluster.kubernetes_version
+    assert plan.one("eks:index:Cluster").urn in mng.dependencies
+
+
+# -- the agents (prod) ---------------------------------------------------------------------------
+
+
+def agent(prod: PlanResult, typ: str, suffix: str) -> Registration:
+    (found,) = [r for r in prod.of_type(typ) if r.name.endswith(f"deploy-agent-{suffix}")]
+    return found
+
+
+def test_agent_hosts_are_private_hardened_and_closed(prod: PlanResult) -> None:
+    lt = agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt")
+    assert lt.get("metadataOptions.httpTokens") == "required"
+    assert lt.get("metadataOptions.httpPutResponseHopLimit") == 1
+    assert lt.get("networkInterfaces.0.associatePublicIpAddress") == "false"
+    assert all(d["ebs"]["encrypted"] == "true" for d in lt.get("blockDeviceMappings"))
+    assert "keyName" not in lt.raw_inputs
+    group = agent(prod, "aws:autoscaling/group:Group", "hosts")
+    assert group.get("vpcZoneIdentifiers") == prod.outputs["privateSubnetIds"]
+    sg = agent(prod, "aws:ec2/securityGroup:SecurityGroup", "sg")
+    assert not sg.get("ingress")
+    assert [(e["fromPort"], e["toPort"]) for e in sg.get("egress")] == [(443, 443)]
+    to_api = agent(prod, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "to-eks-api")
+    assert to_api.get("securityGroupId") == "sg-0cluster0000000000"
+    assert to_api.get("referencedSecurityGroupId") == f"{sg.name}-id" and to_api.get("fromPort") == 443
+
+
+def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
+    pool = prod.one("pulumiservice:index:AgentPool")
+    token = f"pul-token-{pool.name}"
+    for record in prod.records:
+        assert token not in json.dumps(record.inputs), record.urn
+    version = agent(prod, "aws:secretsmanager/secretVersion:SecretVersion", "token")
+    assert version.inputs["secretString"] == "[secret]" and version.get("secretString") == token
+    secret = agent(prod, "aws:secretsmanager/secret:Secret", "token")
+    script = base64.b64decode(
+        agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt").get("userData")
+    ).decode()
+    assert "secretsmanager get-secret-value" in script and secret.get("name") not in ("", None)
+    assert "pulumi/customer-managed-workflow-agent:v2.2.0" in script
+    (policy,) = [
+        r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
+    ]
+    statements = json.loads(policy.get("policy"))["Statement"]
+    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
+    assert statements[0]["Resource"].endswith(f":secret:{secret.get('name')}-AbCdEf")
+
+
+def test_kubernetes_waits_for_the_agents_and_goes_first_on_destroy(prod: PlanResult, dev: PlanResult) -> None:
+    provider = prod.one("pulumi:providers:kubernetes")
+    assert agent(prod, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "to-eks-api").urn in (
+        provider.dependencies
+    )
+    assert not [r for r in dev.records if "deploy-agent" in r.name]
+
+
+# -- bootstrap and adoption ------------------------------------------------------------------------
+
+
+def test_bootstrap_stops_before_the_kubernetes_api() -> None:
+    raw, secret_keys = stack_config("prod")
+    deployments = json.loads(raw[f"{PROJECT}:deployments"])
+    raw[f"{PROJECT}:deployments"] = json.dumps(deployments | {"bootstrap": True})
+    result = run_program("prod", raw, secret_keys=secret_keys)
+    assert result.of_type("eks:index:Cluster") and result.of_type("aws:autoscaling/group:Group")
+    assert result.of_type("pulumiservice:index:DeploymentSettings")
+    assert not [
+        r for r in result.records if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
+    ]
+
+
+def test_a_log_group_left_by_eks_is_adopted(monkeypatch: pytest.MonkeyPatch) -> None:
+    imports: dict[str, str] = {}
+    register = mocks.RecordingMonitor.RegisterResource
+    call = mocks.PlatformMocks.call
+
+    def recording(self: mocks.RecordingMonitor, request: Any) -> Any:
+        if request.importId:
+            imports[request.name] = request.importId
+        return register(self, request)
+
+    def existing(self: mocks.PlatformMocks, args: Any) -> Any:
+        if args.token == "aws:cloudwatch/getLogGroups:getLogGroups":
+            return {"logGroupNames": ["/aws/eks/eks-platform-dev/cluster"], "arns": [], "id": "x"}
+        return call(self, args)
+
+    monkeypatch.setattr(mocks.RecordingMonitor, "RegisterResource", recording)
+    monkeypatch.setattr(mocks.PlatformMocks, "call", existing)
+    raw, _ = stack_config("dev")
+    run_program("dev", raw)
+    assert imports == {"eks-platform-dev-cluster-control-plane-logs": "/aws/eks/eks-platform-dev/cluster"}
+
+
+def test_a_fresh_account_creates_the_log_group(dev: PlanResult) -> None:
+    (group,) = [
+        r for r in dev.of_type("aws:cloudwatch/logGroup:LogGroup") if r.name.endswith("control-plane-logs")
+    ]
+    assert group.get("retentionInDays") == 30 and group.get("kmsKeyId")
+
+
+# -- the Makefile ----------------------------------------------------------------------------------
+
+
+def make(target: str, tools: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a Makefile recipe with only fake `tools` (each printing its arguments) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in tools:
+        fake = bin_dir / tool
+        fake.write_text('#!/bin/sh\necho "$(basename "$0") $*"\n')
+        fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    return subprocess.run(
+        ["make", "-s", "-C", str(ROOT), target, "STACK=dev"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_make_up_checks_for_the_aws_cli(tmp_path: Path) -> None:
+    """The kubeconfig runs `aws eks get-token`: without the AWS CLI every Kubernetes call fails."""
+    missing = make("up", ["pulumi"], tmp_path / "a")
+    assert missing.returncode == 2 and "AWS CLI" in missing.stdout + missing.stderr
+    ready = make("up", ["pulumi", "aws"], tmp_path / "b")
+    assert ready.returncode == 0, ready.stderr
+    assert "pulumi up --stack dev --policy-pack policy" in ready.stdout

@@ -33,6 +33,8 @@ class DeployAgentArgs:
     # Days a deleted token secret stays recoverable (0 deletes at once, for rebuildable stacks).
     recovery_window_days: int
     prefix: str
+    # Production: the token secret is protected like every other secret (pack rule prod-state-protected).
+    protect: bool
 
 
 def user_data(region: str, secret_arn: str, version: str) -> str:
@@ -85,7 +87,7 @@ class DeployAgent(pulumi.ComponentResource):
             description="Pulumi Deployments agent pool token (read by the agent hosts at boot)",
             kms_key_id=args.key_arn,
             recovery_window_in_days=args.recovery_window_days,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.secretsmanager.SecretVersion(
             f"{name}-token", secret_id=token.id, secret_string=pulumi.Output.secret(args.token), opts=child

@@ -100,8 +100,9 @@ class Cluster(pulumi.ComponentResource):
                 parent=self,
                 protect=args.protect,
                 # EKS recreates this group with its service role after a destroy deletes it
-                # (terraform-aws-eks issues 2446/2763: a Deny on logs:CreateLogGroup does not stop
-                # it), so the next create would fail with ResourceAlreadyExistsException. Adopt it
+                # (github.com/terraform-aws-modules/terraform-aws-eks/issues/2446 and /2763: a Deny
+                # on logs:CreateLogGroup does not stop it), so the next create would fail with
+                # ResourceAlreadyExistsException. Adopt it
                 # instead: `import` takes over an existing group and then applies retention and
                 # KMS (pulumi/pulumi developer-docs/architecture/import.md: same ID in state is a
                 # normal update).

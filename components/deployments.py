@@ -32,6 +32,7 @@ def deploy_paths(repo_dir: str, stack: str) -> list[str]:
     prefix = "" if repo_dir in (".", "") else f"{repo_dir.strip('/')}/"
     return sorted(f"{prefix}{path}" for path in (*INFRA_PATHS, f"Pulumi.{stack}.yaml"))
 
+
 # A full create (EKS ~10-15 min, node groups, add-ons, Helm releases with 10-minute timeouts) or
 # destroy outlasts one hour; IAM allows up to 12 h. Role chaining (the kubeconfig assuming the
 # role from its own session) is capped at 1 h by STS, but `aws eks get-token` assumes afresh for

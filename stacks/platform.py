@@ -91,6 +91,11 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     return outputs | delivery(cfg, base, core, services)
 
 
+def key_window(cfg: PlatformConfig) -> int:
+    """KMS keys' deletion window: 30 days in prod (DESIGN.md Environments), AWS's minimum elsewhere."""
+    return 30 if cfg.production else 7
+
+
 # -- phase 1: foundation ------------------------------------------------------------------------
 
 
@@ -117,7 +122,7 @@ def foundation(cfg: PlatformConfig) -> Foundation:
             identity=identity,
             description=f"{prefix}: EKS secrets envelope encryption and platform log groups",
             log_group_patterns=(f"/aws/eks/{cfg.cluster_name}/*", f"/aws/vpc/{prefix}-network/*"),
-            deletion_window_days=30 if cfg.production else 7,
+            deletion_window_days=key_window(cfg),
             protect=cfg.protect,
         ),
         opts=aws_only,
@@ -238,6 +243,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
                 hosts=agent_cfg.hosts,
                 version=agent_cfg.version,
                 recovery_window_days=30 if cfg.production else 0,
+                protect=cfg.protect,
             ),
             opts=aws_only,
         )
@@ -369,7 +375,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
             recovery_window_days=30 if cfg.production else 0,
-            key_deletion_window_days=30 if cfg.production else 7,
+            key_deletion_window_days=key_window(cfg),
             chart=charts["external-secrets"],
             base_values=values("external-secrets"),
             high_availability=cfg.production,
@@ -428,7 +434,7 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
             existing_oidc_provider_arn=cfg.delivery.github_oidc_provider_arn,
             keep_tagged_images=cfg.delivery.keep_tagged_images,
             untagged_image_days=cfg.delivery.untagged_image_days,
-            key_deletion_window_days=key_window,
+            key_deletion_window_days=key_window(cfg),
             protect=cfg.protect,
         ),
         opts=base.aws_only,

@@ -160,7 +160,7 @@ def nodes_first(graph: Graph) -> Iterator[Finding]:
 
 def _uses_service_account(release: Registration, namespace: str, account: str) -> bool:
     named = release.get("values.serviceAccount.name") or release.get("name")
-    return release.get("namespace") == namespace and named == account
+    return bool(release.get("namespace") == namespace and named == account)
 
 
 def pod_identity_settle(graph: Graph) -> Iterator[Finding]:

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from analysis.appliers import judge
 from analysis.graph import Graph, build
+from analysis.prerequisites import check
 from stacks.data import load_yaml
 from tools.mocks import Registration
+from tools.policy_check import Finding
 
 _SLEEP = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
@@ -167,3 +170,13 @@ def rehearse(records: Sequence[Registration]) -> Rehearsal:
     worst = schedule(graph.needs, order, {u: timeout_minutes(r) for u, r in graph.nodes.items()})
     destroy = schedule(reverse(graph), order[::-1], {u: delete_minutes(r) for u, r in graph.nodes.items()})
     return Rehearsal(graph, create, worst.minutes, destroy)
+
+
+def section(records: Sequence[Registration]) -> tuple[dict[str, Any], list[Finding]]:
+    """The plan document's `rehearsal` section (create, destroy, appliers) and the rehearsal's findings."""
+    rehearsal = rehearse(records)
+    appliers, applier_findings = judge(rehearsal.graph)
+    document = rehearsal.document() | {"appliers": [a.document() for a in appliers]}
+    return document, sorted(
+        [*check(rehearsal.graph), *applier_findings], key=lambda f: (f.rule, f.urn or "", f.message)
+    )

@@ -88,8 +88,9 @@ def cluster_order(graph: Graph) -> Iterator[Finding]:
 def crd_order(graph: Graph) -> Iterator[Finding]:
     """Custom resources wait for the release that installs their CRDs.
 
-    The API server rejects an object whose kind it does not serve yet ("no matches for kind"), and the
-    Kubernetes provider fails the create (pulumi/pulumi-kubernetes provider/pkg/provider/provider.go).
+    The API server rejects an object whose kind it does not serve yet, and the Kubernetes provider fails
+    the create after a few retries: "the apiVersion for this resource does not exist. Verify that any
+    required CRDs have been created" (github.com/pulumi/pulumi-kubernetes/pull/530, issue 1446).
     """
     groups = facts()["apiGroups"]
     for r in sorted(graph.nodes.values(), key=lambda x: x.urn):
@@ -195,8 +196,7 @@ def pod_identity_settle(graph: Graph) -> Iterator[Finding]:
 
 def _claims_volumes(r: Registration) -> bool:
     for rule in facts()["volumeClaims"].get(chart(r), []):
-        value = r.get(f"values.{rule['path']}", rule["default"])
-        on = bool(value) if rule["path"].endswith(".enabled") else value is not None
+        on = bool(r.get(f"values.{rule['path']}", rule["default"]))
         if on and "also" in rule:
             on = bool(r.get(f"values.{rule['also']}", rule["alsoDefault"]))
         if on:

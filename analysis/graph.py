@@ -13,7 +13,7 @@ since their children are not recorded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tools.mocks import Registration
@@ -25,6 +25,7 @@ class Graph:
 
     nodes: Mapping[str, Registration]
     needs: Mapping[str, frozenset[str]]
+    _ancestors: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def dependents(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {urn: set() for urn in self.nodes}
@@ -33,16 +34,18 @@ class Graph:
                 out[dep].add(urn)
         return out
 
-    def ancestors(self, urn: str) -> set[str]:
-        """Everything `urn` waits for, directly or through others."""
-        seen: set[str] = set()
-        stack = list(self.needs[urn])
-        while stack:
-            dep = stack.pop()
-            if dep not in seen:
-                seen.add(dep)
-                stack.extend(self.needs[dep])
-        return seen
+    def ancestors(self, urn: str) -> frozenset[str]:
+        """Everything `urn` waits for, directly or through others (memoised: the rules ask often)."""
+        if urn not in self._ancestors:
+            seen: set[str] = set()
+            stack = list(self.needs[urn])
+            while stack:
+                dep = stack.pop()
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.extend(self.needs[dep])
+            self._ancestors[urn] = frozenset(seen)
+        return self._ancestors[urn]
 
     def of_type(self, *types: str) -> list[Registration]:
         return sorted((r for r in self.nodes.values() if r.type in types), key=lambda r: r.urn)

@@ -18,7 +18,7 @@ from typing import Any
 from analysis.graph import Graph
 from policy.model import Level
 from stacks.data import load_yaml
-from tools.mocks import Registration
+from tools.mocks import Registration, reveal
 from tools.policy_check import Finding
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -32,9 +32,15 @@ def facts() -> dict[str, Any]:
     return data
 
 
+def top(r: Registration, key: str) -> Any:
+    """A top-level input, revealed alone (`Registration.get` reveals every input first: slow on
+    a release's whole values)."""
+    return reveal(r.raw_inputs.get(key))
+
+
 def chart(r: Registration) -> str:
     """A release's chart name: the last segment of its `chart` input (an OCI URL or a bare name)."""
-    return str(r.get("chart", "")).rstrip("/").rsplit("/", 1)[-1]
+    return str(top(r, "chart") or "").rstrip("/").rsplit("/", 1)[-1]
 
 
 def releases(graph: Graph, *charts: str) -> list[Registration]:
@@ -44,10 +50,10 @@ def releases(graph: Graph, *charts: str) -> list[Registration]:
 def objects(r: Registration) -> list[dict[str, Any]]:
     """The Kubernetes objects a resource creates directly: a ConfigGroup's `objs`, or itself."""
     if r.type == CONFIG_GROUP:
-        return [o for o in r.get("objs", []) or [] if isinstance(o, dict)]
+        return [o for o in top(r, "objs") or [] if isinstance(o, dict)]
     if r.type.startswith("kubernetes:") and r.type != RELEASE:
         _, api, kind = r.type.split(":", 2)
-        fields = {k: r.get(k) for k in ("metadata", "provisioner") if r.get(k) is not None}
+        fields = {k: top(r, k) for k in ("metadata", "provisioner") if top(r, k) is not None}
         return [{"apiVersion": api.removeprefix("core/"), "kind": kind, **fields}]
     return []
 
@@ -160,8 +166,9 @@ def nodes_first(graph: Graph) -> Iterator[Finding]:
 
 
 def _uses_service_account(release: Registration, namespace: str, account: str) -> bool:
-    named = release.get("values.serviceAccount.name") or release.get("name")
-    return bool(release.get("namespace") == namespace and named == account)
+    if top(release, "namespace") != namespace:
+        return False
+    return bool((release.get("values.serviceAccount.name") or top(release, "name")) == account)
 
 
 def pod_identity_settle(graph: Graph) -> Iterator[Finding]:

@@ -23,8 +23,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from analysis.rehearsal import section as rehearsal_section
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
 from tools.policy_check import Finding, evaluate
+from tools.rehearsal_view import render_rehearsal
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -223,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
 
     document = result.document()
     findings = evaluate(result, production=cfg.production)
+    # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
+    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records)
+    findings = sorted(
+        [*findings, *rehearsal_findings],
+        key=lambda f: (f.level != "mandatory", f.rule, f.urn or "", f.message),
+    )
     document["findings"] = [f.document() for f in findings]
     document["capacity"] = cfg.capacity_report().document()
     # Name each private subnet's AZ, in the order the VPC received them.
@@ -232,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
     if not args.quiet:
         render(result, document["capacity"], console, findings)
+        render_rehearsal(document["rehearsal"], console)
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:

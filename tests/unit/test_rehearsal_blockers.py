@@ -1,0 +1,158 @@
+"""The review's deploy blockers, reintroduced into the real dev and prod plans: each is a finding.
+
+Each test mutates the recorded plan so that the blocker is present whatever the program does today
+(so the tests keep proving the rule once the program is fixed), then runs the whole rehearsal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from analysis.rehearsal import section
+from tests.unit.rehearsal_plans import mutate, reg
+from tools import plan as plan_cli
+from tools.mocks import ROOT, PlanResult, Registration
+from tools.policy_check import Finding
+
+SETTLE = "time:index/sleep:Sleep"
+POOLS = ("pulumiservice:index:AgentPool", "pulumiservice:api/agents:Pool")
+
+
+def findings(plan: PlanResult) -> list[Finding]:
+    return section(plan.records)[1]
+
+
+def hits(plan: PlanResult, rule: str) -> set[str]:
+    return {f.urn.rsplit("::", 1)[-1] for f in findings(plan) if f.rule == rule and f.urn}
+
+
+def mandatory(plan: PlanResult, rule: str) -> list[Finding]:
+    return [f for f in findings(plan) if f.rule == rule and f.level == "mandatory"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_blocker_1_cluster_scoped_resources_given_a_plain_cluster_name(
+    plans: dict[str, PlanResult], stack: str
+) -> None:
+    scoped = ("aws:eks/accessEntry:AccessEntry", "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    roles = {r.urn for r in plans[stack].records if r.type.startswith("aws:iam/")}
+
+    def plain_name(r: Registration) -> Registration:
+        # A string cluster name carries no dependency: only the IAM role and policy remain.
+        return dataclasses.replace(r, dependencies=[d for d in r.dependencies if d in roles])
+
+    broken = mutate(plans[stack], plain_name, lambda r: r.type in scoped)
+    assert {"karpenter-node", "karpenter-controller", "secrets-eso"} <= {
+        name.removeprefix(f"eks-platform-{stack}-") for name in hits(broken, "rehearsal-cluster-order")
+    }
+
+
+def test_blocker_2_private_endpoint_with_hosted_runners(prod: PlanResult) -> None:
+    def private(r: Registration) -> Registration:
+        return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "endpointPublicAccess": False})
+
+    def hosted(r: Registration) -> Registration:
+        inputs = {k: v for k, v in r.raw_inputs.items() if k != "agentPoolId"}
+        return dataclasses.replace(r, raw_inputs=inputs)
+
+    broken = mutate(prod, private, lambda r: r.type == "eks:index:Cluster")
+    broken = mutate(broken, lambda r: None, lambda r: r.type in POOLS)
+    broken = mutate(broken, hosted, lambda r: r.type == "pulumiservice:index:DeploymentSettings")
+    reach = mandatory(broken, "rehearsal-applier-reach")
+    assert reach and "Pulumi-hosted runners" in reach[0].message and "private" in reach[0].message
+    assert mandatory(broken, "rehearsal-no-deploy-path")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_blocker_3_deploy_role_not_cluster_admin(plans: dict[str, PlanResult], stack: str) -> None:
+    settings = plans[stack].one("pulumiservice:index:DeploymentSettings")
+    deploy_role = settings.get("operationContext.oidc.aws.roleARN")
+
+    def admins_only(r: Registration) -> Registration:
+        inputs = {k: v for k, v in r.raw_inputs.items() if k != "providerCredentialOpts"}
+        entries = r.get("accessEntries") or {}
+        inputs["accessEntries"] = {k: e for k, e in entries.items() if e.get("principalArn") != deploy_role}
+        return dataclasses.replace(r, raw_inputs=inputs)
+
+    broken = mutate(plans[stack], admins_only, lambda r: r.type == "eks:index:Cluster")
+    admin = mandatory(broken, "rehearsal-applier-admin")
+    assert admin and deploy_role in admin[0].message
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_blocker_5_releases_start_right_after_their_association(
+    plans: dict[str, PlanResult], stack: str
+) -> None:
+    broken = mutate(plans[stack], lambda r: None, lambda r: r.type == SETTLE)
+    assert {f"eks-platform-{stack}-karpenter-controller", f"eks-platform-{stack}-secrets-operator"} <= hits(
+        broken, "rehearsal-pod-identity-settle"
+    )
+
+
+def test_blocker_6_dev_names_reserved_after_destroy(dev: PlanResult) -> None:
+    def fixed_window(r: Registration) -> Registration:
+        name = r.get("name") or f"{r.get('namePrefix', 'x')}fixed"
+        inputs = {**r.raw_inputs, "name": name, "recoveryWindowInDays": 7}
+        return dataclasses.replace(r, raw_inputs=inputs, protect=False)
+
+    broken = mutate(dev, fixed_window, lambda r: r.type == "aws:secretsmanager/secret:Secret")
+    cluster_name = dev.one("eks:index:Cluster").get("name")
+    log = f"/aws/eks/{cluster_name}/cluster"
+    logs = [r for r in broken.records if r.get("name") == log]
+    if not logs:  # the program stopped owning it: reintroduce it
+        broken.records.append(
+            reg("control-plane-logs", "aws:cloudwatch/logGroup:LogGroup", inputs={"name": log})
+        )
+    found = [f for f in findings(broken) if f.rule == "rehearsal-reserved-names"]
+    assert any("Secret" in f.message and "7-day" in f.message for f in found)
+    assert any(log in f.message for f in found)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_blocker_7_monitoring_without_the_csi_driver(plans: dict[str, PlanResult], stack: str) -> None:
+    storage = {
+        r.urn
+        for r in plans[stack].records
+        if r.get("addonName") == "aws-ebs-csi-driver" or "StorageClass" in json.dumps(r.get("objs") or [])
+    }
+    assert storage, "the plan has an EBS CSI add-on and a StorageClass"
+
+    def unordered(r: Registration) -> Registration:
+        return dataclasses.replace(r, dependencies=[d for d in r.dependencies if d not in storage])
+
+    stack_release = f"eks-platform-{stack}-monitoring-stack"
+    broken = mutate(plans[stack], unordered, lambda r: r.name == stack_release)
+    assert stack_release in hits(broken, "rehearsal-volumes")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_plan_json_carries_the_rehearsal_within_the_contract(
+    tmp_path: Path, plans: dict[str, PlanResult], stack: str
+) -> None:
+    out = tmp_path / "plan.json"
+    assert plan_cli.main(["--stack", stack, "--json", str(out), "--quiet"]) == 0
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, json.loads((ROOT / "tests" / "fixtures" / "plan.schema.json").read_text()))
+    rehearsal = document["rehearsal"]
+    assert rehearsal["create"]["minutes"] > 0 and rehearsal["create"]["criticalPath"]
+    assert [a["path"] for a in rehearsal["appliers"]] == ["make up", "Pulumi Deployments"]
+    # The rehearsal's findings are among the plan's findings, exactly.
+    listed = [f for f in document["findings"] if f["rule"].startswith("rehearsal-")]
+    expected = [f.document() for f in findings(plans[stack])]
+    key = lambda f: json.dumps(f, sort_keys=True)  # noqa: E731
+    assert sorted(listed, key=key) == sorted(expected, key=key)
+
+
+def test_prod_plan_has_no_mandatory_finding_policy_or_rehearsal(tmp_path: Path) -> None:
+    """prod's gate over the whole plan document: policy and rehearsal findings alike."""
+    out = tmp_path / "plan.json"
+    assert plan_cli.main(["--stack", "prod", "--json", str(out), "--quiet"]) == 0
+    blocking = [f for f in json.loads(out.read_text())["findings"] if f["level"] == "mandatory"]
+    assert not blocking, "prod would not deploy:\n" + "\n".join(
+        f"{f['rule']} {f['urn']}: {f['message']}" for f in blocking
+    )

@@ -424,6 +424,9 @@ class StackFileError(Exception):
 
 def read_stack_file(path: Path) -> dict[str, Any]:
     """A stack file's document, with a one-line StackFileError (file:line:column) when unreadable."""
+    if not path.is_file():
+        stacks = ", ".join(stack_names(path.parent))
+        raise StackFileError(path.name, f"no such stack file; the stacks are {stacks}")
     try:
         document = read_yaml(path)
     except yaml.MarkedYAMLError as err:

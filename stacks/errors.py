@@ -116,6 +116,8 @@ def format_errors(err: ValidationError, namespace: str, model: type[BaseModel]) 
             if not e["loc"][:-1]:  # top level: the keys the loader fills in are not the file's
                 known = [k for k in known if k not in ("project", "stack", "region")]
             msg = unknown_key_message(str(e["loc"][-1]), known)
+        if e["type"] == "missing" and path == "region":
+            msg = "required: the stack file sets no `aws:region` under `config:`"
         value = e["input"] if e["type"] != "missing" else None
         issues.append(ConfigIssue(_qualify(path, namespace), value, msg))
     return issues

@@ -261,7 +261,7 @@ BAD = [
     ("tag-bad-char", "dev", nested("tags", **{"team#1": "me"}), "tags", "1-128 characters"),
     ("production-yes", "dev", top("eks-platform:production", "yes"), "production", "must be true or false"),
     ("top-key-typo", "dev", rename(None, "network", "netwrok"), "eks-platform:netwrok", TOP_HINT),
-    ("no-region", "dev", top("aws:region", None), "aws:region", "Field required"),
+    ("no-region", "dev", top("aws:region", None), "aws:region", "sets no `aws:region` under `config:`"),
     ("region-typo", "prod", top("aws:region", "eu-west"), "aws:region", "not an AWS region"),
     # Production-only rules, each broken alone in the prod file.
     ("prod-open-world", "prod", OPEN_WORLD, "cluster.publicAccessCidrs", "to 4,294,967,296 addresses"),

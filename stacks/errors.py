@@ -96,7 +96,7 @@ def unknown_namespace(full_key: str, project: str) -> str:
     fix = f" (did you mean '{close}:{key}'?)" if close else ""
     return (
         f"unknown namespace {namespace!r}{fix}: nothing reads it, so its values would be ignored; "
-        f"use {project}: or {', '.join(f'{n}:' for n in OTHER_NAMESPACES)}"
+        f"use {', '.join(f'{n}:' for n in (project, *OTHER_NAMESPACES[:-1]))} or {OTHER_NAMESPACES[-1]}:"
     )
 
 

@@ -13,14 +13,26 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: help venv plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup
 
 help:
-	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
-	@echo "make test                                     lint, type-check and the whole test suite"
-	@echo "make bench                                    time the offline plan of the prod stack"
-	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, aws, AWS credentials); preview/up enforce policy/"
-	@echo "make bootstrap STACK=prod                     first up of a private-endpoint stack: cluster and agents only (docs/deploy-path.md)"
-	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
-	@echo "make integration                              ephemeral-stack tests on a real account (~30 min, costs money)"
-	@echo "make it-cleanup [ARGS='--older-than 0']       destroy ephemeral stacks left by crashed runs"
+	@echo "Offline (no AWS, no Pulumi CLI):"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json]  offline plan of Pulumi.<stack>.yaml under the mock engine"
+	@echo "  make diff                                   what changes between two offline plans"
+	@echo "  make diagram                                draw the planned resources"
+	@echo "  make charts                                 render and lint the pinned Helm charts"
+	@echo "  make scan                                   scan the rendered manifests"
+	@echo "  make test                                   lint + typecheck + unit: what CI runs"
+	@echo "  make lint                                   ruff check and ruff format --check"
+	@echo "  make typecheck                              strict mypy"
+	@echo "  make unit                                   the whole pytest suite"
+	@echo "  make bench                                  time the offline plan of the prod stack"
+	@echo "  make venv                                   (re)build .venv from requirements*.txt"
+	@echo "Against AWS (needs credentials):"
+	@echo "  make preview|up|destroy STACK=<stack>       real Pulumi CLI (needs pulumi and aws); preview/up enforce policy/"
+	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack: cluster and agents only"
+	@echo "  make cli-check                              check that the pulumi and aws CLIs are installed"
+	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
+	@echo "  make integration                            ephemeral-stack tests on a real account (~30 min, costs money)"
+	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy ephemeral stacks left by crashed runs"
+	@echo "Stacks: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)) (one per Pulumi.<stack>.yaml; docs/adding-a-stack.md)"
 
 # (Re)build the virtualenv when it is missing or a requirements file changed. `make plan` needs only
 # requirements.txt; `make test` adds the test tools of requirements-dev.txt.

@@ -10,7 +10,6 @@ field types in stacks/fields.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pulumi
@@ -25,8 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from stacks import placeholders
 from stacks.delivery import DeliveryConfig, DeploymentsConfig
-from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, cross_field
+from stacks.errors import OTHER_NAMESPACES, ConfigError, ConfigIssue, format_errors, unknown_namespace
+from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, check_region, cross_field
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import ClusterConfig, MonitoringConfig, NetworkConfig, SystemNodeGroupConfig
 
@@ -36,6 +37,13 @@ PROJECT = "eks-platform"
 SECRET_KEYS = {"alertReceiverUrl": "https://"}
 # What the offline plan puts in place of a secure value it cannot decrypt; format checks skip it.
 SECRET_PLACEHOLDER = "[secure value, masked offline]"  # noqa: S105 (a marker, not a password)
+# `<project>:offlinePlan` is set by the offline engine (tools/mocks.py) in the config it hands the
+# program, never by a stack file (the offline reader refuses it there): planning offline, the
+# example stack files may keep their documentation placeholders; on a real engine a production
+# stack may not.
+OFFLINE_KEY = "offlinePlan"
+
+__all__ = ["ConfigError", "ConfigIssue", "PlatformConfig", "load", "validate"]
 
 
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -61,7 +69,7 @@ class PlatformConfig(Model):
 
     project: str
     stack: str
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region (`aws:region`).")
+    region: Annotated[str, AfterValidator(check_region)] = Field(description="AWS region (`aws:region`).")
     production: StrictBool = Field(
         default=False, description="Marks a production stack: turns on the production rules."
     )
@@ -179,56 +187,6 @@ class PlatformConfig(Model):
         }
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    key: str
-    value: Any
-    message: str
-
-    @property
-    def shown_value(self) -> str:
-        """The value as JSON, shortened so that one issue stays one readable line."""
-        text = json.dumps(self.value, default=str)
-        return text if len(text) <= 60 else text[:59] + "…"
-
-    def __str__(self) -> str:
-        return f"{self.key} = {self.shown_value}: {self.message}"
-
-
-class ConfigError(pulumi.RunError):
-    """Invalid stack configuration; the message lists every problem."""
-
-    def __init__(self, source: str, issues: list[ConfigIssue]):
-        self.source = source
-        self.issues = issues
-        lines = "\n".join(f"  - {i}" for i in issues)
-        super().__init__(f"{source}: {len(issues)} invalid configuration value(s):\n{lines}")
-
-
-def format_errors(err: ValidationError, namespace: str) -> list[ConfigIssue]:
-    """Turn pydantic's errors into issues keyed by the stack file's own names."""
-    issues = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "cross_field":
-            for sub, value, message in e["ctx"]["issues"]:
-                key = f"{path}.{sub}" if path else sub
-                issues.append(ConfigIssue(_qualify(key, namespace), value, message))
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?); see docs/configuration.md"
-        value = e["input"] if e["type"] != "missing" else None
-        issues.append(ConfigIssue(_qualify(path, namespace), value, msg))
-    return issues
-
-
-def _qualify(path: str, namespace: str) -> str:
-    if path == "region":
-        return "aws:region"
-    return f"{namespace}:{path}"
-
-
 # Model fields the loader fills in; a stack file setting them is a mistake.
 _NOT_STACK_KEYS = {
     "region": "unknown key: the region is `aws:region`",
@@ -250,8 +208,11 @@ def parse_raw(raw: dict[str, str], namespace: str = PROJECT) -> tuple[dict[str, 
         ns, _, key = full_key.partition(":")
         if full_key == "aws:region":
             data["region"] = value
+        elif ns in OTHER_NAMESPACES:
+            continue  # pulumi's own and the AWS provider's keys are not ours to judge
         elif ns != namespace:
-            continue  # other providers' and pulumi's own keys are not ours to judge
+            shown = json.loads(value) if value[:1] in ("{", "[") else value
+            issues.append(ConfigIssue(full_key, shown, unknown_namespace(full_key, namespace)))
         elif key in _OBJECT_KEYS:
             try:
                 data[key] = json.loads(value)
@@ -299,6 +260,7 @@ def validate(
 ) -> PlatformConfig:
     """Validate the raw engine config of one stack; raise ConfigError listing every problem."""
     raw = dict(raw)
+    offline = raw.pop(f"{project}:{OFFLINE_KEY}", "false") == "true"
     secrets, issues = _secret_inputs(raw, secret_keys, project)
     data, parse_issues = parse_raw(raw, project)
     issues += parse_issues
@@ -310,7 +272,12 @@ def validate(
         context = {"production": data.get("production", False), "stack": stack}
         cfg = PlatformConfig.model_validate(data, context=context)
     except ValidationError as err:
-        issues += format_errors(err, project)
+        issues += format_errors(err, project, PlatformConfig)
+    if data.get("production") is True and not offline:
+        issues += [
+            ConfigIssue(key, value, f"{reason}: a documentation placeholder; replace it before deploying")
+            for key, value, reason in placeholders.find(raw, secret_keys)
+        ]
     if issues:
         raise ConfigError(source, issues)
     cfg._secrets = secrets

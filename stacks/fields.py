@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
+from pulumi_aws import Region
+from pulumi_aws.ec2 import InstanceType as Ec2InstanceType
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -55,11 +59,17 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "ec2", "sqs", "logs")
 
 MIN_AZS, MAX_AZS = 2, 6
 
-# Matched with fullmatch and re.ASCII: no trailing newline, no non-ASCII digits.
-_INSTANCE_TYPE = re.compile(r"(?P<family>[a-z][a-z0-9-]*\d[a-z0-9-]*)\.(?P<size>[a-z0-9-]+)", re.ASCII)
-# Graviton families carry a `g` right after the generation digit (m7g, c7gn, r8gd, t4g, im4gn,
-# is4gen, g5g); `a1` is the first-generation Graviton.
-_GRAVITON_FAMILY = re.compile(r"a1|[a-z]+\d+g[a-z]*", re.ASCII)
+# Every EC2 instance type and region the installed AWS provider knows: pulumi_aws 7.51.1
+# `ec2/_enums.py` `InstanceType` (1,405 values) and `_enums.py` `Region`, both generated from the
+# AWS API with each provider release. A pin bump brings the new types and regions with it.
+INSTANCE_TYPES = frozenset(t.value for t in Ec2InstanceType)
+REGIONS = frozenset(r.value for r in Region)
+# The SDK lists types without their architecture, so it comes from the family name. Graviton
+# families carry a `g` right after the generation digit (m7g, c7gn, r8gd, t4g, im4gn, is4gen,
+# g5g); `a1` is the first-generation Graviton. p6e-gb200 runs on NVIDIA Grace (Arm) CPUs.
+_GRAVITON_FAMILY = re.compile(r"a1|[a-z]+\d+g[a-z]*|p6e-gb200", re.ASCII)
+# EC2 Mac instances run only on dedicated hosts, which EKS node groups and Karpenter do not use.
+_MAC_FAMILY = re.compile(r"mac[\w-]*", re.ASCII)
 _ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}", re.ASCII)
 # Tag keys the platform sets itself; a stack's extra tags may not override them.
@@ -86,16 +96,63 @@ def _parse_cidr(value: Any) -> Any:
         raise ValueError(f"{value!r} is not an IPv4 CIDR (a.b.c.d/n)") from None
 
 
+def closest(value: str, known: Iterable[str]) -> str | None:
+    """The known value closest to `value` (difflib ratio 0.75 or better), if any."""
+    close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """ " (did you mean 'x'?)" for the closest known value, or "" when nothing is close."""
+    close = closest(value, known)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+_SIZE_ORDER = ("nano", "micro", "small", "medium", "large", "xlarge")
+
+
+def _size_key(size: str) -> tuple[int, int, str]:
+    if size in _SIZE_ORDER:
+        return (0, _SIZE_ORDER.index(size), size)
+    number = re.match(r"\d+", size)
+    return (1, int(number[0]), size) if number else (2, 0, size)
+
+
+def _instance_hint(value: str) -> str:
+    """A near miss gets the closest type; a known family with a wrong size gets the sizes it has."""
+    cleaned = value.strip().lower()
+    if cleaned in INSTANCE_TYPES:
+        return f" (did you mean {cleaned!r}?)"
+    family, _, size = cleaned.partition(".")
+    sizes = sorted((t.partition(".")[2] for t in INSTANCE_TYPES if t.startswith(family + ".")), key=_size_key)
+    if sizes:
+        near = closest(size, sizes)
+        if near:
+            return f" (did you mean '{family}.{near}'?)"
+        return f" ({family} comes in {', '.join(sizes)})"
+    return did_you_mean(cleaned, INSTANCE_TYPES)
+
+
 def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
-    """The CPU architecture of an EC2 instance type, from its family name."""
-    match = _INSTANCE_TYPE.fullmatch(instance_type)
-    if match is None:
-        raise ValueError(f"{instance_type!r} is not an EC2 instance type (family.size, e.g. m7g.large)")
-    return "arm64" if _GRAVITON_FAMILY.fullmatch(match["family"]) else "x86_64"
+    """The CPU architecture of an EC2 instance type the AWS provider knows (see INSTANCE_TYPES)."""
+    if instance_type not in INSTANCE_TYPES:
+        raise ValueError(f"{instance_type!r} is not an EC2 instance type{_instance_hint(instance_type)}")
+    family = instance_type.split(".", 1)[0]
+    if _MAC_FAMILY.fullmatch(family):
+        raise ValueError(
+            f"{instance_type!r} is an EC2 Mac instance (dedicated hosts only); EKS cannot use it"
+        )
+    return "arm64" if _GRAVITON_FAMILY.fullmatch(family) else "x86_64"
 
 
 def _check_instance_type(value: str) -> str:
     instance_architecture(value)
+    return value
+
+
+def check_region(value: str) -> str:
+    if value not in REGIONS:
+        raise ValueError(f"{value!r} is not an AWS region{did_you_mean(value, REGIONS)}")
     return value
 
 

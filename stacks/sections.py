@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from stacks.fields import (
     KUBERNETES_VERSIONS,
@@ -120,8 +128,20 @@ class NetworkConfig(Model):
         return subnet_layout(self.cidr, self.az_count, self.private_subnet_prefix, self.public_subnet_prefix)
 
 
+def _quoted_version(value: Any) -> Any:
+    """YAML reads `1.30` as the number 1.3: say to quote it rather than "not a valid string"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(
+            f"YAML read this version as the number {value}: quote it "
+            f'(kubernetesVersion: "{value:.2f}"), as an unquoted 1.30 is 1.3'
+        )
+    return value
+
+
 class ClusterConfig(Model):
-    kubernetes_version: str = Field(default="1.35", description="EKS Kubernetes minor version.")
+    kubernetes_version: Annotated[str, BeforeValidator(_quoted_version)] = Field(
+        default="1.35", description="EKS Kubernetes minor version."
+    )
     upgrade_support_type: Literal["STANDARD", "EXTENDED"] = Field(
         default="STANDARD", description="EKS support tier; EXTENDED costs extra once a version ages."
     )

@@ -1,13 +1,17 @@
-"""Shared fixtures: each committed stack's whole program, run once per session under mocks."""
+"""Shared fixtures: each stack's whole program, run once per session under mocks.
+
+The stacks are the checkout's `Pulumi.<stack>.yaml` files, so a new stack file is tested the day it
+lands (see docs/adding-a-stack.md).
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from stacks.config import PlatformConfig, validate
-from tools.mocks import PlanResult, project_name, run_stack, stack_config
+from tools.mocks import PlanResult, project_name, run_stack, stack_config, stack_names
 
-STACKS = ("dev", "prod")
+STACKS = tuple(stack_names())
 
 
 @pytest.fixture(scope="session")

@@ -1,71 +1,93 @@
-"""Compare the pinned EKS add-on versions with the newest AWS offers (needs the AWS CLI + credentials).
+"""Compare the pinned EKS add-on versions with the newest AWS offers (needs AWS credentials).
 
     python -m tools.addon_versions --stack dev
 
-Read-only: prints a table and exits 1 when a pin is behind, so a scheduled job can flag it.
-Bumping stays a reviewed edit of platform/eks-addons.yaml.
+Read-only (boto3 `eks.describe_addon_versions`, paginated): prints a table and exits 1 when a pin
+is behind, so a scheduled job can flag it. Without credentials, or when AWS refuses the call, it
+prints AWS's own error text and exits 2, without a traceback. Bumping stays a reviewed edit of
+platform/eks-addons.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import subprocess
+import re
 import sys
+from typing import Any
 
+import boto3  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from stacks.config import PlatformConfig, validate
+from stacks.config import ConfigError, PlatformConfig, validate
 from stacks.data import addon_versions
-from tools.mocks import project_name, stack_config
+from tools.mocks import StackFileError, project_name, stack_config
 
 
-def newest(aws_cli: str, addon: str, kubernetes_version: str, region: str) -> str:
-    out = subprocess.run(  # noqa: S603 (fixed argv, no shell)
-        [
-            aws_cli,
-            "eks",
-            "describe-addon-versions",
-            "--region",
-            region,
-            "--addon-name",
-            addon,
-            "--kubernetes-version",
-            kubernetes_version,
-            "--output",
-            "json",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    versions = json.loads(out)["addons"][0]["addonVersions"]
-    return str(versions[0]["addonVersion"])  # AWS lists the newest first
+def version_key(version: str) -> tuple[int, ...]:
+    """Order EKS add-on versions (`v1.21.1-eksbuild.2`) by their numbers, build number last."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
 
 
-def main(argv: list[str] | None = None) -> int:
+def newest(eks: Any, addon: str, kubernetes_version: str) -> str | None:
+    """The newest version of `addon` that AWS offers for `kubernetes_version`, or None if none."""
+    versions = [
+        v["addonVersion"]
+        for page in eks.get_paginator("describe_addon_versions").paginate(
+            addonName=addon, kubernetesVersion=kubernetes_version
+        )
+        for entry in page["addons"]
+        if entry["addonName"] == addon
+        for v in entry["addonVersions"]
+    ]
+    return max(versions, key=version_key) if versions else None
+
+
+def compare(eks: Any, kubernetes_version: str, pins: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(add-on, pinned, newest) for every pin, sorted by add-on name."""
+    return [(addon, pins[addon], newest(eks, addon, kubernetes_version)) for addon in sorted(pins)]
+
+
+def _config(stack: str) -> PlatformConfig:
+    project = project_name()
+    raw, _ = stack_config(stack, project)
+    return validate(raw, project, stack, f"Pulumi.{stack}.yaml")
+
+
+def main(argv: list[str] | None = None, session: boto3.Session | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make addon-versions", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     args = parser.parse_args(argv)
-    console = Console()
-    aws_cli = shutil.which("aws")
-    if aws_cli is None:
-        console.print("[red]The AWS CLI is not installed[/]; this check asks the EKS API.")
+    console, errors = Console(), Console(stderr=True)
+    try:
+        cfg = _config(args.stack)
+    except (ConfigError, StackFileError) as err:
+        errors.print(escape(str(err)), highlight=False, soft_wrap=True)
         return 2
-    project = project_name()
-    raw, _ = stack_config(args.stack, project)
-    cfg: PlatformConfig = validate(raw, project, args.stack, f"Pulumi.{args.stack}.yaml")
     k8s = cfg.cluster.kubernetes_version
+    eks = (session or boto3.Session()).client("eks", region_name=cfg.region)
+    try:
+        rows = compare(eks, k8s, addon_versions(k8s))
+    except (ClientError, BotoCoreError) as err:
+        errors.print(
+            f"[red]AWS refused the add-on lookup[/]: {escape(str(err))}", highlight=False, soft_wrap=True
+        )
+        return 2
     table = Table(title=f"EKS add-ons for Kubernetes {k8s} ({cfg.region})")
     for column in ("add-on", "pinned", "newest", ""):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     behind = 0
-    for addon, pinned in addon_versions(k8s).items():
-        latest = newest(aws_cli, addon, k8s, cfg.region)
-        behind += latest != pinned
-        table.add_row(addon, pinned, latest, "" if latest == pinned else "[yellow]bump[/]")
+    for addon, pinned, latest in rows:
+        if latest is None:
+            status = "[red]not offered[/]"
+        elif version_key(latest) > version_key(pinned):
+            status = "[yellow]bump[/]"
+        else:
+            status = ""
+        behind += bool(status)
+        table.add_row(addon, pinned, latest or "-", status)
     console.print(table)
     return 1 if behind else 0
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import settings as _settings
 from pulumi.runtime.proto import resource_pb2
 
-from stacks.config import SECRET_PLACEHOLDER
+from stacks.config import OFFLINE_KEY, SECRET_PLACEHOLDER
 from stacks.data import load_yaml, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -375,6 +376,11 @@ class PlatformMocks(_mocks.Mocks):
 # -- reading a stack file ----------------------------------------------------------------------
 
 
+def stack_names(root: Path = ROOT) -> list[str]:
+    """Every stack of the checkout: one per `Pulumi.<stack>.yaml` beside Pulumi.yaml, sorted."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
 def project_name() -> str:
     return str(read_yaml(ROOT / "Pulumi.yaml")["name"])
 
@@ -401,16 +407,48 @@ def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str]
         for attr in ("value", "default"):
             if isinstance(decl, dict) and attr in decl:
                 raw[full] = _engine_string(decl[attr])
-    document = read_yaml(ROOT / f"Pulumi.{stack}.yaml") or {}
+    document = read_stack_file(ROOT / f"Pulumi.{stack}.yaml")
     secret_keys: list[str] = []
-    for key, value in (document.get("config") or {}).items():
+    for key, value in document["config"].items():
         full = key if ":" in key else f"{project}:{key}"
+        if full == f"{project}:{OFFLINE_KEY}":
+            raise StackFileError(f"Pulumi.{stack}.yaml", f"{full} is set by the offline engine only")
         if isinstance(value, dict) and set(value) == {"secure"}:
             raw[full] = SECRET_PLACEHOLDER
             secret_keys.append(full)
         else:
             raw[full] = _engine_string(value)
+    raw[f"{project}:{OFFLINE_KEY}"] = "true"  # stacks/config.py: planning offline
     return raw, secret_keys
+
+
+class StackFileError(Exception):
+    """A stack file the engine could not read at all: YAML syntax, or no `config:` mapping."""
+
+    def __init__(self, source: str, problem: str):
+        self.source, self.problem = source, problem
+        super().__init__(f"{source}: {problem}")
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """A stack file's document, with a one-line StackFileError (file:line:column) when unreadable."""
+    if not path.is_file():
+        stacks = ", ".join(stack_names(path.parent))
+        raise StackFileError(path.name, f"no such stack file; the stacks are {stacks}")
+    try:
+        document = read_yaml(path)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        raise StackFileError(where, f"YAML syntax error: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise StackFileError(path.name, f"YAML syntax error: {err}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise StackFileError(
+            path.name,
+            "has no `config:` mapping; a stack file holds its keys under `config:` (see Pulumi.dev.yaml)",
+        )
+    return document
 
 
 # -- running the program -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 from analysis.rehearsal import section as rehearsal_section
-from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
+from stacks import placeholders
+from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.policy_check import Finding, evaluate
 from tools.rehearsal_view import render_rehearsal
 
@@ -191,6 +193,17 @@ def render(
     )
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why the plan JSON cannot be written to `path`, or None."""
+    if path.is_dir():
+        return "it is a folder"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK):
+        return f"the folder {path.parent} is not writable"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
@@ -201,9 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True)
 
     if not (ROOT / f"Pulumi.{args.stack}.yaml").exists():
-        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
-        errors.print(f"[red]No stack file Pulumi.{args.stack}.yaml[/]; stacks: {', '.join(stacks)}")
+        errors.print(f"[red]No stack file Pulumi.{args.stack}.yaml[/]; stacks: {', '.join(stack_names())}")
         return 2
+    if args.json:
+        # Checked before planning, so a bad path costs no plan; a stale plan never outlives a failure.
+        problem = _unwritable(args.json)
+        if problem:
+            errors.print(
+                f"[red]Cannot write {escape(str(args.json))}[/]: {problem}", highlight=False, soft_wrap=True
+            )
+            return 2
+        args.json.unlink(missing_ok=True)
 
     from stacks.config import ConfigError, validate  # the same modules the program imports
 
@@ -211,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         result = run_stack(args.stack)
         raw, _ = stack_config(args.stack, result.project)
         cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml")
+    except StackFileError as err:
+        errors.print(f"[bold red]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
+        errors.print("Nothing was planned; fix the file and run again.")
+        return 2
     except ConfigError as err:
         errors.print(f"[bold red]Invalid configuration[/] in {err.source}:", highlight=False)
         for issue in err.issues:
@@ -241,6 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         render(result, document["capacity"], console, findings)
         render_rehearsal(document["rehearsal"], console)
+        found = placeholders.find(raw)
+        if found:
+            console.print(
+                f"[yellow]{len(found)} documentation placeholder(s)[/] to replace before a real deploy "
+                "(a production stack refuses them):"
+            )
+        for key, value, reason in found:
+            console.print(f"  {escape(key)} = {escape(value)}: {reason}", highlight=False, soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:

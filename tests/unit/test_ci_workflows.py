@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.mocks import ROOT
+from tools.mocks import ROOT, stack_names
 
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
 WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
 SUMMARY_SCRIPT = GITHUB / "scripts" / "plan_summary.py"
-STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
 SHA_PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 
@@ -69,7 +69,7 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[s
 def test_the_ci_files_exist() -> None:
     assert {p.name for p in WORKFLOW_FILES} >= {"infra-ci.yml", "integration.yml"}
     assert (GITHUB / "dependabot.yml").is_file() and SUMMARY_SCRIPT.is_file()
-    assert STACKS == ["dev", "prod"]
+    assert {"dev", "prod"} <= set(STACKS)
 
 
 def test_every_workflow_validates_against_the_github_workflow_schema() -> None:
@@ -145,19 +145,45 @@ def test_infra_ci_is_read_only(infra_ci: dict[str, Any]) -> None:
     assert "secrets." not in (WORKFLOWS / "infra-ci.yml").read_text(), "offline: no credential at all"
 
 
-def test_infra_ci_runs_make_test_then_plans_each_stack_into_the_summary(infra_ci: dict[str, Any]) -> None:
+def test_infra_ci_runs_make_test_then_plans_each_stack_into_the_summary(
+    infra_ci: dict[str, Any], tmp_path: Path
+) -> None:
+    """The plan steps find the stacks from the Pulumi.*.yaml files: run them with a third stack file
+    and a stand-in `make` that records its arguments and writes the plan file."""
     (job,) = infra_ci["jobs"].values()
     runs = [step.get("run", "") for step in steps(job)]
     test_at = next(i for i, run in enumerate(runs) if run.strip() == "make test")
-    for stack in STACKS:
-        plan_at = next(
-            i for i, run in enumerate(runs) if f"make plan STACK={stack} JSON=plan-{stack}.json" in run
+    plan_at = next(i for i, run in enumerate(runs) if "make plan" in run)
+    summary_at = next(i for i, run in enumerate(runs) if "plan_summary.py" in run)
+    assert test_at < plan_at < summary_at
+    for stack in [*STACKS, "staging"]:
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "make").write_text('#!/bin/sh\necho "$*" >> calls.txt\necho "{}" > "${3#JSON=}"\n')
+    (fake / "python").write_text('#!/bin/sh\necho "summary of $*"\n')
+    for tool in ("make", "python"):
+        (fake / tool).chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    for index in (plan_at, summary_at):
+        result = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", runs[index]],
+            cwd=tmp_path,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
         )
-        assert plan_at > test_at
-    summary = scripts(job)
-    assert ".github/scripts/plan_summary.py" in summary and '>> "$GITHUB_STEP_SUMMARY"' in summary
+        assert result.returncode == 0, result.stdout + result.stderr
+    stacks = sorted([*STACKS, "staging"])
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == [f"plan STACK={s} JSON=plan-{s}.json" for s in stacks]
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.strip() == "summary of .github/scripts/plan_summary.py " + " ".join(
+        f"plan-{s}.json" for s in stacks
+    )
     upload = next(s for s in steps(job) if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert {f"plan-{stack}.json" for stack in STACKS} <= set(upload["with"]["path"].split())
+    assert set(upload["with"]["path"].split()) == {"plan-*.json", "plan-*.txt"}
 
 
 def test_infra_ci_uses_the_projects_python(infra_ci: dict[str, Any]) -> None:

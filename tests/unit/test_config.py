@@ -7,11 +7,13 @@ from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
+import pulumi_aws
 import pytest
 
 import tools.mocks
-from stacks.config import PROJECT, ConfigError, PlatformConfig, validate
-from stacks.fields import KUBERNETES_VERSIONS, instance_architecture
+from stacks import placeholders
+from stacks.config import OFFLINE_KEY, PROJECT, ConfigError, PlatformConfig, validate
+from stacks.fields import INSTANCE_TYPES, KUBERNETES_VERSIONS, REGIONS, did_you_mean, instance_architecture
 from stacks.sections import subnet_layout
 from tools.mocks import stack_config
 
@@ -135,8 +137,83 @@ OFFICE, HALF = "203.0.113.0/24", "203.0.113.0/25"
 PREFIX_SWAP = net(privateSubnetPrefix=21, publicSubnetPrefix=20)
 OPEN_WORLD = clu(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
 
+
+def move(old: str, new: str) -> Mutation:
+    """Move an engine key to another full name (a typo in its namespace)."""
+
+    def mutate(raw: Raw) -> None:
+        raw[new] = raw.pop(old)
+
+    return mutate
+
+
+def pool(**changes: Any) -> Mutation:
+    """Change fields of the first Karpenter NodePool."""
+
+    def mutate(raw: Raw) -> None:
+        karpenter = json.loads(raw[f"{PROJECT}:karpenter"])
+        karpenter["nodePools"][0] = {**karpenter["nodePools"][0], **changes}
+        raw[f"{PROJECT}:karpenter"] = json.dumps(karpenter)
+
+    return mutate
+
+
+NAT_HINT = r"unknown key \(did you mean 'natStrategy'\?\)"
+TOP_HINT = r"unknown key \(did you mean 'network'\?\)"
+T4G_SIZES = r"'t4g.huge' is not an EC2 instance type \(t4g comes in nano, micro, .*, xlarge, 2xlarge\)"
+M7G_SIZES = r"not an EC2 instance type \(m7g comes in medium, large, .*, metal\)"
+NAMESPACE_HINT = r"unknown namespace 'eks_platform' \(did you mean 'eks-platform:network'\?\)"
+
 # (id, stack, mutation of the committed file, key path, message regex)
 BAD = [
+    ("type-size", "dev", ng(instanceTypes=["t4g.huge"]), "systemNodeGroup.instanceTypes.0", T4G_SIZES),
+    (
+        "type-family",
+        "prod",
+        ng(instanceTypes=["z9g.large"]),
+        "systemNodeGroup.instanceTypes.0",
+        "mean 'm9g.large'",
+    ),
+    (
+        "type-gigantic",
+        "prod",
+        ng(instanceTypes=["m7g.gigantic"]),
+        "systemNodeGroup.instanceTypes.0",
+        M7G_SIZES,
+    ),
+    (
+        "type-case",
+        "dev",
+        ng(instanceTypes=["T4G.large"]),
+        "systemNodeGroup.instanceTypes.0",
+        "mean 't4g.large'",
+    ),
+    (
+        "type-mac",
+        "dev",
+        ng(instanceTypes=["mac2.metal"]),
+        "systemNodeGroup.instanceTypes.0",
+        "EKS cannot use",
+    ),
+    (
+        "types-as-string",
+        "dev",
+        ng(instanceTypes="t4g.large"),
+        "systemNodeGroup.instanceTypes",
+        "must be a list",
+    ),
+    ("region-near-miss", "dev", top("aws:region", "eu-wst-1"), "aws:region", "did you mean 'eu-west-1'"),
+    (
+        "namespace-typo",
+        "dev",
+        move("eks-platform:network", "eks_platform:network"),
+        "eks_platform:network",
+        NAMESPACE_HINT,
+    ),
+    ("namespace-other", "dev", top("kubernetes:context", "dev"), "kubernetes:context", "unknown namespace"),
+    ("pool-key-typo", "prod", pool(cpuLimits=10), "karpenter.nodePools.0.cpuLimits", "mean 'cpuLimit'"),
+    ("k8s-float", "dev", clu(kubernetesVersion=1.3), "cluster.kubernetesVersion", 'quote it .*"1.30"'),
+    ("k8s-no-hint", "dev", nested("cluster", zzzz=1), "cluster.zzzz", "known keys: adminRoleArns, "),
     ("cidr-malformed", "dev", net(cidr="10.0.0.300/16"), "network.cidr", "not an IPv4 CIDR"),
     (
         "cidr-host-bits",
@@ -151,12 +228,18 @@ BAD = [
     ("az-count-1", "dev", net(azCount=1), "network.azCount", "greater than or equal to 2"),
     ("az-count-7", "dev", net(azCount=7), "network.azCount", "less than or equal to 6"),
     ("nat-value", "dev", net(natStrategy="perAz"), "network.natStrategy", "'single' or 'onePerAz'"),
-    ("nat-typo", "dev", rename("network", "natStrategy", "natStrategi"), "network.natStrategi", "unknown"),
+    ("nat-typo", "dev", rename("network", "natStrategy", "natStrategi"), "network.natStrategi", NAT_HINT),
     ("retention-31", "dev", net(flowLogRetentionDays=31), "network.flowLogRetentionDays", "31 days is not"),
     ("prefix-swap", "dev", PREFIX_SWAP, "network.publicSubnetPrefix", "smaller than the /21 private"),
     ("endpoint-twice", "prod", net(interfaceEndpoints=["sts", "sts"]), "network.interfaceEndpoints", "twice"),
     ("network-str", "dev", top("eks-platform:network", "10.10.0.0/16"), "network", "must be a YAML object"),
-    ("network-list", "dev", top("eks-platform:network", '["10.10.0.0/16"]'), "network", "valid dictionary"),
+    (
+        "network-list",
+        "dev",
+        top("eks-platform:network", '["10.10.0.0/16"]'),
+        "network",
+        "must be a YAML object",
+    ),
     ("cidrs-overlap", "dev", clu(publicAccessCidrs=[OFFICE, HALF]), "cluster.publicAccessCidrs", "overlap"),
     ("no-cidrs", "dev", clu(publicAccessCidrs=[]), "cluster.publicAccessCidrs", "Access is true, so list"),
     ("cidrs-no-effect", "dev", clu(endpointPublicAccess=False), "cluster.publicAccessCidrs", "no effect"),
@@ -177,9 +260,9 @@ BAD = [
     ("tag-aws-prefix", "dev", nested("tags", **{"aws:owner": "me"}), "tags", "'aws:' prefix is reserved"),
     ("tag-bad-char", "dev", nested("tags", **{"team#1": "me"}), "tags", "1-128 characters"),
     ("production-yes", "dev", top("eks-platform:production", "yes"), "production", "must be true or false"),
-    ("top-key-typo", "dev", rename(None, "network", "netwrok"), "eks-platform:netwrok", "unknown key"),
-    ("no-region", "dev", top("aws:region", None), "aws:region", "Field required"),
-    ("region-typo", "prod", top("aws:region", "eu-west"), "aws:region", "should match pattern"),
+    ("top-key-typo", "dev", rename(None, "network", "netwrok"), "eks-platform:netwrok", TOP_HINT),
+    ("no-region", "dev", top("aws:region", None), "aws:region", "sets no `aws:region` under `config:`"),
+    ("region-typo", "prod", top("aws:region", "eu-west"), "aws:region", "not an AWS region"),
     # Production-only rules, each broken alone in the prod file.
     ("prod-open-world", "prod", OPEN_WORLD, "cluster.publicAccessCidrs", "to 4,294,967,296 addresses"),
     ("prod-unprotected", "prod", top("eks-platform:protect", "false"), "protect", "must protect its state"),
@@ -339,16 +422,117 @@ def test_subnet_layout_rejects_what_does_not_fit(cidr, az_count, private_prefix,
         ("c6a.xlarge", "x86_64"),
         ("t3.medium", "x86_64"),
         ("m7i-flex.large", "x86_64"),
+        ("g5g.xlarge", "arm64"),
+        ("im4gn.large", "arm64"),
+        ("is4gen.large", "arm64"),
+        ("x2gd.large", "arm64"),
+        ("p6e-gb200.36xlarge", "arm64"),  # NVIDIA Grace CPUs
+        ("g4ad.xlarge", "x86_64"),  # AMD
+        ("gr6.4xlarge", "x86_64"),
+        ("u7i-12tb.224xlarge", "x86_64"),
     ],
 )
 def test_instance_architecture(instance_type, arch):
     assert instance_architecture(instance_type) == arch
 
 
-@pytest.mark.parametrize("instance_type", ["m7g", "large", "M7G.large"])
+@pytest.mark.parametrize("instance_type", ["m7g", "large", "M7G.large", "t4g.huge", "m7g.gigantic", ""])
 def test_instance_architecture_rejects_non_instance_types(instance_type):
     with pytest.raises(ValueError, match="not an EC2 instance type"):
         instance_architecture(instance_type)
+
+
+def test_instance_types_and_regions_come_from_the_aws_provider():
+    """pulumi_aws's InstanceType and Region enums are the source; the rule classifies every type."""
+    assert {t.value for t in pulumi_aws.ec2.InstanceType} == INSTANCE_TYPES and len(INSTANCE_TYPES) > 1000
+    assert {r.value for r in pulumi_aws.Region} == REGIONS and {"eu-west-1", "us-east-1"} <= REGIONS
+    for instance_type in INSTANCE_TYPES:
+        if instance_type.startswith("mac"):
+            with pytest.raises(ValueError, match="EC2 Mac instance"):
+                instance_architecture(instance_type)
+        else:
+            assert instance_architecture(instance_type) in ("arm64", "x86_64")
+
+
+@pytest.mark.parametrize(
+    ("value", "known", "hint"),
+    [
+        ("eu-wst-1", REGIONS, " (did you mean 'eu-west-1'?)"),
+        ("natStrategi", ("natStrategy", "cidr"), " (did you mean 'natStrategy'?)"),
+        ("zzzz", ("natStrategy", "cidr"), ""),
+    ],
+)
+def test_did_you_mean(value, known, hint):
+    assert did_you_mean(value, known) == hint
+
+
+# -- documentation placeholders ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [
+        ("arn:aws:iam::123456789012:role/platform-admins", True),
+        ("111122223333", True),
+        ("arn:aws:iam::1234567890123:role/x", False),  # 13 digits: not the documentation account
+        ("arn:aws:iam::210987654321:role/platform-admins", False),
+        ("example-org/eks-platform", True),
+        ("https://github.com/example-org/eks-platform.git", True),
+        ("my-example-org/eks-platform", False),
+        ("grafana.example.com", True),
+        ("ops@example.org", True),
+        ("example.community", False),
+        ("203.0.113.0/24", True),
+        ("198.51.100.7", True),
+        ("192.0.2.0/28", True),
+        ("203.0.114.0/24", False),
+        ("10.10.0.0/16", False),
+        ("999.1.1.1", False),
+    ],
+)
+def test_placeholder_detection(value, placeholder):
+    assert (placeholders.why(value) is not None) is placeholder
+
+
+def real_engine(raw: Raw) -> Raw:
+    """The config as a real `pulumi preview`/`up` hands it over: without the offline engine's flag."""
+    raw = dict(raw)
+    del raw[f"{PROJECT}:{OFFLINE_KEY}"]
+    return raw
+
+
+def test_real_engine_refuses_placeholders_in_a_production_stack():
+    with pytest.raises(ConfigError) as info:
+        _validate("prod", real_engine(_raw("prod")))
+    keys = {i.key for i in info.value.issues}
+    assert {
+        "eks-platform:cluster.adminRoleArns.0",
+        "eks-platform:cluster.adminRoleArns.1",
+        "eks-platform:delivery.gitops.repoUrl",
+        "eks-platform:delivery.services.0.githubRepository",
+        "eks-platform:deployments.organization",
+    } <= keys
+    assert all("documentation placeholder; replace it" in i.message for i in info.value.issues)
+
+
+def test_the_program_on_a_real_engine_stops_before_registering_anything():
+    raw, secret_keys = stack_config("prod")
+    with pytest.raises(ConfigError, match="documentation placeholder"):
+        tools.mocks.run_program("prod", real_engine(raw), secret_keys=secret_keys)
+
+
+def test_placeholders_plan_offline_and_pass_in_non_production_stacks():
+    assert placeholders.find(_raw("prod"))  # the example files do hold placeholders...
+    assert _validate("prod", _raw("prod")).production  # ...and plan offline,
+    assert not _validate("dev", real_engine(_raw("dev"))).production  # and a real dev deploy may keep them
+
+
+def test_a_production_stack_without_placeholders_passes_on_a_real_engine():
+    raw = real_engine(_raw("prod"))
+    for key, value in raw.items():
+        raw[key] = value.replace("123456789012", "210987654321").replace("example-org", "acme")
+    assert placeholders.find(raw) == []
+    assert _validate("prod", raw).production
 
 
 def test_production_rules_are_reported_with_section_errors():

@@ -10,7 +10,7 @@ import pytest
 
 from stacks.config import ConfigError
 from tools import plan as plan_cli
-from tools.mocks import ROOT, PlanResult, run_program, stack_config
+from tools.mocks import ROOT, PlanResult, run_program, stack_config, stack_names
 
 SCHEMA_PATH = ROOT / "tests" / "fixtures" / "plan.schema.json"
 SHARED_SCHEMA = ROOT.parent / "shared" / "plan.schema.json"
@@ -76,8 +76,8 @@ def test_cli_rejects_bad_config_and_writes_nothing(
 
 
 def test_cli_names_the_stacks_when_the_file_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
-    assert plan_cli.main(["--stack", "staging"]) == 2
-    assert "dev, prod" in capsys.readouterr().err
+    assert plan_cli.main(["--stack", "no-such-stack"]) == 2
+    assert f"stacks: {', '.join(stack_names())}" in capsys.readouterr().err
 
 
 def test_config_error_is_a_clean_pulumi_run_error() -> None:

@@ -1,0 +1,61 @@
+"""`make help` lists every target of the Makefile and the stacks of the checkout."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tools.mocks import ROOT, stack_names
+
+MAKEFILE = ROOT / "Makefile"
+
+
+def phony_targets(text: str) -> set[str]:
+    return {t for line in re.findall(r"^\.PHONY:(.*)$", text, re.MULTILINE) for t in line.split()}
+
+
+def listed_targets(help_text: str) -> set[str]:
+    """The targets `make help` names: `make plan ...`, `make preview|up|destroy ...`."""
+    return {t for group in re.findall(r"\bmake ([a-z|-]+)", help_text) for t in group.split("|")}
+
+
+@pytest.fixture(scope="module")
+def help_text() -> str:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_is_the_default_goal() -> None:
+    assert re.search(r"^\.DEFAULT_GOAL := help$", MAKEFILE.read_text(), re.MULTILINE)
+
+
+def test_help_lists_every_target(help_text: str) -> None:
+    phony = phony_targets(MAKEFILE.read_text())
+    assert {"plan", "test", "lint", "typecheck", "unit", "addon-versions"} <= phony
+    assert phony - {"help"} <= listed_targets(help_text), phony - listed_targets(help_text)
+    # Targets other branches bring (charts, scan, diff, diagram) are listed already.
+    assert {"charts", "scan", "diff", "diagram"} <= listed_targets(help_text)
+
+
+def test_help_names_the_stacks_of_the_checkout(help_text: str) -> None:
+    assert f"Stacks: {' '.join(stack_names())} " in help_text
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("  make plan [STACK=<stack>]  x", {"plan"}),
+        ("  make preview|up|destroy STACK=<stack>  x", {"preview", "up", "destroy"}),
+        ("  nothing here", set()),
+    ],
+)
+def test_listed_targets_reads_help_lines(text: str, found: set[str]) -> None:
+    assert listed_targets(text) == found

@@ -1,0 +1,159 @@
+"""`make plan` tells the truth: unreadable stack files, bad JSON paths, stale plans, a third stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tools.mocks
+from stacks.config import OFFLINE_KEY, PROJECT
+from tools import plan as plan_cli
+from tools.mocks import ROOT, StackFileError, read_stack_file, run_program, stack_config
+
+BROKEN_INDENT = """config:
+  aws:region: eu-west-1
+  eks-platform:network:
+    cidr: 10.0.0.0/16
+   natStrategy: single
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty checkout holding only Pulumi.yaml, seen by the offline engine and the plan CLI."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    monkeypatch.setattr(tools.mocks, "ROOT", tmp_path)
+    monkeypatch.setattr(plan_cli, "ROOT", tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BROKEN_INDENT, "Pulumi.broken.yaml:5:4: YAML syntax error: did not find expected key"),
+        (
+            "config:\n  aws:region: [eu-west-1\n",
+            "Pulumi.broken.yaml:3:1: YAML syntax error: did not find expected",
+        ),
+        ("aws:region: eu-west-1\n", "Pulumi.broken.yaml: has no `config:` mapping"),
+        ("", "Pulumi.broken.yaml: has no `config:` mapping"),
+        (
+            f"config:\n  {OFFLINE_KEY}: true\n",
+            f"Pulumi.broken.yaml: {PROJECT}:{OFFLINE_KEY} is set by the offline engine only",
+        ),
+    ],
+)
+def test_an_unreadable_stack_file_is_two_lines_and_exit_2(
+    checkout: Path, text: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (checkout / "Pulumi.broken.yaml").write_text(text)
+    stale = checkout / "plan.json"
+    stale.write_text("{}")
+    assert plan_cli.main(["--stack", "broken", "--json", str(stale)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith(problem), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not stale.exists(), "a failed plan leaves no stale JSON behind"
+
+
+def test_a_readable_stack_file_is_read(checkout: Path) -> None:
+    (checkout / "Pulumi.ok.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+    assert read_stack_file(checkout / "Pulumi.ok.yaml") == {"config": {"aws:region": "eu-west-1"}}
+    (checkout / "Pulumi.bad.yaml").write_text("config: [\n")
+    with pytest.raises(StackFileError, match=r"Pulumi\.bad\.yaml:2:1: YAML syntax error"):
+        read_stack_file(checkout / "Pulumi.bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("no/such/dir/p.json", "the folder .*no/such/dir does not exist"),
+        (".", "it is a folder"),
+    ],
+)
+def test_a_bad_json_path_is_refused_before_planning(
+    tmp_path: Path, target: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert plan_cli.main(["--stack", "dev", "--json", str(tmp_path / target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "nothing is planned or printed"
+    assert "Cannot write" in captured.err and "Traceback" not in captured.err
+    assert re.search(problem, captured.err), captured.err
+
+
+def test_a_failed_plan_removes_the_previous_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan.json"
+    assert plan_cli.main(["--stack", "dev", "--json", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["stack"] == "dev"
+    raw, _ = stack_config("dev")
+    raw["aws:region"] = "eu-wst-1"
+    monkeypatch.setattr(plan_cli, "run_stack", lambda stack: run_program(stack, raw))
+    assert plan_cli.main(["--stack", "dev", "--json", str(out)]) == 2
+    assert not out.exists()
+    assert "did you mean 'eu-west-1'" in capsys.readouterr().err
+
+
+def test_the_plan_lists_the_placeholders_to_replace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_cli.main(["--stack", "prod"]) == 0
+    out = capsys.readouterr().out
+    assert "documentation placeholder(s) to replace before a real deploy" in out
+    assert "eks-platform:cluster.adminRoleArns.0 = arn:aws:iam::123456789012:role/platform-admins" in out
+
+
+def _copy_checkout(target: Path) -> Path:
+    ignore = shutil.ignore_patterns(".git", ".venv", "*cache*", "__pycache__", "plan-*.json")
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
+
+
+def test_a_copied_stack_file_is_a_working_third_stack(tmp_path: Path) -> None:
+    """docs/adding-a-stack.md on a temporary checkout: copy dev's stack file and GitOps folder."""
+    repo = _copy_checkout(tmp_path / "repo")
+    shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.staging.yaml")
+    shutil.copytree(repo / "platform" / "gitops" / "dev", repo / "platform" / "gitops" / "staging")
+    for values in repo.glob("services/*/deploy/dev.yaml"):
+        shutil.copy(values, values.with_name("staging.yaml"))
+
+    plan = subprocess.run(
+        [sys.executable, "-m", "tools.plan", "--stack", "staging", "--json", "plan-staging.json", "--quiet"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    document = json.loads((repo / "plan-staging.json").read_text())
+    assert document["stack"] == "staging"
+    assert document["outputs"]["clusterName"] == "eks-platform-staging"
+
+    # The suite parametrises over the stack files, so the third stack is tested like the others.
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-o",
+            "addopts=-p no:cacheprovider",
+            "-q",
+            "tests/unit/test_plan.py",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    for stack in ("dev", "prod", "staging"):
+        assert f"test_plan_document_validates_against_the_contract[{stack}]" in collected.stdout

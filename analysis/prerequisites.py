@@ -96,7 +96,7 @@ def crd_order(graph: Graph) -> Iterator[Finding]:
 
     The API server rejects an object whose kind it does not serve yet, and the Kubernetes provider fails
     the create after a few retries: "the apiVersion for this resource does not exist. Verify that any
-    required CRDs have been created" (github.com/pulumi/pulumi-kubernetes/pull/530, issue 1446).
+    required CRDs have been created" (github.com/pulumi/pulumi-kubernetes/pull/530 and /issues/1446).
     """
     groups = facts()["apiGroups"]
     for r in sorted(graph.nodes.values(), key=lambda x: x.urn):
@@ -152,7 +152,7 @@ def nodes_first(graph: Graph) -> Iterator[Finding]:
 
     Without nodes, an EKS add-on stays DEGRADED, which the provider's create waiter treats as pending
     until its 20 m timeout (hashicorp/terraform-provider-aws internal/service/eks/addon.go @00a35305dc1b;
-    eksctl-io/eksctl issue 3748); an atomic Helm release times out and rolls back.
+    github.com/eksctl-io/eksctl/issues/3748); an atomic Helm release times out and rolls back.
     """
     groups = {r.urn for r in graph.of_type(*facts()["nodeGroupTypes"])}
     for r in sorted(graph.nodes.values(), key=lambda x: x.urn):
@@ -177,7 +177,7 @@ def pod_identity_settle(graph: Graph) -> Iterator[Finding]:
     "EKS Pod Identity associations are eventually consistent, and may take several seconds to be
     effective" (docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html); a pod
     admitted before that gets no credentials and keeps none (github.com/aws/eks-pod-identity-agent
-    issue 52). A settle wait (a `settleTypes` resource) must lie between the association and the release.
+    /issues/52). A settle wait (a `settleTypes` resource) must lie between the association and the release.
     """
     settles = {r.urn for r in graph.of_type(*facts()["settleTypes"])}
     for assoc in graph.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):

@@ -62,6 +62,9 @@ class Services:
     karpenter: Karpenter
     namespaces: Namespaces
     secrets: Secrets
+    # The EBS CSI driver and the StorageClass: whatever claims volumes waits for them, and on
+    # destroy goes before them, so no volume is left behind.
+    addons: ClusterAddons
 
 
 def build(cfg: PlatformConfig) -> dict[str, Any]:
@@ -412,7 +415,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         opts=k8s_opts,
     )
 
-    return Services(k8s_opts, karpenter, namespaces, secrets)
+    return Services(k8s_opts, karpenter, namespaces, secrets, addons)
 
 
 # -- phase 4: delivery ---------------------------------------------------------------------------
@@ -462,7 +465,8 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
                 "eks-platform.io/repository-urls": registry.repository_urls.apply(json.dumps),
                 "eks-platform.io/secret-store": services.secrets.store_name,
             },
-            depends_on=[services.namespaces, services.secrets, core.nodes.node_group],
+            # prod's redis-ha claims volumes (argo-cd 10.1.1 / redis-ha 4.38.0 persistentVolume).
+            depends_on=[services.namespaces, services.secrets, services.addons, core.nodes.node_group],
         ),
         opts=services.k8s_opts,
     )

@@ -91,6 +91,11 @@ class PlatformConfig(Model):
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
     )
+    monthly_budget: float | None = Field(
+        default=None,
+        gt=0,
+        description="Monthly budget in USD for the plan's fixed cost; above it the plan reports a finding.",
+    )
 
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
 

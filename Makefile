@@ -10,11 +10,14 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
+.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup diff diagram
 
 help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
 	@echo "make test                                     lint, type-check and the whole test suite"
+	@echo "make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
+	@echo "                                              compare two offline plans (changes, findings, cost)"
+	@echo "make diagram STACK=<stack> [OUT=file.md]      Mermaid diagram of the stack's plan"
 	@echo "make bench                                    time the offline plan of the prod stack"
 	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials); preview/up enforce policy/"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
@@ -36,6 +39,19 @@ venv: $(DEV_STAMP)
 
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
+
+# Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
+# documents (A, B). tools/diff.py explains the modes.
+BASE ?=
+OTHER ?=
+A ?=
+B ?=
+diff: $(STAMP)
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+
+OUT ?=
+diagram: $(STAMP)
+	$(PY) -m tools.diagram --stack $(STACK) $(if $(OUT),--out $(OUT))
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .

@@ -76,7 +76,7 @@ def _nodes_label(r: Resource) -> str:
 
 def _pool_label(r: Resource) -> str:
     spec = ((r.get("inputs") or {}).get("spec") or {}).get("template", {}).get("spec", {})
-    capacity = next(
+    capacity: list[str] = next(
         (
             q.get("values")
             for q in spec.get("requirements") or []

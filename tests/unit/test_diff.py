@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from analysis.diff import (
     RULE_DELETE_PROTECTED,
@@ -151,3 +152,14 @@ def test_base_mode_plans_a_revision_in_a_temporary_worktree(
     assert json.loads(out.read_text())["base"] == "dev@HEAD"
     assert diff_cli.main(["--stack", "dev", "--base", "no-such-revision"]) == 2
     assert "cannot check out" in capsys.readouterr().err
+
+
+def test_ci_puts_the_diff_against_the_base_branch_and_the_diagrams_in_pull_requests() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "infra-ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    step = next(s for s in job["steps"] if "tools.diff" in s.get("run", ""))
+    assert "github.event_name == 'pull_request'" in step["if"]
+    assert step["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    run = step["run"]
+    assert '--base "origin/${BASE_REF}"' in run and '--markdown "$GITHUB_STEP_SUMMARY"' in run
+    assert "tools.diagram" in run and '>> "$GITHUB_STEP_SUMMARY"' in run

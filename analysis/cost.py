@@ -16,69 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from stacks.data import load_yaml
+from analysis.prices import InstancePrice, RegionPrices, price_book
 
 RULE_OVER_BUDGET = "cost-over-budget"
 AWS_PROVIDER = "pulumi:providers:aws"
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Price(_Data):
-    price: float = Field(ge=0)
-    unit: str
-    sources: tuple[str, ...] = Field(min_length=1)
-    date: str
-
-
-class InstancePrice(_Data):
-    price: float = Field(gt=0)
-    vcpu: int = Field(gt=0)
-    arch: Literal["arm64", "amd64"]
-    sources: tuple[str, ...] = Field(min_length=1)
-    date: str
-
-
-class RegionPrices(_Data):
-    asOf: str  # noqa: N815 (the data file's key)
-    prices: dict[str, Price]
-    instances: dict[str, InstancePrice]
-
-
-class PriceBook(_Data):
-    currency: str
-    hoursPerMonth: int = Field(gt=0)  # noqa: N815
-    sources: dict[str, str]
-    regions: dict[str, RegionPrices]
-
-    @model_validator(mode="after")
-    def _sources_exist(self) -> PriceBook:
-        unknown = sorted(
-            f"{region}.{key}: {source}"
-            for region, book in self.regions.items()
-            for key, sources in [
-                *((k, v.sources) for k, v in book.prices.items()),
-                *((k, v.sources) for k, v in book.instances.items()),
-            ]
-            for source in sources
-            if source not in self.sources
-        )
-        if unknown:
-            raise ValueError(f"prices cite sources not listed under `sources`: {', '.join(unknown)}")
-        return self
-
-
-@cache
-def price_book() -> PriceBook:
-    """platform/prices.yaml, validated (a price without a source or date is an error)."""
-    return PriceBook.model_validate(load_yaml("prices.yaml"))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from analysis.cost import RULE_OVER_BUDGET, PriceBook, estimate, price_book
+from analysis.cost import RULE_OVER_BUDGET, estimate
+from analysis.prices import PriceBook, price_book
 from stacks.config import ConfigError, PlatformConfig, validate
 from tools import plan as plan_cli
 from tools.mocks import ROOT, PlanResult, project_name, stack_config
@@ -99,7 +100,7 @@ def test_a_fixed_cost_above_the_budget_is_a_finding(prod: PlanResult) -> None:
     assert estimate(prod.document()).findings() == []
 
 
-@pytest.mark.parametrize("value", ["0", "-5", '"lots"'])
+@pytest.mark.parametrize("value", ["0", "-5", '"lots"', "true"])
 def test_the_budget_must_be_a_positive_number(value: str) -> None:
     project = project_name()
     raw, _ = stack_config("dev", project)

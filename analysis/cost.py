@@ -57,6 +57,7 @@ class PoolRange:
     min_per_node_hour: float | None
     max_per_node_hour: float | None
     note: str
+    per_vcpu_hour: tuple[float, float] | None = None  # over the allowed families, any size
 
     def document(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class PoolRange:
             "minPerNodeHour": self.min_per_node_hour,
             "maxPerNodeHour": self.max_per_node_hour,
             "note": self.note,
+            "perVcpuHour": list(self.per_vcpu_hour) if self.per_vcpu_hour else None,
         }
 
 
@@ -257,29 +259,42 @@ def _requirement_ok(req: Mapping[str, Any], name: str, entry: InstancePrice) -> 
     return checks[op]() if op in checks else None
 
 
+# Requirements on an instance's size rather than its family: dropped for the per-vCPU range.
+_SIZE_KEYS = {
+    "karpenter.k8s.aws/instance-cpu",
+    "karpenter.k8s.aws/instance-size",
+    "node.kubernetes.io/instance-type",
+}
+
+
 def _pool_range(r: Mapping[str, Any], book: RegionPrices) -> PoolRange:
     reqs = _get(r, "inputs", "spec", "template", "spec", "requirements") or []
     capacity = next((tuple(q["values"]) for q in reqs if q.get("key") == "karpenter.sh/capacity-type"), ())
     pool = str(_get(r, "inputs", "metadata", "name") or r["name"])
     matched: list[tuple[str, float]] = []
+    per_vcpu: list[float] = []  # types of the allowed families whatever their size
     for name, entry in sorted(book.instances.items()):
         verdicts = [_requirement_ok(q, name, entry) for q in reqs]
         if None in verdicts:
             unknown = [q.get("key") for q, v in zip(reqs, verdicts, strict=True) if v is None]
-            return PoolRange(
-                r["urn"], pool, capacity, (), None, None, f"requirement not understood: {unknown}"
-            )
+            note = f"requirement not understood: {unknown}"
+            return PoolRange(r["urn"], pool, capacity, (), None, None, note)
         if all(verdicts):
             matched.append((name, entry.price))
+        if all(v for q, v in zip(reqs, verdicts, strict=True) if q.get("key") not in _SIZE_KEYS):
+            per_vcpu.append(round(entry.price / entry.vcpu, 5))
     note = "On-Demand list price" + (
         "; Spot is lower and varies by pool and hour" if "spot" in capacity else ""
     )
     if not matched:
-        note = "no priced instance type meets the requirements"
+        note = "no priced instance type of the allowed sizes" + (
+            "; the allowed families' price per vCPU-hour is given" if per_vcpu else ""
+        )
     prices = [price for _, price in matched]
     return PoolRange(
         r["urn"], pool, capacity, tuple(n for n, _ in matched),
         min(prices, default=None), max(prices, default=None), note,
+        (min(per_vcpu), max(per_vcpu)) if per_vcpu else None,
     )  # fmt: skip
 
 

@@ -209,6 +209,8 @@ def render_cost(cost: CostReport, console: Console) -> None:
             if pool.min_per_node_hour is not None
             else "not priced"
         )
+        if pool.per_vcpu_hour:
+            span += f", {money} {pool.per_vcpu_hour[0]:g}-{pool.per_vcpu_hour[1]:g} per vCPU-hour"
         console.print(f"  Karpenter pool {pool.pool}: {span} ({escape(pool.note)})", highlight=False)
     for line in cost.missing:
         console.print(f"  [yellow]{escape(line)}[/]")

@@ -167,3 +167,17 @@ def test_the_plan_document_carries_the_cost_section(
     jsonschema.validate(document, schema)
     assert document["cost"]["region"] == "eu-west-1" and document["cost"]["fixedMonthly"] > 0
     assert "Fixed monthly cost: USD" in capsys.readouterr().out
+
+
+def test_a_pool_larger_than_every_priced_type_gets_a_per_vcpu_range(prod: PlanResult) -> None:
+    # prod's pools want more than 7 vCPUs; the price file has none that large in eu-west-1.
+    instances = _raw_prices("eu-west-1")["instances"]
+    assert all(e["vcpu"] <= 7 for e in instances.values())
+    per_vcpu = [
+        e["price"] / e["vcpu"]
+        for n, e in instances.items()
+        if n[0] in "cmr" and int("".join(c for c in n.split(".")[0] if c.isdigit())) > 5
+    ]
+    for pool in estimate(prod.document()).pools:
+        assert pool.min_per_node_hour is None and "no priced instance type" in pool.note
+        assert pool.per_vcpu_hour == pytest.approx((min(per_vcpu), max(per_vcpu)), abs=1e-5)

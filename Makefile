@@ -10,15 +10,14 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup
+.PHONY: help venv plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
 	@echo "  make plan [STACK=<stack>] [JSON=plan.json]  offline plan of Pulumi.<stack>.yaml under the mock engine"
-	@echo "  make diff                                   what changes between two offline plans"
-	@echo "  make diagram                                draw the planned resources"
-	@echo "  make charts                                 render and lint the pinned Helm charts"
-	@echo "  make scan                                   scan the rendered manifests"
+	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
+	@echo "                                              compare two offline plans (changes, findings, cost)"
+	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make test                                   lint + typecheck + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
@@ -49,6 +48,19 @@ venv: $(DEV_STAMP)
 
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
+
+# Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
+# documents (A, B). tools/diff.py explains the modes.
+BASE ?=
+OTHER ?=
+A ?=
+B ?=
+diff: $(STAMP)
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+
+OUT ?=
+diagram: $(STAMP)
+	$(PY) -m tools.diagram --stack $(STACK) $(if $(OUT),--out $(OUT))
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .

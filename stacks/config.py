@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictBool,
+    StrictFloat,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -98,6 +99,11 @@ class PlatformConfig(Model):
     )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default={}, description="Extra tags on every AWS resource (no `aws:` prefix)."
+    )
+    monthly_budget: StrictFloat | None = Field(
+        default=None,
+        gt=0,
+        description="Monthly budget in USD for the plan's fixed cost; above it the plan reports a finding.",
     )
 
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -57,6 +57,36 @@ def _ints(value: Any) -> Any:
     return value
 
 
+def _sorted_keys(value: Any) -> Any:
+    """The same value with every mapping's keys in sorted order, so the plan prints the same bytes
+    whatever order the SDK serialised a map in (list order is meaning, and is kept)."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def canonical_order(records: list[Registration]) -> list[Registration]:
+    """Parents before children, siblings by URN: the same order on every run.
+
+    The SDK registers resources as their inputs resolve, so arrival order at the monitor changes
+    from run to run; a depth-first walk of the parent tree with URN-sorted siblings does not, and
+    still lists every parent before its children (the plan's tree relies on that).
+    """
+    known = {r.urn for r in records}
+    children: dict[str | None, list[Registration]] = {}
+    for r in records:
+        children.setdefault(r.parent if r.parent in known else None, []).append(r)
+    ordered: list[Registration] = []
+    stack = sorted(children.get(None, []), key=lambda r: r.urn, reverse=True)
+    while stack:
+        r = stack.pop()
+        ordered.append(r)
+        stack.extend(sorted(children.get(r.urn, []), key=lambda c: c.urn, reverse=True))
+    return ordered
+
+
 def reveal(value: Any) -> Any:
     """Unwrap secrets (for tests that must see the real value, e.g. to scan for leaks)."""
     if isinstance(value, Mapping):
@@ -153,11 +183,11 @@ class RecordingMonitor(_mocks.MockMonitor):
                     parent=request.parent or None,
                     custom=bool(request.custom),
                     provider=request.provider or None,
-                    providers=dict(request.providers),
+                    providers=dict(sorted(request.providers.items())),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
-                    dependencies=list(request.dependencies),
-                    raw_inputs=_ints(json_format.MessageToDict(request.object)),
+                    dependencies=sorted(set(request.dependencies)),
+                    raw_inputs=_sorted_keys(_ints(json_format.MessageToDict(request.object))),
                 )
             )
         return response
@@ -528,7 +558,8 @@ def run_program(
         return asyncio.ensure_future(collect())
 
     program()
-    return PlanResult(project, stack, monitor.records, outputs, secret_outputs)
+    outputs = _sorted_keys(outputs)
+    return PlanResult(project, stack, canonical_order(monitor.records), outputs, secret_outputs)
 
 
 def run_stack(stack: str) -> PlanResult:

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from analysis.rehearsal import section as rehearsal_section
+from analysis.cost import CostReport, estimate
 from stacks import placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.policy_check import Finding, evaluate
@@ -204,6 +205,36 @@ def _unwritable(path: Path) -> str | None:
     return None
 
 
+def render_cost(cost: CostReport, console: Console) -> None:
+    """The cost table (analysis/cost.py): fixed items, usage prices, Karpenter ranges, budget."""
+    money = cost.currency
+    table = Table(title=f"Monthly cost at list price ({cost.region}, prices of {cost.prices_as_of})")
+    for column in ("what", "qty", "unit", "unit price", "monthly"):
+        table.add_column(column, overflow="fold", justify="right" if column != "what" else "left")
+    for item in cost.items:
+        table.add_row(
+            escape(item.what), f"{item.quantity:g}", item.unit, f"{item.unit_price:g}", f"{item.monthly:,.2f}"
+        )
+    console.print(table)
+    for what, unit, price in cost.usage:
+        console.print(f"  usage: {escape(what)}: {money} {price:g} per {unit}", highlight=False)
+    for pool in cost.pools:
+        span = (
+            f"{money} {pool.min_per_node_hour:g}-{pool.max_per_node_hour:g} per node-hour"
+            if pool.min_per_node_hour is not None
+            else "not priced"
+        )
+        if pool.per_vcpu_hour:
+            span += f", {money} {pool.per_vcpu_hour[0]:g}-{pool.per_vcpu_hour[1]:g} per vCPU-hour"
+        console.print(f"  Karpenter pool {pool.pool}: {span} ({escape(pool.note)})", highlight=False)
+    for line in cost.missing:
+        console.print(f"  [yellow]{escape(line)}[/]")
+    budget = f" (budget {cost.budget:,.2f})" if cost.budget is not None else ""
+    console.print(f"Fixed monthly cost: {money} {cost.fixed_monthly:,.2f}{budget}", highlight=False)
+    for finding in cost.findings():
+        console.print(f"  [yellow]{finding['level']}[/] {finding['rule']}: {escape(finding['message'])}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
@@ -263,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     free = document["capacity"].pop("freeIpsPerAz")
     document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
+    cost = estimate(document, budget=cfg.monthly_budget)
+    document["cost"] = cost.document()
+    document["findings"] += cost.findings()
     if not args.quiet:
         render(result, document["capacity"], console, findings)
         render_rehearsal(document["rehearsal"], console)
@@ -274,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         for key, value, reason in found:
             console.print(f"  {escape(key)} = {escape(value)}: {reason}", highlight=False, soft_wrap=True)
+
+
+        render_cost(cost, console)
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:

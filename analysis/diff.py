@@ -1,0 +1,208 @@
+"""Diff: what changes between two plan documents (`make diff`), and which changes lose state.
+
+    report = diff_plans(base_document, head_document)
+
+Resources are matched by URN. For two stacks of one commit (dev against prod), the stack name is
+masked in URNs and string inputs (`eks-platform-dev-x` and `eks-platform-prod-x` are the same
+resource), so what remains are the real differences between the stacks. Inputs are compared as
+the plan documents hold them, secrets already "[secret]" on both sides.
+
+Findings (same stack only): deleting a protected resource, and changing an input that forces the
+replacement of a stateful resource, per `platform/replacement.yaml` (each type with its source).
+The cost change compares the two documents' `cost.fixedMonthly` (estimated when a document
+predates the cost section).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from analysis.cost import estimate
+from stacks.data import load_yaml
+
+RULE_DELETE_PROTECTED = "diff-deletes-protected"
+RULE_REPLACE_STATEFUL = "diff-replaces-stateful"
+
+
+class StatefulType(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    what: str
+    source: str
+    replaceOn: tuple[str, ...] = Field(min_length=1)  # noqa: N815 (the data file's key)
+    statefulWhenValuesContain: tuple[str, ...] = ()  # noqa: N815
+
+
+class ReplacementRules(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    types: dict[str, StatefulType]
+
+
+@cache
+def replacement_rules() -> ReplacementRules:
+    """platform/replacement.yaml, validated."""
+    return ReplacementRules.model_validate(load_yaml("replacement.yaml"))
+
+
+@dataclass(frozen=True)
+class InputChange:
+    path: str
+    before: Any
+    after: Any
+    replaces: bool
+
+    def document(self) -> dict[str, Any]:
+        return {"path": self.path, "before": self.before, "after": self.after, "replaces": self.replaces}
+
+
+@dataclass(frozen=True)
+class Changed:
+    urn: str
+    type: str
+    inputs: tuple[InputChange, ...]
+
+    def document(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "inputs": [c.document() for c in self.inputs]}
+
+
+@dataclass
+class DiffReport:
+    base: str
+    head: str
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[Changed] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": [c.document() for c in self.changed],
+            "findings": self.findings,
+            "cost": self.cost,
+        }
+
+
+def _mask_stack(value: Any, project: str, stack: str) -> Any:
+    """The same value with this stack's name replaced by `<stack>` in every string."""
+    if isinstance(value, str):
+        return value.replace(f"urn:pulumi:{stack}::", "urn:pulumi:<stack>::").replace(
+            f"{project}-{stack}", f"{project}-<stack>"
+        )
+    if isinstance(value, Mapping):
+        return {k: _mask_stack(v, project, stack) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_stack(v, project, stack) for v in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to leaves (`subnetSpecs.0.cidrBlocks.1`), so a change shows only what changed."""
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping) and value:
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}{key}."))
+        return out
+    if isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _forces_replacement(path: str, props: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + ".") or p.startswith(path + ".") for p in props)
+
+
+def _contains_key(value: Any, keys: tuple[str, ...]) -> bool:
+    """Whether a key of `keys` holds a non-empty, not-disabled setting anywhere in `value`."""
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if key in keys and inner not in (None, {}, [], False) and inner != {"enabled": False}:
+                return True
+            if _contains_key(inner, keys):
+                return True
+    if isinstance(value, list):
+        return any(_contains_key(v, keys) for v in value)
+    return False
+
+
+def _stateful(resource: Mapping[str, Any]) -> StatefulType | None:
+    rule = replacement_rules().types.get(resource["type"])
+    if rule is None:
+        return None
+    if rule.statefulWhenValuesContain and not _contains_key(
+        resource.get("inputs", {}).get("values"), rule.statefulWhenValuesContain
+    ):
+        return None
+    return rule
+
+
+def _fixed_cost(document: Mapping[str, Any]) -> tuple[str, float | None]:
+    cost = document.get("cost") or estimate(document).document()
+    return cost["currency"], cost["fixedMonthly"] if cost.get("pricesAsOf") else None
+
+
+def _label(document: Mapping[str, Any]) -> str:
+    return str(document.get("stack", "?"))
+
+
+def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any], *, base_label: str | None = None,
+               head_label: str | None = None) -> DiffReport:  # fmt: skip
+    """Added, removed and changed resources from `base` to `head`, with findings and cost change."""
+    same_stack = base.get("stack") == head.get("stack")
+    project = str(head.get("project", ""))
+
+    def index(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        resources = document["resources"]
+        if not same_stack:
+            resources = [_mask_stack(r, project, str(document.get("stack"))) for r in resources]
+        return {r["urn"]: r for r in resources}
+
+    old, new = index(base), index(head)
+    report = DiffReport(base_label or _label(base), head_label or _label(head))
+    report.added = [{"urn": u, "type": new[u]["type"]} for u in sorted(new.keys() - old.keys())]
+    for urn in sorted(old.keys() - new.keys()):
+        gone = old[urn]
+        report.removed.append({"urn": urn, "type": gone["type"], "protect": bool(gone.get("protect"))})
+        if same_stack and gone.get("protect"):
+            message = f"{gone['type']} {gone['name']} is protected and would be deleted"
+            report.findings.append(_finding(RULE_DELETE_PROTECTED, urn, message))
+    for urn in sorted(old.keys() & new.keys()):
+        before, after = _flatten(old[urn].get("inputs", {})), _flatten(new[urn].get("inputs", {}))
+        rule = _stateful(old[urn])
+        changes = tuple(
+            InputChange(path, before.get(path), after.get(path),
+                        bool(rule) and _forces_replacement(path, rule.replaceOn if rule else ()))
+            for path in sorted(before.keys() | after.keys())
+            if before.get(path) != after.get(path)
+        )  # fmt: skip
+        if not changes:
+            continue
+        report.changed.append(Changed(urn, new[urn]["type"], changes))
+        replacing = [c.path for c in changes if c.replaces]
+        if same_stack and rule and replacing:
+            message = (
+                f"{rule.what} {new[urn]['name']} would be replaced (deleted and recreated): "
+                f"{', '.join(replacing)} changed ({rule.source} in platform/replacement.yaml)"
+            )
+            report.findings.append(_finding(RULE_REPLACE_STATEFUL, urn, message))
+    currency, before_cost = _fixed_cost(base)
+    _, after_cost = _fixed_cost(head)
+    change = None if before_cost is None or after_cost is None else round(after_cost - before_cost, 2)
+    report.cost = {"currency": currency, "before": before_cost, "after": after_cost, "change": change}
+    return report
+
+
+def _finding(rule: str, urn: str, message: str) -> dict[str, Any]:
+    return {"rule": rule, "level": "mandatory", "urn": urn, "message": message}

@@ -1,0 +1,172 @@
+"""Compare two offline plans: added, removed and changed resources, findings, and the cost change.
+
+    python -m tools.diff --stack prod --base main        the stack at a git revision vs this checkout
+    python -m tools.diff --stack dev --other prod        two stacks of this checkout
+    python -m tools.diff --a old.json --b new.json       two saved plan documents
+    ... [--json diff.json] [--markdown summary.md]
+
+`--base` plans the revision in a temporary `git worktree` with this checkout's Python, then removes
+the worktree. Findings (deleting a protected resource, replacing a stateful one) are printed and
+written; they do not change the exit code. Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from analysis.diff import DiffReport, diff_plans
+from tools.mocks import ROOT
+
+LIMIT = 60  # characters of a value in the text and Markdown; the JSON keeps the whole value
+
+
+class UsageError(Exception):
+    pass
+
+
+def _plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
+    """Run `tools.plan` of `checkout` for one stack with this interpreter and read its JSON."""
+    if not (checkout / f"Pulumi.{stack}.yaml").exists():
+        raise UsageError(f"no stack file Pulumi.{stack}.yaml in {checkout}")
+    command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--json", str(out), "--quiet"]
+    done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=False)  # noqa: S603 (our interpreter)
+    if done.returncode != 0:
+        raise UsageError(f"planning {stack} in {checkout} failed:\n{done.stderr or done.stdout}")
+    document: dict[str, Any] = json.loads(out.read_text())
+    return document
+
+
+def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any]:
+    if revision.startswith("-"):
+        raise UsageError(f"{revision!r} is not a git revision")
+    tree = work / "base"
+    add = ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), revision]
+    done = subprocess.run(add, capture_output=True, text=True, check=False)  # noqa: S603 (fixed argv, no shell)
+    if done.returncode != 0:
+        raise UsageError(f"cannot check out {revision!r}: {done.stderr.strip()}")
+    try:
+        return _plan_in(tree, stack, work / "base.json")
+    finally:
+        remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)]
+        subprocess.run(remove, capture_output=True, check=False)  # noqa: S603
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= LIMIT else text[: LIMIT - 1] + "…"
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def render(report: DiffReport, console: Console) -> None:
+    console.print(f"[bold]Plan diff[/] {escape(report.base)} → {escape(report.head)}", highlight=False)
+    for entry in report.added:
+        console.print(f"[green]+ {escape(entry['urn'])}[/]", soft_wrap=True)
+    for entry in report.removed:
+        flag = " [bold red](protected)[/]" if entry["protect"] else ""
+        console.print(f"[red]- {escape(entry['urn'])}[/]{flag}", soft_wrap=True)
+    for changed in report.changed:
+        console.print(f"[yellow]~ {escape(changed.urn)}[/]", soft_wrap=True)
+        for c in changed.inputs:
+            mark = " [bold red]replaces[/]" if c.replaces else ""
+            console.print(
+                f"    {escape(c.path)}: {escape(_short(c.before))} → {escape(_short(c.after))}{mark}",
+                highlight=False,
+            )
+    for f in report.findings:
+        console.print(f"[bold red]{f['level']}[/] {f['rule']}: {escape(f['message'])}", highlight=False)
+    cost = report.cost
+    console.print(
+        f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed; "
+        f"{len(report.findings)} finding(s). Fixed monthly cost ({cost['currency']}): "
+        f"{_money(cost['before'])} → {_money(cost['after'])} (change {_money(cost['change'])})",
+        highlight=False,
+    )
+
+
+def markdown(report: DiffReport) -> str:
+    """The diff for a pull request's job summary (values elided, secrets already masked)."""
+
+    def code(value: Any) -> str:
+        return "`" + _short(value).replace("`", "'").replace("|", "\\|") + "`"
+
+    cost = report.cost
+    lines = [
+        f"### Plan diff: {report.base} → {report.head}",
+        "",
+        f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed. "
+        f"Fixed monthly cost ({cost['currency']}): {_money(cost['before'])} → {_money(cost['after'])} "
+        f"(change {_money(cost['change'])}).",
+        "",
+    ]
+    lines += [f"- **{f['level']}** `{f['rule']}`: {f['message']}" for f in report.findings]
+    if report.added or report.removed or report.changed:
+        lines += ["", "| | resource | input | before | after |", "|---|---|---|---|---|"]
+        lines += [f"| + | {code(a['urn'].rsplit('::', 1)[-1])} | | | |" for a in report.added]
+        lines += [f"| - | {code(r['urn'].rsplit('::', 1)[-1])} | | | |" for r in report.removed]
+        for changed in report.changed:
+            name = code(changed.urn.rsplit("::", 1)[-1])
+            for c in changed.inputs:
+                mark = " (replaces)" if c.replaces else ""
+                lines.append(f"| ~ | {name} | {code(c.path)}{mark} | {code(c.before)} | {code(c.after)} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(args: argparse.Namespace) -> DiffReport:
+    if args.a or args.b:
+        if not (args.a and args.b):
+            raise UsageError("give both --a and --b (two saved plan documents)")
+        documents = [json.loads(Path(p).read_text()) for p in (args.a, args.b)]
+        return diff_plans(documents[0], documents[1], base_label=str(args.a), head_label=str(args.b))
+    if bool(args.base) == bool(args.other):
+        raise UsageError("give exactly one of --base REVISION, --other STACK, or --a FILE --b FILE")
+    with tempfile.TemporaryDirectory(prefix="plan-diff-") as tmp:
+        work = Path(tmp)
+        if args.base:
+            base = _plan_at_revision(args.base, args.stack, work)
+            head = _plan_in(ROOT, args.stack, work / "head.json")
+            return diff_plans(
+                base, head, base_label=f"{args.stack}@{args.base}", head_label=f"{args.stack}@working tree"
+            )
+        base = _plan_in(ROOT, args.stack, work / "base.json")
+        head = _plan_in(ROOT, args.other, work / "head.json")
+        return diff_plans(base, head)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make diff", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help="stack to plan (with --base or --other)")
+    parser.add_argument("--base", metavar="REVISION", help="git revision to compare the working tree with")
+    parser.add_argument("--other", metavar="STACK", help="second stack of this checkout")
+    parser.add_argument("--a", type=Path, metavar="FILE", help="saved plan document (before)")
+    parser.add_argument("--b", type=Path, metavar="FILE", help="saved plan document (after)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the diff document")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="append the diff as Markdown")
+    args = parser.parse_args(argv)
+    try:
+        report = compare(args)
+    except (UsageError, OSError, json.JSONDecodeError) as err:
+        Console(stderr=True).print(f"[bold red]make diff:[/] {escape(str(err))}", highlight=False)
+        return 2
+    render(report, Console())
+    if args.json:
+        args.json.write_text(json.dumps(report.document(), indent=2, sort_keys=True, default=str) + "\n")
+    if args.markdown:
+        with args.markdown.open("a", encoding="utf-8") as out:
+            out.write(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,8 +24,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from analysis.rehearsal import section as rehearsal_section
 from analysis.cost import CostReport, estimate
+from analysis.rehearsal import section as rehearsal_section
 from stacks import placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.policy_check import Finding, evaluate
@@ -308,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         for key, value, reason in found:
             console.print(f"  {escape(key)} = {escape(value)}: {reason}", highlight=False, soft_wrap=True)
-
 
         render_cost(cost, console)
     if args.json:

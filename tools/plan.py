@@ -8,6 +8,11 @@ stack outputs. The policy pack (policy/) is evaluated on the planned resources a
 printed after the tree; they do not change the exit code (the tests decide what must pass).
 `--json` writes the plan document (DESIGN.md, shared plan.schema.json), `findings` included. A
 config error prints every problem and exits 2 without writing JSON.
+
+Every Helm release is rendered with Helm's engine from the chart cache (`make charts`) and its
+objects validated (analysis/render.py, analysis/validate.py): the text plan shows each release's
+object count by kind (`--objects` prints the objects), the document gets `rendered`, `notRendered`
+and `validation`. A release Helm refuses to render makes the plan exit 1 (the JSON is still written).
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from analysis.render import RenderReport, render_plan
+from analysis.validate import ValidationReport, validate_rendered
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
 from tools.policy_check import Finding, evaluate
 
@@ -151,6 +159,47 @@ def render_findings(findings: list[Finding], console: Console) -> None:
     )
 
 
+def render_helm(
+    report: RenderReport, validation: ValidationReport | None, console: Console, objects: bool = False
+) -> None:
+    """Each release's object count by kind (or its objects), what could not render and why."""
+    table = Table(title=f"Helm releases rendered by Helm's engine (Kubernetes {report.kube_version})")
+    for column in ("release", "chart", "objects by kind"):
+        table.add_column(column, overflow="fold")
+    for r in report.rendered:
+        q = r.request
+        kinds = ", ".join(f"{kind} {n}" for kind, n in r.kinds().items())
+        table.add_row(f"{q.namespace}/{q.release}", f"{q.chart} {q.version}", kinds or "(none)")
+    if report.rendered:
+        console.print(table)
+    for n in report.not_rendered:
+        style = "bold red" if n.error else "yellow"
+        label = "render error" if n.error else "not rendered"
+        console.print(
+            f"[{style}]{label}[/] {escape(n.request.release)} ({escape(n.request.chart)} "
+            f"{n.request.version}): {escape(n.reason)}",
+            soft_wrap=True,
+        )
+    if objects:
+        for r in report.rendered:
+            console.rule(f"{r.request.release}: {len(r.objects)} objects")
+            console.print(escape(yaml.safe_dump_all(r.objects, sort_keys=True)), highlight=False)
+    if validation is not None:
+        for p in validation.problems:
+            console.print(
+                f"[red]invalid[/] {escape(p.release)}: {escape(p.object)} {escape(p.path)}: "
+                f"{escape(p.message)} [dim]({p.source})[/]",
+                soft_wrap=True,
+            )
+        for kind, releases in validation.unknown_kinds.items():
+            console.print(f"[yellow]no schema[/] for {escape(kind)} (in {', '.join(releases)})")
+        console.print(
+            f"{validation.checked} rendered object(s) validated against Kubernetes {validation.kube_version}"
+            f" and CRD schemas: {len(validation.problems)} problem(s), "
+            f"{len(validation.unknown_kinds)} kind(s) without a schema."
+        )
+
+
 def render(
     result: PlanResult, capacity: dict[str, Any], console: Console, findings: list[Finding] | None = None
 ) -> None:
@@ -194,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -230,13 +280,25 @@ def main(argv: list[str] | None = None) -> int:
     free = document["capacity"].pop("freeIpsPerAz")
     document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
+    helm = render_plan(document["resources"])
+    document.update(helm.document())
+    validation = validate_rendered(document["rendered"], helm.kube_version) if helm.rendered else None
+    if validation is not None:
+        document["validation"] = validation.document()
     if not args.quiet:
         render(result, document["capacity"], console, findings)
+        render_helm(helm, validation, console, objects=args.objects)
+    for n in helm.errors:
+        errors.print(
+            f"[bold red]Helm cannot render release {escape(n.request.release)}[/] (chart "
+            f"{escape(n.request.chart)} {n.request.version}): {escape(n.reason)}",
+            soft_wrap=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
-    return 0
+    return 1 if helm.errors else 0
 
 
 if __name__ == "__main__":

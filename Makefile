@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
+.PHONY: help venv charts plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
 
 help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
+	@echo "make charts                                   pull the pinned Helm charts into .charts/, lock their sha256"
 	@echo "make test                                     lint, type-check and the whole test suite"
 	@echo "make bench                                    time the offline plan of the prod stack"
 	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials); preview/up enforce policy/"
@@ -33,6 +34,9 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	touch $(DEV_STAMP)
 
 venv: $(DEV_STAMP)
+
+charts: $(STAMP)
+	$(PY) -m tools.charts
 
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))

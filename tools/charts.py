@@ -113,19 +113,19 @@ def fetch(spec: ChartSpec, cache: Path, expected: str | None, puller: Puller = h
     if expected and target.exists() and sha256(target) == expected:
         return target, expected
     cache.mkdir(parents=True, exist_ok=True)
-    source = spec.chart if not spec.repo else f"{spec.chart} from {spec.repo}"
+    source = f"{spec.chart} {spec.version}" + (f" from {spec.repo}" if spec.repo else "")
     with tempfile.TemporaryDirectory(dir=cache, prefix=".pull-") as tmp:
         try:
             puller(spec, Path(tmp))
         except helm_python.HelmError as err:
-            raise PullError(f"could not pull {source} {spec.version}: {err}") from err
+            raise PullError(f"could not pull {source}: {err}") from err
         pulled = sorted(Path(tmp).glob("*.tgz"))
         if len(pulled) != 1:
-            raise PullError(f"pulling {source} {spec.version} produced {len(pulled)} packages, not 1")
+            raise PullError(f"pulling {source} produced {len(pulled)} packages, not 1")
         digest = sha256(pulled[0])
         if expected and digest != expected:
             raise PullError(
-                f"{source} {spec.version}: the pulled package has sha256 {digest}, but charts-lock.yaml "
+                f"{source}: the pulled package has sha256 {digest}, but charts-lock.yaml "
                 f"recorded {expected}. Refused: the published package changed (or the lock is wrong)."
             )
         pulled[0].replace(target)

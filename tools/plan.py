@@ -163,15 +163,16 @@ def render_helm(
     report: RenderReport, validation: ValidationReport | None, console: Console, objects: bool = False
 ) -> None:
     """Each release's object count by kind (or its objects), what could not render and why."""
-    table = Table(title=f"Helm releases rendered by Helm's engine (Kubernetes {report.kube_version})")
-    for column in ("release", "chart", "objects by kind"):
-        table.add_column(column, overflow="fold")
+    if report.rendered:
+        console.print(f"[bold]Helm releases rendered by Helm's engine[/] (Kubernetes {report.kube_version})")
     for r in report.rendered:
         q = r.request
         kinds = ", ".join(f"{kind} {n}" for kind, n in r.kinds().items())
-        table.add_row(f"{q.namespace}/{q.release}", f"{q.chart} {q.version}", kinds or "(none)")
-    if report.rendered:
-        console.print(table)
+        console.print(
+            f"  [green]{escape(q.namespace)}/{escape(q.release)}[/] ({escape(q.chart)} {q.version}): "
+            f"{kinds or 'no objects'}",
+            soft_wrap=True,
+        )
     for n in report.not_rendered:
         style = "bold red" if n.error else "yellow"
         label = "render error" if n.error else "not rendered"

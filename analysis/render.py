@@ -24,9 +24,10 @@ rendered. (Components keep secrets out of values: DESIGN.md.)
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-import tarfile
+import os
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,20 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
-from helm_python import _native
 
+from analysis import helm as analysis_helm
+from analysis.helm import RenderError, asks_api_versions, render_chart, served_api_versions
 from components.helm import ChartSpec
 from tools.charts import LOCK_FILE, cache_dir, locked_sha, package_name, read_lock, sha256
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_TYPE = "eks:index:Cluster"
 PLACEHOLDERS = ("[secret]",)
-CRD_KIND = "CustomResourceDefinition"
-
-
-# Helm's own split of a rendered template into YAML documents (helm/helm v4
-# pkg/release/v1/util/manifest.go, `SplitManifests`).
-_DOC_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,10 +135,6 @@ class RenderReport:
         }
 
 
-class RenderError(Exception):
-    """Helm refused to render a chart; the message is Helm's."""
-
-
 def kube_version(resources: Iterable[Mapping[str, Any]]) -> str | None:
     """The cluster's Kubernetes version recorded in the plan ("1.35"), None when it has no cluster."""
     for r in resources:
@@ -166,120 +158,75 @@ def placeholder_paths(values: Any, path: str = "") -> list[str]:
     return [path or "values"] if values in PLACEHOLDERS else []
 
 
-def _sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    meta = obj.get("metadata") or {}
-    fields = (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace"), meta.get("name"))
-    return tuple(str(f) for f in fields)  # type: ignore[return-value]
+@dataclass(frozen=True, kw_only=True)
+class Package:
+    """A chart package of the cache, its sha256, and whether its templates read capabilities."""
+
+    path: Path
+    sha256: str
+    asks_api_versions: bool
 
 
-def _is_test_hook(obj: Mapping[str, Any]) -> bool:
-    """`helm.sh/hook: test` objects run only on `helm test`, never on install."""
-    hooks = ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
-    return bool(hooks) and all(h.strip().startswith("test") for h in str(hooks).split(","))
+# The engine's code is part of every memo key: an edit to analysis/helm.py renders afresh.
+_ENGINE_SOURCE = hashlib.sha256(Path(analysis_helm.__file__).read_bytes()).hexdigest()
 
 
-def load_objects(manifests: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Parse Helm's rendered manifests (template path -> YAML text) into sorted Kubernetes objects.
+class Memo:
+    """Rendered objects on disk (`<chart cache>/.rendered/`), keyed by the sha256 of everything a
+    render depends on: helm-python-sdk's version, analysis/helm.py, the package's sha256, the release
+    name, namespace, values, CRD mode, Kubernetes version and API versions. Same inputs, same
+    objects: a plan that changed no release reads them back. Delete the folder to empty it."""
 
-    Split as Helm splits them and parsed by Helm's own YAML-to-JSON converter (sigs.k8s.io/yaml,
-    through `helm_python.values_from_yaml`): the same reading as the install, and ten times faster
-    than PyYAML on the CRDs (a bare `=`, which PyYAML's YAML 1.1 resolver cannot load, is a string).
-    Drops NOTES.txt, empty documents and test hooks (`helm.sh/hook: test`), as an install does.
-    Raises RenderError naming the template when a document is not a Kubernetes object.
-    """
-    objects: list[dict[str, Any]] = []
-    for path, text in sorted(manifests.items()):
-        if path.endswith("NOTES.txt"):
-            continue
-        for doc in _DOC_SEPARATOR.split(text.strip()):
-            try:
-                obj = helm_python.values_from_yaml(doc) if doc.strip() else {}
-            except helm_python.HelmError as err:
-                raise RenderError(f"{path} renders invalid YAML: {err}") from err
-            if not obj:
-                continue  # a document of comments only, or a template rendered empty
-            if not {"apiVersion", "kind", "metadata"} <= obj.keys():
-                raise RenderError(f"{path} renders a document that is not a Kubernetes object: {doc:.120}")
-            if not _is_test_hook(obj):
-                objects.append(obj)
-    return sorted(objects, key=_sort_key)
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
+    def _file(self, kind: str, key: Any) -> Path:
+        text = json.dumps([helm_python.__version__, _ENGINE_SOURCE, key], sort_keys=True, default=str)
+        return self.folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()}.json"
 
-def render_chart(
-    chart: helm_python.Chart,
-    values: Mapping[str, Any],
-    *,
-    release: str,
-    namespace: str,
-    kube_version: str | None,
-    api_versions: Iterable[str] = (),
-    include_crds: bool = True,
-) -> list[dict[str, Any]]:
-    """Render a loaded chart as `helm install` would (first install), sorted objects out.
+    def get(self, kind: str, key: Any) -> Any:
+        path = self._file(kind, key)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
-    `kube_version` ("1.35" or "v1.35.0") sets `.Capabilities.KubeVersion` (None: Helm's default, the
-    newest its client libraries know); `api_versions` adds
-    group/versions to `.Capabilities.APIVersions`. `include_crds` adds the `crds/` files of the chart
-    and its subcharts. Raises RenderError with Helm's message when Helm refuses the values or a
-    template fails.
-    """
-    opts: dict[str, Any] = {"name": release, "namespace": namespace, "is_install": True}
-    if kube_version:
-        version = kube_version if kube_version.startswith("v") else f"v{kube_version}"
-        opts["kube_version"] = version + ".0" if version.count(".") == 1 else version
-    if api_versions:
-        opts["api_versions"] = sorted(set(api_versions))
-    try:
-        # Chart.render() in helm-python-sdk 0.2.2 does not expose kube_version/api_versions, which
-        # its native render options accept (tests/unit/test_render.py proves both take effect).
-        raw = _native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(opts))
-        manifests: dict[str, str] = json.loads(raw)
-        crds = chart.crds if include_crds else []
-    except helm_python.HelmError as err:
-        raise RenderError(str(err)) from err
-    manifests.update({f"crds:{c['name']}/{c['filename']}": c["data"] for c in crds})
-    return load_objects(manifests)
+    def put(self, kind: str, key: Any, value: Any) -> None:
+        path = self._file(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        tmp.replace(path)  # atomic: a parallel plan never reads half a file
+
+    def package(self, path: Path) -> Package:
+        digest = sha256(path)
+        asks = self.get("package", digest)
+        if asks is None:
+            asks = asks_api_versions(path)
+            self.put("package", digest, asks)
+        return Package(path=path, sha256=digest, asks_api_versions=bool(asks))
 
 
-def asks_api_versions(archive: Path) -> bool:
-    """Whether any template of the package (subcharts included) reads `.Capabilities.APIVersions`."""
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and "/templates/" in member.name:
-                data = tar.extractfile(member)
-                if data is not None and b"APIVersions" in data.read():
-                    return True
-    return False
-
-
-def served_api_versions(objects: Iterable[Mapping[str, Any]]) -> set[str]:
-    """`group/version` of every served version of the CustomResourceDefinitions among `objects`."""
-    out: set[str] = set()
-    for obj in objects:
-        if obj.get("kind") == CRD_KIND:
-            spec = obj.get("spec") or {}
-            out |= {f"{spec['group']}/{v['name']}" for v in spec.get("versions", []) if v.get("served")}
-    return out
-
-
-def _locate(q: ReleaseRequest, cache: Path, lock: Mapping[str, Any]) -> Path | str:
+def _locate(q: ReleaseRequest, cache: Path, lock: Mapping[str, Any], memo: Memo) -> Package | str:
     """The package to render `q` from, or why there is none."""
     archive = cache / package_name(q.chart, q.version)
     if not archive.exists():
         return f"no package {archive.name} in the chart cache (run `make charts`)"
+    package = memo.package(archive)
     expected = locked_sha(lock, ChartSpec(chart=q.chart, version=q.version, repo=q.repo))
-    if expected and sha256(archive) != expected:
+    if expected and package.sha256 != expected:
         return f"{archive.name} does not match the sha256 in charts-lock.yaml (run `make charts`)"
-    return archive
+    return package
 
 
 def _render_one(
-    q: ReleaseRequest, archive: Path, version: str | None, api_versions: Iterable[str]
+    q: ReleaseRequest, package: Package, version: str | None, api_versions: set[str], memo: Memo
 ) -> RenderedRelease | NotRendered:
     if q.values in PLACEHOLDERS:
         return NotRendered(request=q, reason="its values are a secret in the plan", error=False)
+    key = [package.sha256, q.release, q.namespace, q.values, q.include_crds, version, sorted(api_versions)]
+    cached = memo.get("objects", key)
+    if cached is not None:
+        return RenderedRelease(request=q, objects=cached, placeholders=placeholder_paths(q.values))
     try:
-        with helm_python.Chart.load(archive) as chart:
+        with helm_python.Chart.load(package.path) as chart:
             objects = render_chart(
                 chart,
                 q.values,
@@ -291,7 +238,13 @@ def _render_one(
             )
     except (RenderError, helm_python.HelmError) as err:
         return NotRendered(request=q, reason=f"Helm: {err}", error=True)
+    memo.put("objects", key, objects)
     return RenderedRelease(request=q, objects=objects, placeholders=placeholder_paths(q.values))
+
+
+def memo_dir(cache: Path | None = None) -> Path:
+    """Where the analyses keep results of unchanged inputs: `.rendered/` in the chart cache."""
+    return (cache or cache_dir()) / ".rendered"
 
 
 def render_plan(
@@ -302,23 +255,24 @@ def render_plan(
     version = kube_version(resources)
     cache = cache or cache_dir()
     lock = read_lock(lock_file)
+    memo = Memo(memo_dir(cache))
     results: dict[str, RenderedRelease | NotRendered] = {}
-    first: list[tuple[ReleaseRequest, Path]] = []
-    second: list[tuple[ReleaseRequest, Path]] = []
+    first: list[tuple[ReleaseRequest, Package]] = []
+    second: list[tuple[ReleaseRequest, Package]] = []
     for q in release_requests(resources):
-        located = _locate(q, cache, lock)
+        located = _locate(q, cache, lock, memo)
         if isinstance(located, str):
             results[q.urn] = NotRendered(request=q, reason=located, error=False)
         else:
-            (second if asks_api_versions(located) else first).append((q, located))
+            (second if located.asks_api_versions else first).append((q, located))
     # Helm's engine is Go behind ctypes, which releases the GIL: threads render in parallel.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for out in pool.map(lambda job: _render_one(job[0], job[1], version, ()), first):
+        for out in pool.map(lambda job: _render_one(job[0], job[1], version, set(), memo), first):
             results[out.request.urn] = out
         crds = served_api_versions(
             o for r in results.values() if isinstance(r, RenderedRelease) for o in r.objects
         )
-        for out in pool.map(lambda job: _render_one(job[0], job[1], version, crds), second):
+        for out in pool.map(lambda job: _render_one(job[0], job[1], version, crds, memo), second):
             results[out.request.urn] = out
     ordered = [results[urn] for urn in sorted(results)]
     return RenderReport(

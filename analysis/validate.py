@@ -21,7 +21,9 @@ checked (the API server still will).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from referencing import Registry, Resource
 from tools.charts import ROOT
 
 SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
+_OWN_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -67,6 +70,20 @@ class ValidationReport:
     checked: int
     problems: list[Problem]
     unknown_kinds: dict[str, list[str]]  # "apiVersion kind" -> releases rendering it
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> ValidationReport:
+        return cls(
+            kube_version=doc["kubernetesVersion"],
+            checked=doc["checked"],
+            problems=[
+                Problem(
+                    **{k: p[k] for k in ("urn", "release", "object", "path", "message")}, source=p["schema"]
+                )
+                for p in doc["problems"]
+            ],
+            unknown_kinds={u["kind"]: u["releases"] for u in doc["unknownKinds"]},
+        )
 
     def document(self) -> dict[str, Any]:
         return {
@@ -175,10 +192,34 @@ def validate_rendered(
     kube_version: str | None,
     *,
     schema_dir: Path | None = SHARED_SCHEMAS,
+    memo: Path | None = None,
 ) -> ValidationReport:
-    """Validate the objects of every `rendered` entry ({urn, release, objects}) of a plan document."""
+    """Validate the objects of every `rendered` entry ({urn, release, objects}) of a plan document.
+
+    With `memo` (a folder), the report of the very same inputs (objects, Kubernetes schema version,
+    offline schema files, this module's code, kubernetes-validate's version) is read back from it.
+    """
     entries = list(rendered)
     version = schema_version(kube_version)
+    if memo is None:
+        return _validate(entries, version, schema_dir)
+    schemas = sorted(
+        (str(p), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in (schema_dir or Path("/nonexistent")).rglob("*.json")
+    )
+    key = json.dumps([_OWN_SOURCE, kv.__version__, version, schemas, entries], sort_keys=True, default=str)
+    path = memo / f"validation-{hashlib.sha256(key.encode()).hexdigest()}.json"
+    if path.exists():
+        return ValidationReport.from_document(json.loads(path.read_text(encoding="utf-8")))
+    report = _validate(entries, version, schema_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report.document()), encoding="utf-8")
+    tmp.replace(path)
+    return report
+
+
+def _validate(entries: list[Mapping[str, Any]], version: str, schema_dir: Path | None) -> ValidationReport:
     crds = crd_schemas(o for e in entries for o in e["objects"])
     custom: dict[tuple[str, str], tuple[jsonschema.Draft202012Validator, str] | None] = {}
     problems: list[Problem] = []

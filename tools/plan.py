@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from analysis.render import RenderReport, render_plan
+from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
 from tools.policy_check import Finding, evaluate
@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
     helm = render_plan(document["resources"])
     document.update(helm.document())
-    validation = validate_rendered(document["rendered"], helm.kube_version) if helm.rendered else None
+    validation = (
+        validate_rendered(document["rendered"], helm.kube_version, memo=memo_dir()) if helm.rendered else None
+    )
     if validation is not None:
         document["validation"] = validation.document()
     if not args.quiet:

@@ -13,15 +13,9 @@ from typing import Any
 import helm_python
 import pytest
 
-from analysis.render import (
-    CLUSTER_TYPE,
-    RELEASE_TYPE,
-    RenderError,
-    load_objects,
-    placeholder_paths,
-    render_chart,
-    render_plan,
-)
+from analysis import render as render_module
+from analysis.helm import RenderError, load_objects, render_chart
+from analysis.render import CLUSTER_TYPE, RELEASE_TYPE, placeholder_paths, render_plan
 from tools.charts import LockEntry, sha256, write_lock
 from tools.mocks import ROOT
 
@@ -226,3 +220,27 @@ def test_secret_values_are_rendered_as_placeholders_or_not_at_all(cache: Path, t
         [CLUSTER, release("shop", "widgets", "0.1.0", "[secret]")], cache=cache, lock_file=lock
     )
     assert not whole.rendered and "values are a secret" in whole.not_rendered[0].reason
+
+
+def test_the_memo_serves_the_same_inputs_and_renders_changed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    helm_python.package(CHARTS / "widgets", destination=cache)
+    lock = tmp_path / "none.yaml"
+    plan = [CLUSTER, release("shop", "widgets", "0.1.0", {"size": 2})]
+    first = render_plan(plan, cache=cache, lock_file=lock)
+    assert list((cache / ".rendered").glob("objects-*.json"))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RenderError("rendered again")
+
+    monkeypatch.setattr(render_module, "render_chart", refuse)
+    again = render_plan(plan, cache=cache, lock_file=lock)
+    assert again.document() == first.document(), "same package, values and capabilities: read back"
+    for changed in (
+        [CLUSTER, release("shop", "widgets", "0.1.0", {"size": 3})],
+        [release("shop", "widgets", "0.1.0", {"size": 2})],  # no cluster: another Kubernetes version
+        [CLUSTER, release("shop", "widgets", "0.1.0", {"size": 2}, namespace="other")],
+    ):
+        assert render_plan(changed, cache=cache, lock_file=lock).errors, changed

@@ -14,7 +14,8 @@ import helm_python
 import pytest
 import yaml
 
-from analysis.render import RenderError, kube_version, render_chart
+from analysis.helm import RenderError, render_chart
+from analysis.render import kube_version
 from analysis.validate import validate_rendered
 from tests.conftest import STACKS
 from tests.schemas import validate_custom_resource

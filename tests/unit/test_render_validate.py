@@ -13,7 +13,8 @@ from typing import Any
 import helm_python
 import pytest
 
-from analysis.render import render_chart
+from analysis import validate as validate_module
+from analysis.helm import render_chart
 from analysis.validate import crd_schemas, schema_version, validate_rendered
 from tools.mocks import ROOT
 
@@ -159,3 +160,22 @@ def test_unknown_kinds_are_listed_not_passed() -> None:
     assert report.unknown_kinds == {"example.com/v1 Mystery": ["shop"]}
     assert report.document()["unknownKinds"] == [{"kind": "example.com/v1 Mystery", "releases": ["shop"]}]
     assert report.checked == len(objects) - 1
+
+
+def test_the_memo_reads_back_the_same_inputs_and_validates_changed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = json.loads(json.dumps(DEPLOYMENT))
+    bad["spec"]["replicas"] = "two"
+    first = validate_rendered([entry(bad)], "1.35", memo=tmp_path)
+    assert len(first.problems) == 1 and list(tmp_path.glob("validation-*.json"))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(validate_module, "_validate", refuse)
+    assert validate_rendered([entry(bad)], "1.35", memo=tmp_path) == first
+    with pytest.raises(AssertionError, match="validated again"):
+        validate_rendered([entry(DEPLOYMENT)], "1.35", memo=tmp_path)
+    with pytest.raises(AssertionError, match="validated again"):
+        validate_rendered([entry(bad)], "1.34", memo=tmp_path)

@@ -17,7 +17,7 @@ import helm_python
 import jsonschema
 import pytest
 
-from analysis.render import RenderError, load_objects, render_chart
+from analysis.helm import RenderError, load_objects, render_chart
 from analysis.validate import SHARED_SCHEMAS, crd_schemas, file_schema
 from stacks.data import chart_specs
 from tools.charts import cache_dir, package_name

@@ -175,7 +175,8 @@ class Memo:
     """Rendered objects on disk (`<chart cache>/.rendered/`), keyed by the sha256 of everything a
     render depends on: helm-python-sdk's version, analysis/helm.py, the package's sha256, the release
     name, namespace, values, CRD mode, Kubernetes version and API versions. Same inputs, same
-    objects: a plan that changed no release reads them back. Delete the folder to empty it."""
+    objects (or the same refusal): a plan that changed no release reads them back. Delete the folder
+    to empty it."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -223,6 +224,8 @@ def _render_one(
         return NotRendered(request=q, reason="its values are a secret in the plan", error=False)
     key = [package.sha256, q.release, q.namespace, q.values, q.include_crds, version, sorted(api_versions)]
     cached = memo.get("objects", key)
+    if isinstance(cached, dict):  # Helm refused these very inputs before
+        return NotRendered(request=q, reason=cached["error"], error=True)
     if cached is not None:
         return RenderedRelease(request=q, objects=cached, placeholders=placeholder_paths(q.values))
     try:
@@ -237,6 +240,7 @@ def _render_one(
                 include_crds=q.include_crds,
             )
     except (RenderError, helm_python.HelmError) as err:
+        memo.put("objects", key, {"error": f"Helm: {err}"})
         return NotRendered(request=q, reason=f"Helm: {err}", error=True)
     memo.put("objects", key, objects)
     return RenderedRelease(request=q, objects=objects, placeholders=placeholder_paths(q.values))

@@ -244,3 +244,13 @@ def test_the_memo_serves_the_same_inputs_and_renders_changed_ones(
         [CLUSTER, release("shop", "widgets", "0.1.0", {"size": 2}, namespace="other")],
     ):
         assert render_plan(changed, cache=cache, lock_file=lock).errors, changed
+
+
+def test_the_memo_keeps_helms_refusal_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    helm_python.package(CHARTS / "fails-on", destination=cache)
+    plan = [CLUSTER, release("eso", "fails-on", "0.1.0", {"processPushSecret": False})]
+    first = render_plan(plan, cache=cache, lock_file=tmp_path / "none.yaml")
+    monkeypatch.setattr(render_module, "render_chart", lambda *a, **k: pytest.fail("rendered again"))
+    again = render_plan(plan, cache=cache, lock_file=tmp_path / "none.yaml")
+    assert [e.document() for e in again.errors] == [e.document() for e in first.errors] != []

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -18,6 +18,7 @@ help:
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
+	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
 	@echo "  make test                                   lint + typecheck + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
@@ -45,6 +46,9 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	touch $(DEV_STAMP)
 
 venv: $(DEV_STAMP)
+
+charts: $(STAMP)
+	$(PY) -m tools.charts
 
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))

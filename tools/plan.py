@@ -8,6 +8,11 @@ stack outputs. The policy pack (policy/) is evaluated on the planned resources a
 printed after the tree; they do not change the exit code (the tests decide what must pass).
 `--json` writes the plan document (contract: tests/fixtures/plan.schema.json), `findings` included. A
 config error prints every problem and exits 2 without writing JSON.
+
+Every Helm release is rendered with Helm's engine from the chart cache (`make charts`) and its
+objects validated (analysis/render.py, analysis/validate.py): the text plan shows each release's
+object count by kind (`--objects` prints the objects), the document gets `rendered`, `notRendered`
+and `validation`. A release Helm refuses to render makes the plan exit 1 (the JSON is still written).
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -26,10 +33,15 @@ from rich.tree import Tree
 
 from analysis.cost import CostReport, estimate
 from analysis.rehearsal import section as rehearsal_section
+from analysis.render import RenderReport, memo_dir, render_plan
+from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.policy_check import Finding, evaluate
 from tools.rehearsal_view import render_rehearsal
+
+if TYPE_CHECKING:
+    from stacks.config import PlatformConfig
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -156,6 +168,48 @@ def render_findings(findings: list[Finding], console: Console) -> None:
     )
 
 
+def render_helm(
+    report: RenderReport, validation: ValidationReport | None, console: Console, objects: bool = False
+) -> None:
+    """Each release's object count by kind (or its objects), what could not render and why."""
+    if report.rendered:
+        console.print(f"[bold]Helm releases rendered by Helm's engine[/] (Kubernetes {report.kube_version})")
+    for r in report.rendered:
+        q = r.request
+        kinds = ", ".join(f"{kind} {n}" for kind, n in r.kinds().items())
+        console.print(
+            f"  [green]{escape(q.namespace)}/{escape(q.release)}[/] ({escape(q.chart)} {q.version}): "
+            f"{kinds or 'no objects'}",
+            soft_wrap=True,
+        )
+    for n in report.not_rendered:
+        style = "bold red" if n.error else "yellow"
+        label = "render error" if n.error else "not rendered"
+        console.print(
+            f"[{style}]{label}[/] {escape(n.request.release)} ({escape(n.request.chart)} "
+            f"{n.request.version}): {escape(n.reason)}",
+            soft_wrap=True,
+        )
+    if objects:
+        for r in report.rendered:
+            console.rule(f"{r.request.release}: {len(r.objects)} objects")
+            console.print(escape(yaml.safe_dump_all(r.objects, sort_keys=True)), highlight=False)
+    if validation is not None:
+        for p in validation.problems:
+            console.print(
+                f"[red]invalid[/] {escape(p.release)}: {escape(p.object)} {escape(p.path)}: "
+                f"{escape(p.message)} [dim]({p.source})[/]",
+                soft_wrap=True,
+            )
+        for kind, releases in validation.unknown_kinds.items():
+            console.print(f"[yellow]no schema[/] for {escape(kind)} (in {', '.join(releases)})")
+        console.print(
+            f"{validation.checked} rendered object(s) validated against Kubernetes {validation.kube_version}"
+            f" and CRD schemas: {len(validation.problems)} problem(s), "
+            f"{len(validation.unknown_kinds)} kind(s) without a schema."
+        )
+
+
 def render(
     result: PlanResult, capacity: dict[str, Any], console: Console, findings: list[Finding] | None = None
 ) -> None:
@@ -235,11 +289,53 @@ def render_cost(cost: CostReport, console: Console) -> None:
         console.print(f"  [yellow]{finding['level']}[/] {finding['rule']}: {escape(finding['message'])}")
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """The plan document with every analysis section, and what the text view prints from it."""
+
+    document: dict[str, Any]
+    findings: list[Finding]
+    cost: CostReport
+    helm: RenderReport
+    validation: ValidationReport | None
+
+
+def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
+    """Every analysis of the recorded plan, each adding its own section to one document."""
+    document = result.document()
+    findings = evaluate(result, production=cfg.production)
+    # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
+    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records)
+    findings = sorted(
+        [*findings, *rehearsal_findings],
+        key=lambda f: (f.level != "mandatory", f.rule, f.urn or "", f.message),
+    )
+    document["findings"] = [f.document() for f in findings]
+    document["capacity"] = cfg.capacity_report().document()
+    # Name each private subnet's AZ, in the order the VPC received them.
+    zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
+    free = document["capacity"].pop("freeIpsPerAz")
+    document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
+    document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
+    cost = estimate(document, budget=cfg.monthly_budget)
+    document["cost"] = cost.document()
+    document["findings"] += cost.findings()
+    helm = render_plan(document["resources"])
+    document.update(helm.document())
+    validation = (
+        validate_rendered(document["rendered"], helm.kube_version, memo=memo_dir()) if helm.rendered else None
+    )
+    if validation is not None:
+        document["validation"] = validation.document()
+    return Analysis(document, findings, cost, helm, validation)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -279,27 +375,18 @@ def main(argv: list[str] | None = None) -> int:
         errors.print(f"{len(err.issues)} problem(s); nothing was planned.")
         return 2
 
-    document = result.document()
-    findings = evaluate(result, production=cfg.production)
-    # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
-    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records)
-    findings = sorted(
-        [*findings, *rehearsal_findings],
-        key=lambda f: (f.level != "mandatory", f.rule, f.urn or "", f.message),
+    plan = analyse(result, cfg)
+    document, findings, cost, helm, validation = (
+        plan.document,
+        plan.findings,
+        plan.cost,
+        plan.helm,
+        plan.validation,
     )
-    document["findings"] = [f.document() for f in findings]
-    document["capacity"] = cfg.capacity_report().document()
-    # Name each private subnet's AZ, in the order the VPC received them.
-    zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
-    free = document["capacity"].pop("freeIpsPerAz")
-    document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
-    document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
-    cost = estimate(document, budget=cfg.monthly_budget)
-    document["cost"] = cost.document()
-    document["findings"] += cost.findings()
     if not args.quiet:
         render(result, document["capacity"], console, findings)
         render_rehearsal(document["rehearsal"], console)
+        render_helm(helm, validation, console, objects=args.objects)
         found = placeholders.find(raw)
         if found:
             console.print(
@@ -310,11 +397,17 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  {escape(key)} = {escape(value)}: {reason}", highlight=False, soft_wrap=True)
 
         render_cost(cost, console)
+    for n in helm.errors:
+        errors.print(
+            f"[bold red]Helm cannot render release {escape(n.request.release)}[/] (chart "
+            f"{escape(n.request.chart)} {n.request.version}): {escape(n.reason)}",
+            soft_wrap=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
-    return 0
+    return 1 if helm.errors else 0
 
 
 if __name__ == "__main__":

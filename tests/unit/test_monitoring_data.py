@@ -1,7 +1,7 @@
 """The monitoring data the Monitoring component loads: alert rules, ServiceMonitors, Grafana
 dashboards and the kube-prometheus-stack base values.
 
-Checked offline against the vendored CRD schemas and with a real PromQL parser (promql-parser),
+Checked offline against the upstream CRD schemas and with a real PromQL parser (promql-parser),
 plus the conventions that the runbooks, Alertmanager routing and the "no secret in Helm values"
 rule depend on. The negative tests show each check rejects broken input.
 """

@@ -48,7 +48,11 @@ def test_plan_document_holds_no_secret_value(plan: PlanResult) -> None:
     assert plan.document()["outputs"]["kubeconfig"] == "[secret]"
 
 
-def test_cli_writes_the_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_json_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty chart cache: this test is about the document, tests/unit/test_render*.py about Helm.
+    monkeypatch.setenv("EKS_PLATFORM_CHARTS", str(tmp_path / "charts"))
     out = tmp_path / "plan.json"
     assert plan_cli.main(["--stack", "prod", "--json", str(out)]) == 0
     document = json.loads(out.read_text())
@@ -94,14 +98,3 @@ def test_stack_config_reads_like_the_engine() -> None:
     assert secret_keys == []
     dev, _ = stack_config("dev")
     assert dev["eks-platform:production"] == "false"  # project default where the stack is silent
-
-
-def test_vendored_crd_schemas_match_the_shared_set() -> None:
-    from tests.schemas import SCHEMA_DIR, SHARED_DIR
-
-    if not SHARED_DIR.exists():
-        pytest.skip("the shared CRD schema set is not beside this checkout; the vendored copies are used")
-    vendored = sorted(p.relative_to(SCHEMA_DIR) for p in SCHEMA_DIR.rglob("*.json"))
-    assert vendored
-    for rel in vendored:
-        assert json.loads((SHARED_DIR / rel).read_text()) == json.loads((SCHEMA_DIR / rel).read_text()), rel

@@ -1,0 +1,3 @@
+{{- define "widgets.labels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

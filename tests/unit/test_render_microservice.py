@@ -1,0 +1,99 @@
+"""The project's own chart, charts/microservice, rendered by Helm's engine with every service's values
+for every stack (services/<service>/deploy/<stack>.yaml), as ArgoCD renders it, and validated.
+
+A values file that breaks the chart's values.schema.json, or a template, fails here. Custom resources
+(ServiceMonitor, VerticalPodAutoscaler) are checked against their CRD schemas (tests/schemas.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+from analysis.helm import RenderError, render_chart
+from analysis.render import kube_version
+from analysis.validate import validate_rendered
+from tests.conftest import STACKS
+from tests.schemas import validate_custom_resource
+from tools.mocks import ROOT, PlanResult
+
+CHART = ROOT / "charts" / "microservice"
+SERVICES = sorted(p.parent.parent.name for p in (ROOT / "services").glob("*/deploy/dev.yaml"))
+CUSTOM = {"monitoring.coreos.com/v1 ServiceMonitor", "autoscaling.k8s.io/v1 VerticalPodAutoscaler"}
+
+
+def render(values_file: Path, service: str, version: str | None) -> list[dict[str, Any]]:
+    values = yaml.safe_load(values_file.read_text()) or {}
+    with helm_python.Chart.load(CHART) as chart:
+        return render_chart(chart, values, release=service, namespace=service, kube_version=version)
+
+
+def test_every_service_has_values_for_every_stack() -> None:
+    assert SERVICES, "no service under services/"
+    for service in SERVICES:
+        assert {p.stem for p in (ROOT / "services" / service / "deploy").glob("*.yaml")} == set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_chart_renders_valid_objects_with_each_services_values(
+    service: str, stack: str, plans: dict[str, PlanResult]
+) -> None:
+    version = kube_version(r.document() for r in plans[stack].records)
+    assert version, "the plan records the cluster's Kubernetes version"
+    objects = render(ROOT / "services" / service / "deploy" / f"{stack}.yaml", service, version)
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(
+        [
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "VerticalPodAutoscaler",
+        ]
+    )
+    report = validate_rendered(
+        [{"urn": service, "release": service, "objects": objects}], version, schema_dir=None
+    )
+    assert [p.document() for p in report.problems] == []
+    assert set(report.unknown_kinds) == CUSTOM, "custom resources are checked below"
+    for obj in objects:
+        if f"{obj['apiVersion']} {obj['kind']}" in CUSTOM:
+            validate_custom_resource(obj)
+
+
+def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in change.items():
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"replicas": 3}, "additional properties 'replicas' not allowed"),
+        ({"autoscaling": {"minReplicas": "many"}}, "minReplicas"),
+        (
+            {"verticalAutoscaling": {"updateMode": "Recreate", "controlledResources": ["cpu"]}},
+            "controlledResources",
+        ),
+    ],
+)
+def test_a_values_file_that_breaks_the_schema_fails_to_render(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    good = ROOT / "services" / SERVICES[0] / "deploy" / "prod.yaml"
+    render(good, SERVICES[0], "1.35")
+    bad = tmp_path / "prod.yaml"
+    bad.write_text(yaml.safe_dump(merged(yaml.safe_load(good.read_text()), change)))
+    with pytest.raises(RenderError, match=message):
+        render(bad, SERVICES[0], "1.35")

@@ -23,8 +23,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from analysis import fit
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
-from tools.policy_check import Finding, evaluate
+from tools.policy_check import Finding, evaluate, sort_findings
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -181,6 +182,14 @@ def render(
         f"{capacity['plannedPods']:,} · pod IPs needed {capacity['requiredIps']:,} of "
         f"{capacity['usableIps']:,} usable"
     )
+    nodes = capacity.get("systemNodes")
+    if nodes:
+        console.print(
+            f"system nodes ({nodes['basis']} basis): {nodes['nodes']} x {nodes['instanceType']}, requests "
+            f"{nodes['requests']['cpu']} of {nodes['allocatable']['cpu']} CPU, "
+            f"{nodes['requests']['memoryGiB']} of {nodes['allocatable']['memoryGiB']} GiB · "
+            f"fits {nodes['fits']} · with one node lost {nodes['fitsWithOneNodeLost']}"
+        )
     custom = sum(1 for r in result.records if r.custom)
     protected = sum(1 for r in result.records if r.protect)
     console.print(
@@ -223,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
 
     document = result.document()
     findings = evaluate(result, production=cfg.production)
-    document["findings"] = [f.document() for f in findings]
     document["capacity"] = cfg.capacity_report().document()
+    # Scheduling fit of the system nodes (analysis/fit.py), from the rendered pods when present.
+    system_nodes = fit.system_nodes(result.records, document.get("rendered"))
+    document["capacity"]["systemNodes"] = system_nodes
+    findings = sort_findings([*findings, *fit.findings(system_nodes, cfg.production)])
+    document["findings"] = [f.document() for f in findings]
     # Name each private subnet's AZ, in the order the VPC received them.
     zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
     free = document["capacity"].pop("freeIpsPerAz")

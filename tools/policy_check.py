@@ -56,6 +56,11 @@ def evaluate_resources(resources: Sequence[Resource], production: bool) -> list[
             continue
         for urn, message in stack_rule.evaluate(resources, ctx):
             findings.append(Finding(stack_rule.name, level, urn, message))
+    return sort_findings(findings)
+
+
+def sort_findings(findings: Sequence[Finding]) -> list[Finding]:
+    """Mandatory first, then by rule, resource and message (the plan's order is deterministic)."""
     order = {Level.MANDATORY: 0, Level.ADVISORY: 1}
     return sorted(findings, key=lambda f: (order[f.level], f.rule, f.urn or "", f.message))
 

@@ -23,7 +23,9 @@ CHARTS = ROOT.parent / "shared" / "charts"
 HELM = "kubernetes:helm.sh/v3:Release"
 
 # Maps whose keys the chart passes through as they are (Kubernetes fields, config files).
-FREE_FORM = frozenset({"affinity", "nodeSelector", "resources", "annotations", "labels", "cm", "params", "rbac"})
+FREE_FORM = frozenset(
+    {"affinity", "nodeSelector", "resources", "annotations", "labels", "cm", "params", "rbac"}
+)
 
 # Keys absent from a chart's values.yaml that its templates read, each checked in the template at
 # the pinned commit (shared/charts/README.md names the commits).

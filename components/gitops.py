@@ -59,7 +59,12 @@ def stack_values(args: GitOpsArgs) -> dict[str, Any]:
         "applicationSet": {"replicas": replicas, "pdb": _pdb(ha)},
         # Zone spread for every Argo CD component with more than one replica; the chart fills in
         # each component's own label selector when it is left out (values.yaml, global).
-        "global": {"topologySpreadConstraints": [ZONE_SPREAD] if ha else []},
+        # Hard hostname anti-affinity in prod (the chart's default is soft): two replicas of one
+        # component never share a node, so losing a node takes at most one of them.
+        "global": {
+            "topologySpreadConstraints": [ZONE_SPREAD] if ha else [],
+            "affinity": {"podAntiAffinity": "hard" if ha else "soft"},
+        },
     }
 
 
@@ -80,7 +85,15 @@ def _redis_ha(ha: bool) -> dict[str, Any]:
         return {"enabled": False}
     # One switch for the Redis StatefulSet and HAProxy alike (templates/redis-ha-statefulset.yaml,
     # templates/redis-haproxy-deployment.yaml both read the top-level key).
-    return {"enabled": True, "topologySpreadConstraints": {"enabled": True, **ZONE_SPREAD}}
+    # PDBs only when set (templates/redis-ha-pdb.yaml, redis-haproxy-pdb.yaml): one pod of three
+    # at a time, so Sentinel keeps its quorum of two through a drain.
+    one_at_a_time = {"maxUnavailable": 1}
+    return {
+        "enabled": True,
+        "topologySpreadConstraints": {"enabled": True, **ZONE_SPREAD},
+        "podDisruptionBudget": one_at_a_time,
+        "haproxy": {"podDisruptionBudget": one_at_a_time},
+    }
 
 
 def services_project(args: GitOpsArgs) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from rich.tree import Tree
 
 from analysis import fit
 from tools.mocks import ROOT, PlanResult, Registration, run_stack, stack_config
-from tools.policy_check import Finding, evaluate, sort_findings
+from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findings
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -236,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     # Scheduling fit of the system nodes (analysis/fit.py), from the rendered pods when present.
     system_nodes = fit.system_nodes(result.records, document.get("rendered"))
     document["capacity"]["systemNodes"] = system_nodes
-    findings = sort_findings([*findings, *fit.findings(system_nodes, cfg.production)])
+    findings = [*findings, *fit.findings(system_nodes, cfg.production)]
+    if document.get("rendered"):
+        findings += evaluate_rendered(document["rendered"], cfg.production)
+    findings = sort_findings(findings)
     document["findings"] = [f.document() for f in findings]
     # Name each private subnet's AZ, in the order the VPC received them.
     zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")

@@ -8,13 +8,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# checkov pins packages the project's venv cannot hold (packaging<24, boto3==1.35.49, ...): it gets
+# a virtualenv of its own, like a pre-commit hook, and tools/scan.py talks to it through files.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv plan test lint typecheck unit bench preview up destroy addon-versions integration it-cleanup
+.PHONY: help venv plan test lint typecheck unit scan bench preview up destroy addon-versions integration it-cleanup
 
 help:
 	@echo "make plan [STACK=dev|prod] [JSON=plan.json]  offline plan under the mock engine"
-	@echo "make test                                     lint, type-check and the whole test suite"
+	@echo "make test                                     lint, type-check, the whole test suite and the scan"
+	@echo "make scan [JSON=plan.json]                    checkov over the rendered Helm objects (own venv)"
 	@echo "make bench                                    time the offline plan of the prod stack"
 	@echo "make preview|up|destroy STACK=<stack>         real Pulumi CLI (needs pulumi, AWS credentials); preview/up enforce policy/"
 	@echo "make addon-versions STACK=<stack>             compare pinned EKS add-ons with what AWS offers"
@@ -34,6 +40,11 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 
 venv: $(DEV_STAMP)
 
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
 
@@ -47,7 +58,12 @@ typecheck: $(DEV_STAMP)
 unit: $(DEV_STAMP)
 	$(PY) -m pytest
 
-test: lint typecheck unit
+# Renders the service chart (and every upstream chart at hand in .charts/), runs checkov, and fails
+# on a failed check not listed in policy/checkov-exceptions.yaml. JSON=plan.json adds its findings.
+scan: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) -m tools.scan --checkov $(CHECKOV_VENV)/bin/checkov $(if $(JSON),--plan-json $(JSON))
+
+test: lint typecheck unit scan
 
 bench: $(STAMP)
 	$(PY) -m tools.bench --stack prod

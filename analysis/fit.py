@@ -171,11 +171,15 @@ def values_pods(records: Sequence[Registration]) -> list[Pod]:
             if w.name not in DAEMONSETS and selector.get(SYSTEM_NODE_LABEL[0]) != SYSTEM_NODE_LABEL[1]:
                 continue
             cpu, memory = _requests(get(values, w.resources))
-            for path in SIDECARS.get(w.name, ()):
-                extra = _requests(get(values, path))
+            for sidecar in SIDECARS.get(w.name, ()):
+                extra = _requests(get(values, sidecar))
                 cpu, memory = cpu + extra[0], memory + extra[1]
-            path, default = REPLICAS.get(w.name, (None, 1))
-            count = w.replica_count(values) if w.replicas else int(get(values, path, default)) if path else 1
+            if w.replicas:
+                count = w.replica_count(values)
+            elif w.name in REPLICAS:
+                count = int(get(values, REPLICAS[w.name][0], REPLICAS[w.name][1]))
+            else:
+                count = 1
             pods.append(Pod(w.name, cpu, memory, count or 1, w.name in DAEMONSETS))
     return pods
 

@@ -182,13 +182,13 @@ def render(
         f"{capacity['plannedPods']:,} · pod IPs needed {capacity['requiredIps']:,} of "
         f"{capacity['usableIps']:,} usable"
     )
-    nodes = capacity.get("systemNodes")
-    if nodes:
+    system = capacity.get("systemNodes")
+    if system:
         console.print(
-            f"system nodes ({nodes['basis']} basis): {nodes['nodes']} x {nodes['instanceType']}, requests "
-            f"{nodes['requests']['cpu']} of {nodes['allocatable']['cpu']} CPU, "
-            f"{nodes['requests']['memoryGiB']} of {nodes['allocatable']['memoryGiB']} GiB · "
-            f"fits {nodes['fits']} · with one node lost {nodes['fitsWithOneNodeLost']}"
+            f"system nodes ({system['basis']} basis): {system['nodes']} x {system['instanceType']}, requests "
+            f"{system['requests']['cpu']} of {system['allocatable']['cpu']} CPU, "
+            f"{system['requests']['memoryGiB']} of {system['allocatable']['memoryGiB']} GiB · "
+            f"fits {system['fits']} · with one node lost {system['fitsWithOneNodeLost']}"
         )
     custom = sum(1 for r in result.records if r.custom)
     protected = sum(1 for r in result.records if r.protect)

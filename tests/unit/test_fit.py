@@ -113,7 +113,9 @@ def _deployment(
 
 def test_rendered_pods_are_used_when_every_release_is_rendered(prod: PlanResult) -> None:
     releases = sorted(r.urn for r in prod.of_type(fit.HELM))
-    rendered = [{"urn": urn, "chart": "c", "version": "1", "objects": []} for urn in releases]
+    rendered: list[dict[str, Any]] = [
+        {"urn": u, "chart": "c", "version": "1", "objects": []} for u in releases
+    ]
     rendered[0]["objects"] = [
         _deployment("big", "3", "1Gi"),
         _deployment("elsewhere", "8", "1Gi", system=False),

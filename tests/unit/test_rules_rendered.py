@@ -10,10 +10,12 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from policy import rules_rendered as rr
 from policy.model import Level
 from policy.rules import RENDERED_RULES
+from tools import scan
 from tools.mocks import ROOT
 from tools.policy_check import evaluate_rendered
 
@@ -223,3 +225,89 @@ def test_the_microservice_chart_renders_within_the_rules() -> None:
     objects = render(ROOT / "charts" / "microservice", values)
     # Services are not platform controllers: no priority class (the only finding, by design).
     assert rules_hit(objects) == {"rendered-priority-class"}
+
+
+# checkov's side (tools/scan.py): the exceptions file and the judgement, without running checkov
+# (`make scan` runs it, in its own virtualenv).
+
+
+def test_every_exception_names_a_check_an_object_and_a_reason() -> None:
+    accepted = scan.load_exceptions()
+    keys = [(e.check, e.chart, e.resource) for e in accepted]
+    assert accepted and len(keys) == len(set(keys))
+    assert all(len(e.reason) >= 20 for e in accepted)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"check": "CKV_K8S_1", "chart": "c", "resource": "Deployment.ns.c"}, "reason"),
+        ({"check": "K8S_1", "chart": "c", "resource": "Deployment.ns.c", "reason": "x" * 30}, "check"),
+        ({"check": "CKV_K8S_1", "chart": "c", "resource": "c", "reason": "x" * 30}, "resource"),
+        (
+            {
+                "check": "CKV_K8S_1",
+                "chart": "c",
+                "resource": "Deployment.ns.c",
+                "reason": "x" * 30,
+                "until": 1,
+            },
+            "until",
+        ),
+    ],
+)
+def test_a_bad_exception_is_rejected_by_name(tmp_path: Path, entry: dict[str, Any], field: str) -> None:
+    bad = tmp_path / "exceptions.yaml"
+    bad.write_text(yaml.safe_dump({"exceptions": [entry]}))
+    with pytest.raises(ValidationError, match=field):
+        scan.load_exceptions(bad)
+
+
+RELEASE = scan.Release("prod", "c", "c", "urn:c", ())
+CHECKS = [
+    {
+        "check_id": "CKV_K8S_11",
+        "check_name": "CPU limits",
+        "file_path": "/prod__c__c.yaml",
+        "resource": "Deployment.ns.c",
+    },
+    {
+        "check_id": "CKV2_K8S_6",
+        "check_name": "NetworkPolicy",
+        "file_path": "/prod__c__c.yaml",
+        "resource": "Pod.ns.c.app-c",
+    },
+]
+
+
+def accept(check: str, resource: str, chart: str = "c") -> scan.Accepted:
+    return scan.Accepted(check=check, chart=chart, resource=resource, reason="accepted for this test only")
+
+
+def test_failed_checks_map_to_their_release_and_object() -> None:
+    found = scan.failures(CHECKS, [RELEASE])
+    assert [(f.check, f.resource, f.urn) for f in found] == [
+        ("CKV_K8S_11", "Deployment.ns.c", "urn:c"),
+        ("CKV2_K8S_6", "Pod.ns.c", "urn:c"),
+    ]
+
+
+def test_a_new_failure_and_a_stale_exception_both_fail_the_scan() -> None:
+    found = scan.failures(CHECKS, [RELEASE])
+    new, stale = scan.judge(found, (accept("CKV_K8S_11", "Deployment.ns.c"),), {"c"})
+    assert [f.check for f in new] == ["CKV2_K8S_6"] and stale == []
+    gone = accept("CKV_K8S_8", "Deployment.ns.c")
+    new, stale = scan.judge(
+        found, (accept("CKV_K8S_11", "Deployment.ns.c"), accept("CKV2_K8S_6", "Pod.ns.c"), gone), {"c"}
+    )
+    assert new == [] and stale == [gone]
+    # A chart that was not rendered this time (no package at hand, as in CI) keeps its exceptions.
+    assert scan.judge([], (accept("CKV_K8S_8", "Deployment.ns.x", chart="x"),), {"c"}) == ([], [])
+
+
+def test_failed_checks_become_plan_findings() -> None:
+    found = scan.failures(CHECKS, [RELEASE])
+    new, _ = scan.judge(found, (accept("CKV_K8S_11", "Deployment.ns.c"),), {"c"})
+    levels = {f["rule"]: f["level"] for f in scan.findings(found, new, "prod")}
+    assert levels == {"checkov-CKV_K8S_11": "advisory", "checkov-CKV2_K8S_6": "mandatory"}
+    assert scan.findings(found, new, "dev") == []

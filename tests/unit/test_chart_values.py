@@ -24,7 +24,19 @@ HELM = "kubernetes:helm.sh/v3:Release"
 
 # Maps whose keys the chart passes through as they are (Kubernetes fields, config files).
 FREE_FORM = frozenset(
-    {"affinity", "nodeSelector", "resources", "annotations", "labels", "cm", "params", "rbac"}
+    {
+        "affinity",
+        "nodeSelector",
+        "resources",
+        "annotations",
+        "labels",
+        "podSecurityContext",
+        "securityContext",
+        "containerSecurityContext",
+        "cm",
+        "params",
+        "rbac",
+    }
 )
 
 # Keys absent from a chart's values.yaml that its templates read, each checked in the template at

@@ -63,7 +63,7 @@ unit: $(DEV_STAMP)
 scan: $(STAMP) $(CHECKOV_STAMP)
 	$(PY) -m tools.scan --checkov $(CHECKOV_VENV)/bin/checkov $(if $(JSON),--plan-json $(JSON))
 
-test: lint typecheck unit scan
+test: lint typecheck scan unit
 
 bench: $(STAMP)
 	$(PY) -m tools.bench --stack prod

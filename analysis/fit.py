@@ -51,8 +51,9 @@ DAEMONSETS = frozenset({"node-exporter"})
 # Workloads a chart drops when another switch is on (argo-cd 10.1.1 renders its single Redis only
 # without redis-ha: templates/redis/deployment.yaml).
 REPLACED_BY = {"argocd-redis": "redis-ha.enabled"}
-# Containers that share a workload's pod and have their own values key.
-SIDECARS = {"grafana": ("grafana.sidecar.resources",)}
+# Containers that share a workload's pod and have their own values key: grafana 12.11.1 gives
+# `sidecar.resources` to both its dashboards and its datasources sidecar (found by rendering).
+SIDECARS = {"grafana": ("grafana.sidecar.resources", "grafana.sidecar.resources")}
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,17 @@ class Failure:
     resource: str
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's `value` resolver: the AlertmanagerConfig CRD's bare `=` enum
+    value is a string, not the `!!value` tag PyYAML cannot construct."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_exceptions(path: Path = EXCEPTIONS) -> tuple[Accepted, ...]:
     return Exceptions.model_validate(yaml.safe_load(path.read_text())).exceptions
 
@@ -91,7 +102,7 @@ def _objects(texts: Mapping[str, str], namespace: str) -> tuple[Mapping[str, Any
     for path, text in sorted(texts.items()):
         if not path.endswith((".yaml", ".yml")):
             continue
-        for doc in yaml.safe_load_all(text):
+        for doc in yaml.load_all(text, Loader=_Loader):
             if isinstance(doc, dict) and doc.get("kind"):
                 doc.setdefault("metadata", {}).setdefault("namespace", namespace)
                 out.append(doc)

@@ -8,9 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# checkov pins packages the project's venv cannot hold (packaging<24, boto3==1.35.49, ...): it gets
+# a virtualenv of its own, like a pre-commit hook, and tools/scan.py talks to it through files.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan test lint typecheck unit bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -23,6 +28,7 @@ help:
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
 	@echo "  make unit                                   the whole pytest suite"
+	@echo "  make scan [JSON=plan.json]                  checkov over the rendered Helm objects (own venv)"
 	@echo "  make bench                                  time the offline plan of the prod stack"
 	@echo "  make venv                                   (re)build .venv from requirements*.txt"
 	@echo "Against AWS (needs credentials):"
@@ -50,6 +56,11 @@ venv: $(DEV_STAMP)
 charts: $(STAMP)
 	$(PY) -m tools.charts
 
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
 plan: $(STAMP)
 	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
 
@@ -76,7 +87,12 @@ typecheck: $(DEV_STAMP)
 unit: $(DEV_STAMP)
 	$(PY) -m pytest
 
-test: lint typecheck unit
+# Renders the service chart (and every upstream chart at hand in .charts/), runs checkov, and fails
+# on a failed check not listed in policy/checkov-exceptions.yaml. JSON=plan.json adds its findings.
+scan: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) -m tools.scan --checkov $(CHECKOV_VENV)/bin/checkov $(if $(JSON),--plan-json $(JSON))
+
+test: lint typecheck scan unit
 
 bench: $(STAMP)
 	$(PY) -m tools.bench --stack prod

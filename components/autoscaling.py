@@ -12,6 +12,7 @@ from components.helm import ChartSpec, merge, release
 
 NAMESPACE = "kube-system"
 ZONE_SPREAD_KEY = "topology.kubernetes.io/zone"
+HOST_KEY = "kubernetes.io/hostname"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +27,28 @@ class PodAutoscalingArgs:
     recommend_for: tuple[tuple[str, str], ...]
     # The system nodes the controllers run on.
     system_nodes: pulumi.Resource
+
+
+def _anti_affinity(labels: dict[str, str]) -> dict[str, Any]:
+    """Never two replicas on one node (required), and prefer different zones.
+
+    Used where a chart renders `affinity` but no topology spread (VPA 0.11.0), and beside the zone
+    spread where a soft spread alone could leave both replicas on one node (metrics-server).
+    """
+    selector = {"matchLabels": labels}
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": selector, "topologyKey": HOST_KEY}
+            ],
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {"labelSelector": selector, "topologyKey": ZONE_SPREAD_KEY},
+                }
+            ],
+        }
+    }
 
 
 def _zone_spread(labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -59,9 +82,12 @@ class PodAutoscaling(pulumi.ComponentResource):
             "podDisruptionBudget": {"enabled": ha, "minAvailable": 1} if ha else {"enabled": False},
         }
         if ha:
-            metrics_overrides["topologySpreadConstraints"] = _zone_spread(
-                {"app.kubernetes.io/name": "metrics-server"}
-            )
+            labels = {
+                "app.kubernetes.io/name": "metrics-server",
+                "app.kubernetes.io/instance": "metrics-server",
+            }
+            metrics_overrides["topologySpreadConstraints"] = _zone_spread(labels)
+            metrics_overrides["affinity"] = _anti_affinity(labels)
         release(
             f"{name}-metrics-server",
             release_name="metrics-server",
@@ -79,11 +105,14 @@ class PodAutoscaling(pulumi.ComponentResource):
                 "podDisruptionBudget": {"enabled": ha},
             }
             if ha:
-                vpa_overrides[part]["topologySpreadConstraints"] = _zone_spread(
+                # VPA chart 0.11.0 renders no topologySpreadConstraints (no template reads them), only
+                # `affinity`, which replaces its default soft hostname anti-affinity: both go here.
+                vpa_overrides[part]["affinity"] = _anti_affinity(
                     {
+                        "app.kubernetes.io/instance": "vertical-pod-autoscaler",
                         "app.kubernetes.io/component": part.replace(
                             "admissionController", "admission-controller"
-                        )
+                        ),
                     }
                 )
         vpa = release(

@@ -47,11 +47,52 @@ def stack_values(args: GitOpsArgs) -> dict[str, Any]:
                 }
             },
         },
-        "redis-ha": {"enabled": ha},
-        "controller": {"replicas": 1, "pdb": {"enabled": ha}},
-        "server": {"replicas": replicas, "pdb": {"enabled": ha}},
-        "repoServer": {"replicas": replicas, "pdb": {"enabled": ha}},
-        "applicationSet": {"replicas": replicas, "pdb": {"enabled": ha}},
+        "redis-ha": _redis_ha(ha),
+        # One controller replica (it shards clusters, one is right for one cluster): a PDB could
+        # only block drains (minAvailable 1) or protect nothing, so it gets none.
+        "controller": {"replicas": 1, "pdb": {"enabled": False}},
+        # argo-cd 10.1.1 renders `minAvailable: 0` when `pdb.enabled` comes without a bound
+        # (templates/argocd-*/pdb.yaml: `minAvailable: {{ .minAvailable | default 0 }}`): such a
+        # PDB protects nothing, so the bound is explicit.
+        "server": {"replicas": replicas, "pdb": _pdb(ha)},
+        "repoServer": {"replicas": replicas, "pdb": _pdb(ha)},
+        "applicationSet": {"replicas": replicas, "pdb": _pdb(ha)},
+        # Zone spread for every Argo CD component with more than one replica; the chart fills in
+        # each component's own label selector when it is left out (values.yaml, global).
+        # Hard hostname anti-affinity in prod (the chart's default is soft): two replicas of one
+        # component never share a node, so losing a node takes at most one of them.
+        "global": {
+            "topologySpreadConstraints": [ZONE_SPREAD] if ha else [],
+            "affinity": {"podAntiAffinity": "hard" if ha else "soft"},
+        },
+    }
+
+
+ZONE_SPREAD = {
+    "maxSkew": 1,
+    "topologyKey": "topology.kubernetes.io/zone",
+    "whenUnsatisfiable": "ScheduleAnyway",
+}
+
+
+def _pdb(ha: bool) -> dict[str, Any]:
+    return {"enabled": True, "minAvailable": 1} if ha else {"enabled": False}
+
+
+def _redis_ha(ha: bool) -> dict[str, Any]:
+    """redis-ha 4.38.0 keeps its default hard hostname anti-affinity; prod adds zone spread."""
+    if not ha:
+        return {"enabled": False}
+    # One switch for the Redis StatefulSet and HAProxy alike (templates/redis-ha-statefulset.yaml,
+    # templates/redis-haproxy-deployment.yaml both read the top-level key).
+    # PDBs only when set (templates/redis-ha-pdb.yaml, redis-haproxy-pdb.yaml): one pod of three
+    # at a time, so Sentinel keeps its quorum of two through a drain.
+    one_at_a_time = {"maxUnavailable": 1}
+    return {
+        "enabled": True,
+        "topologySpreadConstraints": {"enabled": True, **ZONE_SPREAD},
+        "podDisruptionBudget": one_at_a_time,
+        "haproxy": {"podDisruptionBudget": one_at_a_time},
     }
 
 

@@ -100,7 +100,10 @@ class Monitoring(pulumi.ComponentResource):
             release_name="prometheus-operator-crds",
             namespace=NAMESPACE,
             spec=args.crd_chart,
-            values={},
+            # Helm leaves a resource with this annotation in place on uninstall or replace, so a
+            # lost release never deletes every ServiceMonitor and rule (the `crds` subchart of
+            # prometheus-operator-crds adds `crds.annotations` to each CRD).
+            values={"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=args.depends_on),
         )
         stack = release(

@@ -59,6 +59,32 @@ class SecretsArgs:
     depends_on: list[pulumi.Resource]
 
 
+def _placement(ha: bool, app: str) -> dict[str, Any]:
+    """Prod: the replicas of one Deployment on different nodes (required) and zones (spread)."""
+    if not ha:
+        return {}
+    selector = {
+        "matchLabels": {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": "external-secrets"}
+    }
+    return {
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": selector,
+            }
+        ],
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
+        },
+    }
+
+
 class Secrets(pulumi.ComponentResource):
     """The platform's secrets in AWS Secrets Manager, and External Secrets to use them in-cluster.
 
@@ -158,7 +184,12 @@ class Secrets(pulumi.ComponentResource):
                     "replicaCount": 2 if ha else 1,
                     "leaderElect": ha,
                     "podDisruptionBudget": {"enabled": ha, "minAvailable": 1},
-                    "webhook": {"replicaCount": 2 if ha else 1, "podDisruptionBudget": {"enabled": ha}},
+                    **_placement(ha, "external-secrets"),
+                    "webhook": {
+                        "replicaCount": 2 if ha else 1,
+                        "podDisruptionBudget": {"enabled": ha, "minAvailable": 1},
+                        **_placement(ha, "external-secrets-webhook"),
+                    },
                     "certController": {"podDisruptionBudget": {"enabled": False}},
                 },
             ),

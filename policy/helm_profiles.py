@@ -97,7 +97,9 @@ def _redis_ha(key: str) -> Workload:
         name=f"argocd-redis-ha-{key}",
         resources=f"redis-ha.{key}.resources",
         # redis-ha is a sub-chart of its own: Argo CD's `global.nodeSelector` does not reach it.
-        placement=(f"redis-ha.{'haproxy.' if key == 'haproxy' else ''}nodeSelector",),
+        # redis-ha 4.38.0 places HAProxy with the top-level `nodeSelector` as well
+        # (templates/redis-haproxy-deployment.yaml); it reads no `haproxy.nodeSelector`.
+        placement=("redis-ha.nodeSelector",),
         enabled="redis-ha.enabled",
         enabled_default=False,
     )

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from policy import rules_data, rules_eks, rules_helm, rules_iam, rules_k8s, rules_network, rules_nodes
+from policy import (
+    rules_data,
+    rules_eks,
+    rules_helm,
+    rules_iam,
+    rules_k8s,
+    rules_network,
+    rules_nodes,
+    rules_rendered,
+)
 from policy.model import ResourceRule, StackRule
+from policy.rules_rendered import RenderedRule
 
 RULES: tuple[ResourceRule | StackRule, ...] = tuple(
     rule
@@ -12,7 +22,10 @@ RULES: tuple[ResourceRule | StackRule, ...] = tuple(
 )
 RESOURCE_RULES = tuple(r for r in RULES if isinstance(r, ResourceRule))
 STACK_RULES = tuple(r for r in RULES if isinstance(r, StackRule))
+# Rules over the rendered Helm objects of the plan (its `rendered` section); CrossGuard never sees
+# rendered objects, so only the offline plan evaluates them.
+RENDERED_RULES: tuple[RenderedRule, ...] = tuple(rules_rendered.RULES)
 
-_names = [r.name for r in RULES]
+_names = [r.name for r in (*RULES, *RENDERED_RULES)]
 if len(set(_names)) != len(_names):
     raise RuntimeError(f"duplicate rule names: {sorted({n for n in _names if _names.count(n) > 1})}")

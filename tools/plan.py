@@ -31,13 +31,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from analysis import fit
 from analysis.cost import CostReport, estimate
 from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
-from tools.policy_check import Finding, evaluate
+from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findings
 from tools.rehearsal_view import render_rehearsal
 
 if TYPE_CHECKING:
@@ -240,6 +241,14 @@ def render(
         f"{capacity['plannedPods']:,} · pod IPs needed {capacity['requiredIps']:,} of "
         f"{capacity['usableIps']:,} usable"
     )
+    system = capacity.get("systemNodes")
+    if system:
+        console.print(
+            f"system nodes ({system['basis']} basis): {system['nodes']} x {system['instanceType']}, requests "
+            f"{system['requests']['cpu']} of {system['allocatable']['cpu']} CPU, "
+            f"{system['requests']['memoryGiB']} of {system['allocatable']['memoryGiB']} GiB · "
+            f"fits {system['fits']} · with one node lost {system['fitsWithOneNodeLost']}"
+        )
     custom = sum(1 for r in result.records if r.custom)
     protected = sum(1 for r in result.records if r.protect)
     console.print(
@@ -306,12 +315,23 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     findings = evaluate(result, production=cfg.production)
     # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
     document["rehearsal"], rehearsal_findings = rehearsal_section(result.records)
-    findings = sorted(
-        [*findings, *rehearsal_findings],
-        key=lambda f: (f.level != "mandatory", f.rule, f.urn or "", f.message),
+    findings += rehearsal_findings
+    # Every Helm release rendered by Helm's engine (analysis/render.py), its objects validated.
+    helm = render_plan(document["resources"])
+    document.update(helm.document())
+    validation = (
+        validate_rendered(document["rendered"], helm.kube_version, memo=memo_dir()) if helm.rendered else None
     )
-    document["findings"] = [f.document() for f in findings]
+    if validation is not None:
+        document["validation"] = validation.document()
+    if document.get("rendered"):
+        findings += evaluate_rendered(document["rendered"], cfg.production)
     document["capacity"] = cfg.capacity_report().document()
+    # Scheduling fit of the system nodes (analysis/fit.py), from the rendered pods when present.
+    system_nodes = fit.system_nodes(result.records, document.get("rendered"))
+    document["capacity"]["systemNodes"] = system_nodes
+    findings = sort_findings([*findings, *fit.findings(system_nodes, cfg.production)])
+    document["findings"] = [f.document() for f in findings]
     # Name each private subnet's AZ, in the order the VPC received them.
     zones = next(r.get("availabilityZoneNames") for r in result.records if r.type == "awsx:ec2:Vpc")
     free = document["capacity"].pop("freeIpsPerAz")
@@ -320,13 +340,6 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     cost = estimate(document, budget=cfg.monthly_budget)
     document["cost"] = cost.document()
     document["findings"] += cost.findings()
-    helm = render_plan(document["resources"])
-    document.update(helm.document())
-    validation = (
-        validate_rendered(document["rendered"], helm.kube_version, memo=memo_dir()) if helm.rendered else None
-    )
-    if validation is not None:
-        document["validation"] = validation.document()
     return Analysis(document, findings, cost, helm, validation)
 
 

@@ -11,10 +11,11 @@ disables them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policy import rules_rendered
 from policy.model import Context, Level, Resource
 from policy.props import truthy
 from policy.rules import RESOURCE_RULES, STACK_RULES
@@ -56,6 +57,16 @@ def evaluate_resources(resources: Sequence[Resource], production: bool) -> list[
             continue
         for urn, message in stack_rule.evaluate(resources, ctx):
             findings.append(Finding(stack_rule.name, level, urn, message))
+    return sort_findings(findings)
+
+
+def evaluate_rendered(rendered: Sequence[Mapping[str, Any]], production: bool) -> list[Finding]:
+    """Findings of policy/rules_rendered.py on the plan's rendered Helm objects."""
+    return sort_findings([Finding(*f) for f in rules_rendered.evaluate(rendered, production)])
+
+
+def sort_findings(findings: Sequence[Finding]) -> list[Finding]:
+    """Mandatory first, then by rule, resource and message (the plan's order is deterministic)."""
     order = {Level.MANDATORY: 0, Level.ADVISORY: 1}
     return sorted(findings, key=lambda f: (order[f.level], f.rule, f.urn or "", f.message))
 

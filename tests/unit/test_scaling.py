@@ -410,7 +410,8 @@ def test_capacity_error_shows_the_numbers() -> None:
     with pytest.raises(ConfigError) as info:
         validate(raw, PROJECT, "prod", "Pulumi.prod.yaml")
     (issue,) = info.value.issues
-    assert re.search(r"1056 nodes and 40000 planned pods need 62176 pod IPs", issue.message)
+    # 1,050 Karpenter nodes (the pools' cpuLimit / minCpu) + 4 system nodes (maxSize).
+    assert re.search(r"1054 nodes and 40000 planned pods need 62134 pod IPs", issue.message)
     assert "offer 44223 after 10% headroom" in issue.message
 
 

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
+from components.deploy_policy import DeployRoleData, deploy_policy
 from components.iam import clip, document
 from components.identity import AwsIdentity
 
@@ -51,6 +52,11 @@ class DeploymentsArgs:
     branch: str
     repo_dir: str
     existing_oidc_provider_arn: str | None
+    # The stack's physical-name prefix (`<project>-<stack>`): the IAM names the role may manage.
+    prefix: str
+    # platform/deploy-role.yaml: the role's inline least-privilege policy.
+    permissions: DeployRoleData
+    # Extra managed policies (explicit opt-in; none by default).
     role_policy_arns: tuple[str, ...]
     # Roles whose holders run `make up`/`make bootstrap`: they may assume the deploy role, so a
     # laptop run and a Deployments run reach Kubernetes as the same principal.
@@ -115,9 +121,11 @@ class Deployments(pulumi.ComponentResource):
     Deployments run act on Kubernetes as the same principal. Sessions last 4 hours, longer than a
     full create or destroy. Intermediate deployments are skipped so the newest commit wins. With
     `agent_pool`, deployments run on this stack's own pool (hosts: components/agent.py), whose
-    token is only an Output here. The role's policies are configuration (it creates IAM roles and
-    the cluster, so it is broad by nature): the trust is what limits it. The settings and the
-    role are protected in prod. It does not create the Pulumi Cloud stack.
+    token is only an Output here. The role's permissions are an inline least-privilege policy
+    (components/deploy_policy.py, docs/deploy-role.md): whole services the stack manages, IAM only
+    on the stack's own names, and no change to the role itself; extra managed policies are an
+    explicit opt-in. The settings and the role are protected in prod. It does not create the
+    Pulumi Cloud stack.
     """
 
     role_arn: pulumi.Output[str]
@@ -147,6 +155,22 @@ class Deployments(pulumi.ComponentResource):
             ),
             max_session_duration=SESSION_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        # Inline rather than a customer-managed policy: 10,240 characters instead of 6,144, no
+        # policy versions to prune, and it lives and dies with the role.
+        aws.iam.RolePolicy(
+            f"{name}-deploy",
+            name=args.permissions.policy_name,
+            role=role.id,
+            policy=deploy_policy(
+                args.permissions,
+                partition=ident.partition,
+                account_id=ident.account_id,
+                region=args.region,
+                prefix=args.prefix,
+                role_arn=own_arn,
+            ),
+            opts=child,
         )
         for i, policy_arn in enumerate(args.role_policy_arns):
             aws.iam.RolePolicyAttachment(

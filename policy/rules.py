@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from policy import (
     rules_data,
+    rules_deploy,
     rules_eks,
     rules_helm,
     rules_iam,
@@ -17,7 +18,16 @@ from policy.rules_rendered import RenderedRule
 
 RULES: tuple[ResourceRule | StackRule, ...] = tuple(
     rule
-    for module in (rules_eks, rules_nodes, rules_data, rules_iam, rules_network, rules_helm, rules_k8s)
+    for module in (
+        rules_eks,
+        rules_nodes,
+        rules_data,
+        rules_iam,
+        rules_deploy,
+        rules_network,
+        rules_helm,
+        rules_k8s,
+    )
     for rule in module.rules.rules
 )
 RESOURCE_RULES = tuple(r for r in RULES if isinstance(r, ResourceRule))

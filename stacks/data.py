@@ -7,9 +7,11 @@ from typing import Any
 
 import yaml
 
+from components.deploy_policy import DeployRoleData
 from components.helm import ChartSpec
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
+DEPLOY_ROLE_FILE = "deploy-role.yaml"
 # libyaml's safe loader when PyYAML has it (it does in its wheels): ten times the pure-Python speed
 # on the monitoring values and rules every plan reads.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -56,3 +58,8 @@ def dashboards() -> dict[str, str]:
     return {
         p.stem: p.read_text(encoding="utf-8") for p in sorted((PLATFORM_DIR / "dashboards").glob("*.json"))
     }
+
+
+def deploy_role_data() -> DeployRoleData:
+    """platform/deploy-role.yaml, validated: the deploy role's permissions (docs/deploy-role.md)."""
+    return DeployRoleData.model_validate(load_yaml(DEPLOY_ROLE_FILE))

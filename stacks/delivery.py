@@ -165,6 +165,28 @@ class AgentConfig(Model):
         return "arm64" if instance_architecture(self.instance_type) == "arm64" else "amd64"
 
 
+_POLICY_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}", re.ASCII)
+# Account administration: refused for the deploy role of a production stack (see docs/deploy-role.md).
+ADMIN_POLICIES = ("AdministratorAccess", "IAMFullAccess")
+
+
+def _policy_arn_issues(arns: tuple[str, ...], production: bool) -> list[tuple[str, Any, str]]:
+    issues: list[tuple[str, Any, str]] = []
+    if bad := [a for a in arns if not _POLICY_ARN.fullmatch(a)]:
+        issues.append(("rolePolicyArns", bad, "not IAM managed policy ARNs"))
+    admin = [a for a in arns if a.rsplit("/", 1)[-1] in ADMIN_POLICIES]
+    if admin and production:
+        issues.append(
+            (
+                "rolePolicyArns",
+                admin,
+                "a production deploy role may not administer the account: remove it; the role's "
+                "least-privilege policy covers what the stack manages (platform/deploy-role.yaml)",
+            )
+        )
+    return issues
+
+
 class DeploymentsConfig(Model):
     """Pulumi Deployments: `pulumi up` on a push to the stack's branch, previews on pull requests."""
 
@@ -177,8 +199,11 @@ class DeploymentsConfig(Model):
         default=None, description="An existing `api.pulumi.com/oidc` provider to reuse; else one is created."
     )
     role_policy_arns: tuple[str, ...] = Field(
-        default=("arn:aws:iam::aws:policy/AdministratorAccess",),
-        description="Policies of the deploy role (it creates IAM roles, so it needs broad rights).",
+        default=(),
+        description=(
+            "Extra managed policies for the deploy role, beyond its least-privilege inline policy "
+            "(docs/deploy-role.md). AdministratorAccess and IAMFullAccess are refused in production."
+        ),
     )
     agent: AgentConfig = Field(
         default_factory=AgentConfig, description="Deployments agents inside the VPC (private API endpoint)."
@@ -215,6 +240,7 @@ class DeploymentsConfig(Model):
             issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
         if self.repo_dir.startswith("/") or ".." in self.repo_dir.split("/"):
             issues.append(("repoDir", self.repo_dir, "must be a relative path inside the repository"))
+        issues += _policy_arn_issues(self.role_policy_arns, is_production(info))
         arn = self.pulumi_oidc_provider_arn
         if arn is not None and not re.fullmatch(
             r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/api\.pulumi\.com/oidc", arn

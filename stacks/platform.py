@@ -36,7 +36,7 @@ from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from components.registry import Registry, RegistryArgs, ServiceRegistry
 from components.secrets import Secrets, SecretsArgs, SecretTarget
 from stacks.config import PlatformConfig
-from stacks.data import addon_versions, chart_specs, dashboards, manifests, values
+from stacks.data import addon_versions, chart_specs, dashboards, deploy_role_data, manifests, values
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,8 @@ def foundation(cfg: PlatformConfig) -> Foundation:
                 branch=deploy.branch,
                 repo_dir=deploy.repo_dir,
                 existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
+                prefix=prefix,
+                permissions=deploy_role_data(),
                 role_policy_arns=deploy.role_policy_arns,
                 operator_role_arns=cfg.cluster.admin_role_arns,
                 agent_pool=deploy.agent.enabled,

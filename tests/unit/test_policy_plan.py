@@ -26,7 +26,6 @@ DEV_EXCEPTIONS = {
     "log-group-retention-one-year": "short log retention in dev",
     "eks-public-endpoint-disabled": "dev's API endpoint is public, limited to listed CIDRs",
     "argocd-admin-disabled": "the local Argo CD admin stays on in dev",
-    "iam-no-admin-managed-policy": "the Pulumi Deployments role has AdministratorAccess (README)",
     "k8s-namespace-not-privileged": "monitoring enforces privileged for node-exporter",
     "helm-resource-requests": "dev add-ons may run without requests",
     "helm-memory-limits": "memory limits are advisory everywhere",

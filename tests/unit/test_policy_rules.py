@@ -282,6 +282,28 @@ class StackCase:
 
 
 EKS, ADDON, ROLE, RP = t.EKS_CLUSTER, t.EKS_ADDON, t.IAM_ROLE, t.IAM_ROLE_POLICY
+OWN = "arn:aws:iam::123456789012:role/eks-platform-dev-*"
+
+
+def deploy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "platform-deploy",
+        "role": "eks-platform-dev-deployments-deploy",
+        "policy": doc(*statements),
+    }
+
+
+DEPLOY = deploy(
+    allow(["ec2:*", "eks:*"]),
+    allow(["iam:CreateRole", "iam:GetRole"], OWN),
+    allow("iam:PassRole", OWN, Condition={"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}}),
+    allow(
+        "iam:CreateServiceLinkedRole",
+        "arn:aws:iam::123456789012:role/aws-service-role/*",
+        Condition={"StringEquals": {"iam:AWSServiceName": "eks.amazonaws.com"}},
+    ),
+    {"Effect": "Deny", "Action": "iam:*", "Resource": "*"},
+)
 CASES = [
     Case("eks-endpoint-private-access", EKS, CLUSTER, put(CLUSTER, "endpointPrivateAccess", False)),
     Case("eks-endpoint-private-access", t.AWS_EKS_CLUSTER, AWS_CLUSTER, put(AWS_CLUSTER, "vpcConfig", {})),
@@ -492,6 +514,44 @@ CASES = [
         t.IAM_ATTACHMENTS[0],
         {"policyArn": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"},
         {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess", "role": "deploy"},
+    ),
+    # The deploy role's policy (named platform-deploy) is judged by deploy-role-least-privilege,
+    # not by the workload rules; any other name still is.
+    Case("iam-no-service-wildcard", RP, DEPLOY, {**DEPLOY, "name": "other"}),
+    Case("iam-no-unscoped-write", RP, DEPLOY, {**DEPLOY, "name": "other"}),
+    Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("*")), expect="allows *"),
+    Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:*")), expect="by wildcard"),
+    Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateRole")), expect="on *"),
+    Case(
+        "deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateAccessKey", OWN)), expect="account"
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("organizations:ListAccounts")),
+        expect="account",
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("iam:PassRole", OWN)),
+        expect="PassedToService",
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("iam:CreateServiceLinkedRole", "arn:aws:iam::123456789012:role/aws-service-role/x")),
+        expect="AWSServiceName",
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(*[allow(f"ec2:Describe{'X' * 60}{i}") for i in range(120)]),
+        expect="characters",
     ),
     Case("iam-trust-no-public-principal", ROLE, FLOW_ROLE, trust({"AWS": "*"})),
     Case(

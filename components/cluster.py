@@ -49,11 +49,12 @@ class Cluster(pulumi.ComponentResource):
     control-plane log types into a log group this component owns (KMS, retention, protected and
     kept after a destroy in prod, adopted by the next stack of the same name) and creates before
     the cluster, so it is never unbounded; private endpoint always on, public only for listed
-    CIDRs; API authentication with access entries for the admin roles only; STANDARD upgrade support unless config says EXTENDED; deletion
-    protection and `protect` in prod; an IAM OIDC provider for IRSA and the Pod Identity agent;
-    the VPC CNI as a pinned managed add-on with prefix delegation, network policy and its own
-    IRSA role (so nodes carry no CNI permissions); kube-proxy pinned. It creates no nodes: the
-    default node group is off, and CoreDNS/EBS CSI come after the system nodes (ClusterAddons).
+    CIDRs; API authentication with access entries for the admin roles only; STANDARD upgrade
+    support unless config says EXTENDED; deletion protection and `protect` in prod; an IAM OIDC
+    provider for IRSA and the Pod Identity agent; the VPC CNI as a pinned managed add-on with
+    prefix delegation, network policy and its own IRSA role (so nodes carry no CNI permissions);
+    kube-proxy pinned. It creates no nodes: the default node group is off, and CoreDNS/EBS CSI
+    come after the system nodes (ClusterAddons).
     """
 
     cluster_name: pulumi.Output[str]

@@ -161,7 +161,7 @@ def min_size(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
     types=NODE_GROUPS,
     description="Prod managed node groups pin their EKS AMI release (releaseVersion), never the latest.",
     sources=(
-        Source("aws-docs", "EKS API: UpdateNodegroupVersion releaseVersion (default: the latest; no rollback)"),
+        Source("aws-docs", "EKS API: UpdateNodegroupVersion releaseVersion (default: latest; no rollback)"),
         Source("karpenter", "Managing AMIs (pin AMIs in production, roll newer ones out staged)"),
     ),
     prod=M,

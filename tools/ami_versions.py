@@ -43,7 +43,7 @@ def current_release(ssm: Any, kubernetes_version: str, architecture: str) -> str
 
 
 def status(pinned: str | None, current: str) -> str:
-    """"" when the pin is current (or newer), "bump" when it is behind, "latest" when unpinned."""
+    """ "" when the pin is current (or newer), "bump" when it is behind, "latest" when unpinned."""
     if pinned is None:
         return "latest"
     return "bump" if version_key(current) > version_key(pinned) else ""

@@ -15,7 +15,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -36,6 +36,7 @@ help:
 	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack: cluster and agents only"
 	@echo "  make cli-check                              check that the pulumi and aws CLIs are installed"
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
+	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
 	@echo "  make integration                            ephemeral-stack tests on a real account (~30 min, costs money)"
 	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy ephemeral stacks left by crashed runs"
 	@echo "Stacks: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)) (one per Pulumi.<stack>.yaml; docs/adding-a-stack.md)"
@@ -120,6 +121,9 @@ bootstrap: $(STAMP) cli-check
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)
+
+ami-versions: $(STAMP)
+	$(PY) -m tools.ami_versions --stack $(STACK)
 
 integration: $(DEV_STAMP)
 	EKS_PLATFORM_IT=1 $(PY) -m pytest tests/integration -m integration -x -s

@@ -46,14 +46,15 @@ class Cluster(pulumi.ComponentResource):
     """An EKS cluster whose defaults are security controls.
 
     Guarantees: Kubernetes secrets envelope-encrypted with the platform's KMS key; all five
-    control-plane log types into a log group this component owns (KMS, retention, protected in
-    prod) and creates before the cluster, so it is neither unbounded nor left behind; private
-    endpoint always on, public only for listed CIDRs; API authentication with access entries
-    for the admin roles only; STANDARD upgrade support unless config says EXTENDED; deletion
-    protection and `protect` in prod; an IAM OIDC provider for IRSA and the Pod Identity agent;
-    the VPC CNI as a pinned managed add-on with prefix delegation, network policy and its own
-    IRSA role (so nodes carry no CNI permissions); kube-proxy pinned. It creates no nodes: the
-    default node group is off, and CoreDNS/EBS CSI come after the system nodes (ClusterAddons).
+    control-plane log types into a log group this component owns (KMS, retention, protected and
+    kept after a destroy in prod, adopted by the next stack of the same name) and creates before
+    the cluster, so it is never unbounded; private endpoint always on, public only for listed
+    CIDRs; API authentication with access entries for the admin roles only; STANDARD upgrade
+    support unless config says EXTENDED; deletion protection and `protect` in prod; an IAM OIDC
+    provider for IRSA and the Pod Identity agent; the VPC CNI as a pinned managed add-on with
+    prefix delegation, network policy and its own IRSA role (so nodes carry no CNI permissions);
+    kube-proxy pinned. It creates no nodes: the default node group is off, and CoreDNS/EBS CSI
+    come after the system nodes (ClusterAddons).
     """
 
     cluster_name: pulumi.Output[str]
@@ -99,6 +100,9 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
+                # Prod: a destroy leaves the group (its audit trail); the next stack of the same
+                # name adopts it through `import_` below (docs/retiring-a-stack.md).
+                retain_on_delete=args.protect,
                 # EKS recreates this group with its service role after a destroy deletes it
                 # (github.com/terraform-aws-modules/terraform-aws-eks/issues/2446 and /2763: a Deny
                 # on logs:CreateLogGroup does not stop it), so the next create would fail with

@@ -36,6 +36,9 @@ class SystemNodeGroupArgs:
     desired_size: int
     max_size: int
     disk_size_gib: int
+    # The EKS AMI release the nodes run (`1.35.6-20260714`); None follows the latest release for
+    # the cluster's version whenever EKS replaces a node.
+    ami_release_version: str | None
     tags: dict[str, str]
     # Resources the nodes need before they can join (the CNI, the Pod Identity agent).
     prerequisites: list[pulumi.Resource]
@@ -47,7 +50,9 @@ class SystemNodeGroup(pulumi.ComponentResource):
     Guarantees: nodes only in private subnets, no SSH and no public IPs; IMDSv2 required with a
     hop limit of 1 (pods cannot borrow the node's credentials); encrypted gp3 root volumes; a
     node role with only the worker and ECR pull-only policies (the CNI has its own role);
-    labelled and tainted `CriticalAddonsOnly` so only platform controllers schedule here. The
+    labelled and tainted `CriticalAddonsOnly` so only platform controllers schedule here; the AMI
+    release pinned when config gives one (production does), so a replaced node runs the tested
+    image. The
     launch template is owned here because the node group component has no metadata options.
     It does not autoscale workloads: Karpenter does.
     """
@@ -110,6 +115,14 @@ class SystemNodeGroup(pulumi.ComponentResource):
             # the cluster's version (an Output, so the nodes upgrade after the control plane)
             # makes an upgrade roll the system nodes.
             version=args.cluster.eks_cluster.version,
+            # The pinned AMI release; config validation keeps its Kubernetes minor equal to
+            # `version`, so an upgrade changes both in one UpdateNodegroupVersion after the
+            # control plane. pulumi-eks passes it to aws.eks.NodeGroup unchanged unless the launch
+            # template sets an AMI id or user data, which this one does not (pulumi/pulumi-eks
+            # nodejs/eks/nodes/nodegroup.ts, createManagedNodeGroupInternal). Scaling is untouched:
+            # desiredSize stays managed (no ignoreScalingChanges), and a release bump is an
+            # in-place node group update that drains and replaces the nodes, never a new group.
+            release_version=args.ami_release_version,
             capacity_type="ON_DEMAND",
             instance_types=list(args.instance_types),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(

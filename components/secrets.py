@@ -91,11 +91,12 @@ class Secrets(pulumi.ComponentResource):
     Guarantees: a customer-managed KMS key (rotation on, 30-day window and `protect` in prod)
     encrypts every secret; values are generated (pulumi-random) or come from Pulumi secret config,
     never from plain config, and never appear in plain inputs, Helm values or outputs; secrets
-    keep a 30-day recovery window in prod. The External Secrets Operator runs on the system nodes
-    with a Pod Identity role bound to its service account alone, allowed to read only this
-    stack's secrets (by name prefix, plus the named external ones) and to decrypt only through
-    Secrets Manager with this key. A ClusterSecretStore and one ExternalSecret per target bring
-    the values into Kubernetes Secrets, refreshed hourly.
+    keep a 30-day recovery window in prod, and a prod destroy leaves them (`retain_on_delete`).
+    The External Secrets Operator runs on the system nodes with a Pod Identity role bound to its
+    service account alone, allowed to read only this stack's secrets (by name prefix, plus the
+    named external ones) and to decrypt only through Secrets Manager with this key. A
+    ClusterSecretStore and one ExternalSecret per target bring the values into Kubernetes
+    Secrets, refreshed hourly.
     """
 
     store_name: pulumi.Output[str]
@@ -127,7 +128,10 @@ class Secrets(pulumi.ComponentResource):
                 description=description,
                 kms_key_id=key.key_arn,
                 recovery_window_in_days=window,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                # Prod: a destroy leaves the secret in the account, like the key that encrypts it
+                # (docs/retiring-a-stack.md). Its value survives the versions' delete: the provider
+                # cannot remove the AWSCURRENT label (pulumi_aws 7.51.1 secretsmanager.SecretVersion).
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
             )
 
         password = random.RandomPassword(

@@ -157,6 +157,22 @@ def min_size(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
 
 
 @rules.resource(
+    "nodegroup-ami-release-pinned",
+    types=NODE_GROUPS,
+    description="Prod managed node groups pin their EKS AMI release (releaseVersion), never the latest.",
+    sources=(
+        Source("aws-docs", "EKS API: UpdateNodegroupVersion releaseVersion (default: latest; no rollback)"),
+        Source("karpenter", "Managing AMIs (pin AMIs in production, roll newer ones out staged)"),
+    ),
+    prod=M,
+    dev=None,
+)
+def ami_release_pinned(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if not get(props, "releaseVersion"):
+        yield "no releaseVersion: every replaced node boots whatever AMI release is newest"
+
+
+@rules.resource(
     "karpenter-ami-pinned",
     types=(NODE_CLASS,),
     description="EC2NodeClasses select a pinned AMI (alias `family@vYYYYMMDD` or an id), never @latest.",

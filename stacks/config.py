@@ -30,7 +30,13 @@ from stacks.delivery import DeliveryConfig, DeploymentsConfig
 from stacks.errors import OTHER_NAMESPACES, ConfigError, ConfigIssue, format_errors, unknown_namespace
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, check_region, cross_field
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
-from stacks.sections import ClusterConfig, MonitoringConfig, NetworkConfig, SystemNodeGroupConfig
+from stacks.sections import (
+    ClusterConfig,
+    MonitoringConfig,
+    NetworkConfig,
+    SystemNodeGroupConfig,
+    al2023_release_minor,
+)
 
 PROJECT = "eks-platform"
 # Keys that may only be set as secrets (`pulumi config set --secret`), with the prefix each value
@@ -144,6 +150,7 @@ class PlatformConfig(Model):
                     f"{self.network.az_count} AZs",
                 )
             )
+        issues += self._ami_release_issues()
         cap = self.capacity_report()
         if not cap.fits:
             issues.append(
@@ -163,6 +170,34 @@ class PlatformConfig(Model):
             )
         cross_field(issues)
         return self
+
+    def _ami_release_issues(self) -> list[tuple[str, Any, str]]:
+        """The system nodes' AMI release: pinned in production, for the cluster's Kubernetes minor."""
+        release = self.system_node_group.ami_release_version
+        key = "systemNodeGroup.amiReleaseVersion"
+        if release is None:
+            if not self.production:
+                return []  # dev follows the latest release for its Kubernetes version
+            return [
+                (
+                    key,
+                    None,
+                    "required in a production stack: pin the system nodes' AMI release, so a "
+                    "replaced node runs what was tested (`make ami-versions STACK=<stack>` prints it)",
+                )
+            ]
+        minor = al2023_release_minor(release)
+        wanted = self.cluster.kubernetes_version
+        if self.system_node_group.ami_family == "AL2023" and minor is not None and minor != wanted:
+            return [
+                (
+                    key,
+                    release,
+                    f"is a Kubernetes {minor} release, but cluster.kubernetesVersion is {wanted}; "
+                    "change both together (docs/upgrades.md)",
+                )
+            ]
+        return []
 
     def capacity_report(self) -> Capacity:
         """The stack's IP capacity: max nodes and pods against the free IPs of each private subnet."""

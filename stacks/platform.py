@@ -224,6 +224,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             desired_size=cfg.system_node_group.desired_size,
             max_size=cfg.system_node_group.max_size,
             disk_size_gib=cfg.system_node_group.disk_size_gib,
+            ami_release_version=cfg.system_node_group.ami_release_version,
             tags=cfg.all_tags,
             prerequisites=cluster.node_prerequisites,
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -230,6 +231,38 @@ class ClusterConfig(Model):
         return self
 
 
+# A managed node group's `releaseVersion` (EKS API CreateNodegroup / UpdateNodegroupVersion
+# `releaseVersion`; pulumi_aws 7.51.1 `eks.NodeGroup(release_version=...)`, "Defaults to latest
+# version for Kubernetes version"). AL2023: `<Kubernetes x.y.z>-<YYYYMMDD>`, as the "Release
+# version" column of awslabs/amazon-eks-ami CHANGELOG.md lists it (1.35.6-20260714 in AMI Release
+# v20260714). Bottlerocket: `<OS x.y.z>-<8-hex commit>` (1.47.0-6154605b), the OS release.
+AL2023_RELEASE = re.compile(r"(\d+)\.(\d+)\.\d+-(\d{8})", re.ASCII)
+BOTTLEROCKET_RELEASE = re.compile(r"\d+\.\d+\.\d+-[0-9a-f]{8}", re.ASCII)
+AMI_RELEASE_EXAMPLES = {"AL2023": "1.35.6-20260714", "Bottlerocket": "1.47.0-6154605b"}
+
+
+def al2023_release_minor(release: str) -> str | None:
+    """The Kubernetes minor (`1.35`) of an AL2023 release version, or None if it is not one."""
+    found = AL2023_RELEASE.fullmatch(release)
+    return f"{found[1]}.{found[2]}" if found else None
+
+
+def _release_format_problem(release: str, family: str) -> str | None:
+    pattern = AL2023_RELEASE if family == "AL2023" else BOTTLEROCKET_RELEASE
+    if pattern.fullmatch(release):
+        if family == "AL2023":
+            try:
+                datetime.datetime.strptime(release.rsplit("-", 1)[1], "%Y%m%d")
+            except ValueError:
+                return f"{release.rsplit('-', 1)[1]} is not a date (YYYYMMDD)"
+        return None
+    shape = "<Kubernetes version>-<YYYYMMDD>" if family == "AL2023" else "<OS version>-<commit>"
+    return (
+        f"not a valid {family} release version: EKS takes {shape}, e.g. {AMI_RELEASE_EXAMPLES[family]} "
+        "(`make ami-versions` prints the current one)"
+    )
+
+
 class SystemNodeGroupConfig(Model):
     instance_types: tuple[InstanceType, ...] = Field(
         default=("m7g.large",), description="EC2 instance types (at least one), all of `architecture`."
@@ -248,12 +281,22 @@ class SystemNodeGroupConfig(Model):
     disk_size_gib: StrictInt = Field(
         default=50, ge=20, le=1000, alias="diskSizeGiB", description="Encrypted gp3 root/data volume size."
     )
+    ami_release_version: str | None = Field(
+        default=None,
+        description=(
+            "EKS AMI release the nodes run (e.g. 1.35.6-20260714); required in production, "
+            "omitted: the latest for the cluster's version."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SystemNodeGroupConfig:
         issues: list[tuple[str, Any, str]] = []
         if not self.instance_types:
             issues.append(("instanceTypes", [], "list at least one instance type"))
+        release = self.ami_release_version
+        if release is not None and (problem := _release_format_problem(release, self.ami_family)):
+            issues.append(("amiReleaseVersion", release, problem))
         if not self.min_size <= self.desired_size <= self.max_size:
             issues.append(
                 (

@@ -389,6 +389,19 @@ CASES = [
         production=False,
     ),
     Case(
+        "nodegroup-ami-release-pinned",
+        t.EKS_MNG,
+        put(MNG, "releaseVersion", "1.35.6-20260714"),
+        MNG,
+        expect="no releaseVersion",
+    ),
+    Case(
+        "nodegroup-ami-release-pinned",
+        t.AWS_NODE_GROUP,
+        put(MNG, "releaseVersion", "1.35.6-20260714"),
+        put(MNG, "releaseVersion", ""),
+    ),
+    Case(
         "karpenter-ami-pinned",
         t.NODE_CLASS,
         NODECLASS,

@@ -129,9 +129,24 @@ def test_prod_keeps_keys_and_registries_when_the_stack_is_destroyed(
     assert all(r.retain_on_delete for r in plans["prod"].of_type(typ))
 
 
-def test_prod_keeps_the_flow_log_group_when_the_stack_is_destroyed(prod: PlanResult) -> None:
-    (group,) = [g for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup") if "flow-logs" in g.get("name")]
-    assert group.retain_on_delete
+@pytest.mark.parametrize("name", ["flow-logs", "/aws/eks/eks-platform-prod/cluster"])
+def test_prod_keeps_its_log_groups_when_the_stack_is_destroyed(prod: PlanResult, name: str) -> None:
+    (group,) = [g for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup") if name in g.get("name")]
+    assert group.retain_on_delete and group.protect
+
+
+def test_prod_keeps_the_platform_secrets_and_dev_force_deletes_them(plans: dict[str, PlanResult]) -> None:
+    for stack, kept, window in (("prod", True, 30), ("dev", False, 0)):
+        plan = plans[stack]
+        owner = plan.one("platform:secrets:Secrets").urn
+        secrets = [s for s in plan.of_type("aws:secretsmanager/secret:Secret") if s.parent == owner]
+        assert len(secrets) == 2, [s.name for s in secrets]
+        for s in secrets:
+            options = (s.retain_on_delete, s.protect, s.get("recoveryWindowInDays"))
+            assert options == (kept, kept, window), s.name
+    # The agent pool's token is a credential: deleted with the stack (30-day window), never left behind.
+    (token,) = [s for s in plans["prod"].of_type("aws:secretsmanager/secret:Secret") if "agent" in s.name]
+    assert token.protect and not token.retain_on_delete
 
 
 # -- network ------------------------------------------------------------------------------------

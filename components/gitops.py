@@ -7,12 +7,33 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components.helm import ChartSpec, merge, release
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 SERVICES_PROJECT, PLATFORM_PROJECT = "microservices", "platform"
+# The key of the OIDC client secret, in Secrets Manager's JSON value and so in the Kubernetes Secret.
+CLIENT_SECRET_KEY = "clientSecret"  # noqa: S105 (a key name, not a password)
+# Argo CD resolves `$<secret>:<key>` only in Secrets carrying this label (argo-cd v3.4.4
+# docs/operator-manual/user-management/index.md, "Sensitive Data and SSO Client Secrets").
+ARGOCD_SECRET_LABELS = {"app.kubernetes.io/part-of": "argocd"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SsoArgs:
+    """Sign-in through an OIDC provider; the client secret is in the Secret `secret_name`."""
+
+    issuer: str
+    client_id: str
+    secret_name: str
+    url: str
+    display_name: str
+    requested_scopes: tuple[str, ...]
+    groups_claim: str
+    admin_groups: tuple[str, ...]
+    read_only_groups: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,13 +49,46 @@ class GitOpsArgs:
     # Facts charts in the GitOps repository read from the cluster Secret instead of hard-coding.
     labels: dict[str, str]
     annotations: dict[str, pulumi.Input[str]]
+    # None: no SSO (only where the local admin stays on).
+    sso: SsoArgs | None
     depends_on: list[pulumi.Resource]
+
+
+def sso_values(sso: SsoArgs) -> dict[str, Any]:
+    """argocd-cm `url` and `oidc.config`, argocd-rbac-cm `policy.csv`, `scopes` and `policy.default`.
+
+    Argo CD v3.4.4 docs: user-management/index.md "Existing OIDC Provider" (the keys of
+    oidc.config; `$<secret>:<key>` references), argocd-cm.yaml (`url`, required for SSO: the
+    redirect URI is `<url>/auth/callback`), rbac.md "Using SSO Users/Groups" (`g, <group>, <role>`;
+    `scopes` lists the claims RBAC reads). Nobody outside the listed groups gets a role.
+    """
+    oidc = {
+        "name": sso.display_name,
+        "issuer": sso.issuer,
+        "clientID": sso.client_id,
+        "clientSecret": f"${sso.secret_name}:{CLIENT_SECRET_KEY}",
+        "requestedScopes": list(sso.requested_scopes),
+        "requestedIDTokenClaims": {sso.groups_claim: {"essential": True}},
+    }
+    grants = [(g, "role:admin") for g in sso.admin_groups] + [
+        (g, "role:readonly") for g in sso.read_only_groups
+    ]
+    return {
+        "configs": {
+            "cm": {"url": sso.url, "oidc.config": yaml.safe_dump(oidc, sort_keys=True)},
+            "rbac": {
+                "policy.default": "",
+                "policy.csv": "".join(f"g, {group}, {role}\n" for group, role in grants),
+                "scopes": f"[{sso.groups_claim}]",
+            },
+        }
+    }
 
 
 def stack_values(args: GitOpsArgs) -> dict[str, Any]:
     ha = args.high_availability
     replicas = 2 if ha else 1
-    return {
+    values: dict[str, Any] = {
         # The admin user exists only outside production; there, people sign in through SSO.
         "configs": {
             "cm": {"admin.enabled": not ha},
@@ -66,6 +120,12 @@ def stack_values(args: GitOpsArgs) -> dict[str, Any]:
             "affinity": {"podAntiAffinity": "hard" if ha else "soft"},
         },
     }
+    if args.sso is not None:
+        # Added in place, not through merge(): the annotations hold Outputs, which cannot be copied.
+        sso = sso_values(args.sso)["configs"]
+        values["configs"]["cm"].update(sso["cm"])
+        values["configs"]["rbac"] = sso["rbac"]
+    return values
 
 
 ZONE_SPREAD = {

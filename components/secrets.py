@@ -54,6 +54,9 @@ class SecretsArgs:
     alert_receiver_key: str
     # Extra secrets the platform reads but does not own (e.g. the GitOps repo credentials).
     external_secret_names: tuple[str, ...]
+    # Secrets the stack creates empty, as `<prefix>/<name>`, and an operator fills (a value no
+    # config may hold, e.g. the Argo CD OIDC client secret): (name, description) pairs.
+    operator_secrets: tuple[tuple[str, str], ...] = ()
     targets: tuple[SecretTarget, ...]
     # Namespaces (and system nodes) that must exist first.
     depends_on: list[pulumi.Resource]
@@ -89,14 +92,14 @@ class Secrets(pulumi.ComponentResource):
     """The platform's secrets in AWS Secrets Manager, and External Secrets to use them in-cluster.
 
     Guarantees: a customer-managed KMS key (rotation on, 30-day window and `protect` in prod)
-    encrypts every secret; values are generated (pulumi-random) or come from Pulumi secret config,
-    never from plain config, and never appear in plain inputs, Helm values or outputs; secrets
-    keep a 30-day recovery window in prod, and a prod destroy leaves them (`retain_on_delete`).
-    The External Secrets Operator runs on the system nodes with a Pod Identity role bound to its
-    service account alone, allowed to read only this stack's secrets (by name prefix, plus the
-    named external ones) and to decrypt only through Secrets Manager with this key. A
-    ClusterSecretStore and one ExternalSecret per target bring the values into Kubernetes
-    Secrets, refreshed hourly.
+    encrypts every secret; values are generated (pulumi-random), come from Pulumi secret config or
+    are put by an operator into a secret the stack created empty, never from plain config, and
+    never appear in plain inputs, Helm values or outputs; secrets keep a 30-day recovery window
+    in prod, and a prod destroy leaves them (`retain_on_delete`). The External Secrets Operator
+    runs on the system nodes with a Pod Identity role bound to its service account alone, allowed
+    to read only this stack's secrets (by name prefix, plus the named external ones) and to
+    decrypt only through Secrets Manager with this key. A ClusterSecretStore and one
+    ExternalSecret per target bring the values into Kubernetes Secrets, refreshed hourly.
     """
 
     store_name: pulumi.Output[str]
@@ -152,6 +155,11 @@ class Secrets(pulumi.ComponentResource):
                 secret_string=secret_json({args.alert_receiver_key: args.alert_receiver_url}),
                 opts=child,
             )
+
+        for short, description in args.operator_secrets:
+            # No SecretVersion: the value is put with `aws secretsmanager put-secret-value`, so
+            # Pulumi never holds it and never overwrites it.
+            secret(short, description)
 
         readable = [ident.arn("secretsmanager", f"secret:{args.prefix}/*")] + [
             ident.arn("secretsmanager", f"secret:{n}-*") for n in args.external_secret_names

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
 from stacks.fields import InstanceType, Model, cross_field, instance_architecture, is_production
+from stacks.gitops_tree import repo_url_issues
+from stacks.sso import SsoConfig
 
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
@@ -62,6 +64,10 @@ class GitOpsConfig(Model):
         default=None,
         description=f"Folder the root Application syncs; default `{GITOPS_TREE}/<stack>`. Must exist.",
     )
+    sso: SsoConfig | None = Field(
+        default=None,
+        description="Argo CD sign-in through an OIDC provider (docs/argocd-sso.md); required in production.",
+    )
 
     def folder(self, stack: str) -> str:
         """The folder of the GitOps repository the stack's root Application syncs."""
@@ -71,9 +77,21 @@ class GitOpsConfig(Model):
     def _valid(self, info: ValidationInfo) -> GitOpsConfig:
         issues: list[tuple[str, Any, str]] = []
         stack = (info.context or {}).get("stack")
-        issues += _folder_issues(self.path, None if stack is None else self.folder(stack))
+        folder_issues = _folder_issues(self.path, None if stack is None else self.folder(stack))
+        issues += folder_issues
         if not _GIT_URL.fullmatch(self.repo_url):
             issues.append(("repoUrl", self.repo_url, "must be an https:// git URL (host and path)"))
+        elif stack is not None and not folder_issues:
+            issues += repo_url_issues(REPO_ROOT, self.folder(stack), self.repo_url)
+        if self.sso is None and is_production(info):
+            issues.append(
+                (
+                    "sso",
+                    None,
+                    "a production stack disables Argo CD's local admin, so nobody could sign in: "
+                    "configure the OIDC sign-in (issuer, clientId, adminGroups; docs/argocd-sso.md)",
+                )
+            )
         if not _BRANCH.fullmatch(self.revision):
             issues.append(("revision", self.revision, "must be a branch or tag name"))
         if self.credentials_secret is not None and not _SECRET_NAME.fullmatch(self.credentials_secret):

@@ -1,9 +1,11 @@
 """Documentation placeholders left in a stack file: values that plan fine and are wrong everywhere.
 
 The committed stack files are examples: they use AWS's documentation account, the documentation
-IP ranges of RFC 5737, the reserved domains of RFC 2606 and an `example-org` GitHub/Pulumi
-organization, so that they plan offline. `find()` lists every such value with its key; the loader
-refuses them in a production stack on a real engine, and the offline plan lists them.
+IP ranges of RFC 5737, the reserved domains of RFC 2606, an `example-org` GitHub/Pulumi
+organization and identifiers ending in `EXAMPLE` (AWS's documentation style, as in
+`AKIAIOSFODNN7EXAMPLE`; e.g. an OIDC client ID), so that they plan offline. `find()` lists every
+such value with its key; the loader refuses them in a production stack on a real engine, and the
+offline plan lists them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 # The account ID in AWS's own documentation examples, and the one its IAM guides use.
 _ACCOUNTS = re.compile(r"(?<!\d)(123456789012|111122223333)(?!\d)", re.ASCII)
 _ORG = re.compile(r"(?<![\w-])example-org(?![\w-])", re.ASCII)
+# An identifier in AWS's documentation style: upper-case EXAMPLE at the end of a token.
+_EXAMPLE_ID = re.compile(r"[A-Za-z0-9]*EXAMPLE(?![A-Za-z0-9])", re.ASCII)
 # RFC 2606 reserved second-level domains.
 _DOMAIN = re.compile(r"(?<![\w-])example\.(com|org|net)(?![\w-])", re.ASCII)
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/\d{1,2})?(?![\d.])", re.ASCII)
@@ -32,6 +36,8 @@ def why(value: str) -> str | None:
         return "the example organization"
     if _DOMAIN.search(value):
         return "a reserved example domain (RFC 2606)"
+    if _EXAMPLE_ID.search(value):
+        return "an EXAMPLE identifier (AWS documentation style)"
     for match in _IPV4.finditer(value):
         try:
             address = ipaddress.IPv4Address(match[1])

@@ -25,7 +25,7 @@ from components.agent import DeployAgent, DeployAgentArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
 from components.deployments import Deployments, DeploymentsArgs
-from components.gitops import GitOps, GitOpsArgs
+from components.gitops import ARGOCD_SECRET_LABELS, GitOps, GitOpsArgs, SsoArgs
 from components.identity import AwsIdentity, log_group_exists, lookup
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
@@ -373,6 +373,18 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
                 labels={"argocd.argoproj.io/secret-type": "repository"},
             )
         )
+    sso = cfg.delivery.gitops.sso
+    if sso is not None:
+        # Argo CD's OIDC client secret: put by an operator into `<prefix>/<name>` (docs/argocd-sso.md),
+        # brought into `argocd` with the label Argo CD requires before it resolves `$<secret>:<key>`.
+        targets.append(
+            SecretTarget(
+                namespace="argocd",
+                name=sso.client_secret_name,
+                remote=f"{prefix}/{sso.client_secret_name}",
+                labels=ARGOCD_SECRET_LABELS,
+            )
+        )
     secrets = Secrets(
         f"{prefix}-secrets",
         SecretsArgs(
@@ -389,6 +401,16 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             alert_receiver_url=receiver_url,
             alert_receiver_key=RECEIVER_KEYS[cfg.monitoring.receiver],
             external_secret_names=(gitops_secret,) if gitops_secret else (),
+            operator_secrets=(
+                (
+                    (
+                        sso.client_secret_name,
+                        "Argo CD OIDC client secret: JSON key clientSecret (put by an operator)",
+                    ),
+                )
+                if sso is not None
+                else ()
+            ),
             targets=tuple(targets),
             depends_on=[namespaces, nodes.node_group],
         ),
@@ -468,6 +490,19 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
                 "eks-platform.io/repository-urls": registry.repository_urls.apply(json.dumps),
                 "eks-platform.io/secret-store": services.secrets.store_name,
             },
+            sso=None
+            if gitops.sso is None
+            else SsoArgs(
+                issuer=gitops.sso.issuer,
+                client_id=gitops.sso.client_id,
+                secret_name=gitops.sso.client_secret_name,
+                url=gitops.sso.url,
+                display_name=gitops.sso.display_name,
+                requested_scopes=gitops.sso.requested_scopes,
+                groups_claim=gitops.sso.groups_claim,
+                admin_groups=gitops.sso.admin_groups,
+                read_only_groups=gitops.sso.read_only_groups,
+            ),
             # prod's redis-ha claims volumes (argo-cd 10.1.1 / redis-ha 4.38.0 persistentVolume).
             depends_on=[services.namespaces, services.secrets, services.addons, core.nodes.node_group],
         ),

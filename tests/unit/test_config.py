@@ -10,6 +10,7 @@ from typing import Any
 import pulumi_aws
 import pytest
 
+import stacks.delivery
 import tools.mocks
 from stacks import placeholders
 from stacks.config import OFFLINE_KEY, PROJECT, ConfigError, PlatformConfig, validate
@@ -527,11 +528,36 @@ def test_placeholders_plan_offline_and_pass_in_non_production_stacks():
     assert not _validate("dev", real_engine(_raw("dev"))).production  # and a real dev deploy may keep them
 
 
-def test_a_production_stack_without_placeholders_passes_on_a_real_engine():
-    raw = real_engine(_raw("prod"))
-    for key, value in raw.items():
-        raw[key] = value.replace("123456789012", "210987654321").replace("example-org", "acme")
+REAL_VALUES = {
+    "123456789012": "210987654321",
+    "example-org": "acme",
+    "idp.example.com": "login.acme.io",
+    "EXAMPLE": "PROD7",
+}
+
+
+def _replace_placeholders(text: str) -> str:
+    for placeholder, real in REAL_VALUES.items():
+        text = text.replace(placeholder, real)
+    return text
+
+
+def test_a_production_stack_without_placeholders_passes_on_a_real_engine(tmp_path, monkeypatch):
+    raw = {key: _replace_placeholders(value) for key, value in real_engine(_raw("prod")).items()}
     assert placeholders.find(raw) == []
+    # The GitOps folder still names the example repository: the stack says which files to fix...
+    with pytest.raises(ConfigError) as info:
+        _validate("prod", raw)
+    assert {(i.key, i.value) for i in info.value.issues} == {
+        ("eks-platform:delivery.gitops.repoUrl", "https://github.com/acme/eks-platform.git")
+    }
+    assert "platform/gitops/prod/catalog.yaml" in str(info.value)
+    # ...and passes once they name the configured repository too.
+    tree = tmp_path / "platform" / "gitops" / "prod"
+    tree.mkdir(parents=True)
+    for path in (stacks.delivery.REPO_ROOT / "platform" / "gitops" / "prod").iterdir():
+        (tree / path.name).write_text(_replace_placeholders(path.read_text()))
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
     assert _validate("prod", raw).production
 
 

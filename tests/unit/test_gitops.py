@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from tests.schemas import validate_custom_resource
 from tools.mocks import PlanResult, run_program, stack_config
 
@@ -137,3 +139,99 @@ def test_public_repo_needs_no_credentials(dev: PlanResult) -> None:
         for r in dev.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
         if r.get("metadata")["namespace"] == "argocd"
     ]
+
+
+# -- sign-in: OIDC and RBAC from delivery.gitops.sso (docs/argocd-sso.md) --------------------------
+
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+
+
+def argocd_external_secrets(plan: PlanResult) -> dict[str, dict]:
+    return {
+        r.get("metadata")["name"]: r.inputs
+        for r in plan.of_type(EXTERNAL_SECRET)
+        if r.get("metadata")["namespace"] == "argocd"
+    }
+
+
+def test_prod_signs_in_through_the_configured_oidc_provider(prod: PlanResult, configs) -> None:
+    sso = configs["prod"].delivery.gitops.sso
+    assert sso is not None
+    cm = argocd_values(prod)["configs"]["cm"]
+    assert cm["admin.enabled"] is False
+    assert cm["url"] == sso.url == "https://localhost:8080"
+    oidc = yaml.safe_load(cm["oidc.config"])
+    assert oidc["issuer"] == sso.issuer
+    assert oidc["clientID"] == sso.client_id
+    # A `$<secret>:<key>` reference (Argo CD resolves it at login): the secret is never in the values.
+    assert oidc["clientSecret"] == "$argocd-oidc:clientSecret"
+    assert oidc["requestedScopes"] == ["openid", "profile", "email", "groups"]
+    assert oidc["requestedIDTokenClaims"] == {"groups": {"essential": True}}
+
+
+def test_prod_roles_come_only_from_the_configured_groups(prod: PlanResult, configs) -> None:
+    sso = configs["prod"].delivery.gitops.sso
+    rbac = argocd_values(prod)["configs"]["rbac"]
+    lines = rbac["policy.csv"].splitlines()
+    assert lines == [f"g, {g}, role:admin" for g in sso.admin_groups] + [
+        f"g, {g}, role:readonly" for g in sso.read_only_groups
+    ]
+    assert "g, example-org:platform-admins, role:admin" in lines
+    assert rbac["scopes"] == "[groups]"
+    assert rbac["policy.default"] == ""  # signed in but in no group: no role
+
+
+def test_prod_client_secret_comes_from_secrets_manager_with_argocds_label(prod: PlanResult) -> None:
+    spec = argocd_external_secrets(prod)["argocd-oidc"]["spec"]
+    assert spec["dataFrom"] == [{"extract": {"key": "eks-platform-prod/argocd-oidc"}}]
+    assert spec["target"]["name"] == "argocd-oidc"
+    assert spec["target"]["template"]["metadata"]["labels"] == {"app.kubernetes.io/part-of": "argocd"}
+    (secret,) = [
+        s
+        for s in prod.of_type("aws:secretsmanager/secret:Secret")
+        if s.get("name") == "eks-platform-prod/argocd-oidc"
+    ]
+    assert secret.protect is True
+    # Created empty: the operator puts the value, so Pulumi never holds or overwrites it.
+    versions = prod.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    assert not [v for v in versions if v.name.endswith("argocd-oidc")]
+    # The ExternalSecret goes before ArgoCD, which depends on the Secrets component.
+    (argocd,) = [r for r in prod.of_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "argocd"]
+    assert any("platform:secrets:Secrets" in urn for urn in argocd.dependencies)
+
+
+def test_argocd_external_secrets_validate(prod: PlanResult) -> None:
+    for record in prod.of_type(EXTERNAL_SECRET):
+        validate_custom_resource({k: record.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+
+
+def test_dev_without_sso_keeps_the_local_admin(dev: PlanResult, configs) -> None:
+    assert configs["dev"].delivery.gitops.sso is None
+    values = argocd_values(dev)["configs"]
+    assert values["cm"]["admin.enabled"] is True
+    assert "oidc.config" not in values["cm"] and "url" not in values["cm"]
+    assert "policy.csv" not in values["rbac"]
+    assert "argocd-oidc" not in argocd_external_secrets(dev)
+
+
+def test_sso_in_dev_adds_sign_in_and_keeps_the_admin() -> None:
+    raw, _ = stack_config("dev")
+    delivery = json.loads(raw["eks-platform:delivery"])
+    delivery["gitops"]["sso"] = {
+        "issuer": "https://login.acme.io",
+        "clientId": "argocd-dev",
+        "clientSecretName": "argocd-sso",
+        "groupsClaim": "roles",
+        "adminGroups": ["platform"],
+    }
+    raw["eks-platform:delivery"] = json.dumps(delivery)
+    result = run_program("dev", raw)
+    configs = argocd_values(result)["configs"]
+    assert configs["cm"]["admin.enabled"] is True
+    oidc = yaml.safe_load(configs["cm"]["oidc.config"])
+    assert oidc["clientSecret"] == "$argocd-sso:clientSecret"
+    assert oidc["requestedIDTokenClaims"] == {"roles": {"essential": True}}
+    assert configs["rbac"]["scopes"] == "[roles]"
+    assert configs["rbac"]["policy.csv"] == "g, platform, role:admin\n"
+    spec = argocd_external_secrets(result)["argocd-sso"]["spec"]
+    assert spec["dataFrom"] == [{"extract": {"key": "eks-platform-dev/argocd-sso"}}]

@@ -136,11 +136,12 @@ def test_prod_keeps_its_log_groups_when_the_stack_is_destroyed(prod: PlanResult,
 
 
 def test_prod_keeps_the_platform_secrets_and_dev_force_deletes_them(plans: dict[str, PlanResult]) -> None:
-    for stack, kept, window in (("prod", True, 30), ("dev", False, 0)):
+    # Grafana's admin, Alertmanager's receiver; prod adds Argo CD's OIDC client secret (SSO).
+    for stack, kept, window, count in (("prod", True, 30, 3), ("dev", False, 0, 2)):
         plan = plans[stack]
         owner = plan.one("platform:secrets:Secrets").urn
         secrets = [s for s in plan.of_type("aws:secretsmanager/secret:Secret") if s.parent == owner]
-        assert len(secrets) == 2, [s.name for s in secrets]
+        assert len(secrets) == count, [s.name for s in secrets]
         for s in secrets:
             options = (s.retain_on_delete, s.protect, s.get("recoveryWindowInDays"))
             assert options == (kept, kept, window), s.name

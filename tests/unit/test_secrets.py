@@ -27,12 +27,13 @@ def test_no_generated_secret_reaches_a_plain_input(plan: PlanResult) -> None:
     assert not any(g in json.dumps(plan.document()["outputs"]) for g in generated)
 
 
-def test_secrets_are_encrypted_with_the_platform_key_and_recoverable(plan: PlanResult) -> None:
+def test_secrets_are_encrypted_with_the_platform_key_and_recoverable(plan: PlanResult, configs) -> None:
     key = next(k for k in plan.of_type("aws:kms/key:Key") if "secrets-kms" in k.name)
     assert key.get("enableKeyRotation") is True
     assert key.get("deletionWindowInDays") == (30 if plan.stack == "prod" else 7)
     secrets = [s for s in plan.of_type(SECRET) if "platform:secrets:Secrets$" in s.urn]
-    assert len(secrets) == 2
+    # Grafana's admin login, the Alertmanager receiver, and Argo CD's OIDC client secret with SSO.
+    assert len(secrets) == 2 + (configs[plan.stack].delivery.gitops.sso is not None)
     for secret in secrets:
         assert secret.get("name").startswith(f"eks-platform-{plan.stack}/")
         assert secret.get("kmsKeyId") == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}"

@@ -1,0 +1,170 @@
+"""delivery.gitops config: the SSO section's rules, and the GitOps folder against the repo URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import tools.mocks
+from stacks import placeholders
+from stacks.config import PROJECT, ConfigError, validate
+from stacks.delivery import REPO_ROOT
+from stacks.gitops_tree import repo_url_issues
+from tools.mocks import stack_config
+
+REPO = "https://github.com/acme/eks-platform.git"
+SSO = {
+    "issuer": "https://login.acme.io/oauth2/default",
+    "clientId": "0oa1argocd",
+    "adminGroups": ["platform-admins"],
+    "readOnlyGroups": ["developers"],
+}
+
+
+def _with_gitops(stack: str, **changes: Any) -> dict[str, str]:
+    raw, _ = stack_config(stack)
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    delivery["gitops"] = {**delivery["gitops"], **changes}
+    delivery["gitops"] = {k: v for k, v in delivery["gitops"].items() if v is not None}
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    return raw
+
+
+def _issues(stack: str, raw: dict[str, str]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, stack, f"Pulumi.{stack}.yaml")
+    return {i.key: i.message for i in info.value.issues}
+
+
+# -- SSO ----------------------------------------------------------------------------------------
+
+
+def test_prod_without_sso_is_refused_with_the_key_named() -> None:
+    issues = _issues("prod", _with_gitops("prod", sso=None))
+    assert list(issues) == [f"{PROJECT}:delivery.gitops.sso"]
+    assert "local admin" in issues[f"{PROJECT}:delivery.gitops.sso"]
+
+
+def test_prod_without_sso_stops_the_program() -> None:
+    with pytest.raises(ConfigError, match=r"delivery\.gitops\.sso = null"):
+        tools.mocks.run_program("prod", _with_gitops("prod", sso=None))
+
+
+def test_dev_may_omit_sso_and_may_set_it() -> None:
+    for sso in (None, SSO):
+        cfg = validate(_with_gitops("dev", sso=sso), PROJECT, "dev", "Pulumi.dev.yaml")
+        assert (cfg.delivery.gitops.sso is None) is (sso is None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        ({"issuer": "http://login.acme.io"}, "issuer", "https:// URL"),
+        ({"url": "https://argocd.acme.io/"}, "url", "without a trailing slash"),
+        ({"clientId": "my client"}, "clientId", "no spaces"),
+        ({"clientSecretName": "ArgoCD/oidc"}, "clientSecretName", "DNS label"),
+        ({"requestedScopes": ["profile", "groups"]}, "requestedScopes", "openid"),
+        ({"adminGroups": []}, "adminGroups", "at least one group"),
+        ({"adminGroups": ["a,b"]}, "adminGroups", "comma"),
+        ({"readOnlyGroups": ["platform-admins"]}, "readOnlyGroups", "already in adminGroups"),
+        ({"adminGroup": ["x"]}, "adminGroup", "did you mean"),
+    ],
+)
+def test_bad_sso_is_rejected(changes: dict[str, Any], key: str, message: str) -> None:
+    issues = _issues("dev", _with_gitops("dev", sso={**SSO, **changes}))
+    full = f"{PROJECT}:delivery.gitops.sso.{key}"
+    assert full in issues, issues
+    assert message in issues[full]
+
+
+def test_prod_sso_placeholders_are_listed_and_stop_a_real_deploy() -> None:
+    raw, _ = stack_config("prod")
+    found = {key for key, _, _ in placeholders.find(raw)}
+    assert {
+        f"{PROJECT}:delivery.gitops.sso.issuer",
+        f"{PROJECT}:delivery.gitops.sso.clientId",
+        f"{PROJECT}:delivery.gitops.sso.adminGroups.0",
+        f"{PROJECT}:delivery.gitops.sso.readOnlyGroups.0",
+    } <= found
+    del raw[f"{PROJECT}:offlinePlan"]
+    issues = _issues("prod", raw)
+    assert "documentation placeholder" in issues[f"{PROJECT}:delivery.gitops.sso.clientId"]
+
+
+# -- the GitOps folder names the configured repository ------------------------------------------
+
+
+def _application(name: str, **source: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": source,
+    }
+
+
+def _write(folder: Path, name: str, *docs: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(yaml.safe_dump_all(docs))
+
+
+def test_applications_naming_the_configured_repo_pass(tmp_path: Path) -> None:
+    tree = tmp_path / "gitops"
+    _write(tree, "a.yaml", _application("a", source={"repoURL": REPO, "path": "charts/x"}))
+    _write(
+        tree,
+        "b.yml",
+        _application(
+            "b", sources=[{"repoURL": REPO, "path": "charts/y"}, {"repoURL": REPO, "ref": "values"}]
+        ),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}},
+    )
+    # A Helm repository chart is another repository by design.
+    _write(tree, "c.yaml", _application("c", source={"repoURL": "https://charts.acme.io", "chart": "c"}))
+    _write(tree, "notes.txt", _application("ignored", source={"repoURL": "https://elsewhere.git"}))
+    _write(tree / "sub", "d.yaml", _application("d", source={"repoURL": "https://elsewhere.git"}))
+    assert repo_url_issues(tmp_path, "gitops", REPO) == []
+
+
+def test_an_application_naming_another_repo_is_reported_with_file_and_both_urls(tmp_path: Path) -> None:
+    other = "https://github.com/example-org/eks-platform.git"
+    _write(tmp_path / "gitops", "a.yaml", _application("a", source={"repoURL": other, "path": "charts/x"}))
+    _write(
+        tmp_path / "gitops",
+        "b.yaml",
+        _application("b", sources=[{"repoURL": REPO, "path": "x"}, {"repoURL": other, "ref": "values"}]),
+    )
+    issues = repo_url_issues(tmp_path, "gitops", REPO)
+    assert [(key, value) for key, value, _ in issues] == [("repoUrl", REPO), ("repoUrl", REPO)]
+    first, second = (message for _, _, message in issues)
+    assert first.startswith("gitops/a.yaml: Application 'a' spec.source.repoURL")
+    assert other in first and REPO in first
+    assert second.startswith("gitops/b.yaml: Application 'b' spec.sources[1].repoURL")
+
+
+def test_invalid_yaml_in_the_folder_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "gitops").mkdir()
+    (tmp_path / "gitops" / "bad.yaml").write_text("kind: [Application\n")
+    ((key, _, message),) = repo_url_issues(tmp_path, "gitops", REPO)
+    assert key == "repoUrl" and message.startswith("gitops/bad.yaml is not valid YAML")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_repo_url_the_stacks_applications_do_not_name_is_a_config_error(stack: str) -> None:
+    issues = _issues(stack, _with_gitops(stack, repoUrl=REPO))
+    message = issues[f"{PROJECT}:delivery.gitops.repoUrl"]
+    assert f"platform/gitops/{stack}/catalog.yaml" in message
+    assert "https://github.com/example-org/eks-platform.git" in message and REPO in message
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_committed_stacks_name_their_folders_repo(stack: str) -> None:
+    raw, _ = stack_config(stack)
+    cfg = validate(raw, PROJECT, stack, f"Pulumi.{stack}.yaml")
+    folder = cfg.delivery.gitops.folder(stack)
+    assert list((REPO_ROOT / folder).glob("*.yaml")), "the check has files to read"
+    assert repo_url_issues(REPO_ROOT, folder, cfg.delivery.gitops.repo_url) == []

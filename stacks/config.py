@@ -219,11 +219,15 @@ class PlatformConfig(Model):
 
     @property
     def all_tags(self) -> dict[str, str]:
-        """The stack's tags: the required platform keys, then the stack file's extra tags."""
+        """The stack's tags: the required platform keys, then the stack file's extra tags.
+
+        `environment` defaults to the stack's name, so a copied stack file tags its own stack.
+        """
         return {
             "platform:project": self.project,
             "platform:stack": self.stack,
             "managed-by": "pulumi",
+            "environment": self.stack,
             **self.tags,
         }
 

@@ -156,7 +156,9 @@ def test_infra_ci_runs_make_test_then_plans_each_stack_into_the_summary(
     plan_at = next(i for i, run in enumerate(runs) if "make plan" in run)
     summary_at = next(i for i, run in enumerate(runs) if "plan_summary.py" in run)
     assert test_at < plan_at < summary_at
-    for stack in [*STACKS, "staging"]:
+    extra = "ci-third-stack"  # a name no stack file of the repository uses
+    assert extra not in STACKS
+    for stack in [*STACKS, extra]:
         (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -175,7 +177,7 @@ def test_infra_ci_runs_make_test_then_plans_each_stack_into_the_summary(
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    stacks = sorted([*STACKS, "staging"])
+    stacks = sorted([*STACKS, extra])
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert calls == [f"plan STACK={s} JSON=plan-{s}.json" for s in stacks]
     summary = (tmp_path / "summary.md").read_text()

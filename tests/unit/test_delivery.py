@@ -20,12 +20,12 @@ import pytest
 import yaml
 
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT
+from tools.mocks import ROOT, stack_names
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHART = ROOT / "charts" / "microservice"
 GITOPS = ROOT / "platform" / "gitops"
-ENVIRONMENTS = ("dev", "prod")
+ENVIRONMENTS = tuple(stack_names())  # one per Pulumi.<stack>.yaml, so a third stack is checked too
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
 DEPLOY_FILES = sorted((ROOT / "services").glob("*/deploy/*.yaml"))
 APP_FILES = sorted(GITOPS.glob("*/*.yaml"))

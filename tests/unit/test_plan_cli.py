@@ -118,6 +118,8 @@ def _copy_checkout(target: Path) -> Path:
 def test_a_copied_stack_file_is_a_working_third_stack(tmp_path: Path) -> None:
     """docs/adding-a-stack.md on a temporary checkout: copy dev's stack file and GitOps folder."""
     repo = _copy_checkout(tmp_path / "repo")
+    # A checkout that already has a staging stack copies it afresh, as the guide would.
+    shutil.rmtree(repo / "platform" / "gitops" / "staging", ignore_errors=True)
     shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.staging.yaml")
     shutil.copytree(repo / "platform" / "gitops" / "dev", repo / "platform" / "gitops" / "staging")
     for values in repo.glob("services/*/deploy/dev.yaml"):

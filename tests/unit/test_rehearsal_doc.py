@@ -1,0 +1,43 @@
+"""docs/deploy-rehearsal.md quotes the rehearsal's predictions: they must be what the plan predicts."""
+
+from __future__ import annotations
+
+import re
+
+from analysis.rehearsal import section
+from tools.mocks import ROOT, PlanResult
+
+ROW = re.compile(
+    r"^\| (?P<stack>\w+) \| (?P<create>[\d.]+) min, (?P<waves>\d+) waves \| (?P<worst>[\d.]+) min \| "
+    r"(?P<destroy>[\d.]+) min, (?P<dwaves>\d+) waves \|",
+    re.MULTILINE,
+)
+
+
+def quoted() -> dict[str, dict[str, float]]:
+    text = (ROOT / "docs" / "deploy-rehearsal.md").read_text()
+    return {
+        m["stack"]: {k: float(m[k]) for k in ("create", "waves", "worst", "destroy", "dwaves")}
+        for m in ROW.finditer(text)
+    }
+
+
+def test_the_quoted_predictions_are_the_plans(plans: dict[str, PlanResult]) -> None:
+    rows = quoted()
+    assert set(rows) == {"dev", "prod"}, "docs/deploy-rehearsal.md: one table row per shipped stack"
+    for stack, row in rows.items():
+        rehearsal, _ = section(plans[stack].records)
+        create, destroy = rehearsal["create"], rehearsal["destroy"]
+        predicted = {
+            "create": create["minutes"],
+            "waves": len(create["waves"]),
+            "worst": create["worstCaseMinutes"],
+            "destroy": destroy["minutes"],
+            "dwaves": len(destroy["waves"]),
+        }
+        assert row == predicted, f"docs/deploy-rehearsal.md, {stack}: update the table to {predicted}"
+
+
+def test_the_row_pattern_reads_a_row() -> None:
+    row = "| dev | 1.5 min, 3 waves | 9.0 min | 2.0 min, 4 waves | VPC |"
+    assert [m["stack"] for m in ROW.finditer(row)] == ["dev"]

@@ -21,9 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from stacks.config import ConfigError, PlatformConfig, validate
 from stacks.data import addon_versions
-from tools.mocks import StackFileError, project_name, stack_config
+from tools.stackcli import load_config
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -50,21 +49,13 @@ def compare(eks: Any, kubernetes_version: str, pins: dict[str, str]) -> list[tup
     return [(addon, pins[addon], newest(eks, addon, kubernetes_version)) for addon in sorted(pins)]
 
 
-def _config(stack: str) -> PlatformConfig:
-    project = project_name()
-    raw, _ = stack_config(stack, project)
-    return validate(raw, project, stack, f"Pulumi.{stack}.yaml")
-
-
 def main(argv: list[str] | None = None, session: boto3.Session | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make addon-versions", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     args = parser.parse_args(argv)
     console, errors = Console(), Console(stderr=True)
-    try:
-        cfg = _config(args.stack)
-    except (ConfigError, StackFileError) as err:
-        errors.print(escape(str(err)), highlight=False, soft_wrap=True)
+    cfg = load_config(args.stack, errors)
+    if cfg is None:
         return 2
     k8s = cfg.cluster.kubernetes_version
     eks = (session or boto3.Session()).client("eks", region_name=cfg.region)

@@ -23,9 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from stacks.config import ConfigError, PlatformConfig, validate
 from tools.addon_versions import version_key
-from tools.mocks import StackFileError, project_name, stack_config
+from tools.stackcli import load_config
 
 
 def parameter_name(kubernetes_version: str, architecture: str) -> str:
@@ -49,21 +48,13 @@ def status(pinned: str | None, current: str) -> str:
     return "bump" if version_key(current) > version_key(pinned) else ""
 
 
-def _config(stack: str) -> PlatformConfig:
-    project = project_name()
-    raw, _ = stack_config(stack, project)
-    return validate(raw, project, stack, f"Pulumi.{stack}.yaml")
-
-
 def main(argv: list[str] | None = None, session: boto3.Session | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make ami-versions", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     args = parser.parse_args(argv)
     console, errors = Console(), Console(stderr=True)
-    try:
-        cfg = _config(args.stack)
-    except (ConfigError, StackFileError) as err:
-        errors.print(escape(str(err)), highlight=False, soft_wrap=True)
+    cfg = load_config(args.stack, errors)
+    if cfg is None:
         return 2
     nodes = cfg.system_node_group
     if nodes.ami_family != "AL2023":

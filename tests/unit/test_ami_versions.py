@@ -127,13 +127,13 @@ def test_a_bad_stack_file_is_reported_without_calling_aws(capsys) -> None:
 
 
 def test_bottlerocket_is_refused_without_calling_aws(monkeypatch, capsys) -> None:
-    real = tool._config
+    real = tool.load_config
 
-    def bottlerocket(stack: str) -> Any:
-        cfg = real(stack)
+    def bottlerocket(stack: str, errors: Any) -> Any:
+        cfg = real(stack, errors)
         nodes = cfg.system_node_group.model_copy(update={"ami_family": "Bottlerocket"})
         return cfg.model_copy(update={"system_node_group": nodes})
 
-    monkeypatch.setattr(tool, "_config", bottlerocket)
+    monkeypatch.setattr(tool, "load_config", bottlerocket)
     assert tool.main(["--stack", "dev"], session=StubbedSession(None)) == 2
     assert "amiFamily is Bottlerocket" in capsys.readouterr().err

@@ -127,10 +127,11 @@ def test_a_bad_stack_file_is_reported_without_calling_aws(capsys) -> None:
 
 
 def test_bottlerocket_is_refused_without_calling_aws(monkeypatch, capsys) -> None:
-    real = tool.load_config
+    from tools.stackcli import load_config
 
     def bottlerocket(stack: str, errors: Any) -> Any:
-        cfg = real(stack, errors)
+        cfg = load_config(stack, errors)
+        assert cfg is not None
         nodes = cfg.system_node_group.model_copy(update={"ami_family": "Bottlerocket"})
         return cfg.model_copy(update={"system_node_group": nodes})
 

@@ -102,7 +102,9 @@ def test_a_failed_plan_removes_the_previous_json(
     assert "did you mean 'eu-west-1'" in capsys.readouterr().err
 
 
-def test_the_plan_lists_the_placeholders_to_replace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_plan_lists_the_placeholders_to_replace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_json = tmp_path / "plan.json"
     assert plan_cli.main(["--stack", "prod", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out

@@ -58,7 +58,7 @@ def _top_level(resources: list[Mapping[str, Any]]) -> dict[str, str | None]:
     for urn in parents:
         node = urn
         while parents.get(node) in parents:
-            node = parents[node]  # type: ignore[assignment]
+            node = parents[node]
         top[urn] = node
     return top
 

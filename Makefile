@@ -2,6 +2,7 @@
 # `destroy` wrap the real Pulumi CLI.
 STACK ?= dev
 JSON ?=
+TREE ?=
 ARGS ?=
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +20,9 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json]  offline plan of Pulumi.<stack>.yaml under the mock engine"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1]"
+	@echo "                                              offline plan under the mock engine: summary first;"
+	@echo "                                              TREE=1 adds the resource tree"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
@@ -63,7 +66,7 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON))
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.

@@ -25,6 +25,7 @@ from rich.markup import escape
 
 from analysis.diff import DiffReport, diff_plans
 from tools.mocks import ROOT
+from tools.plan_view import short_urn
 
 LIMIT = 60  # characters of a value in the text and Markdown; the JSON keeps the whole value
 
@@ -69,30 +70,50 @@ def _money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
 
+def component(urn: str) -> str:
+    """The top-level ComponentResource type a URN sits under (the first type of its parent chain,
+    after the Stack); `(stack)` for a top-level resource such as a provider."""
+    chain = urn.split("::")[2].split("$")
+    inner = [t for t in chain if t != "pulumi:pulumi:Stack"]
+    return inner[0] if len(inner) > 1 else "(stack)"
+
+
 def render(report: DiffReport, console: Console) -> None:
-    console.print(f"[bold]Plan diff[/] {escape(report.base)} → {escape(report.head)}", highlight=False)
-    for entry in report.added:
-        console.print(f"[green]+ {escape(entry['urn'])}[/]", soft_wrap=True)
-    for entry in report.removed:
-        flag = " [bold red](protected)[/]" if entry["protect"] else ""
-        console.print(f"[red]- {escape(entry['urn'])}[/]{flag}", soft_wrap=True)
-    for changed in report.changed:
-        console.print(f"[yellow]~ {escape(changed.urn)}[/]", soft_wrap=True)
-        for c in changed.inputs:
-            mark = " [bold red]replaces[/]" if c.replaces else ""
-            console.print(
-                f"    {escape(c.path)}: {escape(_short(c.before))} → {escape(_short(c.after))}{mark}",
-                highlight=False,
-            )
-    for f in report.findings:
-        console.print(f"[bold red]{f['level']}[/] {f['rule']}: {escape(f['message'])}", highlight=False)
+    """Counts and cost change first, then the changes grouped by component, each resource shown
+    as `type name` and every line kept to the console's width (values elided with `…`)."""
     cost = report.cost
+    console.print(f"[bold]Plan diff[/] {escape(report.base)} → {escape(report.head)}", highlight=False)
     console.print(
         f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed; "
         f"{len(report.findings)} finding(s). Fixed monthly cost ({cost['currency']}): "
         f"{_money(cost['before'])} → {_money(cost['after'])} (change {_money(cost['change'])})",
         highlight=False,
     )
+    for f in report.findings:
+        console.print(f"[bold red]{f['level']}[/] {f['rule']}: {escape(f['message'])}", highlight=False)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for entry in report.added:
+        groups.setdefault(component(entry["urn"]), []).append(("[green]+[/]", entry["urn"]))
+    for entry in report.removed:
+        flag = " [bold red](protected)[/]" if entry["protect"] else ""
+        groups.setdefault(component(entry["urn"]), []).append((f"[red]-[/]{flag}", entry["urn"]))
+    changed = {c.urn: c for c in report.changed}
+    for urn in changed:
+        groups.setdefault(component(urn), []).append(("[yellow]~[/]", urn))
+    for name in sorted(groups):
+        console.rule(escape(name), align="left")
+        for mark, urn in groups[name]:
+            sign, _, flag = mark.partition(" ")
+            line = f"{sign} {escape(short_urn(urn))}{' ' + flag if flag else ''}"
+            console.print(line, no_wrap=True, overflow="ellipsis", highlight=False)
+            for c in changed[urn].inputs if urn in changed else ():
+                replaces = " [bold red]replaces[/]" if c.replaces else ""
+                console.print(
+                    f"    {escape(c.path)}: {escape(_short(c.before))} → {escape(_short(c.after))}{replaces}",
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    highlight=False,
+                )
 
 
 def markdown(report: DiffReport) -> str:

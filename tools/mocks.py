@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -491,6 +492,7 @@ class PlanResult:
     records: list[Registration]
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.records if r.type == typ]
@@ -510,7 +512,29 @@ class PlanResult:
             "stack": self.stack,
             "resources": [r.document() for r in self.records],
             "outputs": {k: MASKED if k in self.secret_outputs else v for k, v in self.outputs.items()},
+            "warnings": self.warnings,
         }
+
+
+class _ProgramLog(logging.Handler):
+    """What the program logs at warning level or above (`pulumi.log.warn`). Under the mocks the SDK
+    hands every log request to `MockEngine.Log`, which writes it to the logger given to `set_mocks`
+    (pulumi/runtime/mocks.py; without one, the root logger, so the message lands on stderr). The
+    plan keeps it instead and shows it once; the real engine still prints it on `pulumi up`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _program_logger() -> tuple[logging.Logger, _ProgramLog]:
+    logger = logging.Logger("eks-platform.offline-engine")  # outside the logging tree: no root handlers
+    handler = _ProgramLog()
+    logger.addHandler(handler)
+    return logger, handler
 
 
 def _without_source_positions() -> None:
@@ -539,7 +563,10 @@ def run_program(
     mocks.monitor = monitor
     _settings.ROOT.set(None)  # a fresh root Stack per run, so dev and prod can share a process
     pulumi.runtime.set_all_config(dict(config), secret_keys or [])
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    logger, program_log = _program_logger()
+    pulumi.runtime.set_mocks(
+        mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger
+    )
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
 
@@ -559,7 +586,8 @@ def run_program(
 
     program()
     outputs = _sorted_keys(outputs)
-    return PlanResult(project, stack, canonical_order(monitor.records), outputs, secret_outputs)
+    warnings = sorted(set(program_log.messages))  # sorted: async logs arrive in no fixed order
+    return PlanResult(project, stack, canonical_order(monitor.records), outputs, secret_outputs, warnings)
 
 
 def run_stack(stack: str) -> PlanResult:

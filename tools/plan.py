@@ -1,18 +1,20 @@
 """Offline plan: show what a stack would create, without the Pulumi CLI or an AWS account.
 
-    python -m tools.plan --stack prod [--json plan.json]
+    python -m tools.plan --stack prod [--json plan.json] [--tree] [--objects]
 
 Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the config of
-`Pulumi.<stack>.yaml` and prints the resource tree with each resource's key settings, then the
-stack outputs. The policy pack (policy/) is evaluated on the planned resources and its findings are
-printed after the tree; they do not change the exit code (the tests decide what must pass).
-`--json` writes the plan document (contract: tests/fixtures/plan.schema.json), `findings` included. A
-config error prints every problem and exits 2 without writing JSON.
+`Pulumi.<stack>.yaml`, runs every analysis of the recorded plan into one document, and prints it
+summary first (tools/plan_view.py: one screen of counts, findings, capacity, cost, rehearsal, Helm,
+placeholders and the program's warnings), then the findings, placeholders, cost table, rehearsal,
+Helm releases, capacity and stack outputs, each under a heading; `--tree` adds the resource tree
+with each resource's key settings. Findings do not change the exit code (the tests decide what must
+pass). `--json` writes the plan document (contract: tests/fixtures/plan.schema.json). A config
+error prints every problem and exits 2 without writing JSON.
 
 Every Helm release is rendered with Helm's engine from the chart cache (`make charts`) and its
-objects validated (analysis/render.py, analysis/validate.py): the text plan shows each release's
-object count by kind (`--objects` prints the objects), the document gets `rendered`, `notRendered`
-and `validation`. A release Helm refuses to render makes the plan exit 1 (the JSON is still written).
+objects validated (analysis/render.py, analysis/validate.py): the text shows each release's object
+count by kind (`--objects` prints the objects), the document gets `rendered`, `notRendered` and
+`validation`. A release Helm refuses to render makes the plan exit 1 (the JSON is still written).
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
 from analysis import fit
@@ -38,6 +38,15 @@ from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
+from tools.plan_view import (
+    render_capacity,
+    render_cost,
+    render_findings,
+    render_helm,
+    render_outputs,
+    render_placeholders,
+    render_summary,
+)
 from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findings
 from tools.rehearsal_view import render_rehearsal
 
@@ -153,108 +162,13 @@ def _masked(r: Registration, path: str, value: Any) -> Any:
     return "[secret]" if node == "[secret]" else value
 
 
-def render_findings(findings: list[Finding], console: Console) -> None:
-    mandatory = sum(1 for f in findings if f.level == "mandatory")
-    if findings:
-        table = Table(title="Policy findings (policy/)")
-        for column in ("level", "rule", "resource", "message"):
-            table.add_column(column, overflow="fold")
-        for f in findings:
-            style = "bold red" if f.level == "mandatory" else "yellow"
-            resource = f.urn.rsplit("::", 1)[-1] if f.urn else "(stack)"
-            table.add_row(f"[{style}]{f.level}[/]", f.rule, escape(resource), escape(f.message))
-        console.print(table)
-    console.print(
-        f"{len(findings)} policy finding(s): {mandatory} mandatory, {len(findings) - mandatory} advisory."
-    )
-
-
-def render_helm(
-    report: RenderReport, validation: ValidationReport | None, console: Console, objects: bool = False
-) -> None:
-    """Each release's object count by kind (or its objects), what could not render and why."""
-    if report.rendered:
-        console.print(f"[bold]Helm releases rendered by Helm's engine[/] (Kubernetes {report.kube_version})")
-    for r in report.rendered:
-        q = r.request
-        kinds = ", ".join(f"{kind} {n}" for kind, n in r.kinds().items())
-        console.print(
-            f"  [green]{escape(q.namespace)}/{escape(q.release)}[/] ({escape(q.chart)} {q.version}): "
-            f"{kinds or 'no objects'}",
-            soft_wrap=True,
-        )
-    for n in report.not_rendered:
-        style = "bold red" if n.error else "yellow"
-        label = "render error" if n.error else "not rendered"
-        console.print(
-            f"[{style}]{label}[/] {escape(n.request.release)} ({escape(n.request.chart)} "
-            f"{n.request.version}): {escape(n.reason)}",
-            soft_wrap=True,
-        )
-    if objects:
-        for r in report.rendered:
-            console.rule(f"{r.request.release}: {len(r.objects)} objects")
-            console.print(escape(yaml.safe_dump_all(r.objects, sort_keys=True)), highlight=False)
-    if validation is not None:
-        for p in validation.problems:
-            console.print(
-                f"[red]invalid[/] {escape(p.release)}: {escape(p.object)} {escape(p.path)}: "
-                f"{escape(p.message)} [dim]({p.source})[/]",
-                soft_wrap=True,
-            )
-        for kind, releases in validation.unknown_kinds.items():
-            console.print(f"[yellow]no schema[/] for {escape(kind)} (in {', '.join(releases)})")
-        console.print(
-            f"{validation.checked} rendered object(s) validated against Kubernetes {validation.kube_version}"
-            f" and CRD schemas: {len(validation.problems)} problem(s), "
-            f"{len(validation.unknown_kinds)} kind(s) without a schema."
-        )
-
-
-def render(
-    result: PlanResult, capacity: dict[str, Any], console: Console, findings: list[Finding] | None = None
-) -> None:
+def render_tree(result: PlanResult, console: Console) -> None:
     tree = Tree(f"[bold]{result.project}[/] / stack [bold green]{result.stack}[/]")
     nodes: dict[str | None, Tree] = {}
     for r in result.records:
         parent = nodes.get(r.parent, tree)
         nodes[r.urn] = parent.add(_label(r))
     console.print(tree)
-    if findings is not None:
-        render_findings(findings, console)
-
-    table = Table(title="Stack outputs", show_lines=False)
-    table.add_column("output")
-    table.add_column("value")
-    for key, value in result.document()["outputs"].items():
-        table.add_row(key, escape(_short(value, 90)))
-    console.print(table)
-
-    cap = Table(title="IP capacity (private subnets, VPC-CNI prefix delegation)")
-    for column in ("AZ", "private subnet", "free IPs"):
-        cap.add_column(column)
-    for zone, free in capacity["freeIpsPerAz"].items():
-        cap.add_row(zone, capacity["privateSubnets"][zone], f"{free:,}")
-    console.print(cap)
-    console.print(
-        f"max nodes {capacity['maxNodes']:,} · max pods {capacity['maxPods']:,} · planned pods "
-        f"{capacity['plannedPods']:,} · pod IPs needed {capacity['requiredIps']:,} of "
-        f"{capacity['usableIps']:,} usable"
-    )
-    system = capacity.get("systemNodes")
-    if system:
-        console.print(
-            f"system nodes ({system['basis']} basis): {system['nodes']} x {system['instanceType']}, requests "
-            f"{system['requests']['cpu']} of {system['allocatable']['cpu']} CPU, "
-            f"{system['requests']['memoryGiB']} of {system['allocatable']['memoryGiB']} GiB · "
-            f"fits {system['fits']} · with one node lost {system['fitsWithOneNodeLost']}"
-        )
-    custom = sum(1 for r in result.records if r.custom)
-    protected = sum(1 for r in result.records if r.protect)
-    console.print(
-        f"{len(result.records)} resources ({custom} custom, "
-        f"{len(result.records) - custom} components), {protected} protected."
-    )
 
 
 def _unwritable(path: Path) -> str | None:
@@ -266,36 +180,6 @@ def _unwritable(path: Path) -> str | None:
     if not os.access(path.parent, os.W_OK):
         return f"the folder {path.parent} is not writable"
     return None
-
-
-def render_cost(cost: CostReport, console: Console) -> None:
-    """The cost table (analysis/cost.py): fixed items, usage prices, Karpenter ranges, budget."""
-    money = cost.currency
-    table = Table(title=f"Monthly cost at list price ({cost.region}, prices of {cost.prices_as_of})")
-    for column in ("what", "qty", "unit", "unit price", "monthly"):
-        table.add_column(column, overflow="fold", justify="right" if column != "what" else "left")
-    for item in cost.items:
-        table.add_row(
-            escape(item.what), f"{item.quantity:g}", item.unit, f"{item.unit_price:g}", f"{item.monthly:,.2f}"
-        )
-    console.print(table)
-    for what, unit, price in cost.usage:
-        console.print(f"  usage: {escape(what)}: {money} {price:g} per {unit}", highlight=False)
-    for pool in cost.pools:
-        span = (
-            f"{money} {pool.min_per_node_hour:g}-{pool.max_per_node_hour:g} per node-hour"
-            if pool.min_per_node_hour is not None
-            else "not priced"
-        )
-        if pool.per_vcpu_hour:
-            span += f", {money} {pool.per_vcpu_hour[0]:g}-{pool.per_vcpu_hour[1]:g} per vCPU-hour"
-        console.print(f"  Karpenter pool {pool.pool}: {span} ({escape(pool.note)})", highlight=False)
-    for line in cost.missing:
-        console.print(f"  [yellow]{escape(line)}[/]")
-    budget = f" (budget {cost.budget:,.2f})" if cost.budget is not None else ""
-    console.print(f"Fixed monthly cost: {money} {cost.fixed_monthly:,.2f}{budget}", highlight=False)
-    for finding in cost.findings():
-        console.print(f"  [yellow]{finding['level']}[/] {finding['rule']}: {escape(finding['message'])}")
 
 
 @dataclass(frozen=True)
@@ -343,12 +227,37 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     return Analysis(document, findings, cost, helm, validation)
 
 
+def render_text(plan: Analysis, result: PlanResult, console: Console, *, tree: bool, objects: bool) -> None:
+    """The summary screen, then each section under a heading; the resource tree with `tree`."""
+    document = plan.document
+    render_summary(document, console)
+    console.rule("Findings")
+    render_findings(document["findings"], console)
+    if document["placeholders"]:
+        console.rule("Placeholders")
+        render_placeholders(document["placeholders"], console)
+    console.rule("Monthly cost")
+    render_cost(plan.cost, console)
+    console.rule("Deploy rehearsal")
+    render_rehearsal(document["rehearsal"], console)
+    console.rule("Helm releases")
+    render_helm(plan.helm, plan.validation, console, objects=objects)
+    console.rule("Capacity")
+    render_capacity(document["capacity"], console)
+    console.rule("Stack outputs")
+    render_outputs(document["outputs"], console)
+    if tree:
+        console.rule("Resource tree")
+        render_tree(result, console)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
+    parser.add_argument("--tree", action="store_true", help="also print the resource tree with key settings")
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -389,28 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     plan = analyse(result, cfg)
-    document, findings, cost, helm, validation = (
-        plan.document,
-        plan.findings,
-        plan.cost,
-        plan.helm,
-        plan.validation,
-    )
+    document = plan.document
+    document["placeholders"] = [
+        {"key": key, "value": value, "reason": reason} for key, value, reason in placeholders.find(raw)
+    ]
     if not args.quiet:
-        render(result, document["capacity"], console, findings)
-        render_rehearsal(document["rehearsal"], console)
-        render_helm(helm, validation, console, objects=args.objects)
-        found = placeholders.find(raw)
-        if found:
-            console.print(
-                f"[yellow]{len(found)} documentation placeholder(s)[/] to replace before a real deploy "
-                "(a production stack refuses them):"
-            )
-        for key, value, reason in found:
-            console.print(f"  {escape(key)} = {escape(value)}: {reason}", highlight=False, soft_wrap=True)
-
-        render_cost(cost, console)
-    for n in helm.errors:
+        render_text(plan, result, console, tree=args.tree, objects=args.objects)
+    for n in plan.helm.errors:
         errors.print(
             f"[bold red]Helm cannot render release {escape(n.request.release)}[/] (chart "
             f"{escape(n.request.chart)} {n.request.version}): {escape(n.reason)}",
@@ -420,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
-    return 1 if helm.errors else 0
+    return 1 if plan.helm.errors else 0
 
 
 if __name__ == "__main__":

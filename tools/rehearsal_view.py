@@ -1,4 +1,9 @@
-"""The deploy rehearsal in `make plan`'s text output: critical path, totals, destroy order, appliers."""
+"""The deploy rehearsal in `make plan`'s text output: critical path, totals, destroy order, appliers.
+
+Fits 80 columns: steps are named by type and name (tools/plan_view.short_urn), elided with `…`
+when longer than the screen, and the appliers are short paragraphs wrapped at spaces rather than a
+table whose narrow columns would cut ARNs in pieces.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,38 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-
-def _short(urn: str) -> str:
-    return urn.rsplit("::", 1)[-1]
+from tools.plan_view import _wrapped, short_urn
 
 
 def render_rehearsal(section: dict[str, Any], console: Console) -> None:
     create, destroy = section["create"], section["destroy"]
-    table = Table(title="Deploy rehearsal: critical path of a first `pulumi up` (analysis/rehearsal.py)")
-    for column in ("step", "type", "minutes", "done at"):
-        table.add_column(column, overflow="fold")
+    console.print("Critical path of a first `pulumi up` (analysis/rehearsal.py):")
+    console.print("[dim]done at    min  step[/]")
     for step in create["steps"]:
-        table.add_row(escape(step["name"]), step["type"], f"{step['minutes']:g}", f"{step['finish']:g}")
-    console.print(table)
+        line = f"{step['finish']:>7g} {step['minutes']:>6g}  {escape(step['type'])} {escape(step['name'])}"
+        console.print(line, no_wrap=True, overflow="ellipsis", highlight=False)
     console.print(
-        f"create: {len(create['waves'])} waves, about {create['minutes']:g} min "
-        f"(worst case within provider timeouts {create['worstCaseMinutes']:g} min); "
-        f"destroy: {len(destroy['waves'])} waves, about {destroy['minutes']:g} min, first "
-        f"{', '.join(_short(u) for u in destroy['waves'][0][:3]) if destroy['waves'] else '-'}, last "
-        f"{', '.join(_short(u) for u in destroy['waves'][-1][:3]) if destroy['waves'] else '-'}."
+        f"create: {len(create['waves'])} waves, about {create['minutes']:g} min (worst case within "
+        f"provider timeouts {create['worstCaseMinutes']:g} min); destroy: {len(destroy['waves'])} waves, "
+        f"about {destroy['minutes']:g} min.",
+        highlight=False,
     )
-    who = Table(title="Who applies this stack")
-    for column in ("path", "runs on", "as", "reaches endpoint", "cluster admin"):
-        who.add_column(column, overflow="fold")
+    for label, wave in (("destroyed first", 0), ("destroyed last", -1)):
+        if destroy["waves"]:
+            console.print(f"{label}:", highlight=False)
+            for urn in destroy["waves"][wave][:3]:
+                console.print(
+                    f"  {escape(short_urn(urn))}", no_wrap=True, overflow="ellipsis", highlight=False
+                )
+    console.print("Who applies this stack:")
+    mark = {True: "[green]yes[/]", False: "[bold red]no[/]"}
     for a in section["appliers"]:
-        mark = {True: "[green]yes[/]", False: "[bold red]no[/]"}
-        who.add_row(
-            a["path"],
-            escape(a["runsOn"]),
-            escape(a["principal"]),
-            f"{mark[a['reachesEndpoint']]}: {escape(a['reach'])}",
-            f"{mark[a['clusterAdmin']]}: {escape(a['admin'])}",
+        console.print(f"  [bold]{escape(a['path'])}[/]", highlight=False)
+        text = (
+            f"runs on {escape(a['runsOn'])}\nas {escape(a['principal'])}\n"
+            f"reaches the endpoint: {mark[a['reachesEndpoint']]}, {escape(a['reach'])}\n"
+            f"cluster admin: {mark[a['clusterAdmin']]}, {escape(a['admin'])}"
         )
-    console.print(who)
+        for line in text.splitlines():
+            _wrapped(console, line)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from analysis.diff import (
     RULE_DELETE_PROTECTED,
@@ -163,3 +164,37 @@ def test_ci_puts_the_diff_against_the_base_branch_and_the_diagrams_in_pull_reque
     run = step["run"]
     assert '--base "origin/${BASE_REF}"' in run and '--markdown "$GITHUB_STEP_SUMMARY"' in run
     assert "tools.diagram" in run and '>> "$GITHUB_STEP_SUMMARY"' in run
+
+
+def test_a_plain_vpc_is_replaced_on_its_cidr_and_not_on_dns_hostnames() -> None:
+    """aws:ec2/vpc:Vpc from terraform-provider-aws internal/service/ec2/vpc_.go (ForceNew cidr_block)."""
+    urn = "urn:pulumi:s::p::pulumi:pulumi:Stack$platform:network:Network$aws:ec2/vpc:Vpc::p-s-vpc"
+    vpc = {"urn": urn, "type": "aws:ec2/vpc:Vpc", "name": "p-s-vpc", "protect": False}
+    cost = {"currency": "USD", "fixedMonthly": 1.0, "pricesAsOf": "2026-01-01"}
+
+    def plan(**inputs: Any) -> dict[str, Any]:
+        return {"stack": "s", "project": "p", "resources": [{**vpc, "inputs": inputs}], "cost": cost}
+
+    base = plan(cidrBlock="10.0.0.0/16", enableDnsHostnames=True)
+    assert diff_plans(base, plan(cidrBlock="10.1.0.0/16", enableDnsHostnames=True)).findings
+    assert not diff_plans(base, plan(cidrBlock="10.0.0.0/16", enableDnsHostnames=False)).findings
+
+
+def test_the_text_groups_changes_by_component_with_short_urns_at_80_columns(prod: PlanResult) -> None:
+    base = prod.document()
+    head = copy.deepcopy(base)
+    _find(head, "awsx:ec2:Vpc")["inputs"]["cidrBlock"] = "10.99.0.0/16"
+    gone = next(r for r in head["resources"] if r["type"] == "aws:ec2/vpcEndpoint:VpcEndpoint")
+    head["resources"].remove(gone)
+    report = diff_plans(base, head)
+    console = Console(width=80, record=True, color_system=None)
+    diff_cli.render(report, console)
+    lines = console.export_text().splitlines()
+    assert lines[1].startswith("0 added, 1 removed, 1 changed;"), "the counts come first"
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("urn:pulumi:" in line for line in lines)
+    network = next(i for i, line in enumerate(lines) if line.startswith("platform:network:Network "))
+    assert f"- aws:ec2/vpcEndpoint:VpcEndpoint {gone['name']}" in lines[network + 1 :]
+    assert "~ awsx:ec2:Vpc eks-platform-prod-network-vpc" in lines[network + 1 :]
+    assert diff_cli.component(gone["urn"]) == "platform:network:Network"
+    assert diff_cli.component("urn:pulumi:s::p::pulumi:providers:aws::p-s-aws") == "(stack)"

@@ -54,11 +54,12 @@ def test_cli_writes_the_json_document(
     # An empty chart cache: this test is about the document, tests/unit/test_render*.py about Helm.
     monkeypatch.setenv("EKS_PLATFORM_CHARTS", str(tmp_path / "charts"))
     out = tmp_path / "plan.json"
-    assert plan_cli.main(["--stack", "prod", "--json", str(out)]) == 0
+    assert plan_cli.main(["--stack", "prod", "--json", str(out), "--tree"]) == 0
     document = json.loads(out.read_text())
     jsonschema.validate(document, schema())
     printed = capsys.readouterr().out
     assert "eks:index:Cluster" in printed and "protect" in printed and "Stack outputs" in printed
+    assert "Resource tree" in printed, "--tree adds the tree"
 
 
 def test_cli_rejects_bad_config_and_writes_nothing(

@@ -102,11 +102,17 @@ def test_a_failed_plan_removes_the_previous_json(
     assert "did you mean 'eu-west-1'" in capsys.readouterr().err
 
 
-def test_the_plan_lists_the_placeholders_to_replace(capsys: pytest.CaptureFixture[str]) -> None:
-    assert plan_cli.main(["--stack", "prod"]) == 0
+def test_the_plan_lists_the_placeholders_to_replace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "plan.json"
+    assert plan_cli.main(["--stack", "prod", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "documentation placeholder(s) to replace before a real deploy" in out
-    assert "eks-platform:cluster.adminRoleArns.0 = arn:aws:iam::123456789012:role/platform-admins" in out
+    key, value = "eks-platform:cluster.adminRoleArns.0", "arn:aws:iam::123456789012:role/platform-admins"
+    assert f"  {key}\n    = {value}:" in out, "the key, then its value on the next line"
+    listed = json.loads(out_json.read_text())["placeholders"]
+    assert {"key": key, "value": value, "reason": "the AWS documentation account ID"} in listed
 
 
 def _copy_checkout(target: Path) -> Path:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from policy.model import Level
 from tools import plan as plan_cli
+from tools import plan_view
 from tools.mocks import ROOT, PlanResult, Registration
 from tools.policy_check import Finding, evaluate, is_production
 
@@ -139,7 +140,8 @@ def test_plan_prints_findings_after_the_tree() -> None:
         ),
         Finding("vpc-nat-per-az", Level.ADVISORY, None, "Single"),
     ]
-    plan_cli.render_findings(findings, console)
+    plan_view.render_findings([f.document() for f in findings], console)
     text = console.export_text()
     assert "kms-key-rotation" in text and "enableKeyRotation off" in text and "(stack)" in text
-    assert "2 policy finding(s): 1 mandatory, 1 advisory." in text
+    assert "aws:kms/key:Key k" in text, "the resource by type and name, not its URN"
+    assert "2 finding(s): 1 mandatory, 1 advisory." in text

@@ -129,7 +129,7 @@ def namespace_policies(ns: NamespacePolicy, vpc_cidr: str) -> list[dict[str, Any
     out = baseline(ns.namespace, vpc_cidr)
     name = ns.namespace
     if ns.within_namespace:
-        same = [{"podSelector": {}}]
+        same: list[dict[str, Any]] = [{"podSelector": {}}]
         out.append(
             _policy(
                 name,

@@ -3,7 +3,8 @@
 The VPC CNI enforces NetworkPolicies (`enableNetworkPolicy`, components/cluster.py). A policy selects
 pods, so two peers that are not pods are reached by address: the Kubernetes API server (the cluster
 endpoint's ENIs in the VPC; the network policy agent's maintainers advise allowing those addresses or
-their subnets: aws/aws-network-policy-agent issue 281) and AWS APIs, Git and alert receivers outside
+their subnets: the aws-network-policy-agent issue "How to allow control plane request in strict
+NetworkPolicy mode?") and AWS APIs, Git and alert receivers outside
 the VPC. Pod addresses are VPC addresses with the VPC CNI, so an ipBlock of the VPC CIDR also
 matches every pod: rules with it are always narrowed by port. Pods on the host network (node-exporter)
 are never subject to policies (amazon-vpc-cni-k8s v1.21.1 docs/network-policy-faq.md).

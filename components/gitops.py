@@ -166,7 +166,8 @@ def services_project(args: GitOpsArgs) -> dict[str, Any]:
         "namespaceResourceBlacklist": [
             {"group": "", "kind": "ResourceQuota"},
             {"group": "", "kind": "LimitRange"},
-            {"group": "networking.k8s.io", "kind": "NetworkPolicy"},
+            # NetworkPolicy is allowed: charts/microservice ships each service's own allows on top
+            # of the namespace's default deny, which the platform owns (components/netpol.py).
         ],
     }
 

@@ -15,6 +15,7 @@ HELM_CHART = "kubernetes:helm.sh/v4:Chart"
 HELM = (HELM_RELEASE, HELM_CHART)
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 

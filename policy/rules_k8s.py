@@ -5,13 +5,13 @@ Objects applied through `kubernetes:yaml/v2:ConfigGroup` are read from its `objs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from policy.helm_profiles import chart_name
-from policy.model import Context, Level, RuleSet, Source, bpg, cis
+from policy.model import Context, Level, Resource, RuleSet, Source, bpg, cis
 from policy.props import falsy, get, is_map, items, truthy
-from policy.resource_types import APP_PROJECT, CONFIG_GROUP, HELM, NAMESPACE, STORAGE_CLASS
+from policy.resource_types import APP_PROJECT, CONFIG_GROUP, HELM, NAMESPACE, NETWORK_POLICY, STORAGE_CLASS
 
 rules = RuleSet()
 M, A = Level.MANDATORY, Level.ADVISORY
@@ -113,3 +113,43 @@ def project_scoped(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator
 def admin_disabled(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
     if chart_name(props) == "argo-cd" and not falsy(get(props, ("values", "configs", "cm", "admin.enabled"))):
         yield "configs.cm.admin.enabled is not false: the local admin password works"
+
+
+def _is_default_deny(policy: Mapping[str, Any]) -> bool:
+    """Selects every pod of its namespace, for ingress and egress, and allows nothing."""
+    spec = get(policy, "spec") or {}
+    selector = get(spec, "podSelector") or {}
+    return (
+        not get(selector, "matchLabels")
+        and not items(get(selector, "matchExpressions"))
+        and {"Ingress", "Egress"} <= set(items(get(spec, "policyTypes")))
+        and not items(get(spec, "ingress"))
+        and not items(get(spec, "egress"))
+    )
+
+
+@rules.stack(
+    "k8s-namespace-default-deny",
+    description="Every namespace the platform creates has a default-deny NetworkPolicy (ingress and egress).",
+    sources=(
+        *bpg("Security > Network security: create a default deny policy"),
+        *cis("4.3.2"),
+    ),
+    prod=M,
+    dev=A,
+)
+def namespace_default_deny(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    denied = {
+        get(p, "metadata.namespace")
+        for r in resources
+        for p in _objects(r.type, r.props, "NetworkPolicy", NETWORK_POLICY)
+        if _is_default_deny(p)
+    }
+    for r in resources:
+        for ns in _objects(r.type, r.props, "Namespace", NAMESPACE):
+            name = get(ns, "metadata.name")
+            if name not in denied:
+                yield (
+                    r.urn,
+                    f"namespace {name} has no default-deny NetworkPolicy (all pods, Ingress and Egress)",
+                )

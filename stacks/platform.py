@@ -31,6 +31,7 @@ from components.karpenter import Karpenter, KarpenterArgs
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.monitoring import RECEIVER_KEYS, Monitoring, MonitoringArgs
 from components.namespaces import Namespaces, NamespacesArgs
+from components.netpol import NetworkPolicies, NetworkPoliciesArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from components.registry import Registry, RegistryArgs, ServiceRegistry
@@ -65,6 +66,7 @@ class Services:
     # The EBS CSI driver and the StorageClass: whatever claims volumes waits for them, and on
     # destroy goes before them, so no volume is left behind.
     addons: ClusterAddons
+    monitoring: Monitoring
 
 
 def build(cfg: PlatformConfig) -> dict[str, Any]:
@@ -417,7 +419,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         opts=k8s_opts,
     )
 
-    Monitoring(
+    monitoring = Monitoring(
         f"{prefix}-monitoring",
         MonitoringArgs(
             crd_chart=charts["prometheus-operator-crds"],
@@ -440,7 +442,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         opts=k8s_opts,
     )
 
-    return Services(k8s_opts, karpenter, namespaces, secrets, addons)
+    return Services(k8s_opts, karpenter, namespaces, secrets, addons, monitoring)
 
 
 # -- phase 4: delivery ---------------------------------------------------------------------------
@@ -469,7 +471,7 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
     )
 
     gitops = cfg.delivery.gitops
-    GitOps(
+    argocd = GitOps(
         f"{prefix}-gitops",
         GitOpsArgs(
             chart=charts["argo-cd"],
@@ -505,6 +507,18 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
             ),
             # prod's redis-ha claims volumes (argo-cd 10.1.1 / redis-ha 4.38.0 persistentVolume).
             depends_on=[services.namespaces, services.secrets, services.addons, core.nodes.node_group],
+        ),
+        opts=services.k8s_opts,
+    )
+
+    # Last: a first install's Helm hooks run before any policy exists; the policies keep DNS and the
+    # API server open for later upgrades' hooks (docs/network-policies.md).
+    NetworkPolicies(
+        f"{prefix}-network-policies",
+        NetworkPoliciesArgs(
+            vpc_cidr=str(cfg.network.cidr),
+            service_namespaces=tuple(svc.name for svc in cfg.delivery.services),
+            depends_on=[services.namespaces, services.secrets, services.monitoring, argocd],
         ),
         opts=services.k8s_opts,
     )

@@ -33,6 +33,7 @@ from rich.tree import Tree
 
 from analysis import fit
 from analysis.cost import CostReport, estimate
+from analysis.netpol import section as netpol_section
 from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
@@ -221,6 +222,10 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     free = document["capacity"].pop("freeIpsPerAz")
     document["capacity"]["privateSubnets"] = dict(zip(zones, free, strict=True))
     document["capacity"]["freeIpsPerAz"] = dict(zip(zones, free.values(), strict=True))
+    # The flows the NetworkPolicies must allow and deny (analysis/netpol.py), the services' included.
+    netpol = netpol_section(document, cfg.stack, helm.kube_version)
+    document["networkPolicies"] = netpol.document()
+    document["findings"] += netpol.findings(cfg.production)
     cost = estimate(document, budget=cfg.monthly_budget)
     document["cost"] = cost.document()
     document["findings"] += cost.findings()

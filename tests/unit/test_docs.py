@@ -4,6 +4,7 @@ paths, every make target documented, nothing pointing outside the repository, th
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -102,13 +103,28 @@ def test_code_path_check_fires_on_a_wrong_path() -> None:
 
 
 def repository_text_files() -> list[Path]:
-    skip = {".git", ".venv", "fixtures", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    """The repository's own text files: what git tracks, plus new files it does not ignore.
+
+    Ignored folders (.venv, .venv-checkov, .charts, caches) hold other projects' files. Outside a
+    git checkout, the same folders are skipped by name.
+    """
     suffixes = {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".json", ""}
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode == 0:
+        candidates = [ROOT / name for name in listed.stdout.decode().split("\0") if name]
+    else:
+        skip = {".git", ".venv", ".venv-checkov", ".charts", "__pycache__", ".mypy_cache", ".ruff_cache"}
+        candidates = [p for p in ROOT.rglob("*") if not skip & set(p.relative_to(ROOT).parts)]
     return sorted(
         p
-        for p in ROOT.rglob("*")
+        for p in candidates
         if p.is_file()
-        and not skip & set(p.relative_to(ROOT).parts)
+        and "fixtures" not in p.relative_to(ROOT).parts
         and p.suffix in suffixes
         and p != Path(__file__).resolve()
         and p.name not in {"docscheck.py"}

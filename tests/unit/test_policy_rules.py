@@ -739,6 +739,13 @@ PIA = {
     "namespace": "kube-system",
     "serviceAccount": "karpenter",
 }
+NS_X = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
+DENY_X = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "default-deny", "namespace": "x"},
+    "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+}
 STACK_CASES = [
     StackCase(
         "ecr-lifecycle-policy",
@@ -782,6 +789,21 @@ STACK_CASES = [
         [(t.AWSX_VPC, VPC, True), (t.ECR_REPOSITORY, REPO, True), (t.FLOW_LOG, {"vpcId": "v"}, False)],
         [(t.AWSX_VPC, VPC, True), (t.ECR_REPOSITORY, REPO, False)],
         expect="not protected",
+    ),
+    StackCase(
+        "k8s-namespace-default-deny",
+        [(t.CONFIG_GROUP, {"objs": [NS_X]}), (t.CONFIG_GROUP, {"objs": [DENY_X]})],
+        [
+            (t.CONFIG_GROUP, {"objs": [NS_X]}),
+            (t.CONFIG_GROUP, {"objs": [put(DENY_X, "spec.policyTypes", ["Ingress"])]}),
+        ],
+        expect="namespace x has no default-deny",
+    ),
+    StackCase(
+        "k8s-namespace-default-deny",
+        [(t.NAMESPACE, NS_X), (t.NETWORK_POLICY, DENY_X)],
+        [(t.NAMESPACE, NS_X), (t.NETWORK_POLICY, put(DENY_X, "spec.ingress", [{}]))],
+        expect="namespace x",
     ),
     StackCase(
         "vpc-flow-logs-enabled",

@@ -51,6 +51,8 @@ def test_chart_renders_valid_objects_with_each_services_values(
         [
             "Deployment",
             "HorizontalPodAutoscaler",
+            "NetworkPolicy",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Service",
             "ServiceAccount",
@@ -86,6 +88,8 @@ def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
             {"verticalAutoscaling": {"updateMode": "Recreate", "controlledResources": ["cpu"]}},
             "controlledResources",
         ),
+        ({"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}}, "ports"),
+        ({"networkPolicy": {"ingressFrom": [{"podSelectr": {}}]}}, "podSelectr"),
     ],
 )
 def test_a_values_file_that_breaks_the_schema_fails_to_render(

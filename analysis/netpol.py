@@ -1,0 +1,263 @@
+"""Prove the plan's NetworkPolicies: the flows the platform needs pass, the ones it must not stay denied.
+
+Reads the plan document (never the components): NetworkPolicies in `kubernetes:yaml/v2:ConfigGroup`
+`objs` and typed NetworkPolicy registrations, those Helm rendered (`rendered`, when the chart cache has
+the package), and the services' own (charts/microservice rendered with services/<name>/deploy/<stack>.yaml,
+as Argo CD renders it). The flow table is platform/network-flows.yaml.
+
+The evaluator is analysis/netpol_eval.py. With the VPC CNI pods have VPC addresses, so ipBlock rules
+match pods too (amazon-vpc-cni-k8s README: pods get VPC IP addresses): each pod gets an address inside
+the VPC CIDR, as do the API server's ENIs and the nodes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis.netpol_eval import Endpoint, Flow, allows, selects
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS_FILE = ROOT / "platform" / "network-flows.yaml"
+CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+NETPOL_TYPE = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
+VPC_TYPE = "awsx:ec2:Vpc"
+INTERNET = "198.51.100.10"  # TEST-NET-2: an address outside any VPC
+SERVICE = "service"  # the flow table's stand-in for each service namespace
+
+
+# -- the plan --------------------------------------------------------------------------------------
+
+
+def plan_policies(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every NetworkPolicy the plan applies: the program's own and those Helm rendered."""
+    out: list[dict[str, Any]] = []
+    for r in document["resources"]:
+        if r["type"] == CONFIG_GROUP:
+            out += [o for o in r["inputs"].get("objs") or [] if o.get("kind") == "NetworkPolicy"]
+        elif r["type"] == NETPOL_TYPE:
+            out.append(r["inputs"])
+    for release in document.get("rendered") or []:
+        for obj in release["objects"]:
+            if obj.get("kind") == "NetworkPolicy":
+                meta = {"namespace": release.get("namespace"), **obj["metadata"]}
+                out.append({**obj, "metadata": meta})
+    return out
+
+
+def service_namespaces(document: Mapping[str, Any]) -> list[str]:
+    """The namespaces Argo CD delivers services to (the AppProjects' destinations but argocd)."""
+    names = {
+        d.get("namespace")
+        for r in document["resources"]
+        if r["type"] == APP_PROJECT
+        for d in (r["inputs"].get("spec") or {}).get("destinations") or []
+    }
+    return sorted(n for n in names if n and n != "argocd")
+
+
+def vpc_cidr(document: Mapping[str, Any]) -> str:
+    for r in document["resources"]:
+        if r["type"] == VPC_TYPE:
+            return str(r["inputs"]["cidrBlock"])
+    raise ValueError("the plan has no awsx:ec2:Vpc: no VPC CIDR to place pods and the API server in")
+
+
+def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
+    table: dict[str, Any] = yaml.safe_load(path.read_text())
+    names = set(table["endpoints"])
+    for kind in ("allowed", "denied"):
+        for row in table[kind]:
+            for end in ("from", "to"):
+                if row[end] not in names:
+                    raise ValueError(f"{path.name}: {kind} flow names unknown endpoint {row[end]!r}")
+    return table
+
+
+def endpoints(table: Mapping[str, Any], cidr: str, services: Sequence[str]) -> dict[str, list[Endpoint]]:
+    """Each table endpoint as concrete endpoints (`service` once per service namespace)."""
+    hosts = ipaddress.ip_network(cidr).hosts()
+    addresses = {"internet": INTERNET}
+    out: dict[str, list[Endpoint]] = {}
+    for name, spec in sorted(table["endpoints"].items()):
+        if "address" in spec:
+            ip = addresses.get(spec["address"]) or str(next(hosts))
+            out[name] = [Endpoint(name=name, ip=ip)]
+            continue
+        if spec["namespace"] == SERVICE:
+            out[name] = [
+                Endpoint(
+                    name=f"{svc}/{svc}",
+                    ip=str(next(hosts)),
+                    namespace=svc,
+                    labels={k: svc for k in spec["labels"]},
+                    ports=spec.get("ports") or {},
+                )
+                for svc in services
+            ]
+            continue
+        out[name] = [
+            Endpoint(
+                name=name,
+                ip=str(next(hosts)),
+                namespace=spec["namespace"],
+                labels=spec["labels"],
+                ports=spec.get("ports") or {},
+            )
+        ]
+    return out
+
+
+def flows(table: Mapping[str, Any], ends: Mapping[str, list[Endpoint]]) -> list[Flow]:
+    """The table's flows, plus DNS (UDP and TCP 53) from every pod outside kube-system."""
+    out: list[Flow] = []
+    for kind in ("allowed", "denied"):
+        for row in table[kind]:
+            for src in ends[row["from"]]:
+                for dst in ends[row["to"]]:
+                    if row["from"] == row["to"] == SERVICE and src.namespace != dst.namespace:
+                        continue
+                    out.append(
+                        Flow(
+                            source=src,
+                            destination=dst,
+                            port=row["port"],
+                            protocol=row.get("protocol", "TCP"),
+                            allowed=kind == "allowed",
+                            why=row.get("why") or f"ServiceMonitor {row.get('serviceMonitor')}",
+                        )
+                    )
+    pods = {e.name: e for group in ends.values() for e in group if e.namespace not in (None, "kube-system")}
+    for dns in ends.get("coredns", []):
+        for _, pod in sorted(pods.items()):
+            out += [
+                Flow(source=pod, destination=dns, port=53, protocol=p, allowed=True, why="DNS")
+                for p in ("UDP", "TCP")
+            ]
+    return out
+
+
+def service_chart_policies(
+    stack: str, services: Sequence[str], kube_version: str | None
+) -> list[dict[str, Any]]:
+    """The NetworkPolicies of charts/microservice for each service, rendered as Argo CD renders them."""
+    import helm_python
+
+    from analysis.helm import render_chart
+
+    out: list[dict[str, Any]] = []
+    with helm_python.Chart.load(ROOT / "charts" / "microservice") as chart:
+        for svc in services:
+            values_file = ROOT / "services" / svc / "deploy" / f"{stack}.yaml"
+            if not values_file.exists():
+                raise ValueError(f"service {svc}: no values file services/{svc}/deploy/{stack}.yaml")
+            values = yaml.safe_load(values_file.read_text()) or {}
+            for obj in render_chart(chart, values, release=svc, namespace=svc, kube_version=kube_version):
+                if obj.get("kind") == "NetworkPolicy":
+                    out.append({**obj, "metadata": {**obj["metadata"], "namespace": svc}})
+    return out
+
+
+POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def stale_endpoints(table: Mapping[str, Any], document: Mapping[str, Any]) -> list[str]:
+    """Pod endpoints whose labels select no pod Helm rendered in their namespace (rendered releases only).
+
+    Pods an operator creates (`createdBy` in the table: Prometheus, Alertmanager) are not rendered.
+    """
+    pods: dict[str, list[Mapping[str, str]]] = {}
+    for release in document.get("rendered") or []:
+        for obj in release["objects"]:
+            if obj.get("kind") in POD_KINDS:
+                ns = obj["metadata"].get("namespace") or release.get("namespace")
+                labels = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+                    "labels"
+                ) or {}
+                pods.setdefault(ns, []).append(labels)
+    out = []
+    for name, spec in sorted(table["endpoints"].items()):
+        ns = spec.get("namespace")
+        if (
+            ns in pods
+            and "createdBy" not in spec
+            and not any(selects({"matchLabels": spec["labels"]}, p) for p in pods[ns])
+        ):
+            out.append(f"endpoint {name}: labels {spec['labels']} select no rendered pod in namespace {ns}")
+    return out
+
+
+@dataclass(frozen=True)
+class NetpolReport:
+    results: list[tuple[Flow, bool]]
+    policies: int
+    stale: list[str]
+
+    @property
+    def failures(self) -> list[tuple[Flow, bool]]:
+        return [(f, v) for f, v in self.results if v != f.allowed]
+
+    def document(self) -> dict[str, Any]:
+        def row(f: Flow, verdict: bool) -> dict[str, Any]:
+            return {
+                "from": f.source.name,
+                "to": f.destination.name,
+                "port": f.port,
+                "protocol": f.protocol,
+                "required": "allow" if f.allowed else "deny",
+                "verdict": "allow" if verdict else "deny",
+                "why": f.why,
+            }
+
+        rows = sorted(
+            (row(f, v) for f, v in self.results),
+            key=lambda r: (r["from"], r["to"], str(r["port"]), r["protocol"]),
+        )
+        return {
+            "policies": self.policies,
+            "flows": rows,
+            "failures": len(self.failures),
+            "staleEndpoints": self.stale,
+        }
+
+    def findings(self, production: bool) -> list[dict[str, Any]]:
+        level = "mandatory" if production else "advisory"
+        out = [
+            {
+                "rule": "netpol-required-flows",
+                "level": level,
+                "urn": None,
+                "message": f"{f.source.name} -> {f.destination.name} {f.port}/{f.protocol} must be "
+                f"{'allowed' if f.allowed else 'denied'} ({f.why}) but the NetworkPolicies "
+                f"{'deny' if f.allowed else 'allow'} it",
+            }
+            for f, _ in self.failures
+        ]
+        out += [
+            {"rule": "netpol-flow-table", "level": "advisory", "urn": None, "message": m} for m in self.stale
+        ]
+        return out
+
+
+def check(
+    document: Mapping[str, Any],
+    extra_policies: Sequence[Mapping[str, Any]] = (),
+    table: Mapping[str, Any] | None = None,
+) -> NetpolReport:
+    """Evaluate the flow table on the plan's NetworkPolicies plus `extra_policies` (the services')."""
+    table = table or load_table()
+    policies = [*plan_policies(document), *extra_policies]
+    ends = endpoints(table, vpc_cidr(document), service_namespaces(document))
+    results = [(f, allows(policies, f)) for f in flows(table, ends)]
+    return NetpolReport(results, len(policies), stale_endpoints(table, document))
+
+
+def section(document: Mapping[str, Any], stack: str, kube_version: str | None) -> NetpolReport:
+    """The plan's `networkPolicies` section: the services' chart policies rendered, then every flow."""
+    return check(document, service_chart_policies(stack, service_namespaces(document), kube_version))

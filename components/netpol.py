@@ -1,0 +1,243 @@
+"""NetworkPolicies of the platform's own namespaces: default deny, then the flows each component needs.
+
+The VPC CNI enforces NetworkPolicies (`enableNetworkPolicy`, components/cluster.py). A policy selects
+pods, so two peers that are not pods are reached by address: the Kubernetes API server (the cluster
+endpoint's ENIs in the VPC; the network policy agent's maintainers advise allowing those addresses or
+their subnets: the aws-network-policy-agent issue "How to allow control plane request in strict
+NetworkPolicy mode?") and AWS APIs, Git and alert receivers outside
+the VPC. Pod addresses are VPC addresses with the VPC CNI, so an ipBlock of the VPC CIDR also
+matches every pod: rules with it are always narrowed by port. Pods on the host network (node-exporter)
+are never subject to policies (amazon-vpc-cni-k8s v1.21.1 docs/network-policy-faq.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+ANYWHERE = "0.0.0.0/0"
+NAME_LABEL = "kubernetes.io/metadata.name"
+DNS_PEER = {
+    "namespaceSelector": {"matchLabels": {NAME_LABEL: "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+API_SERVER_PORT = 443
+# The platform's Prometheus pods (kube-prometheus-stack 88.5.3: the operator labels every Prometheus
+# pod app.kubernetes.io/name=prometheus; check on a cluster: docs/network-policies.md).
+PROMETHEUS_PEER = {
+    "namespaceSelector": {"matchLabels": {NAME_LABEL: "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """Pods the API server calls (an admission webhook) on `port`."""
+
+    pods: Mapping[str, str]
+    port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NamespacePolicy:
+    """What one platform namespace's pods may do besides DNS and the API server."""
+
+    namespace: str
+    # Pods of the namespace talk to each other on any port (Argo CD's components, monitoring's).
+    within_namespace: bool = False
+    # Container ports Prometheus scrapes (pods that only the same namespace scrapes need none).
+    scrape_ports: tuple[int, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    # Pods (by labels) that call HTTPS endpoints outside the VPC: AWS APIs, Git, alert receivers.
+    https_out: tuple[Mapping[str, str], ...] = ()
+    # Pods (by labels) that scrape every pod and node of the cluster on any port (Prometheus).
+    scrape_everywhere: tuple[Mapping[str, str], ...] = ()
+
+
+# Labels and ports from the pinned charts' values (shared chart data) and platform/values/.
+PLATFORM_NAMESPACES: tuple[NamespacePolicy, ...] = (
+    NamespacePolicy(
+        namespace="argocd",
+        within_namespace=True,
+        # argo-cd 10.1.1 metrics ports: application-controller 8082, server 8083, repo-server 8084.
+        scrape_ports=(8082, 8083, 8084),
+        https_out=(
+            {"app.kubernetes.io/name": "argocd-repo-server"},  # Git over HTTPS (repoUrl is https://)
+            {"app.kubernetes.io/name": "argocd-server"},  # the OIDC issuer (delivery.gitops.sso)
+            {"app.kubernetes.io/name": "argocd-notifications-controller"},
+        ),
+    ),
+    NamespacePolicy(
+        namespace="external-secrets",
+        # external-secrets 2.9.0: controller metrics 8080; webhook container port 10250.
+        scrape_ports=(8080,),
+        webhooks=(Webhook(pods={"app.kubernetes.io/name": "external-secrets-webhook"}, port=10250),),
+        # Secrets Manager and STS: regional endpoints through the NAT (or interface endpoints).
+        https_out=({"app.kubernetes.io/name": "external-secrets"},),
+    ),
+    NamespacePolicy(
+        namespace="monitoring",
+        within_namespace=True,
+        # kube-prometheus-stack 88.5.3: the operator's admission webhook listens on 10250 (https).
+        webhooks=(Webhook(pods={"app": "kube-prometheus-stack-operator"}, port=10250),),
+        https_out=({"app.kubernetes.io/name": "alertmanager"},),  # the alert receiver (Slack, webhook)
+        scrape_everywhere=({"app.kubernetes.io/name": "prometheus"},),
+    ),
+)
+
+
+def _policy(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "eks-platform"},
+        },
+        "spec": spec,
+    }
+
+
+def _selector(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"matchLabels": dict(sorted(labels.items()))}
+
+
+def baseline(namespace: str, vpc_cidr: str | None) -> list[dict[str, Any]]:
+    """Default deny (ingress and egress) and DNS; with `vpc_cidr`, the API server on 443 too."""
+    egress: list[dict[str, Any]] = [{"to": [DNS_PEER], "ports": DNS_PORTS}]
+    if vpc_cidr is not None:
+        egress.append(
+            {"to": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": [{"protocol": "TCP", "port": API_SERVER_PORT}]}
+        )
+    return [
+        _policy(namespace, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        _policy(
+            namespace,
+            "allow-dns-api-server" if vpc_cidr else "allow-dns",
+            {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
+        ),
+    ]
+
+
+def namespace_policies(ns: NamespacePolicy, vpc_cidr: str) -> list[dict[str, Any]]:
+    """Every NetworkPolicy of one platform namespace."""
+    out = baseline(ns.namespace, vpc_cidr)
+    name = ns.namespace
+    if ns.within_namespace:
+        same: list[dict[str, Any]] = [{"podSelector": {}}]
+        out.append(
+            _policy(
+                name,
+                "allow-same-namespace",
+                {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [{"from": same}],
+                    "egress": [{"to": same}],
+                },
+            )
+        )
+    if ns.scrape_ports:
+        ports = [{"protocol": "TCP", "port": p} for p in sorted(ns.scrape_ports)]
+        out.append(
+            _policy(
+                name,
+                "allow-prometheus-scrape",
+                {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [PROMETHEUS_PEER], "ports": ports}],
+                },
+            )
+        )
+    for i, hook in enumerate(ns.webhooks):
+        out.append(
+            _policy(
+                name,
+                f"allow-api-server-webhook-{i}" if i else "allow-api-server-webhook",
+                {
+                    "podSelector": _selector(hook.pods),
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [{"ipBlock": {"cidr": vpc_cidr}}],
+                            "ports": [{"protocol": "TCP", "port": hook.port}],
+                        }
+                    ],
+                },
+            )
+        )
+    for pods in ns.https_out:
+        out.append(
+            _policy(
+                name,
+                f"allow-https-out-{pods[next(iter(pods))]}",
+                {
+                    "podSelector": _selector(pods),
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {"to": [{"ipBlock": {"cidr": ANYWHERE}}], "ports": [{"protocol": "TCP", "port": 443}]}
+                    ],
+                },
+            )
+        )
+    for pods in ns.scrape_everywhere:
+        out.append(
+            _policy(
+                name,
+                "allow-scrape-everywhere",
+                {
+                    "podSelector": _selector(pods),
+                    "policyTypes": ["Egress"],
+                    # Pods in every namespace, and the nodes (kubelet 10250, node-exporter 9100 on the
+                    # host network) by the VPC CIDR.
+                    "egress": [{"to": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": vpc_cidr}}]}],
+                },
+            )
+        )
+    return out
+
+
+def all_policies(vpc_cidr: str, service_namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The platform namespaces' policies, and default deny plus DNS in each service namespace."""
+    out = [p for ns in PLATFORM_NAMESPACES for p in namespace_policies(ns, vpc_cidr)]
+    # Services do not call the Kubernetes API (charts/microservice mounts no token); their own chart
+    # adds their ingress and opens more egress from values.
+    out += [p for ns in sorted(service_namespaces) for p in baseline(ns, None)]
+    return sorted(out, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkPoliciesArgs:
+    vpc_cidr: str
+    service_namespaces: tuple[str, ...] = ()
+    # The releases (and namespaces) these policies govern: created after them, so a first install's
+    # hooks run before any policy exists (later upgrades' hooks get DNS and the API server).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    """Default deny in every namespace the platform creates (not kube-system), plus the allows.
+
+    Guarantees: every platform and service namespace denies ingress and egress by default; every pod of
+    a platform namespace reaches CoreDNS and the API server; Argo CD and monitoring pods reach each
+    other; Prometheus scrapes each platform namespace's metrics ports and the nodes; the API server
+    reaches the admission webhooks; only named pods reach HTTPS outside the VPC. kube-system is left
+    alone: the EKS add-ons live there and AWS manages their traffic. One raw-manifest group, like
+    components/namespaces.py.
+    """
+
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:netpol:NetworkPolicies", name, None, opts)
+        self.group = k8s.yaml.v2.ConfigGroup(
+            f"{name}-group",
+            objs=all_policies(args.vpc_cidr, args.service_namespaces),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        self.register_outputs({})

@@ -93,7 +93,7 @@ class Release:
 
 def composition(source: str) -> dict[str, str | None]:
     """Chart name -> values file stem, from `charts["x"]` and `values("y")` keyword pairs in one
-    call of stacks/platform.py (`chart`/`base_values`, `<x>_chart`/`<x>_values`)."""
+    call of the composition's phases, stacks/phase_*.py (`chart`/`base_values`, `<x>_chart`/`<x>_values`)."""
     out: dict[str, str | None] = {}
     for call in (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)):
         kwargs = {k.arg: k.value for k in call.keywords if k.arg}
@@ -138,11 +138,14 @@ def addon_problems(
     for chart, pin in sorted(pins.items()):
         where = f"chart {chart!r} (platform/charts.yaml)"
         if chart not in composed:
-            problems.append(f"{where}: step 6 composition: pass charts[{chart!r}] in stacks/platform.py")
+            problems.append(
+                f"{where}: step 6 composition: pass charts[{chart!r}] in stacks/phase_services.py "
+                "or stacks/phase_delivery.py"
+            )
         crd_only = profiles.get(chart) == ()
         stem = composed.get(chart)
         if not crd_only and stem is None and chart in composed:
-            problems.append(f"{where}: step 2 values: pass values(...) next to it in stacks/platform.py")
+            problems.append(f"{where}: step 2 values: pass values(...) next to it in stacks/phase_*.py")
         if stem is not None and stem not in values_files:
             problems.append(f"{where}: step 2 values: create platform/values/{stem}.yaml")
         found = [r for r in installed if r.chart == pin["chart"] and r.version == pin["version"]]
@@ -155,7 +158,7 @@ def addon_problems(
             if r.namespace not in created_namespaces:
                 problems.append(
                     f"{where}: step 5 namespace: {r.namespace!r} is not created; add it to Namespaces in "
-                    "stacks/platform.py"
+                    "stacks/phase_services.py"
                 )
         if chart not in profiles:
             problems.append(f"{where}: step 7 policy profile: add it to PROFILES in policy/helm_profiles.py")
@@ -163,6 +166,6 @@ def addon_problems(
             problems.append(f"{where}: step 10 docs: name it in docs/upgrades.md")
     orphans = values_files - {s for s in composed.values() if s}
     problems += [
-        f"platform/values/{s}.yaml: no chart uses it (step 6, stacks/platform.py)" for s in sorted(orphans)
+        f"platform/values/{s}.yaml: no chart uses it (step 6, stacks/phase_*.py)" for s in sorted(orphans)
     ]
     return problems

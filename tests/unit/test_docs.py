@@ -215,7 +215,9 @@ def test_project_file_follows_pulumis_config_declaration_rules() -> None:
 def checklist_inputs(plan: PlanResult) -> dict:
     return {
         "pins": load_yaml("charts.yaml"),
-        "composed": docscheck.composition(read(ROOT / "stacks" / "platform.py")),
+        "composed": docscheck.composition(
+            "\n".join(read(p) for p in sorted((ROOT / "stacks").glob("phase_*.py")))
+        ),
         "installed": docscheck.releases(plan),
         "created_namespaces": docscheck.namespaces(plan),
         "values_files": {p.stem for p in (ROOT / "platform" / "values").glob("*.yaml")},

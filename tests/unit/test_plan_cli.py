@@ -116,7 +116,8 @@ def test_the_plan_lists_the_placeholders_to_replace(
 
 
 def _copy_checkout(target: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", ".venv", "*cache*", "__pycache__", "plan-*.json")
+    # Only the repository's own files: no virtualenvs (.venv, .venv-checkov), chart cache or caches.
+    ignore = shutil.ignore_patterns(".git", ".venv*", ".charts", "*cache*", "__pycache__", "plan-*.json")
     shutil.copytree(ROOT, target, ignore=ignore)
     return target
 

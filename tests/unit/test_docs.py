@@ -102,7 +102,16 @@ def test_code_path_check_fires_on_a_wrong_path() -> None:
 
 
 def repository_text_files() -> list[Path]:
-    skip = {".git", ".venv", ".venv-checkov", "fixtures", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    skip = {
+        ".git",
+        ".venv",
+        ".venv-checkov",
+        "fixtures",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+    }
     suffixes = {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".json", ""}
     return sorted(
         p

@@ -16,7 +16,16 @@ from enum import StrEnum
 from typing import Any, Literal
 
 SourceKind = Literal[
-    "checkov", "cis-eks", "cis-aws", "eks-bpg", "aws-docs", "karpenter", "argocd", "platform", "pulumi-docs"
+    "checkov",
+    "cis-eks",
+    "cis-aws",
+    "eks-bpg",
+    "aws-docs",
+    "karpenter",
+    "argocd",
+    "platform",
+    "pulumi-docs",
+    "kubernetes-docs",
 ]
 
 
@@ -45,6 +54,7 @@ class Source:
             "argocd": "Argo CD docs:",
             "platform": "platform",
             "pulumi-docs": "Pulumi docs:",
+            "kubernetes-docs": "Kubernetes docs:",
         }
         return f"{names[self.kind]} {self.ref}"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy.helm_profiles import SYSTEM_NODE_LABEL
+from policy.memory import EVICTION, PLATFORM_CONTROLLERS, memory_unguaranteed
 from policy.model import Context, Level, Rule, Source, bpg, checkov
 from policy.props import get, is_map
 
@@ -256,6 +257,36 @@ def images_pinned(objects: Sequence[Obj], ctx: Context) -> Iterator[tuple[str, s
                     ident(obj),
                     f"container {container.get('name')} image {image!r} is not pinned by version",
                 )
+
+
+def _memory(objects: Sequence[Obj], controllers: bool) -> Iterator[tuple[str, str]]:
+    for obj in objects:
+        spec = pod_spec(obj)
+        if spec is not None and (ident(obj) in PLATFORM_CONTROLLERS) == controllers:
+            for message in memory_unguaranteed(spec):
+                yield ident(obj), message
+
+
+@rule(
+    "rendered-controller-memory-guaranteed",
+    description="The platform's controllers set a memory limit equal to their memory request.",
+    sources=EVICTION,
+    prod=M,
+    dev=A,
+)
+def controller_memory(objects: Sequence[Obj], ctx: Context) -> Iterator[tuple[str, str]]:
+    yield from _memory(objects, controllers=True)
+
+
+@rule(
+    "rendered-memory-limit-equals-request",
+    description="Every other container sets a memory limit equal to its memory request.",
+    sources=EVICTION,
+    prod=A,
+    dev=None,
+)
+def other_memory(objects: Sequence[Obj], ctx: Context) -> Iterator[tuple[str, str]]:
+    yield from _memory(objects, controllers=False)
 
 
 def evaluate(rendered: Iterable[Mapping[str, Any]], production: bool) -> list[tuple[str, Level, str, str]]:

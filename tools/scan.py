@@ -7,8 +7,9 @@ so it lives in its own virtualenv (the Makefile builds `.venv-checkov`) and this
 through files only: rendered manifests in a temporary directory in, its JSON report out.
 
 What is rendered: the platform's own chart (charts/microservice) with every service's values per
-stack, always; and each upstream release of the offline plan whose chart package is at hand in
-`.charts/` (`<chart>-<version>.tgz` or an unpacked `<chart>-<version>/`, never committed). A plan
+stack, always; and each upstream release of the offline plan whose chart package is at hand in the
+chart cache (`.charts/` or `$EKS_PLATFORM_CHARTS`, as for the plan: tools/charts.py `cache_dir`;
+`<chart>-<version>.tgz` or an unpacked `<chart>-<version>/`, never committed). A plan
 JSON with a `rendered` section contributes its objects as they are.
 
 Every failed check is either listed in policy/checkov-exceptions.yaml (check, chart, resource,
@@ -32,10 +33,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.charts import cache_dir
 from tools.mocks import ROOT, run_stack
 
 EXCEPTIONS = ROOT / "policy" / "checkov-exceptions.yaml"
-CHARTS_AT_HAND = ROOT / ".charts"
 STACKS = ("dev", "prod")
 HELM = "kubernetes:helm.sh/v3:Release"
 
@@ -120,10 +121,11 @@ def service_releases() -> Iterator[Release]:
         yield Release(stack, "microservice", service, None, _objects(rendered, service))
 
 
-def upstream_releases(charts_dir: Path = CHARTS_AT_HAND) -> Iterator[Release]:
+def upstream_releases(charts_dir: Path | None = None) -> Iterator[Release]:
     """Each planned release whose chart package is at hand, rendered with the values it sends."""
     import helm_python
 
+    charts_dir = charts_dir or cache_dir()
     for stack in STACKS:
         for r in run_stack(stack).of_type(HELM):
             name = str(r.get("chart")).rstrip("/").rsplit("/", 1)[-1]
@@ -218,7 +220,7 @@ def findings(found: list[Failure], new: list[Failure], stack: str) -> list[dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make scan", description=__doc__.splitlines()[0])
     parser.add_argument("--checkov", type=Path, required=True, help="the checkov executable (its own venv)")
-    parser.add_argument("--charts", type=Path, default=CHARTS_AT_HAND, help="chart packages at hand")
+    parser.add_argument("--charts", type=Path, help="chart packages at hand (default: the chart cache)")
     parser.add_argument("--plan-json", type=Path, help="a plan document: scan its `rendered`, add findings")
     args = parser.parse_args(argv)
 

@@ -22,9 +22,10 @@ from tools.policy_check import evaluate_rendered
 SYSTEM = {"eks-platform.io/node-pool": "system"}
 TOLERATE = [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
 LABELS = {"app": "c"}
+GUARANTEED = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
 
 
-def controller(**spec: Any) -> dict[str, Any]:
+def controller(name: str = "c", **spec: Any) -> dict[str, Any]:
     """A prod-grade two-replica Deployment on the system nodes."""
     pod = {
         "nodeSelector": SYSTEM,
@@ -44,13 +45,13 @@ def controller(**spec: Any) -> dict[str, Any]:
                 ]
             }
         },
-        "containers": [{"name": "c", "image": "registry.example/c:v1.2.3"}],
+        "containers": [{"name": "c", "image": "registry.example/c:v1.2.3", "resources": GUARANTEED}],
     }
     pod.update(spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "c"},
+        "metadata": {"name": name},
         "spec": {"replicas": 2, "template": {"metadata": {"labels": LABELS}, "spec": pod}},
     }
 
@@ -75,6 +76,52 @@ def test_a_good_release_passes_every_rule() -> None:
     assert rules_hit(GOOD) == set()
 
 
+UNBOUNDED = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def memory(resources: dict[str, Any], name: str = "c", init: bool = False) -> list[dict[str, Any]]:
+    """A good release whose container (or an added init container) has these resources."""
+    container = {"name": "x", "image": "c:v1.0.0", "resources": resources}
+    if init:
+        return [controller(name, initContainers=[container]), pdb(minAvailable=1)]
+    return [controller(name, containers=[container]), pdb(minAvailable=1)]
+
+
+@pytest.mark.parametrize(
+    ("objects", "production", "expected"),
+    [
+        (
+            memory(UNBOUNDED, "metrics-server"),
+            True,
+            {("rendered-controller-memory-guaranteed", Level.MANDATORY)},
+        ),
+        (
+            memory(UNBOUNDED, "metrics-server"),
+            False,
+            {("rendered-controller-memory-guaranteed", Level.ADVISORY)},
+        ),
+        (
+            memory({}, "karpenter", init=True),
+            True,
+            {("rendered-controller-memory-guaranteed", Level.MANDATORY)},
+        ),
+        (memory(UNBOUNDED), True, {("rendered-memory-limit-equals-request", Level.ADVISORY)}),
+        (memory(UNBOUNDED), False, set()),
+        (
+            memory({"requests": {"memory": "1Gi"}, "limits": {"memory": "1024Mi"}}, "metrics-server"),
+            True,
+            set(),
+        ),
+        (memory(GUARANTEED, "metrics-server"), True, set()),
+    ],
+)
+def test_memory_limit_equals_request(
+    objects: list[dict[str, Any]], production: bool, expected: set[tuple[str, Level]]
+) -> None:
+    found = rr.evaluate([{"urn": "urn:x", "objects": objects}], production)
+    assert {(rule, level) for rule, level, *_ in found} == expected
+
+
 @pytest.mark.parametrize(
     ("rule", "objects"),
     [
@@ -88,11 +135,17 @@ def test_a_good_release_passes_every_rule() -> None:
         ("rendered-priority-class", [controller(priorityClassName=""), pdb(minAvailable=1)]),
         (
             "rendered-image-pinned",
-            [controller(containers=[{"name": "c", "image": "c:latest"}]), pdb(minAvailable=1)],
+            [
+                controller(containers=[{"name": "c", "image": "c:latest", "resources": GUARANTEED}]),
+                pdb(minAvailable=1),
+            ],
         ),
         (
             "rendered-image-pinned",
-            [controller(containers=[{"name": "c", "image": "c"}]), pdb(minAvailable=1)],
+            [
+                controller(containers=[{"name": "c", "image": "c", "resources": GUARANTEED}]),
+                pdb(minAvailable=1),
+            ],
         ),
     ],
 )
@@ -176,7 +229,8 @@ spec:
       {{- with .Values.topologySpreadConstraints }}
       topologySpreadConstraints: {{ toJson . }}
       {{- end }}
-      containers: [{name: c, image: "c:v1.0.0"}]
+      containers:
+        - {name: c, image: "c:v1.0.0", resources: {requests: {memory: 64Mi}, limits: {memory: 64Mi}}}
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
@@ -223,8 +277,9 @@ def test_the_microservice_chart_renders_within_the_rules() -> None:
     """The platform's own chart with prod's values: zone spread (DoNotSchedule), PDB, pinned image."""
     values = yaml.safe_load((ROOT / "services" / "catalog" / "deploy" / "prod.yaml").read_text())
     objects = render(ROOT / "charts" / "microservice", values)
-    # Services are not platform controllers: no priority class (the only finding, by design).
-    assert rules_hit(objects) == {"rendered-priority-class"}
+    # Services are not platform controllers: no priority class (by design), and memory limit above
+    # request is only advisory for them.
+    assert rules_hit(objects) == {"rendered-priority-class", "rendered-memory-limit-equals-request"}
 
 
 # checkov's side (tools/scan.py): the exceptions file and the judgement, without running checkov

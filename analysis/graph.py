@@ -25,6 +25,9 @@ class Graph:
 
     nodes: Mapping[str, Registration]
     needs: Mapping[str, frozenset[str]]
+    # The provider functions the program called before registering (token, arguments): a lookup
+    # shows, e.g., that the program adopts an existing resource instead of colliding with it.
+    lookups: tuple[Mapping[str, Any], ...] = ()
     _ancestors: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def dependents(self) -> dict[str, set[str]]:
@@ -75,8 +78,8 @@ def provider_urn(reference: str | None) -> str | None:
     return reference.rsplit("::", 1)[0] if reference else None
 
 
-def build(records: Sequence[Registration]) -> Graph:
-    """The engine's graph of a recorded plan."""
+def build(records: Sequence[Registration], lookups: Sequence[Mapping[str, Any]] = ()) -> Graph:
+    """The engine's graph of a recorded plan (and the lookups the program made)."""
     by_urn = {r.urn: r for r in records}
     children: dict[str, list[str]] = {}
     for r in records:
@@ -104,7 +107,7 @@ def build(records: Sequence[Registration]) -> Graph:
         if r.parent in nodes and nodes[r.parent].custom:
             waits.add(r.parent)
         needs[urn] = frozenset(expand(waits) - {urn})
-    return Graph(nodes, needs)
+    return Graph(nodes, needs, tuple(lookups))
 
 
 def from_document(document: Mapping[str, Any]) -> list[Registration]:

@@ -257,7 +257,8 @@ def reserved_names(graph: Graph) -> Iterator[Finding]:
     0 forces deletion): docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html.
     EKS recreates `/aws/eks/<cluster>/cluster` with its service role after the log group is deleted,
     so the next create fails with ResourceAlreadyExistsException (aws-ia/terraform-aws-eks-blueprints
-    docs/faq.md @be4455257046). Protected resources are not destroyed, so they cannot collide.
+    docs/faq.md @be4455257046), unless the program looks the group up and adopts it. Protected
+    resources are not destroyed, so they cannot collide.
     """
     for r in graph.of_type("aws:secretsmanager/secret:Secret"):
         window = r.get("recoveryWindowInDays", 30)
@@ -270,8 +271,16 @@ def reserved_names(graph: Graph) -> Iterator[Finding]:
                 "recovery_window_in_days=0 or a name_prefix where the stack is rebuilt.",
             )
     pattern = re.compile(facts()["eksLogGroupPattern"])
+    # A group the program looks up by its exact name before creating it is adopted when EKS has
+    # recreated it (components/cluster.py: `import_` when `getLogGroups` finds it), not collided with.
+    looked_up = {
+        str((call.get("args") or {}).get("logGroupNamePrefix"))
+        for call in graph.lookups
+        if call.get("token") == "aws:cloudwatch/getLogGroups:getLogGroups"
+    }
     for r in graph.of_type("aws:cloudwatch/logGroup:LogGroup"):
-        if pattern.match(str(r.get("name", ""))) and not r.protect:
+        name = str(r.get("name", ""))
+        if pattern.match(name) and not r.protect and name not in looked_up:
             yield _finding(
                 "reserved-names",
                 r,

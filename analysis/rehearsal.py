@@ -163,8 +163,8 @@ class Rehearsal:
         }
 
 
-def rehearse(records: Sequence[Registration]) -> Rehearsal:
-    graph = build(records)
+def rehearse(records: Sequence[Registration], lookups: Sequence[Mapping[str, Any]] = ()) -> Rehearsal:
+    graph = build(records, lookups)
     order = graph.order()
     create = schedule(graph.needs, order, {u: create_minutes(r) for u, r in graph.nodes.items()})
     worst = schedule(graph.needs, order, {u: timeout_minutes(r) for u, r in graph.nodes.items()})
@@ -172,9 +172,15 @@ def rehearse(records: Sequence[Registration]) -> Rehearsal:
     return Rehearsal(graph, create, worst.minutes, destroy)
 
 
-def section(records: Sequence[Registration]) -> tuple[dict[str, Any], list[Finding]]:
-    """The plan document's `rehearsal` section (create, destroy, appliers) and the rehearsal's findings."""
-    rehearsal = rehearse(records)
+def section(
+    records: Sequence[Registration], lookups: Sequence[Mapping[str, Any]] = ()
+) -> tuple[dict[str, Any], list[Finding]]:
+    """The plan document's `rehearsal` section (create, destroy, appliers) and the rehearsal's findings.
+
+    `lookups`: the provider functions the program called (PlanResult.lookups), which show what it
+    adopts when it exists.
+    """
+    rehearsal = rehearse(records, lookups)
     appliers, applier_findings = judge(rehearsal.graph)
     document = rehearsal.document() | {"appliers": [a.document() for a in appliers]}
     return document, sorted(

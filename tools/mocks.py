@@ -200,10 +200,14 @@ class PlatformMocks(_mocks.Mocks):
     def __init__(self, region: str):
         self.region = region
         self.monitor: RecordingMonitor | None = None
+        # Every provider function the program called, with its arguments: what the program looks
+        # up before it creates (e.g. a log group to adopt), for the analyses to see.
+        self.lookups: list[dict[str, Any]] = []
 
     # -- provider functions -------------------------------------------------------------------
     def call(self, args: _mocks.MockCallArgs) -> Any:
         token, region = args.token, self.region
+        self.lookups.append({"token": token, "args": _sorted_keys(dict(args.args))})
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -493,6 +497,8 @@ class PlanResult:
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    # Provider functions the program called (token and arguments), sorted; see PlatformMocks.lookups.
+    lookups: list[dict[str, Any]] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.records if r.type == typ]
@@ -513,6 +519,7 @@ class PlanResult:
             "resources": [r.document() for r in self.records],
             "outputs": {k: MASKED if k in self.secret_outputs else v for k, v in self.outputs.items()},
             "warnings": self.warnings,
+            "lookups": self.lookups,
         }
 
 
@@ -587,7 +594,12 @@ def run_program(
     program()
     outputs = _sorted_keys(outputs)
     warnings = sorted(set(program_log.messages))  # sorted: async logs arrive in no fixed order
-    return PlanResult(project, stack, canonical_order(monitor.records), outputs, secret_outputs, warnings)
+    # Sorted, and each call once: the SDK resolves invokes concurrently, in no fixed order.
+    unique = {json.dumps(c, sort_keys=True, default=str): c for c in mocks.lookups}
+    lookups = [unique[k] for k in sorted(unique)]
+    return PlanResult(
+        project, stack, canonical_order(monitor.records), outputs, secret_outputs, warnings, lookups
+    )
 
 
 def run_stack(stack: str) -> PlanResult:

@@ -199,7 +199,7 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     document = result.document()
     findings = evaluate(result, production=cfg.production)
     # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
-    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records)
+    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records, result.lookups)
     findings += rehearsal_findings
     # Every Helm release rendered by Helm's engine (analysis/render.py), its objects validated.
     helm = render_plan(document["resources"])

@@ -77,6 +77,11 @@ def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
             for end in ("from", "to"):
                 if row[end] not in names:
                     raise ValueError(f"{path.name}: {kind} flow names unknown endpoint {row[end]!r}")
+    for name, spec in table["endpoints"].items():
+        if spec.get("alternativeTo", name) not in names:
+            raise ValueError(
+                f"{path.name}: endpoint {name!r} is an alternative to unknown {spec['alternativeTo']!r}"
+            )
     return table
 
 
@@ -170,7 +175,9 @@ POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 def stale_endpoints(table: Mapping[str, Any], document: Mapping[str, Any]) -> list[str]:
     """Pod endpoints whose labels select no pod Helm rendered in their namespace (rendered releases only).
 
-    Pods an operator creates (`createdBy` in the table: Prometheus, Alertmanager) are not rendered.
+    Pods an operator or EKS creates (`createdBy` in the table: Prometheus, Alertmanager, CoreDNS)
+    are not rendered. An endpoint with an `alternativeTo` (dev's redis, prod's redis-ha) is stale
+    only when neither it nor its alternative selects a rendered pod.
     """
     pods: dict[str, list[Mapping[str, str]]] = {}
     for release in document.get("rendered") or []:
@@ -181,13 +188,21 @@ def stale_endpoints(table: Mapping[str, Any], document: Mapping[str, Any]) -> li
                     "labels"
                 ) or {}
                 pods.setdefault(ns, []).append(labels)
+    endpoints = table["endpoints"]
+
+    def found(name: str) -> bool:
+        spec = endpoints[name]
+        return any(selects({"matchLabels": spec["labels"]}, p) for p in pods.get(spec.get("namespace"), []))
+
     out = []
-    for name, spec in sorted(table["endpoints"].items()):
+    for name, spec in sorted(endpoints.items()):
         ns = spec.get("namespace")
+        alternative = spec.get("alternativeTo")
         if (
             ns in pods
             and "createdBy" not in spec
-            and not any(selects({"matchLabels": spec["labels"]}, p) for p in pods[ns])
+            and not found(name)
+            and not (alternative and found(alternative))
         ):
             out.append(f"endpoint {name}: labels {spec['labels']} select no rendered pod in namespace {ns}")
     return out

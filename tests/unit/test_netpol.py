@@ -234,6 +234,11 @@ def test_the_flow_table_names_known_endpoints(tmp_path: Any) -> None:
     bad.write_text(yaml.safe_dump(table))
     with pytest.raises(ValueError, match="unknown endpoint 'nobody'"):
         netpol.load_table(bad)
+    table = netpol.load_table()
+    table["endpoints"]["argocd-redis"]["alternativeTo"] = "nobody"
+    bad.write_text(yaml.safe_dump(table))
+    with pytest.raises(ValueError, match="alternative to unknown 'nobody'"):
+        netpol.load_table(bad)
 
 
 def test_rendered_pods_check_the_table_labels(dev: PlanResult) -> None:
@@ -253,6 +258,15 @@ def test_rendered_pods_check_the_table_labels(dev: PlanResult) -> None:
     stale = netpol.stale_endpoints(table, rendered(dict(labels)))
     assert not any("argocd-repo-server:" in s for s in stale)
     assert any("argocd-repo-server:" in s for s in netpol.stale_endpoints(table, rendered({"app": "other"})))
+    # Either redis suffices: prod renders redis-ha's HAProxy and no plain redis, dev the reverse.
+    haproxy = table["endpoints"]["argocd-redis-ha-haproxy"]["labels"]
+    with_haproxy = netpol.stale_endpoints(table, rendered(dict(haproxy)))
+    assert not any(
+        s.startswith(("endpoint argocd-redis:", "endpoint argocd-redis-ha-haproxy:")) for s in with_haproxy
+    )
+    assert any(s.startswith("endpoint argocd-redis:") for s in stale)
+    # CoreDNS is the EKS add-on: never a rendered pod, never stale.
+    assert not any(s.startswith("endpoint coredns:") for s in stale)
 
 
 def test_the_policies_come_after_the_releases(plan: PlanResult) -> None:

@@ -29,6 +29,7 @@ import yaml
 from policy.helm_profiles import SYSTEM_NODE_LABEL, workloads
 from policy.model import Level
 from policy.props import get, is_map
+from stacks.data import read_yaml
 from tools.mocks import ROOT, Registration
 from tools.policy_check import Finding
 
@@ -69,7 +70,7 @@ class Pod:
 
 @cache
 def data() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(DATA.read_text())
+    loaded: dict[str, Any] = read_yaml(DATA)
     return loaded
 
 

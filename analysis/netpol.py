@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
+from stacks.data import PLATFORM_DIR, read_yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-FLOWS_FILE = ROOT / "platform" / "network-flows.yaml"
+ROOT = PLATFORM_DIR.parent
+FLOWS_FILE = PLATFORM_DIR / "network-flows.yaml"
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 NETPOL_TYPE = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
@@ -70,7 +69,7 @@ def vpc_cidr(document: Mapping[str, Any]) -> str:
 
 
 def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
-    table: dict[str, Any] = yaml.safe_load(path.read_text())
+    table: dict[str, Any] = read_yaml(path)
     names = set(table["endpoints"])
     for kind in ("allowed", "denied"):
         for row in table[kind]:
@@ -162,7 +161,7 @@ def service_chart_policies(
             values_file = ROOT / "services" / svc / "deploy" / f"{stack}.yaml"
             if not values_file.exists():
                 raise ValueError(f"service {svc}: no values file services/{svc}/deploy/{stack}.yaml")
-            values = yaml.safe_load(values_file.read_text()) or {}
+            values = read_yaml(values_file) or {}
             for obj in render_chart(chart, values, release=svc, namespace=svc, kube_version=kube_version):
                 if obj.get("kind") == "NetworkPolicy":
                     out.append({**obj, "metadata": {**obj["metadata"], "namespace": svc}})

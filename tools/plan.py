@@ -20,6 +20,7 @@ count by kind (`--objects` prints the objects), the document gets `rendered`, `n
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -257,6 +258,22 @@ def render_text(plan: Analysis, result: PlanResult, console: Console, *, tree: b
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`make plan`: the plan of one stack, printed and optionally written (see the module docstring).
+
+    The cyclic garbage collector is off while it runs: a plan allocates a few million objects and
+    frees few, and the collector's passes over the SDKs' heap took about a quarter of a prod plan
+    (1.9 s with, 1.4 s without, every chart rendered; peak memory the same). It is restored after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(argv)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
@@ -322,5 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if plan.helm.errors else 0
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown. Tearing down the SDKs' ~285,000 objects took 0.8 s
+    of a 3.2 s prod plan (measured here, 2 cores); nothing needs it: the plan's files are written
+    and closed, and the streams are flushed first. Under a profiler or tracer (cProfile, coverage),
+    which report at exit, it exits normally."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -6,6 +6,10 @@ lands (see docs/adding-a-stack.md).
 
 from __future__ import annotations
 
+import gc
+import json
+from typing import Any
+
 import pytest
 
 from stacks.config import PlatformConfig, validate
@@ -14,9 +18,17 @@ from tools.mocks import PlanResult, project_name, run_stack, stack_config, stack
 STACKS = tuple(stack_names())
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The SDKs' modules are imported by now: keep the cyclic GC from walking them again and again
+    (gc.freeze moves what exists to a generation it never scans; nothing of it is garbage)."""
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def plans() -> dict[str, PlanResult]:
-    return {stack: run_stack(stack) for stack in STACKS}
+    out = {stack: run_stack(stack) for stack in STACKS}
+    gc.freeze()  # the plans live as long as the session
+    return out
 
 
 @pytest.fixture(params=STACKS)
@@ -42,3 +54,18 @@ def configs() -> dict[str, PlatformConfig]:
         raw, _ = stack_config(stack, project)
         out[stack] = validate(raw, project, stack, f"Pulumi.{stack}.yaml")
     return out
+
+
+@pytest.fixture(scope="session")
+def plan_documents(
+    plans: dict[str, PlanResult], configs: dict[str, PlatformConfig]
+) -> dict[str, dict[str, Any]]:
+    """Each stack's plan document as `make plan JSON=...` writes it (every analysis of
+    tools.plan.analyse, through JSON), from the session's plans: tests that only read the written
+    document share it. tests/unit/test_plan_cli.py runs the command itself."""
+    from tools import plan as plan_cli
+
+    return {
+        stack: json.loads(json.dumps(plan_cli.analyse(plans[stack], configs[stack]).document, default=str))
+        for stack in STACKS
+    }

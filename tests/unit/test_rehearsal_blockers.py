@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
 from analysis.rehearsal import section
 from tests.unit.rehearsal_plans import mutate, reg
-from tools import plan as plan_cli
 from tools.mocks import ROOT, PlanResult, Registration
 from tools.policy_check import Finding
 
@@ -153,11 +152,9 @@ def test_blocker_7_monitoring_without_the_csi_driver(plans: dict[str, PlanResult
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_plan_json_carries_the_rehearsal_within_the_contract(
-    tmp_path: Path, plans: dict[str, PlanResult], stack: str
+    plan_documents: dict[str, dict[str, Any]], plans: dict[str, PlanResult], stack: str
 ) -> None:
-    out = tmp_path / "plan.json"
-    assert plan_cli.main(["--stack", stack, "--json", str(out), "--quiet"]) == 0
-    document = json.loads(out.read_text())
+    document = plan_documents[stack]
     jsonschema.validate(document, json.loads((ROOT / "tests" / "fixtures" / "plan.schema.json").read_text()))
     rehearsal = document["rehearsal"]
     assert rehearsal["create"]["minutes"] > 0 and rehearsal["create"]["criticalPath"]
@@ -170,12 +167,12 @@ def test_the_plan_json_carries_the_rehearsal_within_the_contract(
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_plan_has_no_mandatory_finding_policy_or_rehearsal(tmp_path: Path, stack: str) -> None:
+def test_shipped_plan_has_no_mandatory_finding_policy_or_rehearsal(
+    plan_documents: dict[str, dict[str, Any]], stack: str
+) -> None:
     """The gate over the whole plan document, policy and rehearsal findings alike: both shipped
     stacks would deploy (dev's push-to-deploy included: its endpoint admits the hosted runners)."""
-    out = tmp_path / "plan.json"
-    assert plan_cli.main(["--stack", stack, "--json", str(out), "--quiet"]) == 0
-    blocking = [f for f in json.loads(out.read_text())["findings"] if f["level"] == "mandatory"]
+    blocking = [f for f in plan_documents[stack]["findings"] if f["level"] == "mandatory"]
     assert not blocking, f"{stack} would not deploy:\n" + "\n".join(
         f"{f['rule']} {f['urn']}: {f['message']}" for f in blocking
     )

@@ -12,7 +12,6 @@ from stacks.config import PROJECT, ConfigError, validate
 from stacks.scaling import PREFIX_SIZE, WARM_IP_TARGET
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
-from tools import plan as plan_cli
 from tools.mocks import ROOT, PlanResult, stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -323,10 +322,8 @@ def test_platform_controllers_get_recommendation_only_vpas(plan: PlanResult) -> 
 # -- IP capacity ----------------------------------------------------------------------------------
 
 
-def test_plan_reports_capacity_and_prod_is_sized_for_1000_nodes(tmp_path) -> None:
-    out = tmp_path / "plan.json"
-    assert plan_cli.main(["--stack", "prod", "--json", str(out), "--quiet"]) == 0
-    capacity = json.loads(out.read_text())["capacity"]
+def test_plan_reports_capacity_and_prod_is_sized_for_1000_nodes(plan_documents) -> None:
+    capacity = plan_documents["prod"]["capacity"]
     assert capacity["maxNodes"] >= 1000 and capacity["plannedPods"] >= 10_000
     assert capacity["maxPods"] >= capacity["plannedPods"]
     assert capacity["requiredIps"] <= capacity["usableIps"]

@@ -28,6 +28,7 @@ NETPOL_TYPE = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 VPC_TYPE = "awsx:ec2:Vpc"
 INTERNET = "198.51.100.10"  # TEST-NET-2: an address outside any VPC
+CLUSTER_IP = " (ClusterIP)"  # suffix of an endpoint that is a Service's ClusterIP
 SERVICE = "service"  # the flow table's stand-in for each service namespace
 
 
@@ -61,6 +62,15 @@ def service_namespaces(document: Mapping[str, Any]) -> list[str]:
     return sorted(n for n in names if n and n != "argocd")
 
 
+def service_cidr(document: Mapping[str, Any]) -> str | None:
+    """The cluster's Service range (the EKS cluster's `kubernetesServiceIpAddressRange`), if planned."""
+    for r in document["resources"]:
+        if r["type"] == "eks:index:Cluster":
+            value = r["inputs"].get("kubernetesServiceIpAddressRange")
+            return str(value) if value else None
+    return None
+
+
 def vpc_cidr(document: Mapping[str, Any]) -> str:
     for r in document["resources"]:
         if r["type"] == VPC_TYPE:
@@ -84,8 +94,14 @@ def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
     return table
 
 
-def endpoints(table: Mapping[str, Any], cidr: str, services: Sequence[str]) -> dict[str, list[Endpoint]]:
-    """Each table endpoint as concrete endpoints (`service` once per service namespace)."""
+def endpoints(
+    table: Mapping[str, Any], cidr: str, services: Sequence[str], service_cidr: str | None = None
+) -> dict[str, list[Endpoint]]:
+    """Each table endpoint as concrete endpoints (`service` once per service namespace).
+
+    The API server is two: the `kubernetes` Service's ClusterIP (the first address of the service
+    range), which in-cluster clients dial and which the VPC CNI's policy agent sees (it enforces
+    before kube-proxy's rewrite), and a control-plane ENI's address in the VPC."""
     hosts = ipaddress.ip_network(cidr).hosts()
     addresses = {"internet": INTERNET}
     out: dict[str, list[Endpoint]] = {}
@@ -93,6 +109,9 @@ def endpoints(table: Mapping[str, Any], cidr: str, services: Sequence[str]) -> d
         if "address" in spec:
             ip = addresses.get(spec["address"]) or str(next(hosts))
             out[name] = [Endpoint(name=name, ip=ip)]
+            if spec["address"] == "api-server" and service_cidr is not None:
+                cluster_ip = str(ipaddress.ip_network(service_cidr)[1])
+                out[name].append(Endpoint(name=f"{name}{CLUSTER_IP}", ip=cluster_ip))
             continue
         if spec["namespace"] == SERVICE:
             out[name] = [
@@ -123,7 +142,8 @@ def flows(table: Mapping[str, Any], ends: Mapping[str, list[Endpoint]]) -> list[
     out: list[Flow] = []
     for kind in ("allowed", "denied"):
         for row in table[kind]:
-            for src in ends[row["from"]]:
+            # A ClusterIP is only ever a destination: the API server calls webhooks from its ENIs.
+            for src in (e for e in ends[row["from"]] if not e.name.endswith(CLUSTER_IP)):
                 for dst in ends[row["to"]]:
                     if row["from"] == row["to"] == SERVICE and src.namespace != dst.namespace:
                         continue
@@ -267,7 +287,7 @@ def check(
     """Evaluate the flow table on the plan's NetworkPolicies plus `extra_policies` (the services')."""
     table = table or load_table()
     policies = [*plan_policies(document), *extra_policies]
-    ends = endpoints(table, vpc_cidr(document), service_namespaces(document))
+    ends = endpoints(table, vpc_cidr(document), service_namespaces(document), service_cidr(document))
     results = [(f, allows(policies, f)) for f in flows(table, ends)]
     return NetpolReport(results, len(policies), stale_endpoints(table, document))
 

@@ -12,6 +12,7 @@ are never subject to policies (amazon-vpc-cni-k8s v1.21.1 docs/network-policy-fa
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,26 +109,46 @@ def _selector(labels: Mapping[str, str]) -> dict[str, Any]:
     return {"matchLabels": dict(sorted(labels.items()))}
 
 
-def baseline(namespace: str, vpc_cidr: str | None) -> list[dict[str, Any]]:
-    """Default deny (ingress and egress) and DNS; with `vpc_cidr`, the API server on 443 too."""
+def kubernetes_service_ip(service_cidr: str) -> str:
+    """The `kubernetes` Service's ClusterIP: the first address of the service range (the API server
+    reserves it for that Service; Kubernetes docs, "Service ClusterIP allocation")."""
+    return str(ipaddress.ip_network(service_cidr)[1])
+
+
+def api_server_peers(vpc_cidr: str, service_cidr: str) -> list[dict[str, Any]]:
+    """Where a pod's API calls go: the `kubernetes` ClusterIP, and the control plane's ENIs in the VPC.
+
+    The VPC CNI's policy agent enforces in eBPF on the pod's interface, before kube-proxy rewrites a
+    ClusterIP to its endpoints, and its controller adds Service ClusterIPs only for pod-selector peers
+    (aws/amazon-network-policy-controller-k8s pkg/resolvers/endpoints.go; the agent's and the
+    controller's issue trackers, on Service IPs in PolicyEndpoints): an ipBlock of the VPC alone
+    would deny the in-cluster clients' calls to https://kubernetes.default.svc. The ENIs' range
+    covers clients given the endpoint's name.
+    """
+    return [
+        {"ipBlock": {"cidr": f"{kubernetes_service_ip(service_cidr)}/32"}},
+        {"ipBlock": {"cidr": vpc_cidr}},
+    ]
+
+
+def baseline(namespace: str, api_server: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Default deny (ingress and egress) and DNS; with `api_server` peers, the API server on 443 too."""
     egress: list[dict[str, Any]] = [{"to": [DNS_PEER], "ports": DNS_PORTS}]
-    if vpc_cidr is not None:
-        egress.append(
-            {"to": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": [{"protocol": "TCP", "port": API_SERVER_PORT}]}
-        )
+    if api_server is not None:
+        egress.append({"to": api_server, "ports": [{"protocol": "TCP", "port": API_SERVER_PORT}]})
     return [
         _policy(namespace, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
         _policy(
             namespace,
-            "allow-dns-api-server" if vpc_cidr else "allow-dns",
+            "allow-dns-api-server" if api_server else "allow-dns",
             {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
         ),
     ]
 
 
-def namespace_policies(ns: NamespacePolicy, vpc_cidr: str) -> list[dict[str, Any]]:
+def namespace_policies(ns: NamespacePolicy, vpc_cidr: str, service_cidr: str) -> list[dict[str, Any]]:
     """Every NetworkPolicy of one platform namespace."""
-    out = baseline(ns.namespace, vpc_cidr)
+    out = baseline(ns.namespace, api_server_peers(vpc_cidr, service_cidr))
     name = ns.namespace
     if ns.within_namespace:
         same: list[dict[str, Any]] = [{"podSelector": {}}]
@@ -204,9 +225,11 @@ def namespace_policies(ns: NamespacePolicy, vpc_cidr: str) -> list[dict[str, Any
     return out
 
 
-def all_policies(vpc_cidr: str, service_namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+def all_policies(
+    vpc_cidr: str, service_cidr: str, service_namespaces: tuple[str, ...]
+) -> list[dict[str, Any]]:
     """The platform namespaces' policies, and default deny plus DNS in each service namespace."""
-    out = [p for ns in PLATFORM_NAMESPACES for p in namespace_policies(ns, vpc_cidr)]
+    out = [p for ns in PLATFORM_NAMESPACES for p in namespace_policies(ns, vpc_cidr, service_cidr)]
     # Services do not call the Kubernetes API (charts/microservice mounts no token); their own chart
     # adds their ingress and opens more egress from values.
     out += [p for ns in sorted(service_namespaces) for p in baseline(ns, None)]
@@ -216,6 +239,8 @@ def all_policies(vpc_cidr: str, service_namespaces: tuple[str, ...]) -> list[dic
 @dataclass(frozen=True, kw_only=True)
 class NetworkPoliciesArgs:
     vpc_cidr: str
+    # The cluster's Service range (cluster.serviceCidr): its first address is the API server's ClusterIP.
+    service_cidr: str
     service_namespaces: tuple[str, ...] = ()
     # The releases (and namespaces) these policies govern: created after them, so a first install's
     # hooks run before any policy exists (later upgrades' hooks get DNS and the API server).
@@ -237,7 +262,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         super().__init__("platform:netpol:NetworkPolicies", name, None, opts)
         self.group = k8s.yaml.v2.ConfigGroup(
             f"{name}-group",
-            objs=all_policies(args.vpc_cidr, args.service_namespaces),
+            objs=all_policies(args.vpc_cidr, args.service_cidr, args.service_namespaces),
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )
         self.register_outputs({})

@@ -85,6 +85,7 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
         f"{prefix}-network-policies",
         NetworkPoliciesArgs(
             vpc_cidr=str(cfg.network.cidr),
+            service_cidr=str(cfg.cluster.service_cidr),
             service_namespaces=tuple(svc.name for svc in cfg.delivery.services),
             depends_on=[services.namespaces, services.secrets, services.monitoring, argocd],
         ),

@@ -15,10 +15,11 @@ import yaml
 
 from analysis import netpol
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
-from components.netpol import PLATFORM_NAMESPACES, all_policies
+from components.netpol import PLATFORM_NAMESPACES, all_policies, kubernetes_service_ip
 from tools.mocks import ROOT, PlanResult
 
 CIDR = "10.0.0.0/16"
+SERVICE_CIDR = "172.20.0.0/16"
 A = Endpoint(name="a", ip="10.0.1.1", namespace="x", labels={"app": "a"}, ports={"http": 8080})
 B = Endpoint(name="b", ip="10.0.1.2", namespace="y", labels={"app": "b", "tier": "web"}, ports={"http": 8080})
 OUTSIDE = Endpoint(name="out", ip="198.51.100.10")
@@ -139,7 +140,7 @@ def test_egress_of_the_source_counts_too() -> None:
 
 
 def test_every_namespace_the_platform_creates_denies_by_default() -> None:
-    policies = all_policies(CIDR, ("catalog",))
+    policies = all_policies(CIDR, SERVICE_CIDR, ("catalog",))
     deny = {
         p["metadata"]["namespace"]
         for p in policies
@@ -150,7 +151,7 @@ def test_every_namespace_the_platform_creates_denies_by_default() -> None:
 
 
 def test_no_rule_opens_the_vpc_or_the_internet_on_every_port_but_prometheus_scraping() -> None:
-    for p in all_policies(CIDR, ()):
+    for p in all_policies(CIDR, SERVICE_CIDR, ()):
         for rule in [*p["spec"].get("ingress", []), *p["spec"].get("egress", [])]:
             peers = rule.get("from", rule.get("to", []))
             if any("ipBlock" in peer for peer in peers) and not rule.get("ports"):
@@ -215,6 +216,24 @@ def test_a_missing_policy_breaks_a_required_flow(dev: PlanResult, removed: str, 
         report = netpol.check(without(dev.document(), removed))
     assert broken in {f.why for f, _ in report.failures}
     assert report.findings(production=True)[0]["level"] == "mandatory"
+
+
+def test_the_api_server_is_reached_at_its_cluster_ip_not_only_in_the_vpc(dev: PlanResult) -> None:
+    """The policy agent sees the `kubernetes` ClusterIP (it enforces before kube-proxy's rewrite):
+    a policy that allows only the VPC's range denies every in-cluster client's API call."""
+    cluster_ip = f"{kubernetes_service_ip('172.20.0.0/16')}/32"
+    assert cluster_ip == "172.20.0.1/32"
+    assert netpol.service_cidr(dev.document()) == "172.20.0.0/16"
+    services = netpol.service_chart_policies("dev", netpol.service_namespaces(dev.document()), None)
+    assert not netpol.check(dev.document(), services).failures
+    vpc_only = dev.document()
+    for r in vpc_only["resources"]:
+        for o in r["inputs"].get("objs") or [] if r["type"] == netpol.CONFIG_GROUP else []:
+            for rule in o.get("spec", {}).get("egress", []):
+                rule["to"] = [p for p in rule.get("to", []) if p.get("ipBlock", {}).get("cidr") != cluster_ip]
+    broken = {(f.destination.name, f.source.namespace) for f, _ in netpol.check(vpc_only, services).failures}
+    assert ("api-server (ClusterIP)", "external-secrets") in broken
+    assert all(name == "api-server (ClusterIP)" for name, _ in broken)
 
 
 def test_every_service_monitor_of_the_plan_has_a_scrape_flow(plan: PlanResult) -> None:

@@ -70,6 +70,24 @@ def test_chart_renders_valid_objects_with_each_services_values(
             validate_custom_resource(obj)
 
 
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_port_is_its_container_port(service: str, stack: str) -> None:
+    """The VPC CNI's network policies need it (EKS User Guide, network policy considerations): a
+    client's egress policy receives the Service's ClusterIP only when the ports are the same."""
+    objects = render(ROOT / "services" / service / "deploy" / f"{stack}.yaml", service, None)
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (svc,) = [o for o in objects if o["kind"] == "Service"]
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+    }
+    for port in svc["spec"]["ports"]:
+        target = port["targetPort"]
+        assert port["port"] == (ports[target] if isinstance(target, str) else target), port
+
+
 def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in change.items():

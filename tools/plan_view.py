@@ -229,9 +229,14 @@ def render_placeholders(placeholders: list[Mapping[str, str]], console: Console)
 
 
 def render_outputs(outputs: Mapping[str, Any], console: Console) -> None:
+    # A no_wrap column wider than the console is cropped by the console, not elided: the value
+    # column gets the width left after the keys (and the table's padding), so `…` marks the cut.
+    key_width = max(map(len, outputs), default=6)
     table = Table(show_header=True, box=None)
-    table.add_column("output", no_wrap=True, min_width=max(map(len, outputs), default=6))
-    table.add_column("value", no_wrap=True, overflow="ellipsis")
+    table.add_column("output", no_wrap=True, min_width=key_width)
+    table.add_column(
+        "value", no_wrap=True, overflow="ellipsis", max_width=max(console.width - key_width - 4, 8)
+    )
     for key, value in outputs.items():
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
         table.add_row(escape(key), escape(text))

@@ -227,6 +227,18 @@ def test_the_real_default_output_fits_80_columns_without_splitting_a_token(
     assert "urn:pulumi:" not in text, "resources are named by type and name"
 
 
+def test_a_long_output_value_is_elided_with_a_mark_not_cropped(planned: tuple[dict[str, Any], str]) -> None:
+    """At 80 columns a stack output is printed whole or cut with `…`: a silent crop reads as the value."""
+    doc, text = planned
+    lines = text.splitlines()
+    section = lines[next(i for i, line in enumerate(lines) if "─ Stack outputs ─" in line) + 1 :]
+    for key, value in doc["outputs"].items():
+        shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        line = next(line for line in section if line.split()[:1] == [key])
+        cell = line.split(None, 1)[1].rstrip()
+        assert cell == shown or (cell.endswith("…") and shown.startswith(cell[:-1])), (key, cell)
+
+
 def test_program_warnings_land_in_the_document_not_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
     raw, secret_keys = stack_config("prod")
     result = run_program("prod", raw, secret_keys=secret_keys)

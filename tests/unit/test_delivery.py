@@ -291,7 +291,11 @@ def test_the_pipeline_pushes_to_the_repository_dev_pulls_from(service: str) -> N
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_environment_pulls_from_its_own_stacks_repository(service: str, env: str) -> None:
     """components/registry.py names the repositories <project>-<stack>/<service>, one per stack."""
-    assert image_repository(service, env)["repo"] == f"{PROJECT}-{env}/{service}"
+    expected = f"{PROJECT}-{env}/{service}"
+    assert image_repository(service, env)["repo"] == expected, (
+        f"services/{service}/deploy/{env}.yaml: image.repository must be the {env} stack's own registry, "
+        f"<account>.dkr.ecr.<region>.amazonaws.com/{expected} (docs/adding-a-stack.md, step 2)"
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)

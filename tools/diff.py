@@ -66,6 +66,15 @@ def _short(value: Any) -> str:
     return text if len(text) <= LIMIT else text[: LIMIT - 1] + "…"
 
 
+def fit_path(path: str, room: int) -> str:
+    """`path` in at most `room` characters: its middle elided, since its end (the key that changed)
+    and its start (the input it is under) tell the changes of one resource apart."""
+    if len(path) <= room:
+        return path
+    head = max(8, room // 3)
+    return path[:head] + "…" + path[len(path) - (room - head - 1) :]
+
+
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
@@ -108,8 +117,9 @@ def render(report: DiffReport, console: Console) -> None:
             console.print(line, no_wrap=True, overflow="ellipsis", highlight=False)
             for c in changed[urn].inputs if urn in changed else ():
                 replaces = " [bold red]replaces[/]" if c.replaces else ""
+                path = fit_path(c.path, max(24, console.width // 2))
                 console.print(
-                    f"    {escape(c.path)}: {escape(_short(c.before))} → {escape(_short(c.after))}{replaces}",
+                    f"    {escape(path)}: {escape(_short(c.before))} → {escape(_short(c.after))}{replaces}",
                     no_wrap=True,
                     overflow="ellipsis",
                     highlight=False,

@@ -198,3 +198,13 @@ def test_the_text_groups_changes_by_component_with_short_urns_at_80_columns(prod
     assert "~ awsx:ec2:Vpc eks-platform-prod-network-vpc" in lines[network + 1 :]
     assert diff_cli.component(gone["urn"]) == "platform:network:Network"
     assert diff_cli.component("urn:pulumi:s::p::pulumi:providers:aws::p-s-aws") == "(stack)"
+
+
+def test_a_long_input_path_keeps_its_start_and_its_end_within_the_room() -> None:
+    from tools.diff import fit_path
+
+    assert fit_path("values.replicas", 40) == "values.replicas"
+    long = "values.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.weight"
+    fitted = fit_path(long, 40)
+    assert len(fitted) == 40 and "…" in fitted
+    assert fitted.startswith("values.affini") and fitted.endswith("DuringExecution.0.weight")

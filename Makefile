@@ -3,6 +3,7 @@
 STACK ?= dev
 JSON ?=
 TREE ?=
+OBJECTS ?=
 ARGS ?=
 PYTHON ?= python3
 VENV := .venv
@@ -20,9 +21,10 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1]"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1]"
 	@echo "                                              offline plan under the mock engine: summary first;"
-	@echo "                                              TREE=1 adds the resource tree"
+	@echo "                                              TREE=1 adds the resource tree, OBJECTS=1 every"
+	@echo "                                              rendered Helm object"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
@@ -66,7 +68,7 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.

@@ -1,7 +1,7 @@
 """Delivery: CI workflows (build, promote), shared chart, per-service values, GitOps tree, Dockerfiles.
 
-Everything here runs offline. Rendering the chart needs the `helm` binary: those tests skip, with
-the reason, when it is not on PATH; the values schema and the VPA/HPA rule are checked without it.
+Everything here runs offline. The chart is linted and rendered by Helm's own engine in-process
+(helm-python-sdk, as analysis/helm.py uses it), so no test needs a `helm` binary.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import jsonschema
 import pytest
 import yaml
 
+from analysis.helm import RenderError, render_chart
 from tests.schemas import validate_custom_resource
 from tools.mocks import ROOT, stack_names
 
@@ -499,42 +501,37 @@ def test_the_gitops_tree_deploys_every_service_to_every_environment_and_nothing_
 
 
 ####################################################################################################
-# (d) The chart rendered by helm (skipped without the binary)
+# (d) The chart rendered and linted by Helm's own engine (helm-python-sdk, in-process: no binary)
 
-KUBE_VERSION = "1.34.0"
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    path = shutil.which("helm")
-    if path is None:
-        pytest.skip("helm is not on PATH: chart lint/render skipped")
-    return path
+KUBE_VERSION = "1.35.0"  # cluster.kubernetesVersion of both stacks
 
 
-def helm_template(
-    helm: str, release: str, values_file: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    cmd = [helm, "template", release, str(CHART), "--namespace", release, "--kube-version", KUBE_VERSION]
-    return subprocess.run(
-        [*cmd, "-f", str(values_file), *extra], capture_output=True, text=True, timeout=120, check=False
+def render(
+    values_file: Path, release: str, chart: Path = CHART, change: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    values = helm_merge(load(values_file), change or {})
+    with helm_python.Chart.load(chart) as loaded:
+        return render_chart(loaded, values, release=release, namespace=release, kube_version=KUBE_VERSION)
+
+
+@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
+def test_chart_lints_with_each_services_values(deploy_file: Path) -> None:
+    report = helm_python.lint(
+        CHART,
+        load(deploy_file),
+        strict=True,
+        namespace=deploy_file.parent.parent.name,
+        kube_version=KUBE_VERSION,
     )
+    assert report["errors"] == [], report["messages"]
 
 
 @pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
-def test_chart_lints_with_each_services_values(helm: str, deploy_file: Path) -> None:
-    cmd = [helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "-f", str(deploy_file)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("deploy_file", DEPLOY_FILES, ids=rel)
-def test_chart_renders_valid_autoscaling_and_monitoring_objects(helm: str, deploy_file: Path) -> None:
+def test_chart_renders_valid_autoscaling_and_monitoring_objects(deploy_file: Path) -> None:
     service = deploy_file.parent.parent.name
     values = chart_values(deploy_file)
-    result = helm_template(helm, service, deploy_file)
-    assert result.returncode == 0, result.stderr
-    objects = {doc["kind"]: doc for doc in yaml.safe_load_all(result.stdout) if doc}
+    rendered = render(deploy_file, service)
+    objects = {doc["kind"]: doc for doc in rendered}
     assert set(objects) == {
         "Deployment",
         "Service",
@@ -543,6 +540,7 @@ def test_chart_renders_valid_autoscaling_and_monitoring_objects(helm: str, deplo
         "VerticalPodAutoscaler",
         "PodDisruptionBudget",
         "ServiceMonitor",
+        "NetworkPolicy",
     }
 
     vpa, monitor, hpa = (
@@ -586,17 +584,16 @@ def test_chart_renders_valid_autoscaling_and_monitoring_objects(helm: str, deplo
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
-def test_chart_refuses_to_render_a_vpa_that_fights_the_hpa(helm: str) -> None:
+def test_chart_refuses_to_render_a_vpa_that_fights_the_hpa(tmp_path: Path) -> None:
     deploy_file = ROOT / "services" / SERVICES[0] / "deploy" / "dev.yaml"
-    conflict = [
-        "--set",
-        "verticalAutoscaling.updateMode=Recreate",
-        "--set",
-        "verticalAutoscaling.controlledResources={cpu}",
-    ]
-    assert helm_template(helm, SERVICES[0], deploy_file, *conflict).returncode != 0, "the schema rejects it"
-    result = helm_template(helm, SERVICES[0], deploy_file, *conflict, "--skip-schema-validation")
-    assert result.returncode != 0 and "which the HPA scales on" in result.stderr, result.stderr
+    conflict = {"verticalAutoscaling": {"updateMode": "Recreate", "controlledResources": ["cpu"]}}
+    with pytest.raises(RenderError, match="controlledResources"):  # the schema rejects it
+        render(deploy_file, SERVICES[0], change=conflict)
+    # and without the schema, the template's own `fail` does
+    unchecked = tmp_path / "microservice"
+    shutil.copytree(CHART, unchecked, ignore=shutil.ignore_patterns("values.schema.json"))
+    with pytest.raises(RenderError, match="which the HPA scales on"):
+        render(deploy_file, SERVICES[0], unchecked, conflict)
 
 
 ####################################################################################################

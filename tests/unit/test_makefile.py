@@ -59,3 +59,34 @@ def test_help_names_the_stacks_of_the_checkout(help_text: str) -> None:
 )
 def test_listed_targets_reads_help_lines(text: str, found: set[str]) -> None:
     assert listed_targets(text) == found
+
+
+@pytest.mark.parametrize(
+    ("knob", "flag"),
+    [("JSON=plan.json", "--json plan.json"), ("TREE=1", "--tree"), ("OBJECTS=1", "--objects")],
+)
+def test_make_plan_passes_each_knob_help_names(help_text: str, knob: str, flag: str) -> None:
+    assert f"[{knob.partition('=')[0]}=" in help_text, f"make help does not name {knob}"
+    # -n prints the commands without running them; -o skips a virtualenv rebuild in a fresh checkout.
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "plan", "STACK=dev", knob],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    commands = [line for line in dry.stdout.splitlines() if "tools.plan" in line]
+    assert len(commands) == 1 and flag in commands[0], dry.stdout
+    assert (
+        "--objects"
+        not in subprocess.run(
+            ["make", "-n", "-o", ".venv/.installed", "plan", "STACK=dev"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        ).stdout
+    )

@@ -90,6 +90,10 @@ class Resource:
     props: Mapping[str, Any]
     # The `protect` resource option (CrossGuard: PolicyResource.opts.protect; offline: the registration).
     protect: bool = False
+    # The `retain_on_delete` option where it is known: the offline plan records it; CrossGuard's
+    # resource options carry no such field (pulumi_policy 1.21.0 PolicyResourceOptions), so under
+    # `pulumi preview --policy-pack` it is None and rules on it stay silent.
+    retain_on_delete: bool | None = None
 
 
 ResourceCheck = Callable[[str, Mapping[str, Any], Context], Iterable[str]]

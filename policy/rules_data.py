@@ -151,6 +151,35 @@ def state_protected(resources: Sequence[Resource], ctx: Context) -> Iterator[tup
             yield r.urn, f"{r.type} is not protected: a destroy or a rename deletes it"
 
 
+# What holds data that cannot be recreated: kept in the account by a prod destroy.
+RETAINED = (KMS_KEY, ECR_REPOSITORY, SM_SECRET, LOG_GROUP)
+# Credentials, not data: a destroyed stack's Deployments agent token must not outlive it.
+NOT_RETAINED_SECRETS = ("/deploy-agent-token",)
+
+
+@rules.stack(
+    "prod-state-retained",
+    description=(
+        "A prod destroy leaves the keys, registries, secrets and log groups in the account "
+        "(retain_on_delete), except credentials. Checked by the offline plan only: CrossGuard "
+        "does not see the option."
+    ),
+    sources=(
+        Source("pulumi-docs", "Resource options: retainOnDelete"),
+        Source("platform", "docs/retiring-a-stack.md (what prod keeps, how to remove it)"),
+    ),
+    prod=M,
+    dev=None,
+)
+def state_retained(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    for r in resources:
+        if r.type not in RETAINED or r.retain_on_delete is not False:
+            continue  # not data, or unknown (CrossGuard)
+        if r.type == SM_SECRET and str(get(r.props, "name") or "").endswith(NOT_RETAINED_SECRETS):
+            continue
+        yield r.urn, f"{r.type} is deleted with the stack: set retain_on_delete in prod"
+
+
 @rules.stack(
     "ecr-lifecycle-policy",
     description="Every repository has a lifecycle policy that expires old and untagged images.",

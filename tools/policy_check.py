@@ -73,5 +73,8 @@ def sort_findings(findings: Sequence[Finding]) -> list[Finding]:
 
 def evaluate(result: PlanResult, *, production: bool | None = None) -> list[Finding]:
     """Findings for a planned stack; `production` defaults to the stack file's flag."""
-    resources = [Resource(r.type, r.urn, r.name, r.inputs, protect=r.protect) for r in result.records]
+    resources = [
+        Resource(r.type, r.urn, r.name, r.inputs, protect=r.protect, retain_on_delete=r.retain_on_delete)
+        for r in result.records
+    ]
     return evaluate_resources(resources, is_production(result) if production is None else production)

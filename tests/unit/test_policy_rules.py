@@ -272,7 +272,7 @@ class Case:
 
 @dataclass(frozen=True)
 class StackCase:
-    """Resources as (type, props) or (type, props, protect)."""
+    """Resources as (type, props), (type, props, protect) or (type, props, protect, retain_on_delete)."""
 
     rule: str
     good: list[tuple[Any, ...]]
@@ -791,6 +791,17 @@ STACK_CASES = [
         expect="not protected",
     ),
     StackCase(
+        "prod-state-retained",
+        # Retained; a credential that goes with the stack; unknown under CrossGuard (silent).
+        [
+            (t.KMS_KEY, {}, True, True),
+            (t.SM_SECRET, {"name": "eks-platform-prod/deploy-agent-token"}, True, False),
+            (t.ECR_REPOSITORY, REPO, True, None),
+        ],
+        [(t.KMS_KEY, {}, True, True), (t.LOG_GROUP, {"name": "/aws/eks/c/cluster"}, True, False)],
+        expect="retain_on_delete",
+    ),
+    StackCase(
         "k8s-namespace-default-deny",
         [(t.CONFIG_GROUP, {"objs": [NS_X]}), (t.CONFIG_GROUP, {"objs": [DENY_X]})],
         [
@@ -830,7 +841,14 @@ def stack_rule(name: str) -> StackRule:
 
 def resources(pairs: list[tuple[Any, ...]], wrap: Any) -> list[Resource]:
     return [
-        Resource(typ, f"urn:pulumi:s::p::{typ}::r{i}", f"r{i}", wrap(p), protect=bool(rest and rest[0]))
+        Resource(
+            typ,
+            f"urn:pulumi:s::p::{typ}::r{i}",
+            f"r{i}",
+            wrap(p),
+            protect=bool(rest and rest[0]),
+            retain_on_delete=rest[1] if len(rest) > 1 else None,
+        )
         for i, (typ, p, *rest) in enumerate(pairs)
     ]
 

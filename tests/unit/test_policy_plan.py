@@ -143,3 +143,20 @@ def test_plan_prints_findings_after_the_tree() -> None:
     assert "kms-key-rotation" in text and "enableKeyRotation off" in text and "(stack)" in text
     assert "aws:kms/key:Key k" in text, "the resource by type and name, not its URN"
     assert "2 finding(s): 1 mandatory, 1 advisory." in text
+
+
+@pytest.mark.parametrize(
+    "typ", ["aws:kms/key:Key", "aws:secretsmanager/secret:Secret", "aws:cloudwatch/logGroup:LogGroup"]
+)
+def test_prod_state_that_would_be_deleted_with_the_stack_is_a_mandatory_finding(
+    prod: PlanResult, typ: str
+) -> None:
+    """The program's retain_on_delete, dropped from one prod record: the offline pack catches it."""
+    target = next(
+        r for r in prod.records if r.type == typ and r.retain_on_delete and "deploy-agent" not in r.name
+    )
+    records = [dataclasses.replace(r, retain_on_delete=False) if r is target else r for r in prod.records]
+    hits = [
+        f for f in evaluate(dataclasses.replace(prod, records=records)) if f.rule == "prod-state-retained"
+    ]
+    assert [(f.urn, f.level) for f in hits] == [(target.urn, Level.MANDATORY)]

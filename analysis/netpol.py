@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
+from components.netpol import kubernetes_service_ip
 from stacks.data import PLATFORM_DIR, read_yaml
 
 ROOT = PLATFORM_DIR.parent
@@ -110,8 +111,8 @@ def endpoints(
             ip = addresses.get(spec["address"]) or str(next(hosts))
             out[name] = [Endpoint(name=name, ip=ip)]
             if spec["address"] == "api-server" and service_cidr is not None:
-                cluster_ip = str(ipaddress.ip_network(service_cidr)[1])
-                out[name].append(Endpoint(name=f"{name}{CLUSTER_IP}", ip=cluster_ip))
+                ip = kubernetes_service_ip(service_cidr)
+                out[name].append(Endpoint(name=f"{name}{CLUSTER_IP}", ip=ip))
             continue
         if spec["namespace"] == SERVICE:
             out[name] = [

@@ -502,8 +502,10 @@ def replace_input(
         if record.type == typ and which(record):
             inputs = copy.deepcopy(record.raw_inputs)
             inputs[key] = change(inputs.get(key))
-            record, hit = dataclasses.replace(record, raw_inputs=inputs), True
-        records.append(record)
+            records.append(dataclasses.replace(record, raw_inputs=inputs))
+            hit = True
+        else:
+            records.append(record)
     assert hit, f"no matching {typ} in the plan"
     return dataclasses.replace(result, records=records)
 

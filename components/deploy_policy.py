@@ -103,6 +103,7 @@ class DeployRoleData(BaseModel):
     types: dict[str, tuple[str, ...]]
     invokes: dict[str, tuple[str, ...]]
     statements: tuple[Statement, ...]
+    denies: tuple[Statement, ...]
     iam: IamGrants
     boundary: BoundaryData
 
@@ -242,6 +243,7 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, role_arn: str) -> 
         # The kubeconfig's `aws eks get-token --role-arn` assumes this role again, and nothing else.
         {"Sid": "AssumeItself", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn},
         {"Sid": "NotItself", "Effect": "Deny", "Action": _iam(SELF_DENY), "Resource": role_arn},
+        *({**_statement(s, scope), "Effect": "Deny"} for s in data.denies),
         # No role of the stack loses its boundary, and the boundary itself never changes: only an
         # admin applies a change to it (docs/deploy-role.md).
         {

@@ -591,3 +591,31 @@ def test_the_pack_fails_a_cluster_whose_roles_pulumi_eks_would_create(dev: PlanR
 
 def test_boundary_names_agree() -> None:
     assert BOUNDARY_SUFFIX == DEPLOY_BOUNDARY_SUFFIX
+
+
+def test_ec2_star_cannot_take_data_out(plan: PlanResult, data: DeployRoleData) -> None:
+    """`ec2:*` on "*" is unscopable today; snapshots, images, exports and consoles are denied."""
+    (deny,) = [s for s in statements(sent_policy(plan, data), "Deny") if s["Sid"] == "NoDataOutOfEc2"]
+    assert {"ec2:CreateSnapshot", "ec2:ModifySnapshotAttribute", "ec2:GetConsoleOutput"} <= set(
+        deny["Action"]
+    )
+    assert deny["Resource"] == ["*"]
+    created = {r.type for r in plan.records}
+    assert not created & {"aws:ebs/snapshot:Snapshot", "aws:ec2/ami:Ami", "aws:ec2/amiCopy:AmiCopy"}
+
+
+def test_interface_endpoints_with_private_dns_may_associate_their_zone(
+    prod: PlanResult, data: DeployRoleData
+) -> None:
+    """Service Authorization Reference, EC2 CreateVpcEndpoint: dependent action
+    route53:AssociateVPCWithHostedZone (private DNS); prod has interface endpoints with it on."""
+    endpoints = [r for r in prod.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.get("privateDnsEnabled")]
+    assert endpoints
+    grants = [
+        s
+        for s in statements(sent_policy(prod, data))
+        if "route53:AssociateVPCWithHostedZone" in listed(s["Action"])
+    ]
+    assert [listed(s["Resource"]) for s in grants] == [
+        ["arn:aws:route53:::hostedzone/*", f"arn:aws:ec2:eu-west-1:{ACCOUNT_ID}:vpc/*"]
+    ]

@@ -53,7 +53,8 @@ BOUNDARY_SUFFIX = "-boundary"
 
 
 class Statement(BaseModel):
-    """One Allow statement of the data file; `why` is required when it reaches "*"."""
+    """One statement of the data file (Allow, or Deny under `denies`); `why` is required when it
+    reaches "*"."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -91,6 +92,7 @@ class BoundaryData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     extra: tuple[Statement, ...]
+    denies: tuple[Statement, ...]
     managed_policy_services: dict[str, tuple[str, ...]] = Field(alias="managedPolicyServices")
 
 
@@ -156,10 +158,10 @@ def _iam(actions: tuple[str, ...] | list[str]) -> list[str]:
     return [f"iam:{a}" for a in sorted(actions)]
 
 
-def _statement(s: Statement, scope: StackScope) -> dict[str, Any]:
+def _statement(s: Statement, scope: StackScope, effect: str = "Allow") -> dict[str, Any]:
     out: dict[str, Any] = {
         "Sid": s.sid,
-        "Effect": "Allow",
+        "Effect": effect,
         "Action": list(s.actions),
         "Resource": [scope.fill(r) for r in s.resources],
     }
@@ -243,7 +245,7 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, role_arn: str) -> 
         # The kubeconfig's `aws eks get-token --role-arn` assumes this role again, and nothing else.
         {"Sid": "AssumeItself", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn},
         {"Sid": "NotItself", "Effect": "Deny", "Action": _iam(SELF_DENY), "Resource": role_arn},
-        *({**_statement(s, scope), "Effect": "Deny"} for s in data.denies),
+        *(_statement(s, scope, "Deny") for s in data.denies),
         # No role of the stack loses its boundary, and the boundary itself never changes: only an
         # admin applies a change to it (docs/deploy-role.md).
         {
@@ -266,6 +268,7 @@ def boundary_policy(data: DeployRoleData, scope: StackScope) -> str:
     """The stack's permissions boundary: the most any role the stack creates may ever do."""
     statements: list[dict[str, Any]] = [
         *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra)),
+        *(_statement(s, scope, "Deny") for s in data.boundary.denies),
         {
             "Sid": "NoBoundaryEscape",
             "Effect": "Deny",

@@ -13,6 +13,7 @@ every role in the plan carries a permissions boundary.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -164,6 +165,35 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
 
 
+def _matches(patterns: list[str], value: str, *, actions: bool) -> bool:
+    """IAM wildcard matching; action names are case-insensitive, resources are not."""
+    if actions:
+        return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def outside_boundary(policy: Any, boundary: Any) -> list[str]:
+    """(Sid, action, resource) of the policy's Allow statements the boundary does not allow: no
+    boundary Allow matches both, or a boundary Deny does. Conditions are not compared: the
+    boundary's are tag and service conditions the stack's own resources meet."""
+    allows = [s for s in iamdoc.statements(boundary) if iamdoc.allows(s)]
+    denies = [s for s in iamdoc.statements(boundary) if get(s, "Effect") == "Deny"]
+
+    def hit(s: Mapping[str, Any], action: str, resource: str) -> bool:
+        return _matches(iamdoc.actions(s), action, actions=True) and _matches(
+            iamdoc.resources(s), resource, actions=False
+        )
+
+    return [
+        f"{get(s, 'Sid', '(no Sid)')}: {action} on {resource}"
+        for s in iamdoc.statements(policy)
+        if iamdoc.allows(s)
+        for action in iamdoc.actions(s)
+        for resource in iamdoc.resources(s)
+        if not any(hit(b, action, resource) for b in allows) or any(hit(d, action, resource) for d in denies)
+    ]
+
+
 def _trusts_pulumi_deployments(props: Mapping[str, Any]) -> bool:
     """A role Pulumi Deployments assumes: the deploy identity, applied by admins, not bounded."""
     return any(
@@ -190,7 +220,8 @@ def _eks_own_roles(props: Mapping[str, Any]) -> Iterator[str]:
     "deploy-role-bounded-roles",
     description=(
         "Every IAM role the stack creates carries a permissions boundary (the deploy role may "
-        "create roles only with it); pulumi-eks is given the roles it would otherwise create."
+        "create roles only with it), every role policy stays inside the boundary, and pulumi-eks "
+        "is given the roles it would otherwise create."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: Permissions boundaries for IAM entities"),
@@ -220,3 +251,13 @@ def bounded_roles(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple
     for cluster in (r for r in resources if r.type == "eks:index:Cluster"):
         for problem in _eks_own_roles(cluster.props):
             yield cluster.urn, problem
+    # What a role's inline policy grants beyond the boundary, the role is denied at runtime.
+    for boundary in (r for r in resources if is_boundary_policy(r.type, r.props)):
+        for policy in (
+            r for r in resources if r.type == IAM_ROLE_POLICY and not is_deploy_policy(r.type, r.props)
+        ):
+            for grant in outside_boundary(get(policy.props, "policy"), get(boundary.props, "policy")):
+                yield (
+                    policy.urn,
+                    f"{grant} is outside the permissions boundary: the role is denied it at runtime",
+                )

@@ -39,7 +39,7 @@ SELF_DENY = (
     "UpdateAssumeRolePolicy",
 )
 # What would change the boundary policy itself (IAM User Guide, "Permissions boundaries for IAM
-# entities", the delegation example's DenyPermissionBoundaryIAMPolicyAlteration).
+# entities", the delegation example's DenyPermBoundaryIAMPolicyAlteration).
 BOUNDARY_POLICY_DENY = (
     "CreatePolicy",
     "CreatePolicyVersion",

@@ -124,9 +124,10 @@ class Deployments(pulumi.ComponentResource):
     full create or destroy. Intermediate deployments are skipped so the newest commit wins. With
     `agent_pool`, deployments run on this stack's own pool (hosts: components/agent.py), whose
     token is only an Output here. The role's permissions are an inline least-privilege policy
-    (components/deploy_policy.py, docs/deploy-role.md): whole services the stack manages, IAM only
-    on the stack's own names, and no change to the role itself; extra managed policies are an
-    explicit opt-in. The settings and the role are protected in prod. It does not create the
+    (components/deploy_policy.py, docs/deploy-role.md): the stack's own resources, IAM only on the
+    stack's own names, roles only with the stack's permissions boundary (created here, next to the
+    role, as `<prefix>-boundary`), and no change to the role itself or to the boundary; extra
+    managed policies are an explicit opt-in. The settings and the role are protected in prod. It does not create the
     Pulumi Cloud stack.
     """
 

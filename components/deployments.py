@@ -127,8 +127,8 @@ class Deployments(pulumi.ComponentResource):
     (components/deploy_policy.py, docs/deploy-role.md): the stack's own resources, IAM only on the
     stack's own names, roles only with the stack's permissions boundary (created here, next to the
     role, as `<prefix>-boundary`), and no change to the role itself or to the boundary; extra
-    managed policies are an explicit opt-in. The settings and the role are protected in prod. It does not create the
-    Pulumi Cloud stack.
+    managed policies are an explicit opt-in. The settings, the role and the boundary are protected
+    in prod. It does not create the Pulumi Cloud stack.
     """
 
     role_arn: pulumi.Output[str]

@@ -626,3 +626,24 @@ def test_a_role_policy_beyond_the_boundary_is_a_finding(
     )
     messages = _rule(evaluate(broken), "deploy-role-bounded-roles")
     assert [m for m in messages if expect in m and "outside the permissions boundary" in m], messages
+
+
+def test_keys_of_other_stacks_cannot_be_retagged_into_scope(plan: PlanResult, data: DeployRoleData) -> None:
+    """NewKeys allows kms:TagResource on "*" (tag-on-create); a key tagged for another stack or
+    project is denied, so a dev deploy role cannot move prod's keys into its OwnKeys."""
+    denied = {s["Sid"]: s for s in statements(sent_policy(plan, data), "Deny")}
+    for sid, key, value in (
+        ("NoOtherStacksKeys", "aws:ResourceTag/platform:stack", plan.stack),
+        ("NoOtherProjectsKeys", "aws:ResourceTag/platform:project", plan.project),
+    ):
+        assert set(denied[sid]["Action"]) == {"kms:TagResource", "kms:UntagResource"}
+        assert denied[sid]["Condition"] == {"Null": {key: "false"}, "StringNotEquals": {key: value}}
+    # The keys carry those tags: the provider's default tags, on everything the stack creates.
+    (provider,) = plan.of_type("pulumi:providers:aws")
+    tags = json.loads(provider.get("defaultTags"))["tags"]
+    assert (tags["platform:stack"], tags["platform:project"]) == (plan.stack, plan.project)
+    own = {s["Sid"]: s for s in statements(sent_policy(plan, data))}["OwnKeys"]
+    assert own["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/platform:stack": plan.stack,
+        "aws:ResourceTag/platform:project": plan.project,
+    }

@@ -119,6 +119,8 @@ def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
     for required in (POD_IDENTITY_AGENT, IMDS):
         if required not in names:
             raise ValueError(f"{path.name}: endpoint {required!r} is missing (the analysis requires it)")
+        if len(table["endpoints"][required].get("ports") or {}) != 1:
+            raise ValueError(f"{path.name}: endpoint {required!r} needs exactly one port, the one pods call")
     for kind in ("allowed", "denied"):
         for row in table[kind]:
             for end in ("from", "to"):

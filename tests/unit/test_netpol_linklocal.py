@@ -255,12 +255,21 @@ def test_the_flow_table_rejects_a_bad_address(tmp_path: Any, endpoint: dict[str,
         netpol.load_table(bad)
 
 
-def test_the_flow_table_must_model_the_credential_endpoints(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [(None, "endpoint 'imds' is missing"), ({"address": "169.254.169.254"}, "'imds' needs exactly one port")],
+)
+def test_the_flow_table_must_model_the_credential_endpoints(
+    tmp_path: Any, endpoint: dict[str, Any] | None, message: str
+) -> None:
     table = netpol.load_table()
-    del table["endpoints"]["imds"]
+    if endpoint is None:
+        del table["endpoints"]["imds"]
+    else:
+        table["endpoints"]["imds"] = endpoint
     bad = tmp_path / "flows.yaml"
     bad.write_text(yaml.safe_dump(table))
-    with pytest.raises(ValueError, match="endpoint 'imds' is missing"):
+    with pytest.raises(ValueError, match=message):
         netpol.load_table(bad)
 
 

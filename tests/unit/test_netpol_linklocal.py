@@ -23,7 +23,7 @@ import yaml
 
 from analysis import netpol
 from analysis import netpol_credentials as credentials
-from analysis.helm import render_chart
+from analysis.helm import RenderError, render_chart
 from analysis.netpol_eval import Endpoint, Flow, allows
 from components.netpol import POD_IDENTITY_AGENT, all_policies
 from tools.mocks import ROOT, PlanResult
@@ -312,3 +312,10 @@ def test_the_proxy_allow_opens_prometheus_to_no_other_namespaces_pods(plan: Plan
     }
     assert rows[("api-server", "prometheus")] == "allow"
     assert rows[("argocd-server", "prometheus")] == "deny"
+
+
+def test_the_charts_schema_refuses_a_pod_identity_value_that_is_not_a_boolean(dev: PlanResult) -> None:
+    [service] = netpol.service_namespaces(dev.document())
+    values = yaml.safe_load((ROOT / "charts" / "microservice" / "values.yaml").read_text())
+    with pytest.raises(RenderError, match="podIdentity"):
+        service_policies(service, **{**values["networkPolicy"], "podIdentity": "yes"})

@@ -146,8 +146,8 @@ def creator_admin(graph: Graph) -> Iterator[Finding]:
     With `bootstrapClusterCreatorAdminPermissions` true, EKS creates an access entry for the principal
     that calls CreateCluster; the program's own entry for the same principal then fails with
     "ResourceInUseException: The specified access entry resource is already in use"
-    (terraform-aws-modules/terraform-aws-eks issues 2968, 2969, 3293). The first `up` runs as one of
-    the admin roles (docs/first-deploy.md), so any admin entry makes it fail.
+    (github.com/terraform-aws-modules/terraform-aws-eks/issues/2968, /2969, /3293). The first `up`
+    runs as one of the admin roles (docs/first-deploy.md), so any admin entry makes it fail.
     """
     for component in _components(graph):
         for child in _children_of(component):

@@ -162,9 +162,7 @@ def findings(resources: Iterable[Mapping[str, Any]], folder: Path | None = None)
             continue
         if schema is None:
             out.append(
-                unverified(
-                    f"no configuration schema recorded ({path.name}); record it with `make addon-versions`"
-                )
+                unverified(f"no configuration schema recorded ({path.name}): run `make addon-versions`")
             )
             continue
         out += [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _configuration(addon: str, version: str, schema: Any = SCHEMA) -> dict[str, 
     return {"addonName": addon, "addonVersion": version, "configurationSchema": json.dumps(schema)}
 
 
-def _stub_all(stub: Stubber, newest: dict[str, str | None], pins: dict[str, str] | None = None) -> None:
+def _stub_all(stub: Stubber, newest: Mapping[str, str | None], pins: Mapping[str, str] | None = None) -> None:
     for addon in sorted(newest):
         version = newest[addon]
         reply = _reply(addon, version) if version else {"addons": []}

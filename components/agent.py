@@ -51,9 +51,7 @@ class DeployAgentArgs:
     protect: bool
 
 
-def user_data(
-    region: str, secret_arn: str, version: str, group: str = "", install_dir: str = INSTALL_DIR
-) -> str:
+def user_data(region: str, secret_arn: str, version: str, group: str, install_dir: str = INSTALL_DIR) -> str:
     """The host's boot script (components/agent_host.sh) for one release, secret and group.
 
     Follows pulumi/customer-managed-workflow-agent at v2.2.0: agent-images/ (Pulumi's EC2
@@ -72,8 +70,8 @@ def user_data(
     }
     script = HOST_SCRIPT.read_text(encoding="utf-8")
     for key, value in values.items():
-        if "'" in value:
-            raise ValueError(f"agent host script: {key}={value!r} may not contain a single quote")
+        if not value or "'" in value:
+            raise ValueError(f"agent host script: {key}={value!r} must be set and without a single quote")
         script = script.replace(f"@@{key}@@", value)
     if "@@" in script:
         raise ValueError(f"{HOST_SCRIPT.name} has a placeholder user_data() does not fill")

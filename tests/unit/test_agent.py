@@ -96,6 +96,8 @@ def test_every_placeholder_is_filled_and_none_can_break_out_of_its_quotes() -> N
     assert "@@" not in script and "VERSION='v2.2.0'" in script
     with pytest.raises(ValueError, match="SECRET_ID="):
         agent.user_data("eu-west-1", "arn'; rm -rf /", "v2.2.0", "group")
+    with pytest.raises(ValueError, match="GROUP='' must be set"):
+        agent.user_data("eu-west-1", "arn:aws:secretsmanager:x", "v2.2.0", "")
 
 
 _ARGS: dict[str, Any] = {

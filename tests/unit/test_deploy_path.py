@@ -125,12 +125,14 @@ def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
         agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt").get("userData")
     ).decode()
     assert "secretsmanager get-secret-value" in script and secret.get("name") not in ("", None)
-    assert "pulumi/customer-managed-workflow-agent:v2.2.0" in script
+    assert "VERSION='v2.2.0'" in script and "customer-managed-workflow-agent run" in script
     (policy,) = [
         r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
     ]
     statements = json.loads(policy.get("policy"))["Statement"]
-    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
+    assert [s["Action"] for s in statements][:2] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
+    # The rest: the hosts' own Auto Scaling group's lifecycle (tests/unit/test_agent.py).
+    assert all(a.startswith("autoscaling:") for s in statements[2:] for a in s["Action"])
     assert statements[0]["Resource"].endswith(f":secret:{secret.get('name')}-AbCdEf")
 
 

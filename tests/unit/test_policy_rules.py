@@ -108,6 +108,15 @@ LT = {
     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "volumeType": "gp3"}}],
 }
 MNG = {"launchTemplate": {"id": "lt", "version": "1"}, "scalingConfig": {"minSize": 3, "maxSize": 6}}
+# The Deployments agent group (components/agent.py): launch before terminate, every replacement.
+ASG = {
+    "desiredCapacity": 1,
+    "instanceRefresh": {
+        "strategy": "Rolling",
+        "preferences": {"minHealthyPercentage": 100, "maxHealthyPercentage": 200},
+    },
+    "instanceMaintenancePolicy": {"minHealthyPercentage": 100, "maxHealthyPercentage": 200},
+}
 NODECLASS = {
     "spec": {
         "amiSelectorTerms": [{"alias": "al2023@v20261110"}],
@@ -384,6 +393,20 @@ CASES = [
     Case("node-no-ssh-access", t.EKS_MNG, MNG, put(MNG, "remoteAccess", {"ec2SshKey": "k"})),
     Case("node-no-ssh-access", t.LAUNCH_TEMPLATE, LT, put(LT, "keyName", "k")),
     Case("nodegroup-launch-template", t.EKS_MNG, MNG, put(MNG, "launchTemplate", ...)),
+    Case(
+        "asg-replaces-launch-first",
+        t.AUTOSCALING_GROUP,
+        ASG,
+        put(ASG, "instanceRefresh.preferences.minHealthyPercentage", 0),  # the agent group until now
+        expect="instanceRefresh.preferences minHealthyPercentage=0",
+    ),
+    Case(
+        "asg-replaces-launch-first",
+        t.AUTOSCALING_GROUP,
+        ASG,
+        put(ASG, "instanceMaintenancePolicy", ...),
+        expect="instanceMaintenancePolicy minHealthyPercentage=None",
+    ),
     Case("nodegroup-min-size", t.EKS_MNG, MNG, put(MNG, "scalingConfig.minSize", 2), expect="below 3"),
     Case(
         "nodegroup-min-size",

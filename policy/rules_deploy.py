@@ -8,7 +8,8 @@ rules `iam-no-service-wildcard` and `iam-no-unscoped-write` forbid; they skip th
 on named resources, role writes only with the boundary condition, PassRole and service-linked roles
 only with their service conditions, no wildcard resource for an action that can be scoped, nothing
 account-level, and within IAM's size limits. `deploy-role-bounded-roles` checks the other side:
-every role in the plan carries a permissions boundary.
+every role in the plan carries a permissions boundary, pulumi-eks creates no role of its own, and
+no role policy grants what the boundary takes away.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from policy import iamdoc
 from policy.model import Context, Level, Resource, RuleSet, Source
 from policy.props import document, get
-from policy.resource_types import IAM_POLICY, IAM_ROLE, IAM_ROLE_POLICY
+from policy.resource_types import EKS_CLUSTER, IAM_POLICY, IAM_ROLE, IAM_ROLE_POLICY
 
 rules = RuleSet()
 # The inline policy name the deploy role's policy carries (platform/deploy-role.yaml policyName;
@@ -248,7 +249,7 @@ def bounded_roles(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple
                     "role cannot create it, and an unbounded role is a way to account admin"
                 ),
             )
-    for cluster in (r for r in resources if r.type == "eks:index:Cluster"):
+    for cluster in (r for r in resources if r.type == EKS_CLUSTER):
         for problem in _eks_own_roles(cluster.props):
             yield cluster.urn, problem
     # What a role's inline policy grants beyond the boundary, the role is denied at runtime.

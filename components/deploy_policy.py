@@ -14,6 +14,7 @@ role creates, and any instance or pod running as it, can do no more than the dep
 from __future__ import annotations
 
 import json
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ BOUNDARY_POLICY_DENY = (
     "DeletePolicyVersion",
     "SetDefaultPolicyVersion",
 )
+# The placeholders a statement's resources and condition values may use (StackScope.fill).
+PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
 # The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
 # known before it exists (the identity layer and the platform stack compute the same ARN).
 BOUNDARY_SUFFIX = "-boundary"
@@ -63,6 +66,20 @@ class Statement(BaseModel):
     resources: tuple[str, ...] = Field(min_length=1)
     condition: dict[str, dict[str, str | tuple[str, ...]]] | None = None
     why: str | None = None
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Statement:
+        values = [*self.resources]
+        for entries in (self.condition or {}).values():
+            for v in entries.values():
+                values.extend([v] if isinstance(v, str) else v)
+        used = {name for v in values for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+        if unknown := sorted(used - PLACEHOLDERS):
+            raise ValueError(
+                f"statement {self.sid} uses {', '.join('{' + u + '}' for u in unknown)}: "
+                f"the placeholders are {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unscoped_needs_a_reason(self) -> Statement:

@@ -454,6 +454,20 @@ def test_a_star_without_a_reason_is_refused(data: DeployRoleData) -> None:
         DeployRoleData.model_validate(raw)
 
 
+def test_an_unknown_placeholder_is_refused(data: DeployRoleData) -> None:
+    raw = data.model_dump(by_alias=True)
+    raw["statements"] = [
+        *raw["statements"],
+        {
+            "sid": "Typo",
+            "actions": ["sqs:*"],
+            "resources": ["arn:{partition}:sqs:{region}:{acount}:{prefix}-*"],
+        },
+    ]
+    with pytest.raises(ValueError, match=r"statement Typo uses \{acount\}: the placeholders are \{account\}"):
+        DeployRoleData.model_validate(raw)
+
+
 def test_pulumi_eks_is_given_every_role_it_would_create(plan: PlanResult) -> None:
     """pulumi-eks v4.4.0 (nodejs/eks/cluster/cluster.ts, unchanged since v4.3.0): a service role
     unless `serviceRole`, an instance role unless `skipDefaultNodeGroup`, Auto Mode's node role;

@@ -22,7 +22,12 @@ NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
 NODE_CLASS = "default"
 DISCOVERY_TAG = "karpenter.sh/discovery"
 
-# EventBridge events Karpenter acts on: it drains a node before AWS takes it away.
+# EventBridge events Karpenter acts on: it drains a node before AWS takes it away. The five rules of
+# Karpenter's own template for the pinned version (aws/karpenter-provider-aws v1.14.1, commit
+# bde00654, website/content/en/docs/getting-started/getting-started-with-karpenter/cloudformation.yaml:
+# ScheduledChangeRule, SpotInterruptionRule, RebalanceRule, InstanceStateChangeRule,
+# CapacityReservationInterruptionRule); the controller parses each detail-type
+# (pkg/controllers/interruption/messages/*/parser.go at the same tag).
 INTERRUPTION_EVENTS = {
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
@@ -31,6 +36,12 @@ INTERRUPTION_EVENTS = {
         "detail-type": ["EC2 Instance State-change Notification"],
     },
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    # A capacity reservation (reserved NodePools, `karpenter.sh/capacity-type: reserved`) reclaims
+    # its instances with this warning; without the rule Karpenter never drains them first.
+    "capacity-reservation-interruption": {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"],
+    },
 }
 # Interruption notices are only useful for minutes; keep the queue short.
 QUEUE_RETENTION_SECONDS = 300

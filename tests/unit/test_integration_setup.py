@@ -437,3 +437,16 @@ def test_the_ebs_csi_driver_tags_volumes_with_the_cluster_and_the_stack() -> Non
     assert controller["k8sTagClusterId"] == cluster == f"{PROJECT}-{STACK}"
     assert controller["extraVolumeTags"]["platform:stack"] == STACK
     assert controller["extraVolumeTags"]["platform:project"] == PROJECT
+
+
+def test_the_weekly_workflow_gives_the_run_what_it_requires_and_cleans_its_own_killed_run() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "integration.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    runs = [step.get("run", "") for step in job["steps"]]
+    test = runs.index("make integration")
+    assert it.GITOPS_REPO in job["env"]
+    assert any(f"{it.API_CIDR}=" in run for run in runs[:test]), "the runner's /32, before the tests"
+    credentials = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    assert credentials["with"]["aws-region"], "AWS_REGION for the tests and the cleanup alike"
+    cleanup_step = runs[-1]
+    assert "--include-in-progress" in cleanup_step and "--older-than 0" in cleanup_step

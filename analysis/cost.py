@@ -202,6 +202,25 @@ def _node_group(p: _Pricer, r: Mapping[str, Any], by_urn: Mapping[str, Mapping[s
                 p.add(urn, what, "ebs-gp3-storage", count * size, per_hour=False)
 
 
+def _auto_scaling_group(p: _Pricer, r: Mapping[str, Any], by_urn: Mapping[str, Mapping[str, Any]]) -> None:
+    """Instance-hours of an Auto Scaling group's desired hosts (the Deployments agents) and their gp3
+    root volumes, from its launch template. A replacement's extra host lives minutes: not priced."""
+    urn, inputs = r["urn"], r.get("inputs") or {}
+    count = int(inputs.get("desiredCapacity") or 0)
+    for dep in r.get("dependencies") or []:
+        template = by_urn.get(dep)
+        if not template or template["type"] != "aws:ec2/launchTemplate:LaunchTemplate":
+            continue
+        instance_type = _get(template, "inputs", "instanceType")
+        if instance_type:
+            p.instance(urn, f"{r['name']} ({count} x {instance_type})", instance_type, count)
+        for mapping in _get(template, "inputs", "blockDeviceMappings") or []:
+            size = int(_get(mapping, "ebs", "volumeSize") or 0)
+            if _get(mapping, "ebs", "volumeType") == "gp3" and size:
+                what = f"{r['name']} disks ({count} x {size} GB gp3)"
+                p.add(urn, what, "ebs-gp3-storage", count * size, per_hour=False)
+
+
 def _price_resource(p: _Pricer, r: Mapping[str, Any], by_urn: Mapping[str, Mapping[str, Any]]) -> None:
     urn, typ, inputs = r["urn"], r["type"], r.get("inputs") or {}
     if typ == "eks:index:Cluster":
@@ -210,6 +229,8 @@ def _price_resource(p: _Pricer, r: Mapping[str, Any], by_urn: Mapping[str, Mappi
         p.add(urn, f"EKS control plane ({support} support)", f"eks-cluster-{support}", 1, per_hour=True)
     elif typ == "eks:index:ManagedNodeGroup":
         _node_group(p, r, by_urn)
+    elif typ == "aws:autoscaling/group:Group":
+        _auto_scaling_group(p, r, by_urn)
     elif typ == "awsx:ec2:Vpc":
         nats = _nat_count(r)
         if nats:

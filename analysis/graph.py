@@ -125,6 +125,8 @@ def from_document(document: Mapping[str, Any]) -> list[Registration]:
             retain_on_delete=bool(r.get("retainOnDelete", False)),
             dependencies=list(r.get("dependencies", [])),
             raw_inputs=dict(r.get("inputs", {})),
+            import_id=r.get("importId"),
+            children=list(r.get("children", [])),
         )
         for r in document["resources"]
     ]

@@ -7,17 +7,31 @@ as Argo CD renders it). The flow table is platform/network-flows.yaml.
 
 The evaluator is analysis/netpol_eval.py. With the VPC CNI pods have VPC addresses, so ipBlock rules
 match pods too (amazon-vpc-cni-k8s README: pods get VPC IP addresses): each pod gets an address inside
-the VPC CIDR, as do the API server's ENIs and the nodes.
+the VPC CIDR, as do the API server's ENIs and the nodes. Node-local, link-local endpoints (EKS Pod
+Identity's agent, IMDS) keep their real addresses: the VPC CNI's policy agent exempts none of them.
+
+Beyond the table, the plan itself says which pods need credentials: every Pod Identity association
+(and an add-on's) names a namespace and a service account, whose pods must reach the agent; every
+other pod outside kube-system must not, and none may reach IMDS unless the table allows it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.netpol_credentials import (
+    IMDS,
+    POD_IDENTITY_AGENT,
+    SERVICE,
+    Association,
+    credential_flows,
+    pod_identity_associations,
+    policed_pods,
+)
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
 from components.netpol import kubernetes_service_ip
 from stacks.data import PLATFORM_DIR, read_yaml
@@ -30,7 +44,7 @@ APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 VPC_TYPE = "awsx:ec2:Vpc"
 INTERNET = "198.51.100.10"  # TEST-NET-2: an address outside any VPC
 CLUSTER_IP = " (ClusterIP)"  # suffix of an endpoint that is a Service's ClusterIP
-SERVICE = "service"  # the flow table's stand-in for each service namespace
+ADDRESS_KINDS = ("api-server", "internet", "node", "own-node")  # or a literal IP address
 
 
 # -- the plan --------------------------------------------------------------------------------------
@@ -79,9 +93,34 @@ def vpc_cidr(document: Mapping[str, Any]) -> str:
     raise ValueError("the plan has no awsx:ec2:Vpc: no VPC CIDR to place pods and the API server in")
 
 
+def _check_address(path: Path, name: str, spec: Mapping[str, Any]) -> None:
+    if "address" not in spec:
+        return
+    if "serviceAccount" in spec or "namespace" in spec:
+        raise ValueError(
+            f"{path.name}: endpoint {name!r} is an address: it has no namespace or serviceAccount"
+        )
+    if spec["address"] in ADDRESS_KINDS:
+        return
+    try:
+        ipaddress.ip_address(spec["address"])
+    except ValueError:
+        raise ValueError(
+            f"{path.name}: endpoint {name!r} has address {spec['address']!r}: "
+            f"not one of {', '.join(ADDRESS_KINDS)} or an IP address"
+        ) from None
+
+
 def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
     table: dict[str, Any] = read_yaml(path)
     names = set(table["endpoints"])
+    for name, spec in table["endpoints"].items():
+        _check_address(path, name, spec)
+    for required in (POD_IDENTITY_AGENT, IMDS):
+        if required not in names:
+            raise ValueError(f"{path.name}: endpoint {required!r} is missing (the analysis requires it)")
+        if len(table["endpoints"][required].get("ports") or {}) != 1:
+            raise ValueError(f"{path.name}: endpoint {required!r} needs exactly one port, the one pods call")
     for kind in ("allowed", "denied"):
         for row in table[kind]:
             for end in ("from", "to"):
@@ -108,8 +147,10 @@ def endpoints(
     out: dict[str, list[Endpoint]] = {}
     for name, spec in sorted(table["endpoints"].items()):
         if "address" in spec:
-            ip = addresses.get(spec["address"]) or str(next(hosts))
-            out[name] = [Endpoint(name=name, ip=ip)]
+            kind = spec["address"]
+            ip = addresses.get(kind) or (str(next(hosts)) if kind in ADDRESS_KINDS else kind)
+            ports = spec.get("ports") or {}
+            out[name] = [Endpoint(name=name, ip=ip, ports=ports, own_node=kind == "own-node")]
             if spec["address"] == "api-server" and service_cidr is not None:
                 ip = kubernetes_service_ip(service_cidr)
                 out[name].append(Endpoint(name=f"{name}{CLUSTER_IP}", ip=ip))
@@ -158,9 +199,8 @@ def flows(table: Mapping[str, Any], ends: Mapping[str, list[Endpoint]]) -> list[
                             why=row.get("why") or f"ServiceMonitor {row.get('serviceMonitor')}",
                         )
                     )
-    pods = {e.name: e for group in ends.values() for e in group if e.namespace not in (None, "kube-system")}
     for dns in ends.get("coredns", []):
-        for _, pod in sorted(pods.items()):
+        for _, pod in sorted(policed_pods(ends).items()):
             out += [
                 Flow(source=pod, destination=dns, port=53, protocol=p, allowed=True, why="DNS")
                 for p in ("UDP", "TCP")
@@ -233,6 +273,9 @@ class NetpolReport:
     results: list[tuple[Flow, bool]]
     policies: int
     stale: list[str]
+    # Pod Identity associations no endpoint of the table runs as, with whether their namespace has
+    # NetworkPolicies (then their pods' credential flow may well be denied, and nothing proves it).
+    unmodelled: list[tuple[Association, bool]] = field(default_factory=list)
 
     @property
     def failures(self) -> list[tuple[Flow, bool]]:
@@ -262,11 +305,13 @@ class NetpolReport:
         }
 
     def findings(self, production: bool) -> list[dict[str, Any]]:
-        level = "mandatory" if production else "advisory"
+        """A required flow the policies deny breaks a real deploy (External Secrets without credentials,
+        a webhook the API server cannot call): mandatory in every stack. A forbidden flow that passes
+        is a security gap: mandatory in prod, advisory in dev."""
         out = [
             {
                 "rule": "netpol-required-flows",
-                "level": level,
+                "level": "mandatory" if f.allowed or production else "advisory",
                 "urn": None,
                 "message": f"{f.source.name} -> {f.destination.name} {f.port}/{f.protocol} must be "
                 f"{'allowed' if f.allowed else 'denied'} ({f.why}) but the NetworkPolicies "
@@ -276,6 +321,18 @@ class NetpolReport:
         ]
         out += [
             {"rule": "netpol-flow-table", "level": "advisory", "urn": None, "message": m} for m in self.stale
+        ]
+        out += [
+            {
+                "rule": "netpol-pod-identity",
+                "level": "mandatory" if policed else "advisory",
+                "urn": a.urn,
+                "message": f"Pod Identity association {a.namespace}/{a.service_account}: no endpoint of "
+                f"platform/network-flows.yaml runs as it, so nothing proves its pods reach the agent "
+                f"(169.254.170.23:80)"
+                + (f"; namespace {a.namespace} has NetworkPolicies" if policed else ""),
+            }
+            for a, policed in self.unmodelled
         ]
         return out
 
@@ -289,8 +346,15 @@ def check(
     table = table or load_table()
     policies = [*plan_policies(document), *extra_policies]
     ends = endpoints(table, vpc_cidr(document), service_namespaces(document), service_cidr(document))
-    results = [(f, allows(policies, f)) for f in flows(table, ends)]
-    return NetpolReport(results, len(policies), stale_endpoints(table, document))
+    credentials, unmodelled = credential_flows(table, ends, pod_identity_associations(document))
+    results = [(f, allows(policies, f)) for f in [*flows(table, ends), *credentials]]
+    policed = {p["metadata"].get("namespace") for p in policies}
+    return NetpolReport(
+        results,
+        len(policies),
+        stale_endpoints(table, document),
+        [(a, a.namespace in policed) for a in unmodelled],
+    )
 
 
 def section(document: Mapping[str, Any], stack: str, kube_version: str | None) -> NetpolReport:

@@ -5,7 +5,12 @@ a policy of its namespace selects it with that policy type; a flow passes when t
 the destination's ingress both allow it (an end that is not a pod, or not isolated, allows
 everything). Peers: podSelector (same namespace), namespaceSelector (+ podSelector), ipBlock (cidr,
 except). Selectors: matchLabels and matchExpressions. Ports: number, named container port of the
-destination, endPort, protocol (TCP by default). No library on PyPI in the project's environment
+destination, endPort, protocol (TCP by default). One rule is the VPC CNI's, not Kubernetes': its policy
+agent always allows a pod's traffic to and from its own node's primary IP, both directions
+(aws-network-policy-agent v1.3.1, the version vpc-cni v1.21.1 ships, pkg/fwruleprocessor/
+fw_rule_processor.go `ComputeMapEntriesFromEndpointRules`); an Endpoint marked `own_node` is that
+address. Every other address, link-local ones (EKS Pod Identity's agent, IMDS) included, passes only
+by a rule. No library on PyPI in the project's environment
 evaluates NetworkPolicies, hence this one (tests/unit/test_netpol.py pins each construct).
 """
 
@@ -28,6 +33,9 @@ class Endpoint:
     namespace: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     ports: Mapping[str, int] = field(default_factory=dict)
+    # The pod's own node's primary IP (its kubelet, host-network pods on it): the policy agent's one
+    # automatic exception. Any other node is an ordinary address.
+    own_node: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +118,7 @@ def _types(policy: Mapping[str, Any]) -> list[str]:
 def _side_allows(policies: Iterable[Mapping[str, Any]], flow: Flow, direction: str) -> bool:
     """Whether one side (egress of the source, ingress of the destination) lets the flow through."""
     pod, other = (flow.source, flow.destination) if direction == "Egress" else (flow.destination, flow.source)
-    if pod.namespace is None:
+    if pod.namespace is None or other.own_node:
         return True
     isolating = [
         p

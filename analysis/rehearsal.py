@@ -20,6 +20,7 @@ from typing import Any
 
 from analysis.appliers import judge
 from analysis.graph import Graph, build
+from analysis.internals import check as internals
 from analysis.prerequisites import check
 from stacks.data import load_yaml
 from tools.mocks import Registration
@@ -184,5 +185,6 @@ def section(
     appliers, applier_findings = judge(rehearsal.graph)
     document = rehearsal.document() | {"appliers": [a.document() for a in appliers]}
     return document, sorted(
-        [*check(rehearsal.graph), *applier_findings], key=lambda f: (f.rule, f.urn or "", f.message)
+        [*check(rehearsal.graph), *internals(rehearsal.graph), *applier_findings],
+        key=lambda f: (f.rule, f.urn or "", f.message),
     )

@@ -41,6 +41,9 @@ def pinned_addon(
 @dataclass(frozen=True, kw_only=True)
 class ClusterAddonsArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cluster_name: pulumi.Input[str]
     # The cluster ARN as a plain string, so trust policies read in the plan.
     cluster_arn: str
@@ -111,6 +114,7 @@ class ClusterAddons(pulumi.ComponentResource):
             ident.partition,
             ["service-role/AmazonEBSCSIDriverPolicy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         # The add-on takes the chart's values (aws-ebs-csi-driver charts/aws-ebs-csi-driver/values.yaml):
         # with controller.k8sTagClusterId the driver tags each volume `kubernetes.io/cluster/<id>:

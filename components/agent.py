@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -11,15 +12,30 @@ import pulumi_aws as aws
 from components.iam import clip, document, service_trust
 from components.identity import AwsIdentity
 
-IMAGE = "pulumi/customer-managed-workflow-agent"
-# Where the agent and the workflow containers it starts share job files (same path on both sides).
-WORK_DIR = "/var/lib/pulumi-agent"
-AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+# The agent runs from the release archive on the host (components/agent_host.sh).
+INSTALL_DIR = "/opt/pulumi-agent"
+HOST_SCRIPT = Path(__file__).with_name("agent_host.sh")
+# Amazon Linux 2023 names its x86_64 AMI parameter `x86_64` (there is no `amd64` parameter).
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# Only linux/amd64 runs jobs: the release's `workflow-runner-embeddable`, which the agent puts in
+# each job's container, is built for linux/amd64 alone (.goreleaser.yaml at v2.2.0: goarch amd64,
+# "Always include the linux-x64 binary, which is used by the docker container"), and Pulumi's EC2
+# reference (agent-images/) runs an amd64 Ubuntu host.
+ARCHITECTURE = "amd64"
+LAUNCH_HOOK = "agent-running"
+TERMINATION_HOOK = "agent-idle"
+# Installing Docker and the agent takes a few minutes; a host not running it by then is abandoned.
+LAUNCH_TIMEOUT_SECONDS = 600
+# The drain sends a heartbeat every minute while a job runs; a silent host is let go after this.
+DRAIN_HEARTBEAT_SECONDS = 900
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeployAgentArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     private_subnet_ids: pulumi.Input[list[str]]
     vpc_id: pulumi.Input[str]
     # The agent pool's access token (a secret Output of pulumiservice:index:AgentPool).
@@ -27,6 +43,7 @@ class DeployAgentArgs:
     key_arn: pulumi.Input[str]
     cluster_security_group_id: pulumi.Input[str]
     instance_type: str
+    # Must be ARCHITECTURE (config validation refuses Graviton types for the agents).
     architecture: str
     hosts: int
     version: str
@@ -37,28 +54,31 @@ class DeployAgentArgs:
     protect: bool
 
 
-def user_data(region: str, secret_arn: str, version: str) -> str:
-    """Boot script: Docker, the token from Secrets Manager, the agent as a restarting container.
+def user_data(region: str, secret_arn: str, version: str, group: str, install_dir: str = INSTALL_DIR) -> str:
+    """The host's boot script (components/agent_host.sh) for one release, secret and group.
 
-    Follows pulumi/customer-managed-workflow-agent at v2.2.0: the agent reads PULUMI_AGENT_TOKEN
-    (`kubernetes/agent.ts`), starts one container per job through the Docker socket (the default
-    `docker` target), and shares job files through PULUMI_AGENT_SHARED_VOLUME_DIRECTORY
-    (`kubernetes-dind/agent.ts`); images are `<tag>` multi-arch manifests (`.goreleaser.yaml`).
+    Follows pulumi/customer-managed-workflow-agent at v2.2.0: agent-images/ (Pulumi's EC2
+    reference: Docker, the release's agent binary under systemd, `customer-managed-workflow-agent
+    run`, the token in `pulumi-workflow-agent.yaml` beside the binary), pulumi-workflow-agent.yaml.sample
+    (its keys) and .goreleaser.yaml (the archive's name and contents, `checksums.txt`).
     """
-    return f"""#!/bin/bash
-set -euo pipefail
-dnf install -y docker
-systemctl enable --now docker
-install -d -m 0700 {WORK_DIR}
-umask 077
-printf 'PULUMI_AGENT_TOKEN=%s\\n' "$(aws secretsmanager get-secret-value --region {region} \\
-  --secret-id {secret_arn} --query SecretString --output text)" > /root/pulumi-agent.env
-docker run -d --name pulumi-agent --restart unless-stopped \\
-  --env-file /root/pulumi-agent.env \\
-  -e PULUMI_AGENT_SHARED_VOLUME_DIRECTORY={WORK_DIR} \\
-  -v /var/run/docker.sock:/var/run/docker.sock -v {WORK_DIR}:{WORK_DIR} \\
-  {IMAGE}:{version}
-"""
+    values = {
+        "REGION": region,
+        "SECRET_ID": secret_arn,
+        "VERSION": version,
+        "GROUP": group,
+        "LAUNCH_HOOK": LAUNCH_HOOK,
+        "TERMINATION_HOOK": TERMINATION_HOOK,
+        "INSTALL_DIR": install_dir,
+    }
+    script = HOST_SCRIPT.read_text(encoding="utf-8")
+    for key, value in values.items():
+        if not value or "'" in value:
+            raise ValueError(f"agent host script: {key}={value!r} must be set and without a single quote")
+        script = script.replace(f"@@{key}@@", value)
+    if "@@" in script:
+        raise ValueError(f"{HOST_SCRIPT.name} has a placeholder user_data() does not fill")
+    return script
 
 
 class DeployAgent(pulumi.ComponentResource):
@@ -70,15 +90,28 @@ class DeployAgent(pulumi.ComponentResource):
     IMDSv2 with hop limit 1, so job containers cannot borrow the host's role; encrypted gp3
     volumes; no public IP, no SSH key and no inbound rule: the agent polls Pulumi Cloud over
     HTTPS through the NAT gateways. The cluster security group admits the agents on 443, the
-    only path to the private API endpoint. It does not scale with demand: each host runs one
-    deployment at a time.
+    only path to the private API endpoint.
+
+    An agent keeps running through every replacement: a new launch template version (agent
+    version, instance type) or an unhealthy host is replaced launch-first (healthy 100-200 %), a
+    new host goes in service only once its agent runs (launch hook, completed by the boot script),
+    and an old host goes only once its job has finished (termination hook, completed by the
+    drain unit), so a push that upgrades the agents is not killed by its own change. A host whose
+    agent keeps failing reports itself unhealthy and is replaced. It does not scale with demand:
+    each host runs one deployment at a time.
     """
 
     security_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: DeployAgentArgs, opts: pulumi.ResourceOptions | None = None):
+        if args.architecture != ARCHITECTURE:  # before anything is registered
+            raise ValueError(
+                f"DeployAgentArgs.architecture={args.architecture!r}: the agent runs its jobs on "
+                f"{ARCHITECTURE} only (choose an x86_64 instance type)"
+            )
         super().__init__("platform:agent:DeployAgent", name, None, opts)
         ident = args.identity
+        group_name = clip(f"{name}-hosts", 255)
         child = pulumi.ResourceOptions(parent=self)
 
         token = aws.secretsmanager.Secret(
@@ -97,6 +130,7 @@ class DeployAgent(pulumi.ComponentResource):
             f"{name}-host",
             name=clip(f"{name}-host"),
             assume_role_policy=service_trust("ec2.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -120,6 +154,20 @@ class DeployAgent(pulumi.ComponentResource):
                                 "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
                             }
                         },
+                    },
+                    {
+                        # The boot script and the drain complete this group's lifecycle hooks;
+                        # a host whose agent keeps failing reports itself unhealthy.
+                        "Sid": "ItsOwnGroupsLifecycle",
+                        "Effect": "Allow",
+                        "Action": [
+                            "autoscaling:CompleteLifecycleAction",
+                            "autoscaling:RecordLifecycleActionHeartbeat",
+                            "autoscaling:SetInstanceHealth",
+                        ],
+                        "Resource": ident.arn(
+                            "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{group_name}"
+                        ),
                     },
                 )
             ),
@@ -159,7 +207,7 @@ class DeployAgent(pulumi.ComponentResource):
             f"{name}-lt",
             description=f"Pulumi Deployments agent {args.version}: IMDSv2 only, encrypted gp3, no SSH",
             update_default_version=True,
-            image_id=f"resolve:ssm:{AMI_PARAMETER.format(arch=args.architecture)}",
+            image_id=f"resolve:ssm:{AMI_PARAMETER}",
             instance_type=args.instance_type,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -184,25 +232,54 @@ class DeployAgent(pulumi.ComponentResource):
                 )
             ],
             user_data=token.arn.apply(
-                lambda arn: base64.b64encode(user_data(ident.region, arn, args.version).encode()).decode()
+                lambda arn: base64.b64encode(
+                    user_data(ident.region, arn, args.version, group_name).encode()
+                ).decode()
             ),
             opts=child,
         )
+        # Launch before terminate, for an upgrade and for a health replacement alike: the group
+        # keeps 100 % of its hosts in service and may run up to 200 % while replacing (AWS EC2 Auto
+        # Scaling User Guide, "Instance maintenance policies"); max_size leaves that room, the
+        # desired count stays `hosts`. The AWS provider starts a refresh and does not wait for it.
         aws.autoscaling.Group(
             f"{name}-hosts",
-            name=clip(f"{name}-hosts", 255),
+            name=group_name,
             vpc_zone_identifiers=args.private_subnet_ids,
             min_size=args.hosts,
-            max_size=args.hosts,
+            max_size=2 * args.hosts,
             desired_capacity=args.hosts,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)
             ),
-            # A new template version (agent upgrade) replaces hosts one at a time.
+            instance_maintenance_policy=aws.autoscaling.GroupInstanceMaintenancePolicyArgs(
+                min_healthy_percentage=100, max_healthy_percentage=200
+            ),
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
-                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(min_healthy_percentage=0),
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=100, max_healthy_percentage=200, instance_warmup="60"
+                ),
             ),
+            # Hooks given at creation hold the very first hosts too (a separate LifecycleHook
+            # resource would come after them); a group created before them: docs/upgrades.md.
+            initial_lifecycle_hooks=[
+                aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=LAUNCH_HOOK,
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                    heartbeat_timeout=LAUNCH_TIMEOUT_SECONDS,
+                    default_result="ABANDON",
+                ),
+                aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=TERMINATION_HOOK,
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                    heartbeat_timeout=DRAIN_HEARTBEAT_SECONDS,
+                    default_result="CONTINUE",
+                ),
+            ],
+            health_check_type="EC2",
+            # The first `up` waits for hosts whose agent runs (the launch hook), up to its timeout.
+            wait_for_capacity_timeout=f"{LAUNCH_TIMEOUT_SECONDS + 300}s",
             tags=[aws.autoscaling.GroupTagArgs(key="Name", value=f"{name}-host", propagate_at_launch=True)],
             opts=child,
         )

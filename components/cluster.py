@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -17,10 +18,49 @@ from stacks.scaling import MINIMUM_IP_TARGET, WARM_IP_TARGET
 # Every control-plane log type EKS offers.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
+# The input pulumi-eks sets to `true` on the `aws:eks/cluster:Cluster` it creates, and ignores
+# changes to (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts, the `accessConfig` block of
+# `new aws.eks.Cluster` and its `ignoreChanges`; platform/component-internals.yaml).
+CREATOR_ADMIN = "accessConfig.bootstrapClusterCreatorAdminPermissions"
+
+
+def creator_admin_off(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """A transform for the pulumi-eks Cluster: its EKS cluster grants the creating principal nothing.
+
+    pulumi-eks always asks EKS for the creator's bootstrap admin access entry; the program grants every
+    admin (adminRoleArns, the deploy role) an explicit access entry, and the first `up` runs as one of
+    them, so EKS's own entry makes the program's fail with ResourceInUseException (409). With the
+    bootstrap off, every admin entry is the program's, whoever applies the stack.
+
+    The engine runs a component's transforms on the children a packaged component registers
+    (pulumi/pulumi pkg/resource/deploy/source_eval.go, RegisterResource: `pendingTransforms` saved for a
+    remote construct, then each child collects its parents' `resourceTransforms`). Keys are the
+    engine's (camelCase). The field stays in `ignore_changes` (pulumi-eks puts it there; kept here
+    in case it stops): terraform-provider-aws marks it ForceNew (internal/service/eks/cluster.go,
+    `access_config`), so an existing cluster keeps its value instead of being replaced.
+    """
+    if args.type_ != "aws:eks/cluster:Cluster":
+        return None
+    props = dict(args.props)
+    access = props.get("accessConfig")
+    if not isinstance(access, Mapping):
+        # pulumi-eks sends a literal object whenever authenticationMode is set (always, here).
+        raise ValueError(
+            f"{args.name}: expected pulumi-eks to send accessConfig as an object, got {access!r}"
+        )
+    props["accessConfig"] = {**access, "bootstrapClusterCreatorAdminPermissions": False}
+    opts = args.opts
+    if CREATOR_ADMIN not in (opts.ignore_changes or []):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=[CREATOR_ADMIN]))
+    return pulumi.ResourceTransformResult(props, opts)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cluster_name: str
     kubernetes_version: str
     upgrade_support_type: str
@@ -75,6 +115,7 @@ class Cluster(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKSClusterPolicy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         key_policy = aws.iam.RolePolicy(
             f"{name}-control-plane-kms",
@@ -186,6 +227,8 @@ class Cluster(pulumi.ComponentResource):
                 protect=args.protect,
                 # The role must hold its policies, and EKS must find its log group, at creation.
                 depends_on=[*cluster_policies, key_policy, log_group],
+                # Every admin entry is the program's: EKS grants the creator nothing of its own.
+                transforms=[creator_admin_off],
             ),
         )
         cluster_name = cluster.eks_cluster.name
@@ -203,6 +246,7 @@ class Cluster(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKS_CNI_Policy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         vpc_cni = aws.eks.Addon(
             f"{name}-vpc-cni",

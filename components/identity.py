@@ -44,8 +44,17 @@ def lookup(provider: aws.Provider) -> AwsIdentity:
 
 
 def log_group_exists(provider: aws.Provider, name: str) -> bool:
-    """Whether a CloudWatch log group of exactly this name exists (e.g. one EKS recreated)."""
-    found = aws.cloudwatch.get_log_groups(
-        log_group_name_prefix=name, opts=pulumi.InvokeOptions(provider=provider)
-    )
-    return name in (found.log_group_names or [])
+    """Whether a CloudWatch log group of exactly this name exists (e.g. one EKS recreated).
+
+    When it does, the program imports it, and the engine then updates it to what the program
+    declares in the same deployment (pulumi/pulumi#19339, pulumi v3.174.0+). The group's own
+    settings are read too (`get_log_group`, which fails when there is none, hence the list first),
+    so the plan records what the import adopts and analysis/internals.py can judge the difference:
+    one the provider replaces on (its class) would replace the group it just adopted.
+    """
+    opts = pulumi.InvokeOptions(provider=provider)
+    found = aws.cloudwatch.get_log_groups(log_group_name_prefix=name, opts=opts)
+    if name not in (found.log_group_names or []):
+        return False
+    aws.cloudwatch.get_log_group(name=name, opts=opts)
+    return True

@@ -39,6 +39,9 @@ QUEUE_RETENTION_SECONDS = 300
 @dataclass(frozen=True, kw_only=True)
 class KarpenterArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     # The name as plain text (policies, tags, values: readable in the plan) and as the cluster's
     # Output, which every EKS-scoped resource takes so that it is created after the cluster.
     cluster_name: str
@@ -89,6 +92,7 @@ class Karpenter(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         profile = aws.iam.InstanceProfile(
             f"{name}-node", name=clip(f"{name}-node", 128), role=node_role.name, opts=child
@@ -167,6 +171,7 @@ class Karpenter(pulumi.ComponentResource):
                 lambda a: controller_policy(ident, args.cluster_name, a[0], a[1])
             ),
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
 
         # -- Kubernetes side -------------------------------------------------------------------

@@ -8,6 +8,19 @@ NetworkPolicy mode?") and AWS APIs, Git and alert receivers outside
 the VPC. Pod addresses are VPC addresses with the VPC CNI, so an ipBlock of the VPC CIDR also
 matches every pod: rules with it are always narrowed by port. Pods on the host network (node-exporter)
 are never subject to policies (amazon-vpc-cni-k8s v1.21.1 docs/network-policy-faq.md).
+
+Node-local endpoints are not exempt either. The network policy agent that vpc-cni v1.21.1 ships
+(aws-network-policy-agent v1.3.1, its chart's `nodeAgent.image.tag`) drops every flow no rule matches
+and exempts one address only, the pod's own node's primary IP, in both directions
+(pkg/fwruleprocessor/fw_rule_processor.go `ComputeMapEntriesFromEndpointRules`, used for the ingress
+and the egress map; nothing in pkg/ or the eBPF programs pkg/ebpf/c/tc.v4*.bpf.c treats link-local
+addresses apart). So a pod that takes AWS credentials from EKS Pod Identity needs an explicit allow
+to the agent, which listens on the node at 169.254.170.23:80 (aws/eks-pod-identity-agent
+configuration/config.go `DefaultIpv4TargetHost`, cmd/server.go `--port` 80; the same from v0.1.17 to
+v0.1.37). The cluster is IPv4, so its IPv6 address fd00:ec2::23 is not listed: the agent drops a rule
+of the other family (fw_rule_processor.go). IMDS (169.254.169.254) is allowed to no pod: none of the
+policed pods calls it (docs/network-policies.md says why), and the nodes' hop limit of 1 refuses
+IMDSv2 to pods anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +41,9 @@ DNS_PEER = {
 }
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 API_SERVER_PORT = 443
+# EKS Pod Identity's agent on every node (see the module docstring for the source).
+POD_IDENTITY_AGENT = "169.254.170.23"
+POD_IDENTITY_PORT = 80
 # The platform's Prometheus pods (kube-prometheus-stack 88.5.3: the operator labels every Prometheus
 # pod app.kubernetes.io/name=prometheus; check on a cluster: docs/network-policies.md).
 PROMETHEUS_PEER = {
@@ -37,8 +53,8 @@ PROMETHEUS_PEER = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class Webhook:
-    """Pods the API server calls (an admission webhook) on `port`."""
+class FromApiServer:
+    """Pods the API server calls on `port`: an admission webhook, or a service-proxy target."""
 
     pods: Mapping[str, str]
     port: int
@@ -53,7 +69,13 @@ class NamespacePolicy:
     within_namespace: bool = False
     # Container ports Prometheus scrapes (pods that only the same namespace scrapes need none).
     scrape_ports: tuple[int, ...] = ()
-    webhooks: tuple[Webhook, ...] = ()
+    webhooks: tuple[FromApiServer, ...] = ()
+    # Pods reached through the API server's service proxy (`/api/v1/namespaces/<ns>/services/<svc>:
+    # <port>/proxy/...`): the API server opens the connection to the pod, from its ENIs in the VPC.
+    proxied: tuple[FromApiServer, ...] = ()
+    # Pods (by labels) whose service account has an EKS Pod Identity association: they fetch their
+    # credentials from the agent on their node, which the policy agent does not exempt.
+    pod_identity: tuple[Mapping[str, str], ...] = ()
     # Pods (by labels) that call HTTPS endpoints outside the VPC: AWS APIs, Git, alert receivers.
     https_out: tuple[Mapping[str, str], ...] = ()
     # Pods (by labels) that scrape every pod and node of the cluster on any port (Prometheus).
@@ -77,15 +99,22 @@ PLATFORM_NAMESPACES: tuple[NamespacePolicy, ...] = (
         namespace="external-secrets",
         # external-secrets 2.9.0: controller metrics 8080; webhook container port 10250.
         scrape_ports=(8080,),
-        webhooks=(Webhook(pods={"app.kubernetes.io/name": "external-secrets-webhook"}, port=10250),),
+        webhooks=(FromApiServer(pods={"app.kubernetes.io/name": "external-secrets-webhook"}, port=10250),),
         # Secrets Manager and STS: regional endpoints through the NAT (or interface endpoints).
         https_out=({"app.kubernetes.io/name": "external-secrets"},),
+        # The controller runs as the service account of components/secrets.py's association (the
+        # webhook and cert-controller have their own, with no AWS role). Its region comes from the
+        # ClusterSecretStore (`provider.aws.region`), so it never asks IMDS.
+        pod_identity=({"app.kubernetes.io/name": "external-secrets"},),
     ),
     NamespacePolicy(
         namespace="monitoring",
         within_namespace=True,
         # kube-prometheus-stack 88.5.3: the operator's admission webhook listens on 10250 (https).
-        webhooks=(Webhook(pods={"app": "kube-prometheus-stack-operator"}, port=10250),),
+        webhooks=(FromApiServer(pods={"app": "kube-prometheus-stack-operator"}, port=10250),),
+        # `kubectl get --raw .../services/prometheus-operated:9090/proxy/api/v1/targets` (the
+        # integration test): the operator's governing Service targets the pods' web port.
+        proxied=(FromApiServer(pods={"app.kubernetes.io/name": "prometheus"}, port=9090),),
         https_out=({"app.kubernetes.io/name": "alertmanager"},),  # the alert receiver (Slack, webhook)
         scrape_everywhere=({"app.kubernetes.io/name": "prometheus"},),
     ),
@@ -129,6 +158,15 @@ def api_server_peers(vpc_cidr: str, service_cidr: str) -> list[dict[str, Any]]:
         {"ipBlock": {"cidr": f"{kubernetes_service_ip(service_cidr)}/32"}},
         {"ipBlock": {"cidr": vpc_cidr}},
     ]
+
+
+def pod_identity_egress() -> dict[str, Any]:
+    """The egress rule to EKS Pod Identity's agent on the pod's node (charts/microservice has the same
+    rule behind `networkPolicy.podIdentity`)."""
+    return {
+        "to": [{"ipBlock": {"cidr": f"{POD_IDENTITY_AGENT}/32"}}],
+        "ports": [{"protocol": "TCP", "port": POD_IDENTITY_PORT}],
+    }
 
 
 def baseline(namespace: str, api_server: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -177,20 +215,36 @@ def namespace_policies(ns: NamespacePolicy, vpc_cidr: str, service_cidr: str) ->
                 },
             )
         )
-    for i, hook in enumerate(ns.webhooks):
+    calls = [("webhook", i, c) for i, c in enumerate(ns.webhooks)]
+    calls += [("proxy", i, c) for i, c in enumerate(ns.proxied)]
+    for kind, i, call in calls:
+        # The API server is not a pod: its connections come from the control plane's ENIs in the
+        # cluster's subnets, so the peer is the VPC CIDR, narrowed to the one port.
         out.append(
             _policy(
                 name,
-                f"allow-api-server-webhook-{i}" if i else "allow-api-server-webhook",
+                f"allow-api-server-{kind}-{i}" if i else f"allow-api-server-{kind}",
                 {
-                    "podSelector": _selector(hook.pods),
+                    "podSelector": _selector(call.pods),
                     "policyTypes": ["Ingress"],
                     "ingress": [
                         {
                             "from": [{"ipBlock": {"cidr": vpc_cidr}}],
-                            "ports": [{"protocol": "TCP", "port": hook.port}],
+                            "ports": [{"protocol": "TCP", "port": call.port}],
                         }
                     ],
+                },
+            )
+        )
+    for i, pods in enumerate(ns.pod_identity):
+        out.append(
+            _policy(
+                name,
+                f"allow-pod-identity-agent-{i}" if i else "allow-pod-identity-agent",
+                {
+                    "podSelector": _selector(pods),
+                    "policyTypes": ["Egress"],
+                    "egress": [pod_identity_egress()],
                 },
             )
         )
@@ -253,7 +307,9 @@ class NetworkPolicies(pulumi.ComponentResource):
     Guarantees: every platform and service namespace denies ingress and egress by default; every pod of
     a platform namespace reaches CoreDNS and the API server; Argo CD and monitoring pods reach each
     other; Prometheus scrapes each platform namespace's metrics ports and the nodes; the API server
-    reaches the admission webhooks; only named pods reach HTTPS outside the VPC. kube-system is left
+    reaches the admission webhooks and, through its service proxy, Prometheus' web port; only named
+    pods reach HTTPS outside the VPC; the pods with a Pod Identity association reach the agent on
+    their node, and no pod reaches IMDS. kube-system is left
     alone: the EKS add-ons live there and AWS manages their traffic. One raw-manifest group, like
     components/namespaces.py.
     """

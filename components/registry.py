@@ -41,6 +41,9 @@ class ServiceRegistry:
 @dataclass(frozen=True, kw_only=True)
 class RegistryArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     prefix: str
     services: tuple[ServiceRegistry, ...]
     existing_oidc_provider_arn: str | None
@@ -178,6 +181,7 @@ class Registry(pulumi.ComponentResource):
                     assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                         functools.partial(_trust_for, svc)
                     ),
+                    permissions_boundary=args.permissions_boundary,
                     max_session_duration=3600,
                     opts=child,
                 )

@@ -1,4 +1,5 @@
-"""Nodes: managed node groups, their launch template, and Karpenter's EC2NodeClass and NodePools.
+"""Nodes: managed node groups, their launch template, Karpenter's EC2NodeClass and NodePools, and
+the hosts of plain Auto Scaling groups (the Deployments agents).
 
 Missing settings are judged by each API's own default: a launch template without metadata options
 gets IMDSv1 and (on AL2023 AMIs) a hop limit of 2, so it must be explicit; an EC2NodeClass defaults
@@ -14,6 +15,7 @@ from typing import Any
 from policy.model import Context, Level, RuleSet, Source, bpg, checkov, cis
 from policy.props import get, is_map, items, truthy
 from policy.resource_types import (
+    AUTOSCALING_GROUP,
     AWS_NODE_GROUP,
     EKS_CLUSTER,
     EKS_MNG,
@@ -291,3 +293,38 @@ def interruption_handling(typ: str, props: Mapping[str, Any], ctx: Context) -> I
         return
     if not get(props, "values.settings.interruptionQueue"):
         yield "values.settings.interruptionQueue is empty: interruption handling is off"
+
+
+def _replacement_gaps(where: str, settings: Any) -> Iterator[str]:
+    if not is_map(settings):
+        settings = {}
+    low, high = settings.get("minHealthyPercentage"), settings.get("maxHealthyPercentage")
+    # CrossGuard hands numbers over as floats (protobuf Struct).
+    if low != 100 or not isinstance(high, int | float) or high <= 100:
+        yield (
+            f"{where} minHealthyPercentage={low}, maxHealthyPercentage={high}: a replacement may "
+            "terminate a host before its successor runs (set 100 and above 100: launch before terminate)"
+        )
+
+
+@rules.resource(
+    "asg-replaces-launch-first",
+    types=(AUTOSCALING_GROUP,),
+    description=(
+        "An Auto Scaling group replaces hosts launch-first (instance refresh and maintenance policy "
+        "keep 100 % healthy), so a refresh never takes down the host running the change."
+    ),
+    sources=(
+        Source("aws-docs", "EC2 Auto Scaling User Guide: Instance maintenance policies"),
+        Source(
+            "aws-docs",
+            "EC2 Auto Scaling User Guide: instance refresh (minimum and maximum healthy percentage)",
+        ),
+    ),
+    prod=M,
+    dev=A,
+)
+def replaces_launch_first(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if get(props, "instanceRefresh") is not None:
+        yield from _replacement_gaps("instanceRefresh.preferences", get(props, "instanceRefresh.preferences"))
+    yield from _replacement_gaps("instanceMaintenancePolicy", get(props, "instanceMaintenancePolicy"))

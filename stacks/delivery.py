@@ -152,9 +152,15 @@ class DeliveryConfig(Model):
 
 
 _ORG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", re.ASCII)
-# A release tag of pulumi/customer-managed-workflow-agent (its .goreleaser.yaml publishes
-# `<tag>-amd64` and `<tag>-arm64` images); never `latest`.
+# A release tag of pulumi/customer-managed-workflow-agent (the hosts download
+# `customer-managed-workflow-agent-<tag>-linux-x64.tar.gz` of that release); never `latest`.
 _AGENT_VERSION = re.compile(r"v\d+\.\d+\.\d+", re.ASCII)
+# Pulumi's release builds the runner the agent puts into each job's container for linux/amd64
+# only (.goreleaser.yaml `workflow-runner-embeddable`, v2.2.0); see components/agent.py.
+_AGENT_ARM = (
+    "the agent's job runner (workflow-runner-embeddable) is built for linux/amd64 only: "
+    "choose an x86_64 type such as t3.large"
+)
 
 
 class AgentConfig(Model):
@@ -165,7 +171,7 @@ class AgentConfig(Model):
         description="Run this stack's deployments on agents inside its VPC (needed in production).",
     )
     instance_type: InstanceType = Field(
-        default="t4g.medium", description="EC2 instance type of an agent host."
+        default="t3.large", description="EC2 instance type of an agent host (x86_64)."
     )
     hosts: StrictInt = Field(
         default=1, ge=1, le=4, description="Agent hosts (one deployment at a time each)."
@@ -174,8 +180,12 @@ class AgentConfig(Model):
 
     @model_validator(mode="after")
     def _valid(self) -> AgentConfig:
+        issues: list[tuple[str, Any, str]] = []
         if not _AGENT_VERSION.fullmatch(self.version):
-            cross_field([("version", self.version, "a release tag such as v2.2.0 (never `latest`)")])
+            issues.append(("version", self.version, "a release tag such as v2.2.0 (never `latest`)"))
+        if instance_architecture(self.instance_type) == "arm64":
+            issues.append(("instanceType", self.instance_type, _AGENT_ARM))
+        cross_field(issues)
         return self
 
     @property

@@ -64,6 +64,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         f"{prefix}-addons",
         ClusterAddonsArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
             addon_versions=addon_versions(cfg.cluster.kubernetes_version),
@@ -80,6 +81,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         f"{prefix}-karpenter",
         KarpenterArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             cluster_name=cfg.cluster_name,
             cluster=cluster.cluster_name,
             cluster_arn=cluster_arn,
@@ -168,6 +170,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
         f"{prefix}-secrets",
         SecretsArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             prefix=prefix,
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,

@@ -9,6 +9,7 @@ tests read the same facts.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import runpy
@@ -114,6 +115,11 @@ class Registration:
     retain_on_delete: bool
     dependencies: list[str]
     raw_inputs: dict[str, Any]
+    # The `import` ID the program set (ResourceOptions.import_), if any.
+    import_id: str | None = None
+    # A packaged component's children as the offline engine built them from
+    # platform/component-internals.yaml and the component's transforms changed them (analysis/internals.py).
+    children: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -136,6 +142,9 @@ class Registration:
 
     def document(self) -> dict[str, Any]:
         """This resource in the plan document's format (DESIGN.md, plan.schema.json)."""
+        extra: dict[str, Any] = {"importId": self.import_id} if self.import_id else {}
+        if self.children:
+            extra["children"] = self.children
         return {
             "urn": self.urn,
             "type": self.type,
@@ -147,7 +156,7 @@ class Registration:
             "retainOnDelete": self.retain_on_delete,
             "dependencies": self.dependencies,
             "inputs": self.inputs,
-        }
+        } | extra
 
 
 class RecordingMonitor(_mocks.MockMonitor):
@@ -162,6 +171,8 @@ class RecordingMonitor(_mocks.MockMonitor):
     def __init__(self, mocks: _mocks.Mocks):
         super().__init__(mocks)
         self.records: list[Registration] = []
+        # Children the mocks built for a packaged component, by (type, name), until it is recorded.
+        self.children: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
@@ -189,25 +200,44 @@ class RecordingMonitor(_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     dependencies=sorted(set(request.dependencies)),
                     raw_inputs=_sorted_keys(_ints(json_format.MessageToDict(request.object))),
+                    import_id=request.importId or None,
+                    children=self.children.pop((request.type, request.name), []),
                 )
             )
         return response
 
 
+@dataclass(frozen=True)
+class Account:
+    """What the AWS account holds before the program runs: a fresh account by default. A test
+    replays a destroy followed by an `up` by passing what the destroy left (analysis/internals.py
+    `after_destroy`) and the next generation (AWS gives a rebuilt stack's keys new IDs)."""
+
+    log_groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    generation: int = 0
+
+
 class PlatformMocks(_mocks.Mocks):
     """Answers provider calls and resource creations with realistic values for one region."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, account: Account | None = None):
         self.region = region
+        self.account = account or Account()
         self.monitor: RecordingMonitor | None = None
-        # Every provider function the program called, with its arguments: what the program looks
-        # up before it creates (e.g. a log group to adopt), for the analyses to see.
+        # Every provider function the program called, with its arguments and the answer: what the
+        # program looks up before it creates (e.g. a log group to adopt), for the analyses to see.
         self.lookups: list[dict[str, Any]] = []
 
     # -- provider functions -------------------------------------------------------------------
     def call(self, args: _mocks.MockCallArgs) -> Any:
+        result = self._answer(args)
+        self.lookups.append(
+            {"token": args.token, "args": _sorted_keys(dict(args.args)), "result": _sorted_keys(result)}
+        )
+        return result
+
+    def _answer(self, args: _mocks.MockCallArgs) -> dict[str, Any]:  # noqa: PLR0911
         token, region = args.token, self.region
-        self.lookups.append({"token": token, "args": _sorted_keys(dict(args.args))})
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -239,8 +269,25 @@ class PlatformMocks(_mocks.Mocks):
                 "id": region,
             }
         if token == "aws:cloudwatch/getLogGroups:getLogGroups":
-            # A fresh account: no log group left behind by an earlier stack.
-            return {"logGroupNames": [], "arns": [], "id": region}
+            prefix = str(args.args.get("logGroupNamePrefix", ""))
+            names = sorted(n for n in self.account.log_groups if n.startswith(prefix))
+            return {
+                "logGroupNames": names,
+                "arns": [self._arn("logs", f"log-group:{n}") for n in names],
+                "id": region,
+            }
+        if token == "aws:cloudwatch/getLogGroup:getLogGroup":
+            name = str(args.args.get("name"))
+            if name not in self.account.log_groups:
+                # The provider's data source fails the same way (terraform-provider-aws
+                # internal/service/logs/group_data_source.go: findLogGroupByName, not found).
+                raise ValueError(f"reading CloudWatch Logs Log Group ({name}): couldn't find resource")
+            return {
+                **self.account.log_groups[name],
+                "name": name,
+                "arn": self._arn("logs", f"log-group:{name}"),
+                "id": name,
+            }
         if token == "aws:eks/getAddonVersion:getAddonVersion":
             addon, k8s_version = args.args.get("addonName"), args.args.get("kubernetesVersion")
             pins = load_yaml("eks-addons.yaml").get(k8s_version, {})
@@ -266,6 +313,7 @@ class PlatformMocks(_mocks.Mocks):
                 "isolatedSubnetIds": [],
             }
         if typ == "eks:index:Cluster":
+            self._build_children(args)
             return f"{name}-id", self._eks_cluster(name, inputs)
         if typ == "eks:index:ManagedNodeGroup":
             return f"{name}-id", {
@@ -300,7 +348,9 @@ class PlatformMocks(_mocks.Mocks):
                 "uniqueId": "AROA" + name,
             }
         if typ == "aws:kms/key:Key":
-            return {"arn": self._arn("kms", f"key/{name}"), "keyId": f"{name}-key-id"}
+            # AWS gives every key a new ID: a rebuilt stack's key differs from the one before.
+            key = name + (f"-{self.account.generation}" if self.account.generation else "")
+            return {"arn": self._arn("kms", f"key/{key}"), "keyId": f"{key}-key-id"}
         if typ == "aws:ecr/repository:Repository":
             return {
                 "arn": self._arn("ecr", f"repository/{physical}"),
@@ -320,6 +370,9 @@ class PlatformMocks(_mocks.Mocks):
             # Both outputs are set at creation (agentPoolId since pulumi-pulumiservice v0.40.0);
             # the provider marks tokenValue secret.
             return {"agentPoolId": f"{name}-pool-id", "tokenValue": f"pul-token-{name}"}
+        if typ == "aws:iam/policy:Policy":
+            # IAM is global: no region in the ARN (the boundary's ARN is computed the same way).
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}"}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic and recognisable, so tests can scan every input for a leak of it.
             return {"result": f"generated-{name}-Zq7v"}
@@ -328,6 +381,34 @@ class PlatformMocks(_mocks.Mocks):
             "aws:secretsmanager/secret:Secret": ("secretsmanager", f"secret:{physical}-AbCdEf"),
         }
         return {"arn": self._arn(*arns[typ])} if typ in arns else {}
+
+    def _build_children(self, args: _mocks.MockResourceArgs) -> None:
+        """Build a packaged component's children from platform/component-internals.yaml and run the
+        transforms the real engine would run on them: the component's own (`args.transforms`), then
+        the stack's (pulumi/pulumi pkg/resource/deploy/source_eval.go RegisterResource: a child
+        collects its parents' transforms, then the stack's). Recorded with the component."""
+        from analysis.internals import children
+
+        assert self.monitor is not None, "run_program sets the monitor"
+        transforms = [*args.transforms, *self.monitor.get_registered_transforms()]
+        built = []
+        for child in children(args.typ, args.name, args.inputs):
+            props: Any = child["props"]
+            opts = pulumi.ResourceOptions(ignore_changes=child["ignoreChanges"])
+            for transform in transforms:
+                result = transform(
+                    pulumi.ResourceTransformArgs(
+                        custom=True, type_=child["type"], name=child["name"], props=props, opts=opts
+                    )
+                )
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_awaited(result))
+                if result is not None:
+                    props, opts = result.props, result.opts
+            built.append(
+                {**child, "props": _sorted_keys(props), "ignoreChanges": list(opts.ignore_changes or [])}
+            )
+        self.monitor.children[(args.typ, args.name)] = built
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
@@ -406,6 +487,10 @@ class PlatformMocks(_mocks.Mocks):
             "oidcIssuer": issuer,
             "clusterSecurityGroupId": "sg-0cluster0000000000",
         }
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
 
 
 # -- reading a stack file ----------------------------------------------------------------------
@@ -556,16 +641,22 @@ def _without_source_positions() -> None:
 
 
 def run_program(
-    stack: str, config: dict[str, str], *, project: str | None = None, secret_keys: list[str] | None = None
+    stack: str,
+    config: dict[str, str],
+    *,
+    project: str | None = None,
+    secret_keys: list[str] | None = None,
+    account: Account | None = None,
 ) -> PlanResult:
     """Run `__main__.py` for one stack under the mock engine and return what it registered.
 
-    Exceptions from the program (a ConfigError, say) propagate to the caller.
+    `account`: what AWS holds before the run (a fresh account when None). Exceptions from the
+    program (a ConfigError, say) propagate to the caller.
     """
     project = project or project_name()
     _without_source_positions()
     region = config.get("aws:region", "us-east-1")
-    mocks = PlatformMocks(region)
+    mocks = PlatformMocks(region, account)
     monitor = RecordingMonitor(mocks)
     mocks.monitor = monitor
     _settings.ROOT.set(None)  # a fresh root Stack per run, so dev and prod can share a process
@@ -602,8 +693,8 @@ def run_program(
     )
 
 
-def run_stack(stack: str) -> PlanResult:
-    """Run one committed stack file."""
+def run_stack(stack: str, account: Account | None = None) -> PlanResult:
+    """Run one committed stack file (against `account`, a fresh account when None)."""
     project = project_name()
     config, secret_keys = stack_config(stack, project)
-    return run_program(stack, config, project=project, secret_keys=secret_keys)
+    return run_program(stack, config, project=project, secret_keys=secret_keys, account=account)

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from analysis import fit
+from analysis import addon_config, fit
 from analysis.cost import CostReport, estimate
 from analysis.netpol import section as netpol_section
 from analysis.rehearsal import section as rehearsal_section
@@ -227,6 +227,8 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     netpol = netpol_section(document, cfg.stack, helm.kube_version)
     document["networkPolicies"] = netpol.document()
     document["findings"] += netpol.findings(cfg.production)
+    # Each add-on's configuration values against its version's recorded schema (analysis/addon_config.py).
+    document["findings"] += addon_config.findings(document["resources"])
     cost = estimate(document, budget=cfg.monthly_budget)
     document["cost"] = cost.document()
     document["findings"] += cost.findings()

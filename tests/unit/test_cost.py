@@ -35,6 +35,9 @@ def _cluster(**inputs: Any) -> dict[str, Any]:
     return {"urn": "urn:cluster", "type": "eks:index:Cluster", "name": "c", "inputs": inputs}
 
 
+AGENT_DISK_GIB = 40  # components/agent.py: the hosts' root volume
+
+
 def test_stack_totals_equal_an_independent_sum_over_the_price_file(
     plan: PlanResult, configs: dict[str, PlatformConfig]
 ) -> None:
@@ -43,14 +46,18 @@ def test_stack_totals_equal_an_independent_sum_over_the_price_file(
     price = {k: v["price"] for k, v in p["prices"].items()}
     nodes = cfg.system_node_group
     nats = 1 if cfg.network.nat_strategy == "single" else cfg.network.az_count
+    # The Deployments agent hosts (components/agent.py), where the stack runs them.
+    agents = cfg.deployments.agent.hosts if cfg.deployments.agent.enabled else 0
     hourly = (
         price["eks-cluster-standard"]  # both stacks pin upgradePolicy STANDARD
         + nats * (price["nat-gateway-hour"] + price["public-ipv4-hour"])
         + len(cfg.network.interface_endpoints) * cfg.network.az_count * price["endpoint-az-hour"]
         + nodes.desired_size * p["instances"][nodes.instance_types[0]]["price"]
+        + agents * p["instances"][cfg.deployments.agent.instance_type]["price"]
     )
     monthly = (
         nodes.desired_size * nodes.disk_size_gib * price["ebs-gp3-storage"]
+        + agents * AGENT_DISK_GIB * price["ebs-gp3-storage"]
         + len(plan.of_type("aws:kms/key:Key")) * price["kms-key-month"]
         + len(plan.of_type("aws:secretsmanager/secret:Secret")) * price["secret-month"]
     )

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -126,12 +125,14 @@ def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
         agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt").get("userData")
     ).decode()
     assert "secretsmanager get-secret-value" in script and secret.get("name") not in ("", None)
-    assert "pulumi/customer-managed-workflow-agent:v2.2.0" in script
+    assert "VERSION='v2.2.0'" in script and "customer-managed-workflow-agent run" in script
     (policy,) = [
         r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
     ]
     statements = json.loads(policy.get("policy"))["Statement"]
-    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
+    assert [s["Action"] for s in statements][:2] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
+    # The rest: the hosts' own Auto Scaling group's lifecycle (tests/unit/test_agent.py).
+    assert all(a.startswith("autoscaling:") for s in statements[2:] for a in s["Action"])
     assert statements[0]["Resource"].endswith(f":secret:{secret.get('name')}-AbCdEf")
 
 
@@ -158,26 +159,11 @@ def test_bootstrap_stops_before_the_kubernetes_api() -> None:
     ]
 
 
-def test_a_log_group_left_by_eks_is_adopted(monkeypatch: pytest.MonkeyPatch) -> None:
-    imports: dict[str, str] = {}
-    register = mocks.RecordingMonitor.RegisterResource
-    call = mocks.PlatformMocks.call
-
-    def recording(self: mocks.RecordingMonitor, request: Any) -> Any:
-        if request.importId:
-            imports[request.name] = request.importId
-        return register(self, request)
-
-    def existing(self: mocks.PlatformMocks, args: Any) -> Any:
-        if args.token == "aws:cloudwatch/getLogGroups:getLogGroups":
-            return {"logGroupNames": ["/aws/eks/eks-platform-dev/cluster"], "arns": [], "id": "x"}
-        return call(self, args)
-
-    monkeypatch.setattr(mocks.RecordingMonitor, "RegisterResource", recording)
-    monkeypatch.setattr(mocks.PlatformMocks, "call", existing)
-    raw, _ = stack_config("dev")
-    run_program("dev", raw)
-    assert imports == {"eks-platform-dev-cluster-control-plane-logs": "/aws/eks/eks-platform-dev/cluster"}
+def test_a_log_group_left_by_eks_is_adopted() -> None:
+    group = "/aws/eks/eks-platform-dev/cluster"
+    adopted = mocks.run_stack("dev", mocks.Account({group: {"retentionInDays": 0, "kmsKeyId": ""}}))
+    imports = {r.name: r.import_id for r in adopted.records if r.import_id}
+    assert imports == {"eks-platform-dev-cluster-control-plane-logs": group}
 
 
 def test_a_fresh_account_creates_the_log_group(dev: PlanResult) -> None:

@@ -121,8 +121,9 @@ def test_plan_json_carries_the_findings_and_keeps_the_contract(
 ) -> None:
     document = plan_documents["prod"]
     jsonschema.validate(document, json.loads((ROOT / "tests" / "fixtures" / "plan.schema.json").read_text()))
-    # The policy findings, in order; the deploy rehearsal adds its own (test_rehearsal_blockers.py).
-    policy = [f for f in document["findings"] if not f["rule"].startswith("rehearsal-")]
+    # The policy findings, in order; the deploy rehearsal (test_rehearsal_blockers.py) and the add-on
+    # configuration check (test_addon_config.py) add their own.
+    policy = [f for f in document["findings"] if not f["rule"].startswith(("rehearsal-", "addon-config-"))]
     assert policy == [f.document() for f in evaluate(prod)]
     assert all(f["level"] in ("mandatory", "advisory") for f in document["findings"])
 

@@ -108,6 +108,15 @@ LT = {
     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "volumeType": "gp3"}}],
 }
 MNG = {"launchTemplate": {"id": "lt", "version": "1"}, "scalingConfig": {"minSize": 3, "maxSize": 6}}
+# The Deployments agent group (components/agent.py): launch before terminate, every replacement.
+ASG = {
+    "desiredCapacity": 1,
+    "instanceRefresh": {
+        "strategy": "Rolling",
+        "preferences": {"minHealthyPercentage": 100, "maxHealthyPercentage": 200},
+    },
+    "instanceMaintenancePolicy": {"minHealthyPercentage": 100, "maxHealthyPercentage": 200},
+}
 NODECLASS = {
     "spec": {
         "amiSelectorTerms": [{"alias": "al2023@v20261110"}],
@@ -293,9 +302,13 @@ def deploy(*statements: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BOUNDARY_ARN = "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary"
+BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}}
 DEPLOY = deploy(
-    allow(["ec2:*", "eks:*"]),
-    allow(["iam:CreateRole", "iam:GetRole"], OWN),
+    allow(["ec2:*", "eks:DescribeAddonVersions"]),
+    allow("eks:*", "arn:aws:eks:eu-west-1:123456789012:cluster/eks-platform-dev"),
+    allow("iam:GetRole", OWN),
+    allow("iam:CreateRole", OWN, Condition=BOUNDED),
     allow("iam:PassRole", OWN, Condition={"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}}),
     allow(
         "iam:CreateServiceLinkedRole",
@@ -380,6 +393,20 @@ CASES = [
     Case("node-no-ssh-access", t.EKS_MNG, MNG, put(MNG, "remoteAccess", {"ec2SshKey": "k"})),
     Case("node-no-ssh-access", t.LAUNCH_TEMPLATE, LT, put(LT, "keyName", "k")),
     Case("nodegroup-launch-template", t.EKS_MNG, MNG, put(MNG, "launchTemplate", ...)),
+    Case(
+        "asg-replaces-launch-first",
+        t.AUTOSCALING_GROUP,
+        ASG,
+        put(ASG, "instanceRefresh.preferences.minHealthyPercentage", 0),  # the agent group until now
+        expect="instanceRefresh.preferences minHealthyPercentage=0",
+    ),
+    Case(
+        "asg-replaces-launch-first",
+        t.AUTOSCALING_GROUP,
+        ASG,
+        put(ASG, "instanceMaintenancePolicy", ...),
+        expect="instanceMaintenancePolicy minHealthyPercentage=None",
+    ),
     Case("nodegroup-min-size", t.EKS_MNG, MNG, put(MNG, "scalingConfig.minSize", 2), expect="below 3"),
     Case(
         "nodegroup-min-size",
@@ -535,6 +562,35 @@ CASES = [
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("*")), expect="allows *"),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:*")), expect="by wildcard"),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateRole")), expect="on *"),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("iam:PutRolePolicy", OWN)),
+        expect="without an iam:PermissionsBoundary condition",
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("secretsmanager:GetSecretValue")),
+        expect='grants secretsmanager:GetSecretValue on "*"',
+    ),
+    Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("eks:*")), expect='grants eks:* on "*"'),
+    # The boundary (a managed policy named <prefix>-boundary): no IAM writes, reads are fine.
+    Case(
+        "deploy-role-least-privilege",
+        t.IAM_POLICY,
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(allow(["ec2:*", "ecr:BatchGetImage", "iam:ListInstanceProfiles"])),
+        },
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(allow("iam:PutRolePolicy", OWN, Condition=BOUNDED)),
+        },
+        expect="the permissions boundary allows iam:PutRolePolicy",
+    ),
     Case(
         "deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateAccessKey", OWN)), expect="account"
     ),
@@ -746,7 +802,32 @@ DENY_X = {
     "metadata": {"name": "default-deny", "namespace": "x"},
     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
 }
+DEPLOY_ROLE = {
+    "name": "eks-platform-dev-deployments-deploy",
+    "assumeRolePolicy": doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/api.pulumi.com/oidc"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+        }
+    ),
+}
+NODE_ROLE = {"name": "eks-platform-dev-node", "permissionsBoundary": BOUNDARY_ARN}
+EKS_OWN_ROLES = {"serviceRole": "r", "skipDefaultNodeGroup": True}
 STACK_CASES = [
+    StackCase(
+        "deploy-role-bounded-roles",
+        [(ROLE, DEPLOY_ROLE), (RP, DEPLOY), (ROLE, NODE_ROLE), (EKS, EKS_OWN_ROLES)],
+        [(ROLE, DEPLOY_ROLE), (RP, DEPLOY), (ROLE, {"name": "eks-platform-dev-node"})],
+        expect="role eks-platform-dev-node has no permissionsBoundary",
+    ),
+    StackCase(
+        "deploy-role-bounded-roles",
+        # No deploy role in the plan and no bounded role: an admin applies it, nothing to carry.
+        [(ROLE, {"name": "x"}), (EKS, {})],
+        [(RP, DEPLOY), (ROLE, NODE_ROLE), (EKS, {"serviceRole": "r"})],
+        expect="pulumi-eks creates an instance role without the boundary",
+    ),
     StackCase(
         "ecr-lifecycle-policy",
         [(t.ECR_REPOSITORY, REPO), (t.ECR_LIFECYCLE, {"repository": "r", "policy": "{}"})],

@@ -7,7 +7,8 @@ test's own Kubernetes objects first, `kubectl` and the `aws` CLI. Only stacks na
 project are touched.
 
 Which stacks: `pulumi stack ls --json` omits `lastUpdate` while an update runs (pulumi/pulumi
-`pkg/cmd/pulumi/stack/stack_list.go` `formatStackSummariesJSON`: Pulumi Cloud reports
+`pkg/cmd/pulumi/stack/stack_list.go` `formatStackSummariesJSON` at v3.259.0, the newest tag
+in the mirror; the pinned 3.272.0 SDK's `list_stacks` reads the same fields: Pulumi Cloud reports
 `updateInProgress: true` instead; a stack whose first `up` has written nothing yet has neither). Such
 a stack is a live run, never stale by age: it is cleaned only with `--include-in-progress` (CI, after
 its own run, in a concurrency group no other run shares) or once its `eks-platform:it-started` tag
@@ -27,7 +28,8 @@ Each picked stack gets, in order (one stack's failure never stops the others; ex
 4. `refresh`, then `destroy`, with PULUMI_K8S_DELETE_UNREACHABLE=true: from another runner the
    endpoint (open to the creating runner's /32 only) or the access entries (the creating role only)
    refuse us, and pulumi-kubernetes then drops the cluster's objects from the state instead of failing
-   (provider/pkg/provider/provider.go, Configure/Read/Delete). The refresh comes first because a Helm
+   (pulumi/pulumi-kubernetes provider/pkg/provider/provider.go at v4.32.0, Configure/Read/Delete;
+   the pinned 4.34.2 SDK documents the same `deleteUnreachable`). The refresh comes first because a Helm
    release's Delete refuses an unreachable cluster even so, while its Read drops it.
    A destroy that fails is retried once after deleting the stack's resources that are not in the
    state (what controllers left in the VPC: ENIs, security groups, load balancers, instances).

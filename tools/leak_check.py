@@ -328,6 +328,14 @@ def _roles(aws: Clients, scope: Scope) -> list[Leak]:
     return [Leak("IAM role", r["RoleName"]) for r in roles if scope.owns_name(r["RoleName"])]
 
 
+def _policies(aws: Clients, scope: Scope) -> list[Leak]:
+    # The stack's own managed policies, e.g. the roles' permissions boundary `<prefix>-boundary`.
+    policies = pages(aws("iam"), "list_policies", "Policies", Scope="Local")
+    return [
+        Leak("IAM policy", p["Arn"], p["PolicyName"]) for p in policies if scope.owns_name(p["PolicyName"])
+    ]
+
+
 def _instance_profiles(aws: Clients, scope: Scope) -> list[Leak]:
     # Karpenter names the profiles it creates for an EC2NodeClass `<cluster>_<hash>`.
     profiles = pages(aws("iam"), "list_instance_profiles", "InstanceProfiles")
@@ -374,6 +382,7 @@ KINDS: dict[str, Search] = {
     "KMS key": _keys,
     "instance profile": _instance_profiles,
     "IAM role": _roles,
+    "IAM policy": _policies,  # after the roles it bounds or is attached to
     "OIDC provider": _oidc_providers,
 }
 # Found by the load-balancer search, deleted by its own API.
@@ -409,6 +418,7 @@ TYPE_KINDS: dict[str, tuple[str, ...] | str] = {
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": PART,
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": PART,
     "aws:iam/role:Role": ("IAM role",),
+    "aws:iam/policy:Policy": ("IAM policy",),
     "aws:iam/rolePolicy:RolePolicy": PART,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": PART,
     "aws:iam/instanceProfile:InstanceProfile": ("instance profile",),

@@ -95,6 +95,22 @@ def _role(aws: Clients, leak: Leak) -> None:
     iam.delete_role(RoleName=leak.id)
 
 
+def _policy(aws: Clients, leak: Leak) -> None:
+    """Detach it from whatever still uses it, drop its old versions, delete it."""
+    iam = aws("iam")
+    used = iam.list_entities_for_policy(PolicyArn=leak.id)
+    for role in used.get("PolicyRoles", []):
+        iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=leak.id)
+    for user in used.get("PolicyUsers", []):
+        iam.detach_user_policy(UserName=user["UserName"], PolicyArn=leak.id)
+    for group in used.get("PolicyGroups", []):
+        iam.detach_group_policy(GroupName=group["GroupName"], PolicyArn=leak.id)
+    for version in iam.list_policy_versions(PolicyArn=leak.id)["Versions"]:
+        if not version["IsDefaultVersion"]:
+            iam.delete_policy_version(PolicyArn=leak.id, VersionId=version["VersionId"])
+    iam.delete_policy(PolicyArn=leak.id)
+
+
 def _instance_profile(aws: Clients, leak: Leak) -> None:
     iam = aws("iam")
     for role in iam.get_instance_profile(InstanceProfileName=leak.id)["InstanceProfile"]["Roles"]:
@@ -132,6 +148,7 @@ DELETERS: dict[str, Callable[[Clients, Leak], None]] = {
     ),
     "instance profile": _instance_profile,
     "IAM role": _role,
+    "IAM policy": _policy,
     "OIDC provider": lambda aws, leak: aws("iam").delete_open_id_connect_provider(
         OpenIDConnectProviderArn=leak.id
     ),

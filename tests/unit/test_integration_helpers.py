@@ -677,6 +677,9 @@ def test_every_kind_a_stack_leaves_is_found_by_its_tags_or_names_and_deleted(aws
     role = f"{CLUSTER}-karpenter-node"
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
     iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=_json_policy())
+    boundary = iam.create_policy(PolicyName=f"{CLUSTER}-boundary", PolicyDocument=_json_policy())["Policy"]
+    iam.attach_role_policy(RoleName=role, PolicyArn=boundary["Arn"])
+    iam.create_policy_version(PolicyArn=boundary["Arn"], PolicyDocument=_json_policy(), SetAsDefault=True)
     iam.create_instance_profile(InstanceProfileName=f"{CLUSTER}_1234")  # Karpenter's name for it
     iam.add_role_to_instance_profile(InstanceProfileName=f"{CLUSTER}_1234", RoleName=role)
     iam.create_role(RoleName=f"eks-platform-{STACK}0-other", AssumeRolePolicyDocument="{}")  # it-...abcd0

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
+import stacks.delivery
 import tools.mocks
 from stacks import placeholders
 from stacks.config import PROJECT, ConfigError, validate
 from stacks.delivery import REPO_ROOT
 from stacks.gitops_tree import repo_url_issues
-from tools.mocks import stack_config
+from tools.mocks import stack_config, stack_names
 
 REPO = "https://github.com/acme/eks-platform.git"
 SSO = {
@@ -153,18 +154,69 @@ def test_invalid_yaml_in_the_folder_is_reported(tmp_path: Path) -> None:
     assert key == "repoUrl" and message.startswith("gitops/bad.yaml is not valid YAML")
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", stack_names())
 def test_a_repo_url_the_stacks_applications_do_not_name_is_a_config_error(stack: str) -> None:
-    issues = _issues(stack, _with_gitops(stack, repoUrl=REPO))
-    message = issues[f"{PROJECT}:delivery.gitops.repoUrl"]
-    assert f"platform/gitops/{stack}/catalog.yaml" in message
-    assert "https://github.com/example-org/eks-platform.git" in message and REPO in message
+    with pytest.raises(ConfigError) as info:
+        validate(_with_gitops(stack, repoUrl=REPO), PROJECT, stack, f"Pulumi.{stack}.yaml")
+    messages = [i.message for i in info.value.issues if i.key == f"{PROJECT}:delivery.gitops.repoUrl"]
+    # One issue per Application of the stack's folder, each naming its file and both URLs.
+    files = sorted(
+        p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "platform" / "gitops" / stack).glob("*.yaml")
+    )
+    assert files and len(messages) == len(files)
+    for file, message in zip(files, messages, strict=True):
+        assert message.startswith(f"{file.as_posix()}: ")
+        assert "https://github.com/example-org/eks-platform.git" in message and REPO in message
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", stack_names())
 def test_the_committed_stacks_name_their_folders_repo(stack: str) -> None:
     raw, _ = stack_config(stack)
     cfg = validate(raw, PROJECT, stack, f"Pulumi.{stack}.yaml")
     folder = cfg.delivery.gitops.folder(stack)
     assert list((REPO_ROOT / folder).glob("*.yaml")), "the check has files to read"
     assert repo_url_issues(REPO_ROOT, folder, cfg.delivery.gitops.repo_url) == []
+
+
+# -- every listed service has its files ------------------------------------------------------------
+
+
+def _with_service(stack: str, name: str) -> dict[str, str]:
+    raw, _ = stack_config(stack)
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    delivery["services"] = [*delivery.get("services", []), {"name": name, "githubRepository": "acme/x"}]
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    return raw
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_a_service_without_its_values_file_is_a_config_error_naming_the_file_and_command(stack: str) -> None:
+    """platform/gitops/README.md's old commit 1 (the entry only) stops at the config, not in an analysis."""
+    with pytest.raises(ConfigError) as info:
+        validate(_with_service(stack, "orders"), PROJECT, stack, f"Pulumi.{stack}.yaml")
+    (issue,) = info.value.issues
+    assert (issue.key, issue.value) == (f"{PROJECT}:delivery.services", "orders")
+    assert issue.message.startswith(f"services/orders/deploy/{stack}.yaml does not exist")
+    assert "`make new-service NAME=orders`" in issue.message
+
+
+def test_the_plan_stops_on_a_service_without_files_before_any_analysis() -> None:
+    with pytest.raises(ConfigError, match=r"services/orders/deploy/dev\.yaml does not exist"):
+        tools.mocks.run_program("dev", _with_service("dev", "orders"))
+
+
+def test_a_stack_no_service_has_files_for_names_the_new_stack_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copied stack file (docs/adding-a-stack.md step 1) names every missing values file."""
+    (tmp_path / "platform" / "gitops" / "staging").mkdir(parents=True)
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    raw, _ = stack_config("dev")
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "staging", "Pulumi.staging.yaml")
+    services = [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"])["services"]]
+    issues = [i for i in info.value.issues if i.key == f"{PROJECT}:delivery.services"]
+    assert [i.value for i in issues] == services
+    for issue in issues:
+        assert issue.message.startswith(f"services/{issue.value}/deploy/staging.yaml does not exist")
+        assert "`make new-stack NAME=staging FROM=<stack>`" in issue.message

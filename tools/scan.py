@@ -16,8 +16,9 @@ Every failed check is either listed in policy/checkov-exceptions.yaml (check, ch
 reason) or a new failure. An entry's resource may be `Kind.*.*`: every object of that kind the chart
 renders, in any release. The shared service chart is keyed that way, so a new service (one more
 release of the same chart) brings no new exception. New failures, and exceptions of a scanned
-chart that no longer match anything, fail the scan, so the exceptions list only changes on purpose. With `--plan-json`, the
-failed checks of that plan's stack join its `findings` (excepted ones advisory, new ones mandatory).
+chart that no longer match anything, fail the scan, so the exceptions list only changes on
+purpose. With `--plan-json`, the failed checks of that plan's stack join its `findings` (excepted
+ones advisory, new ones mandatory).
 """
 
 from __future__ import annotations

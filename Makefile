@@ -17,7 +17,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -29,6 +29,10 @@ help:
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
+	@echo "  make new-service NAME=<name>                a microservice in every stack: stack file entries, code,"
+	@echo "                                              values, Applications, workflows (platform/gitops/README.md)"
+	@echo "  make new-stack NAME=<name> FROM=<stack>     a stack copied from another: stack file, GitOps folder,"
+	@echo "                                              every service's values (docs/adding-a-stack.md)"
 	@echo "  make test                                   lint + typecheck + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
@@ -78,6 +82,16 @@ A ?=
 B ?=
 diff: $(STAMP)
 	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+
+# Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
+# is refused (exit 2) and nothing is written.
+NAME ?=
+FROM ?=
+new-service: $(STAMP)
+	$(PY) -m tools.new_service $(NAME)
+
+new-stack: $(STAMP)
+	$(PY) -m tools.new_stack $(NAME) --from "$(FROM)"
 
 OUT ?=
 diagram: $(STAMP)

@@ -12,7 +12,7 @@ from stacks.fields import InstanceType, Model, cross_field, instance_architectur
 from stacks.gitops_tree import repo_url_issues
 from stacks.sso import SsoConfig
 
-_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
 _GIT_URL = re.compile(r"https://[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._~/-]+?(\.git)?", re.ASCII)
 _BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,200}", re.ASCII)
@@ -34,7 +34,7 @@ class ServiceConfig(Model):
     @model_validator(mode="after")
     def _valid(self) -> ServiceConfig:
         issues: list[tuple[str, Any, str]] = []
-        if not _DNS_LABEL.fullmatch(self.name):
+        if not DNS_LABEL.fullmatch(self.name):
             issues.append(
                 (
                     "name",
@@ -143,7 +143,7 @@ def service_file_issues(root: Path, stack: str, services: list[str]) -> list[tup
     else:
         fix = (
             "`make new-service NAME=<name>` creates a service's files in every stack "
-            f"({GITOPS_TREE}/README.md, \"Adding a service\")"
+            f'({GITOPS_TREE}/README.md, "Adding a service")'
         )
     return [
         (

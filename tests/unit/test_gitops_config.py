@@ -181,6 +181,9 @@ def test_the_committed_stacks_name_their_folders_repo(stack: str) -> None:
 # -- every listed service has its files ------------------------------------------------------------
 
 
+NEW = "unlisted-service"  # a service the checkout does not have
+
+
 def _with_service(stack: str, name: str) -> dict[str, str]:
     raw, _ = stack_config(stack)
     delivery = json.loads(raw[f"{PROJECT}:delivery"])
@@ -192,17 +195,18 @@ def _with_service(stack: str, name: str) -> dict[str, str]:
 @pytest.mark.parametrize("stack", stack_names())
 def test_a_service_without_its_values_file_is_a_config_error_naming_the_file_and_command(stack: str) -> None:
     """platform/gitops/README.md's old commit 1 (the entry only) stops at the config, not in an analysis."""
+    assert not (REPO_ROOT / "services" / NEW).exists()
     with pytest.raises(ConfigError) as info:
-        validate(_with_service(stack, "orders"), PROJECT, stack, f"Pulumi.{stack}.yaml")
+        validate(_with_service(stack, NEW), PROJECT, stack, f"Pulumi.{stack}.yaml")
     (issue,) = info.value.issues
-    assert (issue.key, issue.value) == (f"{PROJECT}:delivery.services", "orders")
-    assert issue.message.startswith(f"services/orders/deploy/{stack}.yaml does not exist")
-    assert "`make new-service NAME=orders`" in issue.message
+    assert (issue.key, issue.value) == (f"{PROJECT}:delivery.services", NEW)
+    assert issue.message.startswith(f"services/{NEW}/deploy/{stack}.yaml does not exist")
+    assert f"`make new-service NAME={NEW}`" in issue.message
 
 
 def test_the_plan_stops_on_a_service_without_files_before_any_analysis() -> None:
-    with pytest.raises(ConfigError, match=r"services/orders/deploy/dev\.yaml does not exist"):
-        tools.mocks.run_program("dev", _with_service("dev", "orders"))
+    with pytest.raises(ConfigError, match=rf"services/{NEW}/deploy/dev\.yaml does not exist"):
+        tools.mocks.run_program("dev", _with_service("dev", NEW))
 
 
 def test_a_stack_no_service_has_files_for_names_the_new_stack_command(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -113,56 +111,3 @@ def test_the_plan_lists_the_placeholders_to_replace(
     assert f"  {key}\n    = {value}:" in out, "the key, then its value on the next line"
     listed = json.loads(out_json.read_text())["placeholders"]
     assert {"key": key, "value": value, "reason": "the AWS documentation account ID"} in listed
-
-
-def _copy_checkout(target: Path) -> Path:
-    # Only the repository's own files: no virtualenvs (.venv, .venv-checkov), chart cache or caches.
-    ignore = shutil.ignore_patterns(".git", ".venv*", ".charts", "*cache*", "__pycache__", "plan-*.json")
-    shutil.copytree(ROOT, target, ignore=ignore)
-    return target
-
-
-def test_a_copied_stack_file_is_a_working_third_stack(tmp_path: Path) -> None:
-    """docs/adding-a-stack.md on a temporary checkout: copy dev's stack file and GitOps folder."""
-    repo = _copy_checkout(tmp_path / "repo")
-    # A checkout that already has a staging stack copies it afresh, as the guide would.
-    shutil.rmtree(repo / "platform" / "gitops" / "staging", ignore_errors=True)
-    shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.staging.yaml")
-    shutil.copytree(repo / "platform" / "gitops" / "dev", repo / "platform" / "gitops" / "staging")
-    for values in repo.glob("services/*/deploy/dev.yaml"):
-        shutil.copy(values, values.with_name("staging.yaml"))
-
-    plan = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "staging", "--json", "plan-staging.json", "--quiet"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert plan.returncode == 0, plan.stdout + plan.stderr
-    document = json.loads((repo / "plan-staging.json").read_text())
-    assert document["stack"] == "staging"
-    assert document["outputs"]["clusterName"] == "eks-platform-staging"
-
-    # The suite parametrises over the stack files, so the third stack is tested like the others.
-    collected = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-o",
-            "addopts=-p no:cacheprovider",
-            "-q",
-            "tests/unit/test_plan.py",
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert collected.returncode == 0, collected.stdout + collected.stderr
-    for stack in ("dev", "prod", "staging"):
-        assert f"test_plan_document_validates_against_the_contract[{stack}]" in collected.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from stacks import placeholders
 from stacks.config import PROJECT, ConfigError, validate
 from stacks.delivery import REPO_ROOT
 from stacks.gitops_tree import repo_url_issues
+from tools import plan as plan_cli
 from tools.mocks import stack_config, stack_names
 
 REPO = "https://github.com/acme/eks-platform.git"
@@ -224,3 +227,40 @@ def test_a_stack_no_service_has_files_for_names_the_new_stack_command(
     for issue in issues:
         assert issue.message.startswith(f"services/{issue.value}/deploy/staging.yaml does not exist")
         assert "`make new-stack NAME=staging FROM=<stack>`" in issue.message
+
+
+# -- the errors platform/gitops/README.md quotes are what `make plan` prints ----------------------
+
+
+def _quoted_errors() -> dict[str, list[str]]:
+    """Each code block of the README that quotes a config error, by the stack file it names."""
+    text = (REPO_ROOT / "platform" / "gitops" / "README.md").read_text()
+    blocks = re.findall(r"```\n(Invalid configuration in (Pulumi\.\w+\.yaml):\n.*?)```", text, re.S)
+    return {source: block.splitlines() for block, source in blocks}
+
+
+def _printed(stack: str, raw: dict[str, str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan_cli, "run_stack", lambda s: tools.mocks.run_program(s, raw))
+        assert plan_cli.main(["--stack", stack]) == 2
+    captured = capsys.readouterr()
+    return (captured.out + captured.err).splitlines()
+
+
+def test_the_readmes_quoted_errors_are_what_the_plan_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quoted = _quoted_errors()
+    assert set(quoted) == {"Pulumi.prod.yaml", "Pulumi.dev.yaml"}
+    assert _printed("prod", _with_gitops("prod", repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
+    # The README's example service `orders`, in a checkout that has dev's Applications and another
+    # service's files, but not those of `orders`.
+    shutil.copytree(REPO_ROOT / "platform" / "gitops" / "dev", tmp_path / "platform" / "gitops" / "dev")
+    (tmp_path / "services" / "other" / "deploy").mkdir(parents=True)
+    (tmp_path / "services" / "other" / "deploy" / "dev.yaml").write_text("{}\n")
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    raw, _ = stack_config("dev")
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    delivery["services"] = [{"name": "orders", "githubRepository": "example-org/eks-platform"}]
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    assert _printed("dev", raw, capsys) == quoted["Pulumi.dev.yaml"]

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from tools import plan as plan_cli
-from tools.mocks import run_program, stack_config
+from tools.mocks import run_program, stack_config, stack_names
 from tools.plan_view import LISTED, component_counts, render_summary, short_urn
 
 P = "urn:pulumi:s::p::"
@@ -190,7 +190,7 @@ def test_the_hand_made_summary_fits_80_columns_and_one_screen() -> None:
     assert any(line.endswith("…") for line in lines), "a long value is elided, not wrapped"
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=stack_names())
 def planned(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], str]:

@@ -4,6 +4,7 @@ STACK ?= dev
 JSON ?=
 TREE ?=
 OBJECTS ?=
+SUMMARY ?=
 ARGS ?=
 PYTHON ?= python3
 VENV := .venv
@@ -21,10 +22,11 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1]"
-	@echo "                                              offline plan under the mock engine: summary first;"
-	@echo "                                              TREE=1 adds the resource tree, OBJECTS=1 every"
-	@echo "                                              rendered Helm object"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
+	@echo "                                              offline plan under the mock engine: summary first,"
+	@echo "                                              one-line verdict last; TREE=1 adds the resource tree,"
+	@echo "                                              OBJECTS=1 every rendered Helm object, SUMMARY=1 prints"
+	@echo "                                              the summary and the verdict only"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
@@ -72,7 +74,7 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects) $(if $(SUMMARY),--summary)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.

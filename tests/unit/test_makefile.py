@@ -63,7 +63,12 @@ def test_listed_targets_reads_help_lines(text: str, found: set[str]) -> None:
 
 @pytest.mark.parametrize(
     ("knob", "flag"),
-    [("JSON=plan.json", "--json plan.json"), ("TREE=1", "--tree"), ("OBJECTS=1", "--objects")],
+    [
+        ("JSON=plan.json", "--json plan.json"),
+        ("TREE=1", "--tree"),
+        ("OBJECTS=1", "--objects"),
+        ("SUMMARY=1", "--summary"),
+    ],
 )
 def test_make_plan_passes_each_knob_help_names(help_text: str, knob: str, flag: str) -> None:
     assert f"[{knob.partition('=')[0]}=" in help_text, f"make help does not name {knob}"

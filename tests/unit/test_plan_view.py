@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from tools import plan as plan_cli
-from tools.mocks import run_program, stack_config, stack_names
+from tools.mocks import ROOT, run_program, stack_config, stack_names
 from tools.plan_view import LISTED, component_counts, render_summary, short_urn, verdict
 
 P = "urn:pulumi:s::p::"
@@ -238,7 +238,7 @@ def test_the_real_output_ends_on_the_verdict(planned: tuple[dict[str, Any], str]
 
 def test_docs_offline_plan_shows_the_verdicts_form(planned: tuple[dict[str, Any], str]) -> None:
     doc, _ = planned
-    text = (Path(plan_cli.ROOT) / "docs" / "offline-plan.md").read_text()
+    text = (ROOT / "docs" / "offline-plan.md").read_text()
     (form,) = re.findall(r"`(✓ <stack>: [^`]+)`", text)
     pattern = "".join(
         ".+?" if part.startswith("<") else re.escape(part) for part in re.split(r"(<[^>]+>)", form)

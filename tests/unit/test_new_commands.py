@@ -24,7 +24,16 @@ from tests.checkout import copy_checkout
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
 
-SERVICE, STACK = "orders", "staging"
+
+def _unused(base: str, taken: set[str]) -> str:
+    """`base`, or `base2`, `base3`...: a name the checkout does not use yet."""
+    return next(name for name in (base, *(f"{base}{i}" for i in range(2, 99))) if name not in taken)
+
+
+SERVICE = _unused("orders", {p.name for p in (ROOT / "services").iterdir()})
+STACK = _unused("staging", set(stack_names()))
+# A service of the checkout (the third stack gets its files) and its entry of the dev stack file.
+EXISTING = sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/dev.yaml"))[0]
 # Both commands, as `make new-stack NAME=staging FROM=dev` and `make new-service NAME=orders` run them.
 COMMANDS = f"""
 import sys
@@ -58,7 +67,7 @@ def _run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The copy after `make new-stack NAME=staging FROM=dev` and `make new-service NAME=orders`."""
+    """The copy after `make new-stack NAME=<STACK> FROM=dev` and `make new-service NAME=<SERVICE>`."""
     assert STACK not in stack_names() and not (ROOT / "services" / SERVICE).exists()
     repo = copy_checkout(tmp_path_factory.mktemp("day-two") / "repo")
     done = _run(repo, "-c", COMMANDS)
@@ -93,17 +102,20 @@ def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Pa
         assert app["spec"]["source"]["helm"]["valueFiles"] == [
             f"../../services/{SERVICE}/deploy/{stack}.yaml"
         ]
-    entry = [f"+       - name: {SERVICE}", "+         githubRepository: example-org/eks-platform"]
     for stack in stack_names():
+        gitops = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        url = gitops["eks-platform:delivery"]["gitops"]["repoUrl"]
+        repository = url.removeprefix("https://github.com/").removesuffix(".git")
+        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}"]
         before = (ROOT / f"Pulumi.{stack}.yaml").read_text().splitlines()
         after = (repo / f"Pulumi.{stack}.yaml").read_text().splitlines()
         diff = [d for d in difflib.ndiff(before, after) if d[:1] in "+-"]
         assert diff == [*entry, "+         branch: main"], "comments, order and the rest kept"
     # The third stack: its own registry, the tag placeholder, its folder's environment label.
-    values = yaml.safe_load((repo / "services" / "catalog" / "deploy" / f"{STACK}.yaml").read_text())
-    assert values["image"]["repository"].endswith(f"/eks-platform-{STACK}/catalog")
+    values = yaml.safe_load((repo / "services" / EXISTING / "deploy" / f"{STACK}.yaml").read_text())
+    assert values["image"]["repository"].endswith(f"/eks-platform-{STACK}/{EXISTING}")
     assert values["image"]["tag"] == "0" * 40
-    app = yaml.safe_load((repo / "platform" / "gitops" / STACK / "catalog.yaml").read_text())
+    app = yaml.safe_load((repo / "platform" / "gitops" / STACK / f"{EXISTING}.yaml").read_text())
     assert app["metadata"]["labels"]["eks-platform.io/environment"] == STACK
     for workflow in (f"{SERVICE}.yml", f"{SERVICE}-promote.yml"):
         assert (repo / ".github" / "workflows" / workflow).is_file()
@@ -154,7 +166,7 @@ def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytes
         ("json", "would shadow the module"),
         ("tools", "would shadow the module"),
         ("o" * 40, "IAM allows 64; use at most 34 characters"),
-        ("catalog", "service 'catalog' exists (services/catalog"),
+        (EXISTING, f"service {EXISTING!r} exists (services/{EXISTING}"),
     ],
 )
 def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,7 +179,10 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
     [
         (["Staging", "--from", "dev"], "must be a DNS label"),
         (["it-staging", "--from", "dev"], "is reserved: `make it-cleanup` destroys stacks named it-*"),
-        (["staging", "--from", "nope"], "no stack 'nope' to copy (FROM=<stack>): the stacks are dev, prod"),
+        (
+            ["staging", "--from", "nope"],
+            f"no stack 'nope' to copy (FROM=<stack>): the stacks are {', '.join(stack_names())}",
+        ),
         (["staging", "--from", ""], "no stack '' to copy"),
         (["dev", "--from", "prod"], "stack 'dev' exists (platform/gitops/dev"),
         (["s" * 40, "--from", "dev"], "is too long: the IAM role"),
@@ -185,9 +200,9 @@ def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch
     for stack in stack_names():
         path = repo / f"Pulumi.{stack}.yaml"
         text = path.read_text().replace(
-            "      - name: catalog\n",
+            f"      - name: {EXISTING}\n",
             f"      - name: {SERVICE}\n        githubRepository: example-org/eks-platform\n"
-            "      - name: catalog\n",
+            f"      - name: {EXISTING}\n",
             1,
         )
         path.write_text(text)

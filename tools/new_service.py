@@ -33,7 +33,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from components.iam import ROLE_NAME_MAX
 from components.netpol import PLATFORM_NAMESPACES
 from stacks import placeholders
-from stacks.delivery import values_file
+from stacks.delivery import GitOpsConfig, values_file
 from stacks.sections import NetworkConfig
 from tools.mocks import ROOT, project_name, stack_config, stack_names
 from tools.scaffold import (
@@ -128,9 +128,7 @@ def _delivery(config: CommentedMap, project: str) -> CommentedMap:
 
 def _github_repository(delivery: Any) -> str:
     """The `owner/repo` whose CI may push: the GitOps repository (the Applications' repoURL)."""
-    url = str(
-        (delivery.get("gitops") or {}).get("repoUrl", "https://github.com/example-org/eks-platform.git")
-    )
+    url = str((delivery.get("gitops") or {}).get("repoUrl", GitOpsConfig.model_fields["repo_url"].default))
     match = _GITHUB_URL.fullmatch(url)
     if match is None:
         raise RefusedError(
@@ -150,11 +148,10 @@ def _registry(root: Path, stack: str, region: str) -> str:
 
 
 def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
-    tag_comment = (
-        "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built, in a pull request."
-        if stack == BUILD_STACK
-        else f"Set by the pull request of {'promote-service.yml' if stack == PROMOTE_STACK else 'hand'}."
-    )
+    tag_comment = {
+        BUILD_STACK: "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built.",
+        PROMOTE_STACK: "Set by the pull request of .github/workflows/promote-service.yml (dev's image).",
+    }.get(stack, "Set by hand: no workflow deploys to this stack (docs/adding-a-stack.md).")
     tokens = {"SERVICE": name, "STACK": stack, "PROJECT": project, "REGISTRY": registry}
     text = fill(_template("values.yaml.tmpl"), {**tokens, "TAG_COMMENT": tag_comment})
     if production:
@@ -243,8 +240,9 @@ def new_service(name: str, root: Path = ROOT) -> list[str]:
         lines += placeholder_lines(found)
     variable = name.replace("-", "_").upper()
     lines += [
-        "Next: `make plan` (every stack plans with the service), `make test`, then commit. After "
-        "`pulumi up`, set the repository variables "
+        "Next: `make plan` (every stack plans with the service), `make test`, then commit in two "
+        "steps, the platform side first (platform/gitops/README.md). After its `pulumi up`, set the "
+        "repository variables "
         f"{variable}_{BUILD_STACK.upper()}_CI_ROLE_ARN and {variable}_{PROMOTE_STACK.upper()}_CI_ROLE_ARN "
         "from each stack's output ciRoleArns (platform/gitops/README.md).",
     ]

@@ -199,13 +199,14 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
 def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str, str, str]]]:
     """Every file to create or edit, and the placeholders they hold; raises RefusedError."""
     project, stacks = project_name(), stack_names(root)
-    check_name(name, root, stacks, project)
+    check_label("service", name)
     found = existing_files(name, root)
     if found:
         raise RefusedError(
             f"service {name!r} exists ({', '.join(found)}): `make new-service` creates a new one only; "
             "change an existing service by editing its files (platform/gitops/README.md)"
         )
+    check_name(name, root, stacks, project)
     missing = [s for s in (BUILD_STACK, PROMOTE_STACK) if s not in stacks]
     if missing:
         raise RefusedError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,10 @@ from stacks.delivery import REPO_ROOT
 from stacks.gitops_tree import repo_url_issues
 from tools import plan as plan_cli
 from tools.mocks import stack_config, stack_names
+from tools.scaffold import fill
 
 REPO = "https://github.com/acme/eks-platform.git"
+EXAMPLE_REPO = "https://github.com/example-org/eks-platform.git"
 SSO = {
     "issuer": "https://login.acme.io/oauth2/default",
     "clientId": "0oa1argocd",
@@ -250,17 +251,26 @@ def _printed(stack: str, raw: dict[str, str], capsys: pytest.CaptureFixture[str]
 def test_the_readmes_quoted_errors_are_what_the_plan_prints(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On the README's own example checkout (whatever services this one has): the Application of
+    `catalog` in each stack's folder, as `make new-service` writes it, and the values of one other
+    service."""
     quoted = _quoted_errors()
     assert set(quoted) == {"Pulumi.prod.yaml", "Pulumi.dev.yaml"}
-    assert _printed("prod", _with_gitops("prod", repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
-    # The README's example service `orders`, in a checkout that has dev's Applications and another
-    # service's files, but not those of `orders`.
-    shutil.copytree(REPO_ROOT / "platform" / "gitops" / "dev", tmp_path / "platform" / "gitops" / "dev")
-    (tmp_path / "services" / "other" / "deploy").mkdir(parents=True)
-    (tmp_path / "services" / "other" / "deploy" / "dev.yaml").write_text("{}\n")
     monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
-    raw, _ = stack_config("dev")
-    delivery = json.loads(raw[f"{PROJECT}:delivery"])
-    delivery["services"] = [{"name": "orders", "githubRepository": "example-org/eks-platform"}]
-    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
-    assert _printed("dev", raw, capsys) == quoted["Pulumi.dev.yaml"]
+    template = (REPO_ROOT / "tools" / "templates" / "service" / "application.yaml.tmpl").read_text()
+    for stack in ("dev", "prod"):
+        tokens = {"SERVICE": "catalog", "STACK": stack, "REPO_URL": EXAMPLE_REPO, "REVISION": "main"}
+        (tmp_path / "platform" / "gitops" / stack).mkdir(parents=True)
+        (tmp_path / "platform" / "gitops" / stack / "catalog.yaml").write_text(fill(template, tokens))
+        (tmp_path / "services" / "other" / "deploy").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "services" / "other" / "deploy" / f"{stack}.yaml").write_text("{}\n")
+
+    def example(stack: str, services: list[str], **gitops: Any) -> dict[str, str]:
+        raw = _with_gitops(stack, **gitops)
+        delivery = json.loads(raw[f"{PROJECT}:delivery"])
+        delivery["services"] = [{"name": s, "githubRepository": "example-org/eks-platform"} for s in services]
+        raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+        return raw
+
+    assert _printed("prod", example("prod", ["other"], repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
+    assert _printed("dev", example("dev", ["orders"]), capsys) == quoted["Pulumi.dev.yaml"]

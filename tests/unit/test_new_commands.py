@@ -32,6 +32,7 @@ def _unused(base: str, taken: set[str]) -> str:
 
 SERVICE = _unused("orders", {p.name for p in (ROOT / "services").iterdir()})
 STACK = _unused("staging", set(stack_names()))
+LONGEST = max(stack_names(), key=len)  # the stack whose CI role names are the longest
 # A service of the checkout (the third stack gets its files) and its entry of the dev stack file.
 EXISTING = sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/dev.yaml"))[0]
 # Both commands, as `make new-stack NAME=staging FROM=dev` and `make new-service NAME=orders` run them.
@@ -162,10 +163,13 @@ def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytes
         ("kube-orders", "is reserved"),
         ("argocd", "is reserved"),
         ("default", "is reserved"),
-        ("orders-promote", "is reserved"),
+        (f"{SERVICE}-promote", "is reserved"),
         ("json", "would shadow the module"),
         ("tools", "would shadow the module"),
-        ("o" * 40, "IAM allows 64; use at most 34 characters"),
+        (
+            "o" * 40,
+            f"IAM allows 64; use at most {64 - len(f'eks-platform-{LONGEST}-registry--ci')} characters",
+        ),
         (EXISTING, f"service {EXISTING!r} exists (services/{EXISTING}"),
     ],
 )

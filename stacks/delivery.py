@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
+from stacks import placeholders
 from stacks.fields import InstanceType, Model, cross_field, instance_architecture, is_production
 from stacks.gitops_tree import repo_url_issues
 from stacks.sso import SsoConfig
@@ -154,6 +157,20 @@ def service_file_issues(root: Path, stack: str, services: list[str]) -> list[tup
         )
         for name in missing
     ]
+
+
+def values_placeholders(root: Path, stack: str, services: list[str]) -> list[tuple[str, str, str]]:
+    """Documentation placeholders left in the services' values files of one stack (the example
+    registry account, above all), as (`<file>: <key path>`, value, why); the plan lists them with
+    the stack file's."""
+    found = []
+    for name in services:
+        shown, path = values_file(name, stack), root / values_file(name, stack)
+        if path.is_file():
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for key, value, why in placeholders.find({shown: json.dumps(values, default=str)}):
+                found.append((key.replace(f"{shown}.", f"{shown}: ", 1), value, why))
+    return found
 
 
 class DeliveryConfig(Model):

@@ -33,7 +33,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from components.iam import ROLE_NAME_MAX
 from components.netpol import PLATFORM_NAMESPACES
 from stacks import placeholders
-from stacks.delivery import GitOpsConfig, values_file
+from stacks.delivery import GitOpsConfig, values_file, values_placeholders
 from stacks.sections import NetworkConfig
 from tools.mocks import ROOT, project_name, stack_config, stack_names
 from tools.scaffold import (
@@ -46,7 +46,6 @@ from tools.scaffold import (
     regenerate_docs,
     round_trip,
     run,
-    values_placeholder,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "service"
@@ -160,7 +159,7 @@ def _values(name: str, stack: str, project: str, registry: str, *, production: b
 
 
 def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tuple[str, str, str]]:
-    """The service's entry, values file and Application in one stack; the placeholders they hold."""
+    """The service's entry, values file and Application in one stack; the entry's placeholders."""
     yaml, root = round_trip(), changes.root
     stack_file = f"Pulumi.{stack}.yaml"
     document = yaml.load((root / stack_file).read_text())
@@ -183,8 +182,6 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
     production = raw.get(f"{project}:production") == "true"
     values = _values(name, stack, project, registry, production=production, zones=zones)
     changes.create(values_file(name, stack), values)
-    repository_url = f"{registry}/{project}-{stack}/{name}"
-    found += values_placeholder(f"{values_file(name, stack)}: image.repository", repository_url)
     tokens = {
         "SERVICE": name,
         "STACK": stack,
@@ -197,7 +194,7 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
 
 
 def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str, str, str]]]:
-    """Every file to create or edit, and the placeholders they hold; raises RefusedError."""
+    """Every file to create or edit, and the stack files' new placeholders; raises RefusedError."""
     project, stacks = project_name(), stack_names(root)
     check_label("service", name)
     found = existing_files(name, root)
@@ -234,6 +231,7 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
 def new_service(name: str, root: Path = ROOT) -> list[str]:
     changes, found = plan_changes(name, root)
     changes.write()
+    found += [p for stack in stack_names(root) for p in values_placeholders(root, stack, [name])]
     lines = [f"Service {name!r} added to every stack ({', '.join(stack_names(root))}):", *changes.summary()]
     lines += regenerate_docs()
     if found:

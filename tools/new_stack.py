@@ -30,7 +30,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from components.iam import ROLE_NAME_MAX
 from stacks import placeholders
-from stacks.delivery import GITOPS_TREE, values_file
+from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
 from tools.new_service import ZERO_TAG
@@ -43,7 +43,6 @@ from tools.scaffold import (
     regenerate_docs,
     round_trip,
     run,
-    values_placeholder,
 )
 
 ROLE = "aws:iam/role:Role"
@@ -180,9 +179,8 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     project = project_name()
     raw, secret_keys = stack_config(name, project)
     found = [(f"{kept.name}: {k}", v, w) for k, v, w in placeholders.find(raw, frozenset(secret_keys))]
-    for path in sorted(root.glob(values_file("*", name))):
-        repository = str((pyyaml.safe_load(path.read_text()).get("image") or {}).get("repository", ""))
-        found += values_placeholder(f"{path.relative_to(root).as_posix()}: image.repository", repository)
+    services = sorted(p.parent.parent.name for p in root.glob(values_file("*", name)))
+    found += values_placeholders(root, name, services)
     if found:
         lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
         lines += placeholder_lines(found)

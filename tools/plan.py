@@ -41,6 +41,7 @@ from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
+from stacks.delivery import REPO_ROOT, values_placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.plan_view import (
     render_capacity,
@@ -337,8 +338,13 @@ def _plan(argv: list[str] | None) -> int:
 
     plan = analyse(result, cfg)
     document = plan.document
+    services = [s.name for s in cfg.delivery.services]
     document["placeholders"] = [
-        {"key": key, "value": value, "reason": reason} for key, value, reason in placeholders.find(raw)
+        {"key": key, "value": value, "reason": reason}
+        for key, value, reason in [
+            *placeholders.find(raw),
+            *values_placeholders(REPO_ROOT, args.stack, services),
+        ]
     ]
     if not args.quiet:
         render_text(plan, result, console, tree=args.tree, objects=args.objects, summary=args.summary)

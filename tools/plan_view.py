@@ -221,7 +221,8 @@ def render_findings(findings: list[Mapping[str, Any]], console: Console) -> None
 def render_placeholders(placeholders: list[Mapping[str, str]], console: Console) -> None:
     console.print(
         f"[yellow]{len(placeholders)} documentation placeholder(s)[/] to replace before a real deploy "
-        "(a production stack refuses them):"
+        "(a production stack refuses those of its stack file; a service's example registry leaves "
+        "its pods without an image):"
     )
     for p in placeholders:
         _line(console, f"  {escape(p['key'])}")

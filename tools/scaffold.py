@@ -17,7 +17,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from stacks import placeholders
 from stacks.delivery import DNS_LABEL
 
 EXIT_REFUSED = 2
@@ -99,11 +98,6 @@ class Changes:
 
 def placeholder_lines(found: list[tuple[str, str, str]]) -> list[str]:
     return [f"  {key}\n    = {value}: {reason}" for key, value, reason in found]
-
-
-def values_placeholder(key: str, value: str) -> list[tuple[str, str, str]]:
-    reason = placeholders.why(value)
-    return [] if reason is None else [(key, value, reason)]
 
 
 def run(command: str, act: Callable[[], list[str]]) -> int:

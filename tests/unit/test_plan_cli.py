@@ -11,6 +11,7 @@ import pytest
 
 import tools.mocks
 from stacks.config import OFFLINE_KEY, PROJECT
+from stacks.delivery import values_placeholders
 from tools import plan as plan_cli
 from tools.mocks import ROOT, StackFileError, read_stack_file, run_program, stack_config
 
@@ -111,3 +112,25 @@ def test_the_plan_lists_the_placeholders_to_replace(
     assert f"  {key}\n    = {value}:" in out, "the key, then its value on the next line"
     listed = json.loads(out_json.read_text())["placeholders"]
     assert {"key": key, "value": value, "reason": "the AWS documentation account ID"} in listed
+    # ...and those of the services' values files, which the new-service and new-stack commands write.
+    values = [p for p in listed if p["key"].startswith("services/")]
+    assert values == [
+        {"key": k, "value": v, "reason": r} for k, v, r in values_placeholders(ROOT, "prod", services("prod"))
+    ]
+
+
+def services(stack: str) -> list[str]:
+    raw, _ = stack_config(stack)
+    return [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"]).get("services", [])]
+
+
+def test_values_file_placeholders_name_the_file_and_key(tmp_path: Path) -> None:
+    deploy = tmp_path / "services" / "a" / "deploy"
+    deploy.mkdir(parents=True)
+    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/p-dev/a"
+    (deploy / "dev.yaml").write_text(f"image:\n  repository: {repository}\n  tag: x\nenv: {{A: b}}\n")
+    assert values_placeholders(tmp_path, "dev", ["a", "missing"]) == [
+        ("services/a/deploy/dev.yaml: image.repository", repository, "the AWS documentation account ID")
+    ]
+    (deploy / "dev.yaml").write_text("image:\n  repository: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/x\n")
+    assert values_placeholders(tmp_path, "dev", ["a"]) == []

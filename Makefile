@@ -90,10 +90,10 @@ diff: $(STAMP)
 NAME ?=
 FROM ?=
 new-service: $(STAMP)
-	$(PY) -m tools.new_service $(NAME)
+	$(PY) -m tools.new_service "$(NAME)"
 
 new-stack: $(STAMP)
-	$(PY) -m tools.new_stack $(NAME) --from "$(FROM)"
+	$(PY) -m tools.new_stack "$(NAME)" --from "$(FROM)"
 
 OUT ?=
 diagram: $(STAMP)

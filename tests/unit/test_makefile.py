@@ -95,3 +95,25 @@ def test_make_plan_passes_each_knob_help_names(help_text: str, knob: str, flag: 
             timeout=60,
         ).stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["new-service", "NAME=orders"], 'tools.new_service "orders"'),
+        (["new-stack", "NAME=staging", "FROM=dev"], 'tools.new_stack "staging" --from "dev"'),
+        (["new-stack", "NAME=staging"], 'tools.new_stack "staging" --from ""'),
+    ],
+)
+def test_the_day_two_targets_pass_name_and_from(help_text: str, args: list[str], command: str) -> None:
+    assert f"make {args[0]} NAME=<name>" in help_text
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip().endswith(command), dry.stdout

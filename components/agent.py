@@ -22,19 +22,15 @@ class DeployAgentArgs:
     identity: AwsIdentity
     private_subnet_ids: pulumi.Input[list[str]]
     vpc_id: pulumi.Input[str]
-    # The agent pool's access token (a secret Output of pulumiservice:index:AgentPool).
-    token: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
+    # The Secrets Manager secret holding the agent pool's token: written by the identity project
+    # (components/deployments.py, agent_token_secret_name), which owns the pool.
+    token_secret_name: str
     cluster_security_group_id: pulumi.Input[str]
     instance_type: str
     architecture: str
     hosts: int
     version: str
-    # Days a deleted token secret stays recoverable (0 deletes at once, for rebuildable stacks).
-    recovery_window_days: int
     prefix: str
-    # Production: the token secret is protected like every other secret (pack rule prod-state-protected).
-    protect: bool
 
 
 def user_data(region: str, secret_arn: str, version: str) -> str:
@@ -64,8 +60,9 @@ docker run -d --name pulumi-agent --restart unless-stopped \\
 class DeployAgent(pulumi.ComponentResource):
     """Hosts of the stack's Pulumi Deployments agent pool, in its private subnets.
 
-    Guarantees: the pool token lives only in Secrets Manager (platform KMS key) and is read by the
-    host at boot, never in user data or plain inputs; the instance role can read that one secret
+    Guarantees: the pool token lives only in Secrets Manager (written there by the identity project,
+    which owns the pool) and is read by the host at boot, never in user data, plain inputs or this
+    stack's state; the instance role can read that one secret
     and nothing else (the deployments themselves assume the deploy role through Pulumi's OIDC);
     IMDSv2 with hop limit 1, so job containers cannot borrow the host's role; encrypted gp3
     volumes; no public IP, no SSH key and no inbound rule: the agent polls Pulumi Cloud over
@@ -81,18 +78,8 @@ class DeployAgent(pulumi.ComponentResource):
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
 
-        token = aws.secretsmanager.Secret(
-            f"{name}-token",
-            name=f"{args.prefix}/deploy-agent-token",
-            description="Pulumi Deployments agent pool token (read by the agent hosts at boot)",
-            kms_key_id=args.key_arn,
-            recovery_window_in_days=args.recovery_window_days,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-token", secret_id=token.id, secret_string=pulumi.Output.secret(args.token), opts=child
-        )
-
+        # The secret's ARN ends in six random characters (Secrets Manager): match them.
+        token_arn = ident.arn("secretsmanager", f"secret:{args.token_secret_name}-??????")
         role = aws.iam.Role(
             f"{name}-host",
             name=clip(f"{name}-host"),
@@ -102,26 +89,15 @@ class DeployAgent(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-host",
             role=role.id,
-            policy=pulumi.Output.all(token.arn, args.key_arn).apply(
-                lambda a: document(
-                    {
-                        "Sid": "ReadThePoolToken",
-                        "Effect": "Allow",
-                        "Action": "secretsmanager:GetSecretValue",
-                        "Resource": a[0],
-                    },
-                    {
-                        "Sid": "DecryptThroughSecretsManagerOnly",
-                        "Effect": "Allow",
-                        "Action": "kms:Decrypt",
-                        "Resource": a[1],
-                        "Condition": {
-                            "StringEquals": {
-                                "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
-                            }
-                        },
-                    },
-                )
+            # The secret is encrypted with Secrets Manager's AWS managed key, whose key policy
+            # lets the account's principals decrypt through Secrets Manager: no kms grant here.
+            policy=document(
+                {
+                    "Sid": "ReadThePoolToken",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": token_arn,
+                }
             ),
             opts=child,
         )
@@ -183,9 +159,9 @@ class DeployAgent(pulumi.ComponentResource):
                     ),
                 )
             ],
-            user_data=token.arn.apply(
-                lambda arn: base64.b64encode(user_data(ident.region, arn, args.version).encode()).decode()
-            ),
+            user_data=base64.b64encode(
+                user_data(ident.region, args.token_secret_name, args.version).encode()
+            ).decode(),
             opts=child,
         )
         aws.autoscaling.Group(

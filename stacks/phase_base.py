@@ -1,6 +1,6 @@
 """Phases 1 and 2 of the composition (stacks/platform.py): the foundation and the cluster.
 
-Foundation: account facts, providers, the KMS key, the VPC and the deploying identity. Cluster:
+Foundation: account facts, providers, the KMS key, the VPC and the deploy role's (derived) ARN. Cluster:
 the control plane, the system nodes, and the Deployments agents that can reach its API. Nothing
 here needs the Kubernetes API, so a bootstrap run (deployments.bootstrap) stops after them.
 """
@@ -11,17 +11,16 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_pulumiservice as ps
 
 from components.agent import DeployAgent, DeployAgentArgs
 from components.cluster import Cluster, ClusterArgs
-from components.deployments import Deployments, DeploymentsArgs
+from components.deployments import agent_token_secret_name, deploy_role_arn
 from components.identity import AwsIdentity, log_group_exists, lookup
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from stacks.config import PlatformConfig
-from stacks.data import addon_versions, deploy_role_data
+from stacks.data import addon_versions
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,8 @@ class Foundation:
     identity: AwsIdentity
     key: EncryptionKey
     network: Network
-    deployments: Deployments | None
+    # The deploy role's ARN (derived; the identity project creates the role), when deployments are on.
+    deploy_role_arn: str | None
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def key_window(cfg: PlatformConfig) -> int:
 
 
 def foundation(cfg: PlatformConfig) -> Foundation:
-    """Account facts, the AWS provider, the KMS key, the VPC, and the deploying identity."""
+    """Account facts, the AWS provider, the KMS key, the VPC, and the deploy role's ARN."""
     prefix = cfg.prefix
     aws_provider = aws.Provider(
         f"{prefix}-aws",
@@ -95,36 +95,12 @@ def foundation(cfg: PlatformConfig) -> Foundation:
         opts=aws_only,
     )
 
-    deployments = None
-    deploy = cfg.deployments
-    if deploy.enabled:
-        # Before the cluster: its role gets the cluster's admin access entry and is the role the
-        # kubeconfig assumes.
-        deployments = Deployments(
-            f"{prefix}-deployments",
-            DeploymentsArgs(
-                identity=identity,
-                organization=deploy.organization,
-                project=cfg.project,
-                stack=cfg.stack,
-                region=cfg.region,
-                github_repository=deploy.github_repository,
-                branch=deploy.branch,
-                repo_dir=deploy.repo_dir,
-                existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
-                prefix=prefix,
-                permissions=deploy_role_data(),
-                role_policy_arns=deploy.role_policy_arns,
-                operator_role_arns=cfg.cluster.admin_role_arns,
-                agent_pool=deploy.agent.enabled,
-                protect=cfg.protect,
-            ),
-            # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does.
-            opts=pulumi.ResourceOptions(
-                providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
-            ),
-        )
-    return Foundation(aws_provider, aws_only, identity, key, network, deployments)
+    # The deploy identity (role, OIDC trust, agent pool, settings) is the identity project's
+    # (identity/, applied by admins): a run never changes the identity it runs as. The role's ARN
+    # is derived, not read from that stack: a push-triggered run's stack token may read no other
+    # stack (Pulumi docs, Deployments > Deployment Permissions).
+    deploy_role = deploy_role_arn(identity, prefix) if cfg.deployments.enabled else None
+    return Foundation(aws_provider, aws_only, identity, key, network, deploy_role)
 
 
 # -- phase 2: cluster ---------------------------------------------------------------------------
@@ -147,7 +123,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             endpoint_public_access=cfg.cluster.endpoint_public_access,
             public_access_cidrs=tuple(str(c) for c in cfg.cluster.public_access_cidrs),
             admin_role_arns=cfg.cluster.admin_role_arns,
-            deploy_role_arn=base.deployments.role_arn if base.deployments else None,
+            deploy_role_arn=base.deploy_role_arn,
             key_arn=base.key.key_arn,
             log_retention_days=cfg.cluster.log_retention_days,
             existing_log_group=log_group_exists(base.aws_provider, f"/aws/eks/{cfg.cluster_name}/cluster"),
@@ -180,7 +156,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
 
     agent = None
     agent_cfg = cfg.deployments.agent
-    if base.deployments is not None and base.deployments.agent_token is not None:
+    if agent_cfg.enabled:
         agent = DeployAgent(
             f"{prefix}-deploy-agent",
             DeployAgentArgs(
@@ -188,15 +164,12 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
                 prefix=cfg.prefix,
                 vpc_id=base.network.vpc_id,
                 private_subnet_ids=base.network.private_subnet_ids,
-                token=base.deployments.agent_token,
-                key_arn=base.key.key_arn,
+                token_secret_name=agent_token_secret_name(prefix),
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 instance_type=agent_cfg.instance_type,
                 architecture=agent_cfg.architecture,
                 hosts=agent_cfg.hosts,
                 version=agent_cfg.version,
-                recovery_window_days=30 if cfg.production else 0,
-                protect=cfg.protect,
             ),
             opts=aws_only,
         )

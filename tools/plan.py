@@ -39,7 +39,18 @@ from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
-from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
+from stacks.config import OFFLINE_KEY
+from stacks.identity import IDENTITY_PROJECT
+from tools.mocks import (
+    ROOT,
+    PlanResult,
+    Registration,
+    StackFileError,
+    run_program,
+    run_stack,
+    stack_config,
+    stack_names,
+)
 from tools.plan_view import (
     render_capacity,
     render_cost,
@@ -132,6 +143,20 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The identity project (identity/, stacks/identity.py): the deploy identity of each platform stack.
+IDENTITY_ENTRY = ROOT / "identity" / "__main__.py"
+
+
+def run_identity(stack: str) -> PlanResult:
+    """Run the identity project's program for `stack` under the same mock engine as the platform.
+
+    Its own stack file (identity/Pulumi.<stack>.yaml) sets nothing: the program reads and validates
+    the platform's Pulumi.<stack>.yaml itself.
+    """
+    config = {f"{IDENTITY_PROJECT}:{OFFLINE_KEY}": "true"}
+    return run_program(stack, config, project=IDENTITY_PROJECT, entry=IDENTITY_ENTRY)
+
+
 def _short(value: Any, limit: int = 110) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -195,12 +220,19 @@ class Analysis:
     validation: ValidationReport | None
 
 
-def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
-    """Every analysis of the recorded plan, each adding its own section to one document."""
+def analyse(result: PlanResult, cfg: PlatformConfig, identity: PlanResult | None = None) -> Analysis:
+    """Every analysis of the recorded plan, each adding its own section to one document.
+
+    `identity`: the stack's identity plan (run here when not given): the Deployments settings that
+    say who applies this stack live there.
+    """
     document = result.document()
     findings = evaluate(result, production=cfg.production)
+    identity = identity or run_identity(cfg.stack)
     # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
-    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records, result.lookups)
+    document["rehearsal"], rehearsal_findings = rehearsal_section(
+        result.records, result.lookups, identity.records
+    )
     findings += rehearsal_findings
     # Every Helm release rendered by Helm's engine (analysis/render.py), its objects validated.
     helm = render_plan(document["resources"])

@@ -114,25 +114,27 @@ def test_agent_hosts_are_private_hardened_and_closed(prod: PlanResult) -> None:
     assert to_api.get("referencedSecurityGroupId") == f"{sg.name}-id" and to_api.get("fromPort") == 443
 
 
-def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
-    pool = prod.one("pulumiservice:index:AgentPool")
-    token = f"pul-token-{pool.name}"
+def test_agent_hosts_read_the_token_the_identity_project_writes(
+    prod: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    """The pool (an organisation resource) and its token live in the identity project; the hosts
+    read the token's secret by its derived name at boot, and may read nothing else."""
+    (secret,) = identity_plans["prod"].of_type("aws:secretsmanager/secret:Secret")
+    name = secret.get("name")
+    pool = identity_plans["prod"].one("pulumiservice:index:AgentPool")
     for record in prod.records:
-        assert token not in json.dumps(record.inputs), record.urn
-    version = agent(prod, "aws:secretsmanager/secretVersion:SecretVersion", "token")
-    assert version.inputs["secretString"] == "[secret]" and version.get("secretString") == token
-    secret = agent(prod, "aws:secretsmanager/secret:Secret", "token")
+        assert f"pul-token-{pool.name}" not in json.dumps(record.raw_inputs), record.urn
     script = base64.b64decode(
         agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt").get("userData")
     ).decode()
-    assert "secretsmanager get-secret-value" in script and secret.get("name") not in ("", None)
+    assert f"--secret-id {name} " in script and "secretsmanager get-secret-value" in script
     assert "pulumi/customer-managed-workflow-agent:v2.2.0" in script
     (policy,) = [
         r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
     ]
     statements = json.loads(policy.get("policy"))["Statement"]
-    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
-    assert statements[0]["Resource"].endswith(f":secret:{secret.get('name')}-AbCdEf")
+    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue"]
+    assert statements[0]["Resource"] == f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-??????"
 
 
 def test_kubernetes_waits_for_the_agents_and_goes_first_on_destroy(prod: PlanResult, dev: PlanResult) -> None:
@@ -152,7 +154,8 @@ def test_bootstrap_stops_before_the_kubernetes_api() -> None:
     raw[f"{PROJECT}:deployments"] = json.dumps(deployments | {"bootstrap": True})
     result = run_program("prod", raw, secret_keys=secret_keys)
     assert result.of_type("eks:index:Cluster") and result.of_type("aws:autoscaling/group:Group")
-    assert result.of_type("pulumiservice:index:DeploymentSettings")
+    # The settings are the identity project's (identity/), which a bootstrap does not touch.
+    assert not result.of_type("pulumiservice:index:DeploymentSettings")
     assert not [
         r for r in result.records if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
     ]

@@ -20,7 +20,7 @@ from policy.model import Level
 from policy.rules_deploy import ACCOUNT_LEVEL, DEPLOY_POLICY_NAME, INLINE_POLICY_MAX, compact_size
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
-from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, run_program, stack_config
+from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, stack_config
 from tools.policy_check import evaluate
 
 DATA_FILE = f"platform/{DEPLOY_ROLE_FILE}"
@@ -39,7 +39,8 @@ def program_invokes() -> list[str]:
 
 
 def sent_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
-    """The deploy role's inline policy as the program registered it."""
+    """The deploy role's inline policy as the program registered it (the identity project's plan,
+    identity/, which creates the role: `identity_plans[stack]`)."""
     found = [
         r
         for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
@@ -115,19 +116,25 @@ def data() -> DeployRoleData:
     return deploy_role_data()
 
 
-def test_every_aws_type_in_the_plan_is_granted(plan: PlanResult, data: DeployRoleData) -> None:
-    problems = ungranted(aws_types(plan), data.types, sent_policy(plan, data))
+def test_every_aws_type_in_the_plan_is_granted(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    problems = ungranted(aws_types(plan), data.types, sent_policy(identity_plans[plan.stack], data))
     assert not problems, "\n".join(problems)
 
 
-def test_every_provider_call_is_granted(plan: PlanResult, data: DeployRoleData) -> None:
+def test_every_provider_call_is_granted(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
     assert "aws:index/getCallerIdentity:getCallerIdentity" in program_invokes()
-    problems = ungranted(program_invokes(), data.invokes, sent_policy(plan, data))
+    problems = ungranted(program_invokes(), data.invokes, sent_policy(identity_plans[plan.stack], data))
     assert not problems, "\n".join(problems)
 
 
-def test_the_sent_policy_keeps_iam_to_the_stack(plan: PlanResult, data: DeployRoleData) -> None:
-    policy = sent_policy(plan, data)
+def test_the_sent_policy_keeps_iam_to_the_stack(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    policy = sent_policy(identity_plans[plan.stack], data)
     prefix = f"{plan.project}-{plan.stack}"
     assert account_level(policy) == []
     assert iam_problems(policy, prefix, region_of(plan), data) == []
@@ -155,16 +162,21 @@ def test_every_iam_name_in_the_plan_fits_the_prefix(plan: PlanResult) -> None:
     assert named and all(str(r.get("name")).startswith(prefix) for r in named), [r.get("name") for r in named]
 
 
-def test_every_attached_managed_policy_is_attachable(plan: PlanResult, data: DeployRoleData) -> None:
-    policy = sent_policy(plan, data)
+def test_every_attached_managed_policy_is_attachable(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    policy = sent_policy(identity_plans[plan.stack], data)
     (attach,) = [s for s in statements(policy) if s["Sid"] == "AttachKnownPolicies"]
     allowed = attach["Condition"]["ArnLike"]["iam:PolicyARN"]
     attached = [r.get("policyArn") for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
     assert attached and all(a in allowed for a in attached), sorted(set(attached) - set(allowed))
 
 
-def test_no_managed_policy_on_the_deploy_role_by_default(plan: PlanResult) -> None:
-    roles = [r.get("role") for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
+def test_no_managed_policy_on_the_deploy_role_by_default(
+    plan: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    attachments = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    roles = [r.get("role") for p in (plan, identity_plans[plan.stack]) for r in p.of_type(attachments)]
     assert not [r for r in roles if str(r).endswith("-deployments-deploy")]
 
 
@@ -285,12 +297,20 @@ def test_a_policy_arn_must_be_one() -> None:
     )
 
 
-def test_dev_may_opt_in_to_admin_and_the_policy_pack_warns() -> None:
-    raw, _ = stack_config("dev")
-    raw["eks-platform:deployments"] = json.dumps(
-        {**json.loads(raw["eks-platform:deployments"]), "rolePolicyArns": [ADMIN]}
-    )
-    result = run_program("dev", raw)
+def test_dev_may_opt_in_to_admin_and_the_policy_pack_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks import identity
+    from tools.plan import run_identity
+
+    read = identity.read_yaml
+
+    def opted_in(path: Any) -> Any:
+        document = read(path)
+        if path.name == "Pulumi.dev.yaml":
+            document["config"]["eks-platform:deployments"]["rolePolicyArns"] = [ADMIN]
+        return document
+
+    monkeypatch.setattr(identity, "read_yaml", opted_in)
+    result = run_identity("dev")
     attached = [
         r
         for r in result.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")

@@ -89,15 +89,28 @@ class DeployAgent(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-host",
             role=role.id,
-            # The secret is encrypted with Secrets Manager's AWS managed key, whose key policy
-            # lets the account's principals decrypt through Secrets Manager: no kms grant here.
             policy=document(
                 {
                     "Sid": "ReadThePoolToken",
                     "Effect": "Allow",
                     "Action": "secretsmanager:GetSecretValue",
                     "Resource": token_arn,
-                }
+                },
+                # The identity project's key (its ARN is not known here): only through Secrets
+                # Manager, and only for this secret (Secrets Manager's encryption context names
+                # the secret's ARN; Secrets Manager User Guide, "Secret encryption and decryption").
+                {
+                    "Sid": "DecryptThatSecretOnly",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": ident.arn("kms", "key/*"),
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
+                        },
+                        "StringLike": {"kms:EncryptionContext:SecretARN": token_arn},
+                    },
+                },
             ),
             opts=child,
         )

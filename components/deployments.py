@@ -46,16 +46,33 @@ PREVIEW_OPERATIONS = ("preview",)
 # every 15-minute token, so only this outer session has to span the run.
 SESSION_SECONDS = 4 * 3600
 # What a preview calls in AWS: the program's provider functions (platform/deploy-role.yaml
-# `invokes`) and the kubeconfig's cluster lookup. Nothing that reads data or changes anything.
+# `invokes`). These list calls take no resource ARN; nothing reads data or changes anything.
 PREVIEW_READS = (
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeRegions",
     "eks:DescribeAddonVersions",
-    "eks:DescribeCluster",
     "logs:DescribeLogGroups",
-    "ssm:GetParameter",
     "sts:GetCallerIdentity",
 )
+
+
+def preview_policy(identity: AwsIdentity, prefix: str) -> str:
+    """The preview role's reads: the program's lookups, the public AMI parameters, its own cluster."""
+    return document(
+        {"Sid": "Lookups", "Effect": "Allow", "Action": list(PREVIEW_READS), "Resource": "*"},
+        {
+            "Sid": "PublicAmiParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+            "Resource": f"arn:{identity.partition}:ssm:{identity.region}::parameter/aws/service/*",
+        },
+        {
+            "Sid": "TheStacksCluster",
+            "Effect": "Allow",
+            "Action": "eks:DescribeCluster",
+            "Resource": identity.arn("eks", f"cluster/{prefix}"),
+        },
+    )
 
 
 def deploy_paths(repo_dir: str, stack: str) -> list[str]:
@@ -87,8 +104,10 @@ def agent_token_secret_name(prefix: str) -> str:
 
 
 def subjects(organization: str, project: str, stack: str, operations: tuple[str, ...]) -> list[str]:
+    """The exact OIDC subjects of this stack's deployments for `operations` (no wildcard: the pack's
+    iam-trust-web-identity-scoped rule)."""
     return [
-        f"pulumi:deploy:org:{organization}:project:{project}:stack:{stack}:operation:{op}:*"
+        f"pulumi:deploy:org:{organization}:project:{project}:stack:{stack}:operation:{op}:scope:write"
         for op in operations
     ]
 
@@ -103,8 +122,10 @@ def oidc_trust(
         "Principal": {"Federated": provider_arn},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {
-            "StringEquals": {f"{PULUMI_OIDC_HOST}:aud": organization},
-            "StringLike": {f"{PULUMI_OIDC_HOST}:sub": subjects(organization, project, stack, operations)},
+            "StringEquals": {
+                f"{PULUMI_OIDC_HOST}:aud": organization,
+                f"{PULUMI_OIDC_HOST}:sub": subjects(organization, project, stack, operations),
+            },
         },
     }
 
@@ -228,9 +249,7 @@ class DeployRoles(pulumi.ComponentResource):
             f"{name}-preview",
             name="platform-preview",
             role=preview.id,
-            policy=document(
-                {"Sid": "PreviewReads", "Effect": "Allow", "Action": list(PREVIEW_READS), "Resource": "*"}
-            ),
+            policy=preview_policy(ident, args.prefix),
             opts=child,
         )
         self.role_arn = role.arn
@@ -251,6 +270,8 @@ class DeploymentsArgs:
     role_arn: pulumi.Input[str]
     # Run deployments on a customer-managed agent pool (created here) instead of Pulumi's runners.
     agent_pool: bool
+    # The customer-managed key that encrypts the pool's token secret.
+    token_key_arn: pulumi.Input[str]
     prefix: str
     protect: bool
 
@@ -258,13 +279,14 @@ class DeploymentsArgs:
 class Deployments(pulumi.ComponentResource):
     """The Pulumi Cloud side: deployment settings so that a push to the stack's branch runs
     `pulumi up` as the deploy role, and (optionally) the organisation's agent pool they run on,
-    whose token is written to Secrets Manager for the agent hosts.
+    whose token is written to Secrets Manager (a customer-managed key) for the agent hosts.
 
     Guarantees: intermediate deployments are skipped so the newest commit wins; pull-request
     previews are off in production (one role per settings, and that role writes). The agent pool is
     an organisation resource, outside a push-triggered run's stack token: only this project, applied
-    with a person's token, creates or changes it. The token secret has no recovery window: the
-    token is re-issued with the pool, and a 30-day window would block a rebuild under the same name.
+    with a person's token, creates or changes it. The token secret is protected in production but
+    has no recovery window: it is a credential re-issued with the pool, not data, and a 30-day
+    window would keep its name taken and block a rebuild (the policy pack exempts it likewise).
     It does not create the Pulumi Cloud stack.
     """
 
@@ -286,8 +308,9 @@ class Deployments(pulumi.ComponentResource):
                 f"{name}-agent-token",
                 name=agent_token_secret_name(args.prefix),
                 description="Pulumi Deployments agent pool token (read by the agent hosts at boot)",
+                kms_key_id=args.token_key_arn,
                 recovery_window_in_days=0,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=kept,
             )
             aws.secretsmanager.SecretVersion(
                 f"{name}-agent-token",

@@ -19,9 +19,11 @@ import pulumi_pulumiservice as ps
 
 from components.deployments import Deployments, DeploymentsArgs, DeployRoles, DeployRolesArgs
 from components.identity import lookup
+from components.kms import EncryptionKey, EncryptionKeyArgs
 from stacks.config import OFFLINE_KEY, PROJECT, SECRET_PLACEHOLDER, PlatformConfig, validate
 from stacks.data import deploy_role_data, read_yaml
 from stacks.delivery import REPO_ROOT
+from stacks.phase_base import key_window
 
 __all__ = ["IDENTITY_PROJECT", "build_identity", "load", "platform_config", "read_yaml"]
 
@@ -93,6 +95,19 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
         ),
         opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
     )
+    # The agent pool's token secret needs a customer-managed key (pack rule secret-kms-cmk); the
+    # platform's key does not exist yet when this project is first applied.
+    key = EncryptionKey(
+        f"{prefix}-deploy-agent-token",
+        EncryptionKeyArgs(
+            identity=identity,
+            description=f"{prefix}: the Pulumi Deployments agent pool token",
+            log_group_patterns=(),
+            deletion_window_days=key_window(cfg),
+            protect=cfg.protect,
+        ),
+        opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
+    )
     runs = Deployments(
         f"{prefix}-deployments-runs",
         DeploymentsArgs(
@@ -106,6 +121,7 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
             repo_dir=deploy.repo_dir,
             role_arn=roles.role_arn,
             agent_pool=deploy.agent.enabled,
+            token_key_arn=key.key_arn,
             prefix=prefix,
             protect=cfg.protect,
         ),

@@ -308,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
 def _plan(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument(
+        "--project",
+        choices=("platform", "identity"),
+        default="platform",
+        help="the platform stack, or its deploy identity (identity/, applied by admins)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
@@ -332,6 +338,8 @@ def _plan(argv: list[str] | None) -> int:
     from stacks.config import ConfigError, validate  # the same modules the program imports
 
     try:
+        if args.project == "identity":
+            return _plan_identity(args.stack, args.json, None if args.quiet else console)
         result = run_stack(args.stack)
         raw, _ = stack_config(args.stack, result.project)
         cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml")
@@ -369,6 +377,48 @@ def _plan(argv: list[str] | None) -> int:
         if not args.quiet:
             console.print(f"Wrote {args.json}")
     return 1 if plan.helm.errors else 0
+
+
+def identity_document(result: PlanResult, production: bool) -> dict[str, Any]:
+    """The identity project's plan document: its resources, the pack's findings, the rehearsal with
+    who applies each resource (admins, from a workstation) and its findings."""
+    from analysis.appliers import admin_applied
+    from analysis.rehearsal import rehearse
+
+    document = result.document()
+    rehearsal = rehearse(result.records, result.lookups)
+    rows, applier_findings = admin_applied(rehearsal.graph)
+    document["rehearsal"] = rehearsal.document() | {"appliers": [], "appliedBy": rows}
+    findings = sort_findings([*evaluate(result, production=production), *applier_findings])
+    document["findings"] = [f.document() for f in findings]
+    document["placeholders"] = []
+    return document
+
+
+def _plan_identity(stack: str, json_path: Path | None, console: Console | None) -> int:
+    """`make plan PROJECT=identity`: the identity project of `stack` (a config error propagates)."""
+    from stacks.identity import platform_config
+
+    production = platform_config(stack, offline=True).production
+    document = identity_document(run_identity(stack), production)
+    if console is not None:
+        console.rule(f"[bold]{escape(document['project'])}[/] / stack [bold green]{escape(stack)}[/]")
+        console.rule("Findings")
+        render_findings(document["findings"], console)
+        console.rule("Who applies each resource")
+        groups: dict[tuple[str, str], list[str]] = {}
+        for row in document["rehearsal"]["appliedBy"]:
+            typ, name = row["urn"].split("::")[-2:]
+            groups.setdefault((row["appliedBy"], row["from"]), []).append(f"{typ.split('$')[-1]} {name}")
+        for (by, where), names in groups.items():
+            console.print(f"[bold]{escape(by)}[/]\nfrom {escape(where)}:", highlight=False)
+            for name in names:
+                console.print(f"  {escape(name)}", highlight=False)
+        console.rule("Stack outputs")
+        render_outputs(document["outputs"], console)
+    if json_path:
+        json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return 0
 
 
 def exit_now(code: int) -> None:

@@ -133,7 +133,7 @@ def test_agent_hosts_read_the_token_the_identity_project_writes(
         r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
     ]
     statements = json.loads(policy.get("policy"))["Statement"]
-    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue"]
+    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
     assert statements[0]["Resource"] == f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-??????"
 
 
@@ -193,17 +193,24 @@ def test_a_fresh_account_creates_the_log_group(dev: PlanResult) -> None:
 # -- the Makefile ----------------------------------------------------------------------------------
 
 
-def make(target: str, tools: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run a Makefile recipe with only fake `tools` (each printing its arguments) on PATH."""
+ECHO = '#!/bin/sh\necho "$(basename "$0") $*"\n'
+
+
+def make(
+    target: str, tools: list[str] | dict[str, str], tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a Makefile recipe with only fake `tools` on PATH: each prints its arguments, or runs the
+    given script."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    for tool in tools:
+    scripts = tools if isinstance(tools, dict) else dict.fromkeys(tools, ECHO)
+    for tool, script in scripts.items():
         fake = bin_dir / tool
-        fake.write_text('#!/bin/sh\necho "$(basename "$0") $*"\n')
+        fake.write_text(script)
         fake.chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
     return subprocess.run(
-        ["make", "-s", "-C", str(ROOT), target, "STACK=dev"],
+        ["make", "-s", "-C", str(ROOT), target, "STACK=dev", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -218,4 +225,57 @@ def test_make_up_checks_for_the_aws_cli(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "AWS CLI" in missing.stdout + missing.stderr
     ready = make("up", ["pulumi", "aws"], tmp_path / "b")
     assert ready.returncode == 0, ready.stderr
-    assert "pulumi up --stack dev --policy-pack policy" in ready.stdout
+    assert f"pulumi -C . up --stack dev --policy-pack {ROOT}/policy" in ready.stdout
+
+
+# A Pulumi CLI with no platform cluster yet and an identity stack that has its deploy role; `config
+# set --config-file F` writes the key into F as the real CLI would; `up` prints the credentials.
+FAKE_PULUMI = """#!/bin/sh
+echo "pulumi $*"
+case "$*" in
+  *"stack output clusterName"*) exit 1 ;;
+  *"-C identity stack output deployRoleArn"*)
+    echo "arn:aws:iam::123456789012:role/eks-platform-dev-deployments-deploy" ;;
+  *"config set"*) file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
+                  [ -n "$file" ] && echo "  bootstrap-written-here: true" >> "$file" ;;
+  "up "*) echo "as $AWS_ACCESS_KEY_ID"; file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
+            grep -q bootstrap-written-here "$file" && echo "bootstrap config used" ;;
+esac
+"""
+FAKE_AWS = '#!/bin/sh\necho "ASIAEXAMPLE secret session"\n'
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_never_writes_the_committed_stack_file(tmp_path: Path) -> None:
+    """`pulumi config set` without --config-file wrote `bootstrap: true` into Pulumi.<stack>.yaml,
+    where an interrupted run left it (committed, the next run deletes every Kubernetes object)."""
+    before = (ROOT / "Pulumi.dev.yaml").read_bytes()
+    run = make("bootstrap", {"pulumi": FAKE_PULUMI, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (ROOT / "Pulumi.dev.yaml").read_bytes() == before
+    config_sets = [line for line in run.stdout.splitlines() if "config set" in line or "config rm" in line]
+    assert config_sets and all("--config-file /tmp" in line for line in config_sets), config_sets
+    # Applied as the deploy role, with the temporary file, which is then gone.
+    assert "as ASIAEXAMPLE" in run.stdout and "bootstrap config used" in run.stdout
+    (up,) = [line for line in run.stdout.splitlines() if line.startswith("pulumi up ")]
+    assert not Path(up.split("--config-file ")[1].split()[0]).exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_needs_the_identity_stack_first(tmp_path: Path) -> None:
+    no_identity = FAKE_PULUMI.replace(
+        'echo "arn:aws:iam::123456789012:role/eks-platform-dev-deployments-deploy"', "exit 1"
+    )
+    assert no_identity != FAKE_PULUMI
+    run = make("bootstrap", {"pulumi": no_identity, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 2 and "make up PROJECT=identity STACK=dev" in run.stdout
+    assert " up " not in run.stdout.replace("make up", "")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_make_up_of_the_identity_project_runs_in_its_folder(tmp_path: Path) -> None:
+    run = make("up", ["pulumi", "aws"], tmp_path, "PROJECT=identity")
+    assert run.returncode == 0, run.stderr
+    assert f"pulumi -C identity up --stack dev --policy-pack {ROOT}/policy" in run.stdout
+    wrong = make("up", ["pulumi", "aws"], tmp_path / "w", "PROJECT=idnetity")
+    assert wrong.returncode == 2 and "PROJECT must be platform or identity" in wrong.stdout

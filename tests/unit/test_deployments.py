@@ -35,7 +35,8 @@ def trust(plan: PlanResult, suffix: str) -> list[dict]:
 
 
 def oidc_subjects(statement: dict) -> list[str]:
-    subjects: list[str] = statement["Condition"]["StringLike"]["api.pulumi.com/oidc:sub"]
+    assert "StringLike" not in statement["Condition"], "exact subjects only"
+    subjects: list[str] = statement["Condition"]["StringEquals"]["api.pulumi.com/oidc:sub"]
     return subjects
 
 
@@ -86,10 +87,10 @@ def test_the_write_role_is_for_updates_and_prod_refuses_previews(identity: PlanR
     deploy = configs[identity.stack].deployments
     oidc, _ = trust(identity, "deploy")
     assert oidc["Principal"]["Federated"].endswith(":oidc-provider/api.pulumi.com/oidc")
-    assert oidc["Condition"]["StringEquals"] == {"api.pulumi.com/oidc:aud": deploy.organization}
+    assert oidc["Condition"]["StringEquals"]["api.pulumi.com/oidc:aud"] == deploy.organization
     base = f"pulumi:deploy:org:{deploy.organization}:project:eks-platform:stack:{identity.stack}:operation:"
     operations = ["update", "refresh", "destroy"] + ([] if identity.stack == "prod" else ["preview"])
-    assert oidc_subjects(oidc) == [f"{base}{op}:*" for op in operations]
+    assert oidc_subjects(oidc) == [f"{base}{op}:scope:write" for op in operations]
     settings = identity.one(SETTINGS)
     assert settings.get("operationContext.oidc.aws.roleARN") == identity.outputs["deployRoleArn"]
     assert settings.get("operationContext.environmentVariables") == {"AWS_REGION": "eu-west-1"}
@@ -97,8 +98,8 @@ def test_the_write_role_is_for_updates_and_prod_refuses_previews(identity: PlanR
 
 
 def preview_subject_allowed(subjects: list[str], sub: str) -> bool:
-    """IAM StringLike: `*` matches any run of characters."""
-    return any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), sub) for p in subjects)
+    """IAM StringEquals over a list: any one equal."""
+    return sub in subjects
 
 
 def test_a_pull_request_preview_gets_only_the_read_only_role(prod_identity: PlanResult) -> None:
@@ -119,8 +120,12 @@ def test_a_pull_request_preview_gets_only_the_read_only_role(prod_identity: Plan
     (policy,) = [
         r for r in prod_identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("preview")
     ]
-    actions = [a for s in json.loads(policy.get("policy"))["Statement"] for a in s["Action"]]
+    statements = json.loads(policy.get("policy"))["Statement"]
+    actions = [
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
     assert actions and all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions)
+    # ...and the pack's rules pass the identity project of both stacks (tested below).
 
 
 @pytest.fixture
@@ -254,3 +259,66 @@ def test_the_identity_program_reads_the_platform_file_and_names_its_errors(monke
         platform_config("prod", offline=True)
     assert err.value.source == "Pulumi.prod.yaml"
     assert [i.key for i in err.value.issues] == [f"{PROJECT}:deployments.branch"]
+
+
+def test_the_policy_pack_passes_the_identity_project(identity: PlanResult) -> None:
+    """`make up PROJECT=identity` runs with policy/ as well: nothing mandatory may stand in its way
+    (exact OIDC subjects, a customer-managed key for the token, reads scoped where IAM can)."""
+    from tools.policy_check import evaluate
+
+    mandatory = [f for f in evaluate(identity, production=identity.stack == "prod") if f.level == "mandatory"]
+    assert mandatory == []
+
+
+def test_agent_hosts_may_decrypt_only_their_token_through_secrets_manager(prod: PlanResult) -> None:
+    (policy,) = [
+        r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
+    ]
+    read, decrypt = json.loads(policy.get("policy"))["Statement"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:SecretARN": read["Resource"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [("eks-platform-prod/deploy-agent-token", False), ("eks-platform-prod/grafana", True)],
+)
+def test_only_the_agent_token_may_skip_the_recovery_window(name: str, flagged: bool) -> None:
+    from policy.model import Context
+    from policy.rules_data import recovery_window
+
+    messages = list(
+        recovery_window(
+            "aws:secretsmanager/secret:Secret",
+            {"name": name, "recoveryWindowInDays": 0},
+            Context(production=True),
+        )
+    )
+    assert bool(messages) is flagged
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_reintroducing_the_identity_into_the_platform_plan_is_mandatory(
+    stack: str, plans: dict[str, PlanResult], identity_plans: dict[str, PlanResult]
+) -> None:
+    """Today's platform plan has no such finding; the same plan holding its identity project's role,
+    policies, OIDC provider, pool and settings (the old design) has one per resource."""
+    from analysis.rehearsal import section
+
+    platform, identity = plans[stack], identity_plans[stack]
+    clean = section(platform.records, platform.lookups, identity.records)[1]
+    assert not [f for f in clean if f.rule.startswith("identity-")]
+    moved = [r for r in identity.records if r.custom and not r.type.startswith("pulumi:providers:")]
+    found = section([*platform.records, *moved], platform.lookups)[1]
+    blamed = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-applied-by-itself"}  # type: ignore[union-attr]
+    expected = {f"eks-platform-{stack}-deployments-{n}" for n in ("deploy", "pulumi-oidc", "runs-settings")}
+    assert expected <= blamed and all(f.level == "mandatory" for f in found if f.rule.startswith("identity-"))
+    if stack == "prod":
+        org = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-org-resource-in-run"}  # type: ignore[union-attr]
+        assert org == {
+            "eks-platform-prod-deployments-runs-agents",
+            "eks-platform-prod-deployments-runs-settings",
+        }

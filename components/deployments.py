@@ -193,8 +193,12 @@ class DeployRoles(pulumi.ComponentResource):
     def __init__(self, name: str, args: DeployRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:deployments:DeployRoles", name, None, opts)
         ident = args.identity
-        child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        # These resources were children of the platform stack's `Deployments` component of this
+        # name; `pulumi state move` (docs/deploy-path.md, "Moving to the identity project") brings
+        # them here with that parent, and the alias keeps them instead of replacing them.
+        moved = [pulumi.Alias(parent=pulumi.create_urn(name, "platform:deployments:Deployments"))]
+        child = pulumi.ResourceOptions(parent=self, aliases=moved)
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect, aliases=moved)
         provider_arn: pulumi.Input[str]
         if args.existing_oidc_provider_arn:
             provider_arn = args.existing_oidc_provider_arn
@@ -243,14 +247,14 @@ class DeployRoles(pulumi.ComponentResource):
                 lambda arn: document(oidc_trust(arn, *where, PREVIEW_OPERATIONS))
             ),
             max_session_duration=3600,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicy(
             f"{name}-preview",
             name="platform-preview",
             role=preview.id,
             policy=preview_policy(ident, args.prefix),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.role_arn = role.arn
         self.preview_role_arn = preview.arn

@@ -108,8 +108,10 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
         ),
         opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
     )
+    # The same name as DeployRoles (another type): the pool's and the settings' URNs are those they
+    # had in the platform stack, so `pulumi state move` keeps them as they are.
     runs = Deployments(
-        f"{prefix}-deployments-runs",
+        f"{prefix}-deployments",
         DeploymentsArgs(
             organization=deploy.organization,
             project=cfg.project,

@@ -314,11 +314,48 @@ def test_reintroducing_the_identity_into_the_platform_plan_is_mandatory(
     moved = [r for r in identity.records if r.custom and not r.type.startswith("pulumi:providers:")]
     found = section([*platform.records, *moved], platform.lookups)[1]
     blamed = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-applied-by-itself"}  # type: ignore[union-attr]
-    expected = {f"eks-platform-{stack}-deployments-{n}" for n in ("deploy", "pulumi-oidc", "runs-settings")}
+    expected = {f"eks-platform-{stack}-deployments-{n}" for n in ("deploy", "pulumi-oidc", "settings")}
     assert expected <= blamed and all(f.level == "mandatory" for f in found if f.rule.startswith("identity-"))
     if stack == "prod":
         org = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-org-resource-in-run"}  # type: ignore[union-attr]
         assert org == {
-            "eks-platform-prod-deployments-runs-agents",
-            "eks-platform-prod-deployments-runs-settings",
+            "eks-platform-prod-deployments-agents",
+            "eks-platform-prod-deployments-settings",
         }
+
+
+def test_resources_moved_from_the_platform_stack_keep_their_urns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before this project, prod's OIDC provider, role, role policy, pool and settings were children
+    of the platform's `platform:deployments:Deployments` component `<prefix>-deployments`.
+    `pulumi state move` rewrites only their project; each must then be that URN here, or name it in
+    an alias (else the first identity `up` would replace the deploy role and the pool)."""
+    from google.protobuf import json_format
+
+    from tools import mocks
+    from tools.plan import run_identity
+
+    aliases: dict[str, list[str]] = {}
+    register = mocks.RecordingMonitor.RegisterResource
+
+    def recording(self: mocks.RecordingMonitor, request: object) -> object:
+        response = register(self, request)
+        specs = [json_format.MessageToDict(a).get("spec", {}) for a in request.aliases]  # type: ignore[attr-defined]
+        aliases[response.urn] = [
+            f"{s['parentUrn'].split('::', 2)[2].rsplit('::', 1)[0]}${request.type}::{request.name}"  # type: ignore[attr-defined]
+            for s in specs
+            if "parentUrn" in s
+        ]
+        return response
+
+    monkeypatch.setattr(mocks.RecordingMonitor, "RegisterResource", recording)
+    plan = run_identity("prod")
+    parent = "platform:deployments:Deployments"
+    old = {
+        f"{parent}$aws:iam/openIdConnectProvider:OpenIdConnectProvider::eks-platform-prod-deployments-pulumi-oidc",
+        f"{parent}$aws:iam/role:Role::eks-platform-prod-deployments-deploy",
+        f"{parent}$aws:iam/rolePolicy:RolePolicy::eks-platform-prod-deployments-deploy",
+        f"{parent}$pulumiservice:index:AgentPool::eks-platform-prod-deployments-agents",
+        f"{parent}$pulumiservice:index:DeploymentSettings::eks-platform-prod-deployments-settings",
+    }
+    known = {r.urn.split("::", 2)[2] for r in plan.records} | {a for urn in aliases for a in aliases[urn]}
+    assert old <= known, sorted(old - known)

@@ -359,3 +359,36 @@ def test_resources_moved_from_the_platform_stack_keep_their_urns(monkeypatch: py
     }
     known = {r.urn.split("::", 2)[2] for r in plan.records} | {a for urn in aliases for a in aliases[urn]}
     assert old <= known, sorted(old - known)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_make_plan_project_identity_writes_a_valid_document(stack: str, tmp_path) -> None:
+    """`make plan STACK=<stack> PROJECT=identity`: the same mock engine, the plan contract, and for
+    every resource who applies it (an admin) and from where (no Kubernetes API)."""
+    import jsonschema
+
+    from tools import plan as plan_cli
+    from tools.mocks import ROOT
+
+    out = tmp_path / "identity.json"
+    assert plan_cli.main(["--stack", stack, "--project", "identity", "--json", str(out), "--quiet"]) == 0
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, json.loads((ROOT / "tests" / "fixtures" / "plan.schema.json").read_text()))
+    assert document["project"] == "eks-platform-identity"
+    rows = {row["urn"]: row for row in document["rehearsal"]["appliedBy"]}
+    custom = [r["urn"] for r in document["resources"] if r["custom"]]
+    assert custom and all(
+        "admin" in rows[u]["appliedBy"] and "never the Kubernetes API" in rows[u]["from"] for u in custom
+    )
+    assert not [f for f in document["findings"] if f["level"] == "mandatory"]
+
+
+def test_an_identity_project_that_needs_kubernetes_is_a_finding() -> None:
+    from analysis.appliers import admin_applied
+    from analysis.graph import build
+    from tests.unit.rehearsal_plans import reg
+
+    rows, findings = admin_applied(build([reg("ns", "kubernetes:core/v1:Namespace"), reg("role", ROLE)]))
+    assert len(rows) == 2 and [(f.rule, f.level) for f in findings] == [
+        ("identity-needs-kubernetes", "mandatory")
+    ]

@@ -17,7 +17,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
-from components.deployments import Deployments, DeploymentsArgs, DeployRoles, DeployRolesArgs
+from components.deploy_roles import DeployRoles, DeployRolesArgs
+from components.deployments import Deployments, DeploymentsArgs
 from components.identity import lookup
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from stacks.config import OFFLINE_KEY, PROJECT, SECRET_PLACEHOLDER, PlatformConfig, validate
@@ -72,7 +73,8 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
         return {}
     prefix = cfg.prefix
     aws_provider = aws.Provider(
-        f"{prefix}-identity-aws",
+        # The platform's provider name: resources moved from the platform stack keep their provider.
+        f"{prefix}-aws",
         region=cfg.region,
         default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.all_tags),
     )

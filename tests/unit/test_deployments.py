@@ -356,6 +356,9 @@ def test_resources_moved_from_the_platform_stack_keep_their_urns(monkeypatch: py
         f"{parent}$aws:iam/rolePolicy:RolePolicy::eks-platform-prod-deployments-deploy",
         f"{parent}$pulumiservice:index:AgentPool::eks-platform-prod-deployments-agents",
         f"{parent}$pulumiservice:index:DeploymentSettings::eks-platform-prod-deployments-settings",
+        # Their providers, which the move brings along: the same names here.
+        "pulumi:pulumi:Stack$pulumi:providers:aws::eks-platform-prod-aws",
+        "pulumi:pulumi:Stack$pulumi:providers:pulumiservice::eks-platform-prod-pulumiservice",
     }
     known = {r.urn.split("::", 2)[2] for r in plan.records} | {a for urn in aliases for a in aliases[urn]}
     assert old <= known, sorted(old - known)

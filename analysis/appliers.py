@@ -24,7 +24,8 @@ together with it. In a plan applied as the deploy role, a resource of that ident
 or pool leaves no run to repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run`
 (mandatory: a push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments >
 Deployment Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes`
-(mandatory: its appliers work from outside the VPC).
+(mandatory: its appliers work from outside the VPC); Deployments settings for the identity project
+itself are `identity-applied-by-itself` too.
 """
 
 from __future__ import annotations
@@ -255,6 +256,17 @@ def admin_applied(graph: Graph) -> tuple[list[dict[str, str]], list[Finding]]:
                 "firstApply": "the same",
             }
         )
+        if r.type == SETTINGS and str(r.get("project", "")).endswith("-identity"):
+            findings.append(
+                Finding(
+                    "identity-applied-by-itself",
+                    Level.MANDATORY,
+                    r.urn,
+                    f"deployment settings for the identity project itself ({r.get('project')}): a run "
+                    "would apply the role, trust and pool it runs with; the identity is applied by "
+                    "admins only (make up PROJECT=identity).",
+                )
+            )
         if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes")):
             findings.append(
                 Finding(

@@ -395,3 +395,16 @@ def test_an_identity_project_that_needs_kubernetes_is_a_finding() -> None:
     assert len(rows) == 2 and [(f.rule, f.level) for f in findings] == [
         ("identity-needs-kubernetes", "mandatory")
     ]
+
+
+def test_deployments_of_the_identity_project_itself_are_a_finding() -> None:
+    from analysis.appliers import admin_applied
+    from analysis.graph import build
+    from tests.unit.rehearsal_plans import reg
+
+    own = reg("settings", SETTINGS, inputs={"project": "eks-platform-identity", "stack": "prod"})
+    platform = reg("platform", SETTINGS, inputs={"project": "eks-platform", "stack": "prod"})
+    _, findings = admin_applied(build([own, platform]))
+    assert [(f.rule, str(f.urn).rsplit("::", 1)[-1]) for f in findings] == [
+        ("identity-applied-by-itself", "settings")
+    ]

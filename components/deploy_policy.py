@@ -22,6 +22,8 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.identity import AwsIdentity
+
 # IAM's quota on a role's inline policies, all of them together, whitespace excluded
 # (IAM User Guide, "IAM and AWS STS quotas": role policy size 10,240 characters).
 INLINE_POLICY_MAX = 10_240
@@ -166,6 +168,22 @@ class StackScope:
         return f"arn:{self.partition}:iam::{self.account_id}"
 
 
+def stack_scope(
+    identity: AwsIdentity, *, region: str, project: str, stack: str, prefix: str, cluster_name: str
+) -> StackScope:
+    """The scope of a stack in `identity`'s account and the stack's `region`: the identity project
+    and the platform stack compute the same one, so they agree on every derived ARN."""
+    return StackScope(
+        partition=identity.partition,
+        account_id=identity.account_id,
+        region=region,
+        project=project,
+        stack=stack,
+        prefix=prefix,
+        cluster_name=cluster_name,
+    )
+
+
 def boundary_arn(scope: StackScope) -> str:
     """The boundary policy's ARN (`arn:<partition>:iam::<account>:policy/<prefix>-boundary`)."""
     return f"{scope.iam_arn}:policy/{scope.prefix}{BOUNDARY_SUFFIX}"
@@ -307,8 +325,9 @@ def create_boundary(
 ) -> aws.iam.Policy:
     """The boundary as a customer managed policy named `<prefix>-boundary` (ARN: boundary_arn).
 
-    One call, no component of its own: it is created next to the deploy role (components/
-    deployments.py) and moves with it into the identity layer.
+    One call, no component of its own: the identity project creates it next to the deploy role
+    (components/deploy_roles.py), applied by admins; the platform stack only derives its ARN, so
+    the deploy role never creates or changes the boundary it is held to.
     """
     return aws.iam.Policy(
         f"{scope.prefix}{BOUNDARY_SUFFIX}",

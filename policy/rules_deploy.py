@@ -31,6 +31,10 @@ DEPLOY_POLICY_NAME = "platform-deploy"
 # The stack's permissions boundary is the managed policy named `<prefix>` + this suffix
 # (components/deploy_policy.py BOUNDARY_SUFFIX; a unit test keeps the two equal).
 BOUNDARY_SUFFIX = "-boundary"
+# Pulumi Deployments' OIDC provider, and the end of the subject of a preview (`...:operation:preview:
+# scope:write`, components/deploy_roles.py): the write role's trust accepts other operations.
+PULUMI_OIDC_PROVIDER = ":oidc-provider/api.pulumi.com/oidc"
+PREVIEW_SUBJECT = ":operation:preview:scope:write"
 # IAM quota "Role policy size": all inline policies of a role, whitespace excluded.
 INLINE_POLICY_MAX = 10_240
 # IAM quota "Managed policy size": 6,144 characters, whitespace excluded.
@@ -195,13 +199,18 @@ def outside_boundary(policy: Any, boundary: Any) -> list[str]:
     ]
 
 
-def _trusts_pulumi_deployments(props: Mapping[str, Any]) -> bool:
-    """A role Pulumi Deployments assumes: the deploy identity, applied by admins, not bounded."""
-    return any(
-        str(p).endswith(":oidc-provider/api.pulumi.com/oidc")
-        for s in iamdoc.statements(get(props, "assumeRolePolicy"))
-        for p in iamdoc.principals(s, "Federated")
-    )
+def _is_the_write_role(props: Mapping[str, Any]) -> bool:
+    """The deploy (write) role: Pulumi Deployments may assume it for an operation other than a
+    preview. It is the one role not bounded: it creates the stack's bounded roles, which the
+    boundary (no IAM write) would forbid it, and admins apply it (the identity project). The
+    read-only preview role, which Pulumi assumes for `operation:preview` only, carries the boundary."""
+    for s in iamdoc.statements(get(props, "assumeRolePolicy")):
+        if not any(str(p).endswith(PULUMI_OIDC_PROVIDER) for p in iamdoc.principals(s, "Federated")):
+            continue
+        subjects = [v for _, key, values in iamdoc.conditions(s) if key.endswith(":sub") for v in values]
+        if not subjects or any(not v.endswith(PREVIEW_SUBJECT) for v in subjects):
+            return True
+    return False
 
 
 # pulumi-eks (nodejs/eks/cluster/cluster.ts at v4.3.0..v4.4.0, unchanged) creates IAM roles of its
@@ -221,8 +230,9 @@ def _eks_own_roles(props: Mapping[str, Any]) -> Iterator[str]:
     "deploy-role-bounded-roles",
     description=(
         "Every IAM role the stack creates carries a permissions boundary (the deploy role may "
-        "create roles only with it), every role policy stays inside the boundary, and pulumi-eks "
-        "is given the roles it would otherwise create."
+        "create roles only with it; only the deploy role itself, which admins apply, is exempt), "
+        "every role policy stays inside the boundary, and pulumi-eks is given the roles it would "
+        "otherwise create."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: Permissions boundaries for IAM entities"),
@@ -234,7 +244,7 @@ def _eks_own_roles(props: Mapping[str, Any]) -> Iterator[str]:
 def bounded_roles(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
     # Only stacks a deploy role applies (its policy, or a bounded role, is in the plan): a stack
     # without Deployments is applied by an admin and has no boundary to carry.
-    roles = [r for r in resources if r.type == IAM_ROLE and not _trusts_pulumi_deployments(r.props)]
+    roles = [r for r in resources if r.type == IAM_ROLE and not _is_the_write_role(r.props)]
     deployed = any(is_deploy_policy(r.type, r.props) for r in resources) or any(
         get(r.props, "permissionsBoundary") for r in roles
     )

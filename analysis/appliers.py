@@ -16,16 +16,17 @@ Findings: `rehearsal-applier-reach` / `rehearsal-applier-admin` per path (mandat
 which runs on every push; advisory for `make up`, which an operator can run from elsewhere), and
 `rehearsal-no-deploy-path` (mandatory) when no path can both reach the endpoint and act as admin.
 
-The deploy identity (the deploy role, its policies, Pulumi's OIDC provider, the agent pool, the
-deployment settings) belongs to the identity project, applied by admins from a workstation (DESIGN.md
-"Who applies what"). The DeploymentSettings live in the identity plan, so a platform plan is judged
-together with it. In a plan applied as the deploy role, a resource of that identity is
-`identity-applied-by-itself` (mandatory: a change to the role fails on its own Deny, a broken trust
-or pool leaves no run to repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run`
-(mandatory: a push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments >
-Deployment Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes`
-(mandatory: its appliers work from outside the VPC); Deployments settings for the identity project
-itself are `identity-applied-by-itself` too.
+The deploy identity (the deploy role, its policies, the preview role, the permissions boundary,
+Pulumi's OIDC provider, the agent pool, its token secret, the deployment settings) belongs to the
+identity project, applied by admins from a workstation (DESIGN.md "Who applies what"). The
+DeploymentSettings live in the identity plan, so a platform plan is judged together with it. In a
+plan applied as the deploy role, a resource of that identity is `identity-applied-by-itself`
+(mandatory: a change to the role fails on its own Deny, a broken trust or pool leaves no run to
+repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run` (mandatory: a
+push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments > Deployment
+Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes` (mandatory:
+its appliers work from outside the VPC); Deployments settings for the identity project itself are
+`identity-applied-by-itself` too.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ POOL_TYPES = ("pulumiservice:index:AgentPool", "pulumiservice:api/agents:Pool")
 SETTINGS = "pulumiservice:index:DeploymentSettings"
 ROLE_CHILDREN = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
 PULUMI_OIDC = "api.pulumi.com/oidc"
+# The identity project's boundary policy and token secret (components/deploy_policy.py
+# BOUNDARY_SUFFIX, components/deploy_roles.py agent_token_secret_name): the deploy role denies
+# itself every change to them.
+BOUNDARY_SUFFIX = "-boundary"
+TOKEN_SECRET = "/deploy-agent-token"  # noqa: S105 - a secret's name, not its value
 ADMIN = "an admin (a cluster.adminRoleArns role) with a personal Pulumi Cloud token"
 WORKSTATION = "a workstation: AWS and Pulumi Cloud APIs only, never the Kubernetes API"
 
@@ -191,6 +197,8 @@ def self_applied(graph: Graph, principals: set[str]) -> list[Finding]:
         return []
     roles = [r for r in graph.of_type("aws:iam/role:Role") if r.get("name") in names]
     own = {r.urn for r in roles}
+    # The preview role of the identity project (components/deploy_roles.py preview_role_name).
+    previews = {n.removesuffix("-deploy") + "-preview" for n in names if n.endswith("-deploy")}
     out = []
     for r in graph.nodes.values():
         what = None
@@ -202,6 +210,12 @@ def self_applied(graph: Graph, principals: set[str]) -> list[Finding]:
             r.get("url")
         ):
             what = "Pulumi's OIDC provider, which the deploy role's trust names"
+        elif r.type == "aws:iam/policy:Policy" and str(r.get("name", "")).endswith(BOUNDARY_SUFFIX):
+            what = "the permissions boundary, which every role the deploy role writes must carry"
+        elif r.type == "aws:iam/role:Role" and str(r.get("name")) in previews:
+            what = f"the preview role {r.get('name')}"
+        elif r.type == "aws:secretsmanager/secret:Secret" and str(r.get("name", "")).endswith(TOKEN_SECRET):
+            what = "the agent pool's token secret"
         elif r.type in (*POOL_TYPES, SETTINGS):
             what = "the agent pool" if r.type in POOL_TYPES else "the deployment settings"
         if what:

@@ -130,3 +130,22 @@ def test_the_deploy_identity_inside_the_platform_plan_is_a_blocker() -> None:
     # The same resources in the identity plan, applied by an admin: no such finding.
     _, clean = judge(build(records), [role, policy, oidc, *identity])
     assert not [f for f in clean if f.rule.startswith("identity-")]
+
+
+def test_the_boundary_the_preview_role_and_the_token_in_the_platform_plan_are_blockers() -> None:
+    """The deploy role denies itself every change to them: in the plan it applies, a change to any
+    would fail; they are the identity project's (least-privilege's boundary used to be created in
+    the platform stack, next to the role)."""
+    records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
+    name = DEPLOY.rsplit("/", 1)[1]  # p-deploy; its preview role: p-preview
+    boundary = reg("p-boundary", "aws:iam/policy:Policy", inputs={"name": "eks-platform-prod-boundary"})
+    preview = reg("p-preview", "aws:iam/role:Role", inputs={"name": name.replace("-deploy", "-preview")})
+    token = reg(
+        "p-token", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/deploy-agent-token"}
+    )
+    other = reg("p-grafana", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/grafana"})
+    _, findings = judge(build([*records, boundary, preview, token, other]), identity)
+    found = sorted(str(f.urn).rsplit("::", 1)[-1] for f in findings if f.rule == "identity-applied-by-itself")
+    assert found == ["p-boundary", "p-preview", "p-token"]
+    _, clean = judge(build(records), [boundary, preview, token, *identity])
+    assert not [f for f in clean if f.rule.startswith("identity-")]

@@ -39,7 +39,7 @@ class DeployAgentArgs:
     private_subnet_ids: pulumi.Input[list[str]]
     vpc_id: pulumi.Input[str]
     # The Secrets Manager secret holding the agent pool's token: written by the identity project
-    # (components/deployments.py, agent_token_secret_name), which owns the pool.
+    # (components/deploy_roles.py, agent_token_secret_name), which owns the pool.
     token_secret_name: str
     cluster_security_group_id: pulumi.Input[str]
     instance_type: str

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.deploy_policy import DeployRoleData, create_boundary, deploy_policy, stack_scope
+from components.deploy_policy import (
+    DeployIdentity,
+    DeployRoleData,
+    create_boundary,
+    deploy_policy,
+    stack_scope,
+)
 from components.iam import clip, document
 from components.identity import AwsIdentity
 
@@ -68,6 +74,27 @@ def role_name(prefix: str) -> str:
 
 def preview_role_name(prefix: str) -> str:
     return clip(f"{prefix}-deployments-preview")
+
+
+def agent_token_secret_name(prefix: str) -> str:
+    """The Secrets Manager secret holding the agent pool's token (written by the identity project,
+    components/deployments.py; read by the agent hosts at boot, by this name)."""
+    return f"{prefix}/deploy-agent-token"
+
+
+def agent_token_key_name(prefix: str) -> str:
+    """The token secret's own KMS key (an EncryptionKey of this name: alias `alias/<name>`)."""
+    return f"{prefix}-deploy-agent-token"
+
+
+def kept_off(identity: AwsIdentity, prefix: str) -> DeployIdentity:
+    """The identity project's resources of the stack, which its deploy role may never change."""
+    return DeployIdentity(
+        role_arn=deploy_role_arn(identity, prefix),
+        preview_role_arn=f"arn:{identity.partition}:iam::{identity.account_id}:role/{preview_role_name(prefix)}",
+        token_secret_name=agent_token_secret_name(prefix),
+        token_key_alias=f"alias/{agent_token_key_name(prefix)}",
+    )
 
 
 def deploy_role_arn(identity: AwsIdentity, prefix: str) -> str:
@@ -217,7 +244,7 @@ class DeployRoles(pulumi.ComponentResource):
             f"{name}-deploy",
             name=args.permissions.policy_name,
             role=role.id,
-            policy=deploy_policy(args.permissions, scope, role_arn=own_arn),
+            policy=deploy_policy(args.permissions, scope, identity=kept_off(ident, args.prefix)),
             opts=child,
         )
         for i, policy_arn in enumerate(args.role_policy_arns):

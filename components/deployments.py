@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
-from components.deploy_roles import SESSION_SECONDS
+from components.deploy_roles import SESSION_SECONDS, agent_token_secret_name
 
 # What the program reads (DeploymentSettings github.paths): a push touching none of these deploys
 # nothing. Not services/ (a tag-bump merge changes only services/<name>/deploy/*.yaml, which ArgoCD
@@ -33,12 +33,6 @@ def deploy_paths(repo_dir: str, stack: str) -> list[str]:
     """The repository paths whose change deploys `stack`, relative to the repository root."""
     prefix = "" if repo_dir in (".", "") else f"{repo_dir.strip('/')}/"
     return sorted(f"{prefix}{path}" for path in (*INFRA_PATHS, f"Pulumi.{stack}.yaml"))
-
-
-def agent_token_secret_name(prefix: str) -> str:
-    """The Secrets Manager secret holding the agent pool's token (written by the identity project,
-    read by the agent hosts at boot)."""
-    return f"{prefix}/deploy-agent-token"
 
 
 @dataclass(frozen=True, kw_only=True)

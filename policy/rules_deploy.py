@@ -7,7 +7,9 @@ rules `iam-no-service-wildcard` and `iam-no-unscoped-write` forbid; they skip th
 `deploy-role-least-privilege` holds them to what matters for a deploying identity instead: IAM only
 on named resources, role writes only with the boundary condition, PassRole and service-linked roles
 only with their service conditions, no wildcard resource for an action that can be scoped, nothing
-account-level, and within IAM's size limits. `deploy-role-bounded-roles` checks the other side:
+account-level, within IAM's size limits, and kept off the identity project's resources inside
+its reach (its own role, the preview role, the agent token secret and its key, the boundary,
+Pulumi's OIDC provider: `identity_reach`). `deploy-role-bounded-roles` checks the other side:
 every role in the plan carries a permissions boundary, pulumi-eks creates no role of its own, and
 no role policy grants what the boundary takes away.
 """
@@ -136,7 +138,9 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
     description=(
         "The deploy role's policy and the permissions boundary name their IAM resources, write "
         "roles only with the boundary condition, condition PassRole and service-linked roles, use "
-        'no "*" for an action the stack can scope, grant nothing account-level and fit IAM\'s size limits.'
+        'no "*" for an action the stack can scope, grant nothing account-level, fit IAM\'s size limits, '
+        "and leave the identity project's resources alone (the deploy and preview roles, the agent "
+        "token secret and its key, the boundary, Pulumi's OIDC provider)."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: grant least privilege; iam:PassedToService, iam:AWSServiceName"),
@@ -165,6 +169,8 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
                 yield f"the permissions boundary allows {action}: a bounded role could change IAM"
         yield from _iam_problems(statement, boundary=boundary)
         yield from _unscoped_problems(statement, boundary=boundary)
+    if not boundary:
+        yield from identity_reach(policy)
     limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
     if (size := compact_size(policy)) > limit:
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
@@ -175,6 +181,139 @@ def _matches(patterns: list[str], value: str, *, actions: bool) -> bool:
     if actions:
         return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+# The identity project's resources of a stack (components/deploy_roles.py kept_off), inside the
+# deploy role's prefix and tag, which its policy must keep it from changing: (what, probes). A
+# probe is (action, resource template, request context); {p} partition, {a} account, {r} region,
+# {x} the stack's prefix. Derived from the role's own name, `<prefix>-deployments-deploy`.
+IDENTITY_SUFFIX = "-deployments-deploy"
+_ROLE_WRITES = ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole")
+IDENTITY_PROBES: tuple[tuple[str, tuple[tuple[str, str, dict[str, list[str]]], ...]], ...] = (
+    ("deploy role", tuple((w, "arn:{p}:iam::{a}:role/{x}-deployments-deploy", {}) for w in _ROLE_WRITES)),
+    (
+        "preview role",
+        tuple(
+            (w, "arn:{p}:iam::{a}:role/{x}-deployments-preview", {}) for w in (*_ROLE_WRITES, "iam:PassRole")
+        ),
+    ),
+    (
+        "agent token secret",
+        tuple(
+            (w, "arn:{p}:secretsmanager:{r}:{a}:secret:{x}/deploy-agent-token-AbCdEf", {})
+            for w in (
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DeleteSecret",
+            )
+        ),
+    ),
+    (
+        "agent token key",
+        tuple(
+            (
+                w,
+                "arn:{p}:kms:{r}:{a}:key/00000000-0000-0000-0000-000000000000",
+                {"kms:ResourceAliases": ["alias/{x}-deploy-agent-token"]},
+            )
+            for w in ("kms:Decrypt", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion")
+        )
+        + tuple(
+            (w, "arn:{p}:kms:{r}:{a}:alias/{x}-deploy-agent-token", {})
+            for w in ("kms:DeleteAlias", "kms:UpdateAlias")
+        ),
+    ),
+    (
+        "permissions boundary",
+        tuple(
+            (w, "arn:{p}:iam::{a}:policy/{x}-boundary", {})
+            for w in (
+                "iam:CreatePolicyVersion",
+                "iam:SetDefaultPolicyVersion",
+                "iam:DeletePolicy",
+                "iam:TagPolicy",
+            )
+        ),
+    ),
+    (
+        "Pulumi OIDC provider",
+        tuple(
+            (w, "arn:{p}:iam::{a}:oidc-provider/api.pulumi.com/oidc", {})
+            for w in ("iam:DeleteOpenIDConnectProvider", "iam:UpdateOpenIDConnectProviderThumbprint")
+        ),
+    ),
+)
+_OWN_ROLE = re.compile(r"^arn:([a-z-]+):iam::(\d{12}):role/(.+)" + re.escape(IDENTITY_SUFFIX) + "$")
+_REGIONAL = re.compile(r"^arn:[a-z-]+:(?:secretsmanager|kms|logs):([a-z0-9-]+):\d{12}:")
+
+
+def _deny_applies(statement: Mapping[str, Any], context: Mapping[str, list[str]]) -> bool:
+    """Whether a Deny's conditions hold for the request `context`. Only the string and ARN
+    equality and pattern operators are evaluated; any other condition (or a key the context
+    lacks) counts as not holding, so an unknown Deny never hides an Allow."""
+    for operator, key, values in iamdoc.conditions(statement):
+        op = operator.split(":", 1)[1] if operator.startswith("ForAnyValue:") else operator
+        given = context.get(key, [])
+        if op in ("StringEquals", "ArnEquals"):
+            ok = any(v in values for v in given)
+        elif op in ("StringLike", "ArnLike"):
+            ok = any(fnmatch.fnmatchcase(v, p) for v in given for p in values)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def permits(policy: Any, action: str, resource: str, context: Mapping[str, list[str]]) -> bool:
+    """Whether `policy` allows `action` on `resource`: an Allow matches (its conditions assumed
+    met: the worst case) and no Deny that holds for `context` matches."""
+
+    def hit(s: Mapping[str, Any]) -> bool:
+        return _matches(iamdoc.actions(s), action, actions=True) and _matches(
+            iamdoc.resources(s), resource, actions=False
+        )
+
+    docs = iamdoc.statements(policy)
+    if not any(iamdoc.allows(s) and hit(s) for s in docs):
+        return False
+    return not any(get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context) for s in docs)
+
+
+def identity_reach(policy: Any) -> Iterator[str]:
+    """What the deploy policy lets its role change of the identity project's resources."""
+    own = next(
+        (
+            m
+            for s in iamdoc.statements(policy)
+            if iamdoc.allows(s)
+            for r in iamdoc.resources(s)
+            if (m := _OWN_ROLE.match(r))
+        ),
+        None,
+    )
+    if own is None:
+        return  # the role's own ARN (AssumeItself) is not in the policy: nothing to derive from
+    partition, account, prefix = own.groups()
+    region = next(
+        (
+            m.group(1)
+            for s in iamdoc.statements(policy)
+            for r in iamdoc.resources(s)
+            if (m := _REGIONAL.match(r))
+        ),
+        "*",
+    )
+    fill = {"p": partition, "a": account, "r": region, "x": prefix}
+    for what, probes in IDENTITY_PROBES:
+        for action, template, context in probes:
+            resource = template.format(**fill)
+            ctx = {k: [v.format(**fill) for v in vs] for k, vs in context.items()}
+            if permits(policy, action, resource, ctx):
+                yield (
+                    f"lets the deploy role {action} on {resource}: the identity project's {what}, "
+                    "which only admins change (make up PROJECT=identity)"
+                )
 
 
 def outside_boundary(policy: Any, boundary: Any) -> list[str]:

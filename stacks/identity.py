@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
-from components.deploy_roles import DeployRoles, DeployRolesArgs
+from components.deploy_roles import DeployRoles, DeployRolesArgs, agent_token_key_name
 from components.deployments import Deployments, DeploymentsArgs
 from components.identity import lookup
 from components.kms import EncryptionKey, EncryptionKeyArgs
@@ -102,7 +102,7 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
     # The agent pool's token secret needs a customer-managed key (pack rule secret-kms-cmk); the
     # platform's key does not exist yet when this project is first applied.
     key = EncryptionKey(
-        f"{prefix}-deploy-agent-token",
+        agent_token_key_name(prefix),
         EncryptionKeyArgs(
             identity=identity,
             description=f"{prefix}: the Pulumi Deployments agent pool token",

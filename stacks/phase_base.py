@@ -16,8 +16,7 @@ import pulumi_aws as aws
 from components.agent import DeployAgent, DeployAgentArgs
 from components.cluster import Cluster, ClusterArgs
 from components.deploy_policy import boundary_arn, stack_scope
-from components.deploy_roles import deploy_role_arn
-from components.deployments import agent_token_secret_name
+from components.deploy_roles import agent_token_secret_name, deploy_role_arn
 from components.identity import AwsIdentity, log_group_exists, lookup
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs

@@ -205,7 +205,7 @@ def test_the_token_is_read_by_the_name_the_identity_project_gives_its_secret(
     host: Host, boot_script: Path, identity_plans: dict[str, PlanResult]
 ) -> None:
     """The pool and its token secret are the identity project's; the host knows the secret only
-    by its derived name (components/deployments.py agent_token_secret_name)."""
+    by its derived name (components/deploy_roles.py agent_token_secret_name)."""
     (secret,) = identity_plans["prod"].of_type("aws:secretsmanager/secret:Secret")
     assert host.run(boot_script).returncode == 0
     (call,) = host.aws("secretsmanager", "get-secret-value")

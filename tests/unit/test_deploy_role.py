@@ -21,11 +21,13 @@ import pytest
 from components.deploy_policy import BOUNDARY_SUFFIX as DEPLOY_BOUNDARY_SUFFIX
 from components.deploy_policy import (
     MANAGED_POLICY_MAX,
+    DeployIdentity,
     DeployRoleData,
     StackScope,
     boundary_arn,
     deploy_policy,
 )
+from components.deploy_roles import agent_token_secret_name
 from policy.model import Level
 from policy.rules_deploy import (
     ACCOUNT_LEVEL,
@@ -33,6 +35,7 @@ from policy.rules_deploy import (
     DEPLOY_POLICY_NAME,
     INLINE_POLICY_MAX,
     compact_size,
+    identity_reach,
     outside_boundary,
 )
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
@@ -160,11 +163,12 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
         "StringEquals": {"iam:PassedToService": sorted(data.iam.pass_role_to)}
     }
     assert conditions["ServiceLinkedRoles"]["StringEquals"]["iam:AWSServiceName"]
-    # The role may not widen itself: a change to its permissions needs an admin's `make up`.
+    # The role may not widen itself or the preview role: a change to them needs an admin's `make up`.
     denied = {s["Sid"]: s for s in statements(policy, "Deny")}
-    assert denied["NotItself"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
-    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"} <= set(
-        denied["NotItself"]["Action"]
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments"
+    assert denied["NotTheDeployIdentity"]["Resource"] == [f"{role}-*", f"{role}-deploy", f"{role}-preview"]
+    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} <= set(
+        denied["NotTheDeployIdentity"]["Action"]
     )
     # No role loses its boundary, and the boundary policy itself never changes.
     assert denied["KeepBoundaries"] == {
@@ -180,6 +184,105 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
         denied["KeepTheBoundaryPolicy"]["Action"]
     )
     assert compact_size(json.dumps(policy)) <= INLINE_POLICY_MAX
+
+
+def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    """Inside its prefix and tag, the role could otherwise rewrite the preview role, read or replace
+    the agent pool's token, use or delete the token's key, or change the boundary. The names are the
+    identity plan's own."""
+    identity = identity_plans[plan.stack]
+    policy = sent_policy(identity, data)
+    assert list(identity_reach(json.dumps(policy))) == []
+    (preview,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-preview")]
+    # Dev has no agent pool, hence no token secret: its name is the derived one all the same.
+    secret_name = agent_token_secret_name(f"{plan.project}-{plan.stack}")
+    assert [r.get("name") for r in identity.of_type("aws:secretsmanager/secret:Secret")] in (
+        [],
+        [secret_name],
+    )
+    (alias,) = identity.of_type("aws:kms/alias:Alias")
+    account, region = ACCOUNT_ID, region_of(plan)
+    denied = {s["Sid"]: s for s in statements(policy, "Deny")}
+    assert f"arn:aws:iam::{account}:role/{preview.get('name')}" in denied["NotTheDeployIdentity"]["Resource"]
+    assert denied["NotTheAgentToken"]["Resource"] == (
+        f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-*"
+    )
+    assert denied["NotTheAgentTokenKey"]["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias.get("name")}
+    }
+    assert (
+        denied["NotTheAgentTokenKeyAlias"]["Resource"]
+        == f"arn:aws:kms:{region}:{account}:{alias.get('name')}"
+    )
+    assert {"iam:TagPolicy", "iam:UntagPolicy"} <= set(denied["KeepTheBoundaryPolicy"]["Action"])
+    # Pulumi's OIDC provider is the identity project's: the platform's role gets nothing on it.
+    assert not [r for s in statements(policy) for r in listed(s["Resource"]) if "api.pulumi.com" in r]
+
+
+@pytest.mark.parametrize(
+    ("change", "expect"),
+    [
+        (
+            # Back to the deploy role alone (before the merge: `NotItself`).
+            lambda s: (
+                s["Sid"] == "NotTheDeployIdentity" and [r for r in s["Resource"] if r.endswith("-deploy")]
+            ),
+            "iam:PutRolePolicy on arn:aws:iam::123456789012:role/eks-platform-dev-deployments-preview: "
+            "the identity project's preview role",
+        ),
+        (lambda s: s["Sid"] == "NotTheAgentToken" and [], "the identity project's agent token secret"),
+        (lambda s: s["Sid"] == "NotTheAgentTokenKey" and [], "kms:Decrypt on arn:aws:kms:"),
+        (lambda s: s["Sid"] == "NotTheAgentTokenKeyAlias" and [], "kms:DeleteAlias on arn:aws:kms:"),
+        (lambda s: s["Sid"] == "KeepTheBoundaryPolicy" and [], "the identity project's permissions boundary"),
+        (lambda s: s["Sid"] == "NotTheDeployIdentity" and [], "the identity project's deploy role"),
+    ],
+    ids=["preview-role", "token-secret", "token-key", "token-key-alias", "boundary", "itself"],
+)
+def test_the_pack_fails_a_deploy_policy_that_reaches_the_identity(
+    identity_plans: dict[str, PlanResult], change: Callable[[dict[str, Any]], Any], expect: str
+) -> None:
+    """Each Deny removed (or narrowed: the preview role dropped) is a finding of the pack."""
+    dev = identity_plans["dev"]
+
+    def weaken(policy: str) -> str:
+        doc = json.loads(policy)
+        kept = []
+        for s in doc["Statement"]:
+            narrowed = change(s)
+            if narrowed is False:
+                kept.append(s)
+            elif narrowed:
+                kept.append({**s, "Resource": narrowed})
+        assert len(kept) < len(doc["Statement"]) or kept != doc["Statement"]
+        return json.dumps({**doc, "Statement": kept})
+
+    broken = replace_input(
+        dev, "aws:iam/rolePolicy:RolePolicy", lambda r: r.get("name") == DEPLOY_POLICY_NAME, "policy", weaken
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(expect in m for m in messages), messages
+
+
+def test_the_pack_fails_a_deploy_policy_that_may_replace_pulumis_oidc_provider(
+    identity_plans: dict[str, PlanResult],
+) -> None:
+    provider = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/api.pulumi.com/oidc"
+    broken = replace_input(
+        identity_plans["dev"],
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
+        "policy",
+        lambda p: json.dumps(
+            with_statement(
+                json.loads(p),
+                {"Sid": "Back", "Action": "iam:DeleteOpenIDConnectProvider", "Resource": provider},
+            )
+        ),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(f"iam:DeleteOpenIDConnectProvider on {provider}" in m for m in messages), messages
 
 
 def test_every_iam_name_in_the_plan_fits_the_prefix(plan: PlanResult) -> None:
@@ -229,12 +332,17 @@ def scope(prefix: str = "eks-platform-dev") -> StackScope:
     )
 
 
-def build(data: DeployRoleData, prefix: str = "eks-platform-dev") -> dict[str, Any]:
-    return json.loads(
-        deploy_policy(
-            data, scope(prefix), role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
-        )
+def kept(prefix: str = "eks-platform-dev") -> DeployIdentity:
+    return DeployIdentity(
+        role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy",
+        preview_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-preview",
+        token_secret_name=f"{prefix}/deploy-agent-token",
+        token_key_alias=f"alias/{prefix}-deploy-agent-token",
     )
+
+
+def build(data: DeployRoleData, prefix: str = "eks-platform-dev") -> dict[str, Any]:
+    return json.loads(deploy_policy(data, scope(prefix), identity=kept(prefix)))
 
 
 def with_statement(policy: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:

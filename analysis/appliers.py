@@ -55,6 +55,7 @@ BOUNDARY_SUFFIX = "-boundary"
 TOKEN_SECRET = "/deploy-agent-token"  # noqa: S105 - a secret's name, not its value
 ADMIN = "an admin (a cluster.adminRoleArns role) with a personal Pulumi Cloud token"
 WORKSTATION = "a workstation: AWS and Pulumi Cloud APIs only, never the Kubernetes API"
+IDENTITY_FIRST = "after make up PROJECT=identity (the deploy role and the permissions boundary)"
 
 
 @dataclass(frozen=True)
@@ -249,10 +250,15 @@ def applied_by(graph: Graph, appliers: list[Applier]) -> list[dict[str, str]]:
     runs = [a for a in appliers if a.path == "Pulumi Deployments"] or appliers
     by, where = (f"{runs[0].path}, as {runs[0].principal}", runs[0].runs_on) if runs else ("make up", "")
     bootstrap = "make bootstrap or make up: an admin's workstation, as the deploy role, no Kubernetes API"
+    deployed = "the first deployment run (needs the Kubernetes API)"
+    if any(a.path == "Pulumi Deployments" for a in appliers):
+        # The platform derives the deploy role's and the boundary's ARNs (plain strings, no
+        # dependency the engine could order by): the identity project must exist first.
+        bootstrap, deployed = (f"{IDENTITY_FIRST}, then {first}" for first in (bootstrap, deployed))
     rows = []
     for r in sorted(graph.nodes.values(), key=lambda r: r.urn):
         kubernetes = r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
-        first = "the first deployment run (needs the Kubernetes API)" if kubernetes else bootstrap
+        first = deployed if kubernetes else bootstrap
         rows.append({"urn": r.urn, "appliedBy": by, "from": where, "firstApply": first})
     return rows
 

@@ -356,6 +356,8 @@ def test_resources_moved_from_the_platform_stack_keep_their_urns(monkeypatch: py
         f"{parent}$aws:iam/openIdConnectProvider:OpenIdConnectProvider::eks-platform-prod-deployments-pulumi-oidc",
         f"{parent}$aws:iam/role:Role::eks-platform-prod-deployments-deploy",
         f"{parent}$aws:iam/rolePolicy:RolePolicy::eks-platform-prod-deployments-deploy",
+        # The boundary least-privilege created next to the role, in the platform stack.
+        f"{parent}$aws:iam/policy:Policy::eks-platform-prod-boundary",
         f"{parent}$pulumiservice:index:AgentPool::eks-platform-prod-deployments-agents",
         f"{parent}$pulumiservice:index:DeploymentSettings::eks-platform-prod-deployments-settings",
         # Their providers, which the move brings along: the same names here.

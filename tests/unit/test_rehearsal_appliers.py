@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from analysis.appliers import judge
+from analysis.appliers import applied_by, judge
 from analysis.graph import build
 from policy.model import Level
 from tests.unit.rehearsal_plans import reg
@@ -149,3 +149,23 @@ def test_the_boundary_the_preview_role_and_the_token_in_the_platform_plan_are_bl
     assert found == ["p-boundary", "p-preview", "p-token"]
     _, clean = judge(build(records), [boundary, preview, token, *identity])
     assert not [f for f in clean if f.rule.startswith("identity-")]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_first_up_of_every_resource_comes_after_the_identity_project(
+    stack: str, plan_documents: dict[str, dict[str, Any]]
+) -> None:
+    """The platform only derives the deploy role's and the boundary's ARNs (plain strings): no
+    dependency orders it after the identity project, so the plan says so for every resource."""
+    rows = plan_documents[stack]["rehearsal"]["appliedBy"]
+    assert rows and all(r["firstApply"].startswith("after make up PROJECT=identity") for r in rows)
+    roles = [r for r in plan_documents[stack]["resources"] if r["type"] == "aws:iam/role:Role"]
+    assert roles and all(isinstance(r["inputs"]["permissionsBoundary"], str) for r in roles)
+
+
+def test_without_deployments_there_is_no_identity_to_wait_for() -> None:
+    records, _ = plan(public=True, cidrs=["0.0.0.0/0"], entry=True, kube_role=False, pool=False)
+    graph = build(records)
+    appliers, _ = judge(graph)  # no identity plan: no settings, so `make up` alone
+    assert [a.path for a in appliers] == ["make up"]
+    assert not [r for r in applied_by(graph, appliers) if "PROJECT=identity" in r["firstApply"]]

@@ -140,6 +140,8 @@ bootstrap: $(STAMP) cli-check
 	@set -e; \
 	role=$$(pulumi -C identity stack output deployRoleArn --stack $(STACK) 2>/dev/null) || role=""; \
 	if [ -z "$$role" ]; then echo "The identity stack $(STACK) has no deployRoleArn: run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
+	boundary=$$(pulumi -C identity stack output boundaryArn --stack $(STACK) 2>/dev/null) || boundary=""; \
+	if [ -z "$$boundary" ]; then echo "The identity stack $(STACK) has no boundaryArn (every role the platform creates carries it): run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
 	config=$$(mktemp); trap 'rm -f "$$config"' EXIT; \
 	cp Pulumi.$(STACK).yaml "$$config"; \
 	pulumi config set --config-file "$$config" --stack $(STACK) --path deployments.bootstrap true; \

@@ -223,6 +223,8 @@ case "$*" in
   *"stack output clusterName"*) exit 1 ;;
   *"-C identity stack output deployRoleArn"*)
     echo "arn:aws:iam::123456789012:role/eks-platform-dev-deployments-deploy" ;;
+  *"-C identity stack output boundaryArn"*)
+    echo "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary" ;;
   *"config set"*) file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
                   [ -n "$file" ] && echo "  bootstrap-written-here: true" >> "$file" ;;
   "up "*) echo "as $AWS_ACCESS_KEY_ID"; file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
@@ -256,6 +258,20 @@ def test_bootstrap_needs_the_identity_stack_first(tmp_path: Path) -> None:
     assert no_identity != FAKE_PULUMI
     run = make("bootstrap", {"pulumi": no_identity, "aws": FAKE_AWS}, tmp_path)
     assert run.returncode == 2 and "make up PROJECT=identity STACK=dev" in run.stdout
+    assert " up " not in run.stdout.replace("make up", "")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_needs_the_boundary_of_the_identity_stack(tmp_path: Path) -> None:
+    """An identity stack applied before the boundary moved there has a role but no boundary: every
+    role of the bootstrap would fail on it (the platform derives its ARN and cannot wait for it)."""
+    no_boundary = FAKE_PULUMI.replace(
+        'echo "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary"', "exit 1"
+    )
+    assert no_boundary != FAKE_PULUMI
+    run = make("bootstrap", {"pulumi": no_boundary, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 2 and "has no boundaryArn" in run.stdout
+    assert "make up PROJECT=identity STACK=dev" in run.stdout
     assert " up " not in run.stdout.replace("make up", "")
 
 

@@ -1,6 +1,8 @@
 # eks-platform. `make plan` and `make test` work offline on a fresh machine; `preview`, `up` and
 # `destroy` wrap the real Pulumi CLI.
 STACK ?= dev
+# platform (this folder) or identity (identity/: the deploy identity, applied by admins).
+PROJECT ?= platform
 JSON ?=
 TREE ?=
 OBJECTS ?=
@@ -22,11 +24,12 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
+	@echo "  make plan [STACK=<stack>] [PROJECT=identity] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
 	@echo "                                              offline plan under the mock engine: summary first,"
 	@echo "                                              the one-line verdict last; SUMMARY=1 prints only"
 	@echo "                                              those, TREE=1 adds the resource tree, OBJECTS=1"
-	@echo "                                              every rendered Helm object"
+	@echo "                                              every rendered Helm object; PROJECT=identity plans"
+	@echo "                                              the stack's deploy identity (identity/)"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json] [MARKDOWN=summary.md]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
@@ -43,8 +46,11 @@ help:
 	@echo "  make bench                                  time the prod plan (2 s) and the unit suite (30 s)"
 	@echo "  make venv                                   (re)build .venv from requirements*.txt"
 	@echo "Against AWS (needs credentials):"
-	@echo "  make preview|up|destroy STACK=<stack>       real Pulumi CLI (needs pulumi and aws); preview/up enforce policy/"
-	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack: cluster and agents only"
+	@echo "  make preview|up|destroy STACK=<stack> [PROJECT=identity]"
+	@echo "                                              real Pulumi CLI (needs pulumi and aws); preview/up enforce"
+	@echo "                                              policy/; PROJECT=identity: the deploy identity (admins)"
+	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack, as the deploy role:"
+	@echo "                                              cluster and agents only (the flag is never written to a file)"
 	@echo "  make cli-check                              check that the pulumi and aws CLIs are installed"
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
 	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
@@ -80,7 +86,7 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects) $(if $(SUMMARY),--summary)
+	$(PY) -m tools.plan --stack $(STACK) --project $(PROJECT) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects) $(if $(SUMMARY),--summary)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.
@@ -135,20 +141,39 @@ cli-check:
 	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not installed: see docs/first-deploy.md."; exit 2; }
 	@command -v aws >/dev/null || { echo "The AWS CLI (v2) is not installed: the kubeconfig runs 'aws eks get-token'; see docs/deploy-path.md."; exit 2; }
 
+# The identity project has its own Pulumi.yaml in identity/; the policy pack path is absolute
+# because `-C` changes the CLI's working folder first.
+PROJECT_DIR = $(if $(filter identity,$(PROJECT)),identity,.)
+
 preview up destroy: $(STAMP) cli-check
-	pulumi stack select $(STACK)
-	pulumi $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack policy)
+	@case "$(PROJECT)" in platform|identity) ;; *) echo "PROJECT must be platform or identity, not '$(PROJECT)'."; exit 2;; esac
+	pulumi -C $(PROJECT_DIR) stack select $(STACK)
+	pulumi -C $(PROJECT_DIR) $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack $(CURDIR)/policy)
 
 # First `up` of a stack whose API endpoint is private: everything up to the cluster and the
-# Deployments agents, no Kubernetes object (so it works from outside the VPC). The flag is passed
-# for this run only; refused once the stack has a cluster, because a bootstrap run would delete
-# every Kubernetes object.
+# Deployments agents, no Kubernetes object (so it works from outside the VPC), applied as the deploy
+# role that the identity project (`make up PROJECT=identity`) created first. The flag lives in a
+# temporary copy of the stack file passed with `--config-file` (a flag `pulumi up -c` would have
+# saved to Pulumi.<stack>.yaml: pulumi.com CLI docs, `pulumi up`), so an interrupted run leaves
+# nothing in the committed file. Refused once the stack has a cluster: a bootstrap run would delete
+# every Kubernetes object. STS caps a role-chained session at 1 hour; a bootstrap takes 20-25 minutes.
 bootstrap: $(STAMP) cli-check
 	pulumi stack select $(STACK)
 	@if pulumi stack output clusterName --stack $(STACK) >/dev/null 2>&1; then echo "$(STACK) already has a cluster: bootstrap is for the first up only (docs/deploy-path.md)."; exit 2; fi
-	pulumi config set --path deployments.bootstrap true --stack $(STACK)
-	pulumi up --stack $(STACK) --policy-pack policy; status=$$?; \
-	  pulumi config rm --path deployments.bootstrap --stack $(STACK); exit $$status
+	@set -e; \
+	role=$$(pulumi -C identity stack output deployRoleArn --stack $(STACK) 2>/dev/null) || role=""; \
+	if [ -z "$$role" ]; then echo "The identity stack $(STACK) has no deployRoleArn: run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
+	boundary=$$(pulumi -C identity stack output boundaryArn --stack $(STACK) 2>/dev/null) || boundary=""; \
+	if [ -z "$$boundary" ]; then echo "The identity stack $(STACK) has no boundaryArn (every role the platform creates carries it): run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
+	config=$$(mktemp); trap 'rm -f "$$config"' EXIT; \
+	cp Pulumi.$(STACK).yaml "$$config"; \
+	pulumi config set --config-file "$$config" --stack $(STACK) --path deployments.bootstrap true; \
+	creds=$$(aws sts assume-role --role-arn "$$role" --role-session-name "bootstrap-$(STACK)" \
+	  --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text); \
+	set -- $$creds; \
+	if [ $$# -ne 3 ]; then echo "Could not assume $$role (are you one of cluster.adminRoleArns?)."; exit 2; fi; \
+	env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$1" AWS_SECRET_ACCESS_KEY="$$2" AWS_SESSION_TOKEN="$$3" \
+	  pulumi up --stack $(STACK) --config-file "$$config" --policy-pack $(CURDIR)/policy
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)

@@ -1,6 +1,9 @@
-"""Who applies the stack, from where: can that principal reach the API endpoint, and is it cluster admin?
+"""Who applies the stack and each resource, from where: can that principal reach the API endpoint,
+is it cluster admin, and does any resource it applies define the identity it applies as?
 
-    appliers, findings = judge(graph)
+    appliers, findings = judge(graph, identity)      # a platform plan; `identity`: its identity plan
+    rows = applied_by(graph, appliers)              # per resource: who, from where, on the first up
+    rows, findings = admin_applied(graph)            # an identity plan (identity/): admins only
 
 Two deploy paths: `make up` (the operator's AWS credentials, on a workstation outside the VPC) and
 Pulumi Deployments on push (the deploy role through OIDC, on Pulumi-hosted runners unless
@@ -12,12 +15,24 @@ pulumi-eks defaults).
 Findings: `rehearsal-applier-reach` / `rehearsal-applier-admin` per path (mandatory for Deployments,
 which runs on every push; advisory for `make up`, which an operator can run from elsewhere), and
 `rehearsal-no-deploy-path` (mandatory) when no path can both reach the endpoint and act as admin.
+
+The deploy identity (the deploy role, its policies, the preview role, the permissions boundary,
+Pulumi's OIDC provider, the agent pool, its token secret, the deployment settings) belongs to the
+identity project, applied by admins from a workstation (DESIGN.md "Who applies what"). The
+DeploymentSettings live in the identity plan, so a platform plan is judged together with it. In a
+plan applied as the deploy role, a resource of that identity is `identity-applied-by-itself`
+(mandatory: a change to the role fails on its own Deny, a broken trust or pool leaves no run to
+repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run` (mandatory: a
+push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments > Deployment
+Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes` (mandatory:
+its appliers work from outside the VPC); Deployments settings for the identity project itself are
+`identity-applied-by-itself` too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +45,17 @@ from tools.policy_check import Finding
 # A pool's id is computed by Pulumi Cloud (unknown in a plan): the settings' dependency on the pool
 # resource says the same (pulumi/pulumi-pulumiservice schema.json @dc76a0186fd9).
 POOL_TYPES = ("pulumiservice:index:AgentPool", "pulumiservice:api/agents:Pool")
+SETTINGS = "pulumiservice:index:DeploymentSettings"
+ROLE_CHILDREN = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+PULUMI_OIDC = "api.pulumi.com/oidc"
+# The identity project's boundary policy and token secret (components/deploy_policy.py
+# BOUNDARY_SUFFIX, components/deploy_roles.py agent_token_secret_name): the deploy role denies
+# itself every change to them.
+BOUNDARY_SUFFIX = "-boundary"
+TOKEN_SECRET = "/deploy-agent-token"  # noqa: S105 - a secret's name, not its value
+ADMIN = "an admin (a cluster.adminRoleArns role) with a personal Pulumi Cloud token"
+WORKSTATION = "a workstation: AWS and Pulumi Cloud APIs only, never the Kubernetes API"
+IDENTITY_FIRST = "after make up PROJECT=identity (the deploy role and the permissions boundary)"
 
 
 @dataclass(frozen=True)
@@ -89,7 +115,9 @@ def _admin(principal: str | None, admins: set[str], fallback: tuple[bool, str]) 
     return False, f"{principal} has no access entry with {facts()['clusterAdminPolicy']}"
 
 
-def judge(graph: Graph) -> tuple[list[Applier], list[Finding]]:
+def judge(graph: Graph, identity: Sequence[Registration] = ()) -> tuple[list[Applier], list[Finding]]:
+    """The deploy paths of a platform plan; `identity`: its identity plan's records, which hold the
+    DeploymentSettings (a plan that still holds its own settings is judged on those too)."""
     clusters = graph.of_type("eks:index:Cluster")
     if not clusters:
         return [], []
@@ -115,10 +143,11 @@ def judge(graph: Graph) -> tuple[list[Applier], list[Finding]]:
             mandatory=False,
         )
     )
-    for settings in graph.of_type("pulumiservice:index:DeploymentSettings"):
+    pools = [*graph.of_type(*POOL_TYPES), *(r for r in identity if r.type in POOL_TYPES)]
+    for settings in [*graph.of_type(SETTINGS), *(r for r in identity if r.type == SETTINGS)]:
         deploy_role = settings.get("operationContext.oidc.aws.roleARN")
         pool = settings.get("agentPoolId") or next(
-            (p.name for p in graph.of_type(*POOL_TYPES) if p.urn in graph.ancestors(settings.urn)), None
+            (p.name for p in pools if p.urn in _needs(graph, settings)), None
         )
         if pool:
             runs_on, reach = (
@@ -148,7 +177,127 @@ def judge(graph: Graph) -> tuple[list[Applier], list[Finding]]:
         appliers.append(
             Applier("Pulumi Deployments", runs_on, str(principal), *reach, *admin, mandatory=True)
         )
-    return appliers, _findings(cluster, appliers)
+    principals = {a.principal for a in appliers if a.path == "Pulumi Deployments"} | (
+        {kube_role} if kube_role else set()
+    )
+    return appliers, _findings(cluster, appliers) + self_applied(graph, principals)
+
+
+def _needs(graph: Graph, r: Registration) -> frozenset[str]:
+    return graph.ancestors(r.urn) if r.urn in graph.nodes else frozenset(r.dependencies)
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit(":role/", 1)[-1].rsplit("/", 1)[-1]
+
+
+def self_applied(graph: Graph, principals: set[str]) -> list[Finding]:
+    """Resources of the deploy identity in a plan applied as that identity (see the module docstring)."""
+    names = {_role_name(p) for p in principals if ":role/" in p}
+    if not names:
+        return []
+    roles = [r for r in graph.of_type("aws:iam/role:Role") if r.get("name") in names]
+    own = {r.urn for r in roles}
+    # The preview role of the identity project (components/deploy_roles.py preview_role_name).
+    previews = {n.removesuffix("-deploy") + "-preview" for n in names if n.endswith("-deploy")}
+    out = []
+    for r in graph.nodes.values():
+        what = None
+        if r.urn in own:
+            what = f"the deploy role {r.get('name')}"
+        elif r.type in ROLE_CHILDREN and own & set(r.dependencies):
+            what = "a policy of the deploy role"
+        elif r.type == "aws:iam/openIdConnectProvider:OpenIdConnectProvider" and PULUMI_OIDC in str(
+            r.get("url")
+        ):
+            what = "Pulumi's OIDC provider, which the deploy role's trust names"
+        elif r.type == "aws:iam/policy:Policy" and str(r.get("name", "")).endswith(BOUNDARY_SUFFIX):
+            what = "the permissions boundary, which every role the deploy role writes must carry"
+        elif r.type == "aws:iam/role:Role" and str(r.get("name")) in previews:
+            what = f"the preview role {r.get('name')}"
+        elif r.type == "aws:secretsmanager/secret:Secret" and str(r.get("name", "")).endswith(TOKEN_SECRET):
+            what = "the agent pool's token secret"
+        elif r.type in (*POOL_TYPES, SETTINGS):
+            what = "the agent pool" if r.type in POOL_TYPES else "the deployment settings"
+        if what:
+            out.append(
+                Finding(
+                    "identity-applied-by-itself",
+                    Level.MANDATORY,
+                    r.urn,
+                    f"{what} is applied by {', '.join(sorted(principals))}, the identity it defines: "
+                    "a change to it fails on the role's own Deny or breaks the run that applies it, "
+                    "with no path left to repair it; it belongs to the identity project (identity/, "
+                    "applied by an admin).",
+                )
+            )
+        if r.type.startswith("pulumiservice:"):
+            out.append(
+                Finding(
+                    "identity-org-resource-in-run",
+                    Level.MANDATORY,
+                    r.urn,
+                    f"{r.type} is managed through Pulumi Cloud's API, and a push-triggered deployment's "
+                    "token is admin on its own stack only (Pulumi docs, Deployments > Deployment "
+                    "Permissions): refresh and every change are refused; apply it from the identity project.",
+                )
+            )
+    return out
+
+
+def applied_by(graph: Graph, appliers: list[Applier]) -> list[dict[str, str]]:
+    """Per resource of a platform plan: who applies it, from where, and who creates it on the first up."""
+    runs = [a for a in appliers if a.path == "Pulumi Deployments"] or appliers
+    by, where = (f"{runs[0].path}, as {runs[0].principal}", runs[0].runs_on) if runs else ("make up", "")
+    bootstrap = "make bootstrap or make up: an admin's workstation, as the deploy role, no Kubernetes API"
+    deployed = "the first deployment run (needs the Kubernetes API)"
+    if any(a.path == "Pulumi Deployments" for a in appliers):
+        # The platform derives the deploy role's and the boundary's ARNs (plain strings, no
+        # dependency the engine could order by): the identity project must exist first.
+        bootstrap, deployed = (f"{IDENTITY_FIRST}, then {first}" for first in (bootstrap, deployed))
+    rows = []
+    for r in sorted(graph.nodes.values(), key=lambda r: r.urn):
+        kubernetes = r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
+        first = deployed if kubernetes else bootstrap
+        rows.append({"urn": r.urn, "appliedBy": by, "from": where, "firstApply": first})
+    return rows
+
+
+def admin_applied(graph: Graph) -> tuple[list[dict[str, str]], list[Finding]]:
+    """Per resource of an identity plan: an admin from a workstation; a Kubernetes resource there is
+    a finding (the admins cannot reach a private endpoint)."""
+    rows, findings = [], []
+    for r in sorted(graph.nodes.values(), key=lambda r: r.urn):
+        rows.append(
+            {
+                "urn": r.urn,
+                "appliedBy": f"make up PROJECT=identity: {ADMIN}",
+                "from": WORKSTATION,
+                "firstApply": "the same",
+            }
+        )
+        if r.type == SETTINGS and str(r.get("project", "")).endswith("-identity"):
+            findings.append(
+                Finding(
+                    "identity-applied-by-itself",
+                    Level.MANDATORY,
+                    r.urn,
+                    f"deployment settings for the identity project itself ({r.get('project')}): a run "
+                    "would apply the role, trust and pool it runs with; the identity is applied by "
+                    "admins only (make up PROJECT=identity).",
+                )
+            )
+        if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes")):
+            findings.append(
+                Finding(
+                    "identity-needs-kubernetes",
+                    Level.MANDATORY,
+                    r.urn,
+                    f"{r.type} in the identity project needs the Kubernetes API, which its appliers "
+                    "(admins on a workstation) cannot reach behind a private endpoint.",
+                )
+            )
+    return rows, findings
 
 
 def _findings(cluster: Registration, appliers: list[Applier]) -> list[Finding]:

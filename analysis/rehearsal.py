@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from analysis import teardown
-from analysis.appliers import judge
+from analysis.appliers import applied_by, judge
 from analysis.graph import Graph, build
 from analysis.internals import check as internals
 from analysis.prerequisites import check, facts
@@ -189,17 +189,22 @@ def rehearse(records: Sequence[Registration], lookups: Sequence[Mapping[str, Any
 
 
 def section(
-    records: Sequence[Registration], lookups: Sequence[Mapping[str, Any]] = ()
+    records: Sequence[Registration],
+    lookups: Sequence[Mapping[str, Any]] = (),
+    identity: Sequence[Registration] = (),
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """The plan document's `rehearsal` section (create, destroy, appliers) and the rehearsal's findings.
+    """The plan document's `rehearsal` section (create, destroy, appliers, who applies each
+    resource) and the rehearsal's findings.
 
     `lookups`: the provider functions the program called (PlanResult.lookups), which show what it
-    adopts when it exists.
+    adopts when it exists. `identity`: the stack's identity plan (identity/), which holds the
+    Deployments settings (analysis/appliers.py).
     """
     rehearsal = rehearse(records, lookups)
-    appliers, applier_findings = judge(rehearsal.graph)
+    appliers, applier_findings = judge(rehearsal.graph, identity)
     document = rehearsal.document() | {
         "appliers": [a.document() for a in appliers],
+        "appliedBy": applied_by(rehearsal.graph, appliers),
         "teardown": teardown.section(rehearsal.graph),
     }
     found = [

@@ -38,24 +38,22 @@ class DeployAgentArgs:
     permissions_boundary: pulumi.Input[str] | None
     private_subnet_ids: pulumi.Input[list[str]]
     vpc_id: pulumi.Input[str]
-    # The agent pool's access token (a secret Output of pulumiservice:index:AgentPool).
-    token: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
+    # The Secrets Manager secret holding the agent pool's token: written by the identity project
+    # (components/deploy_roles.py, agent_token_secret_name), which owns the pool.
+    token_secret_name: str
     cluster_security_group_id: pulumi.Input[str]
     instance_type: str
     # Must be ARCHITECTURE (config validation refuses Graviton types for the agents).
     architecture: str
     hosts: int
     version: str
-    # Days a deleted token secret stays recoverable (0 deletes at once, for rebuildable stacks).
-    recovery_window_days: int
     prefix: str
-    # Production: the token secret is protected like every other secret (pack rule prod-state-protected).
-    protect: bool
 
 
-def user_data(region: str, secret_arn: str, version: str, group: str, install_dir: str = INSTALL_DIR) -> str:
+def user_data(region: str, secret_id: str, version: str, group: str, install_dir: str = INSTALL_DIR) -> str:
     """The host's boot script (components/agent_host.sh) for one release, secret and group.
+
+    `secret_id`: the token secret's name (or ARN), which the script passes to `--secret-id`.
 
     Follows pulumi/customer-managed-workflow-agent at v2.2.0: agent-images/ (Pulumi's EC2
     reference: Docker, the release's agent binary under systemd, `customer-managed-workflow-agent
@@ -64,7 +62,7 @@ def user_data(region: str, secret_arn: str, version: str, group: str, install_di
     """
     values = {
         "REGION": region,
-        "SECRET_ID": secret_arn,
+        "SECRET_ID": secret_id,
         "VERSION": version,
         "GROUP": group,
         "LAUNCH_HOOK": LAUNCH_HOOK,
@@ -84,8 +82,9 @@ def user_data(region: str, secret_arn: str, version: str, group: str, install_di
 class DeployAgent(pulumi.ComponentResource):
     """Hosts of the stack's Pulumi Deployments agent pool, in its private subnets.
 
-    Guarantees: the pool token lives only in Secrets Manager (platform KMS key) and is read by the
-    host at boot, never in user data or plain inputs; the instance role can read that one secret
+    Guarantees: the pool token lives only in Secrets Manager (written there by the identity project,
+    which owns the pool) and is read by the host at boot, never in user data, plain inputs or this
+    stack's state; the instance role can read that one secret
     and nothing else (the deployments themselves assume the deploy role through Pulumi's OIDC);
     IMDSv2 with hop limit 1, so job containers cannot borrow the host's role; encrypted gp3
     volumes; no public IP, no SSH key and no inbound rule: the agent polls Pulumi Cloud over
@@ -114,18 +113,8 @@ class DeployAgent(pulumi.ComponentResource):
         group_name = clip(f"{name}-hosts", 255)
         child = pulumi.ResourceOptions(parent=self)
 
-        token = aws.secretsmanager.Secret(
-            f"{name}-token",
-            name=f"{args.prefix}/deploy-agent-token",
-            description="Pulumi Deployments agent pool token (read by the agent hosts at boot)",
-            kms_key_id=args.key_arn,
-            recovery_window_in_days=args.recovery_window_days,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-token", secret_id=token.id, secret_string=pulumi.Output.secret(args.token), opts=child
-        )
-
+        # The secret's ARN ends in six random characters (Secrets Manager): match them.
+        token_arn = ident.arn("secretsmanager", f"secret:{args.token_secret_name}-??????")
         role = aws.iam.Role(
             f"{name}-host",
             name=clip(f"{name}-host"),
@@ -136,40 +125,42 @@ class DeployAgent(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-host",
             role=role.id,
-            policy=pulumi.Output.all(token.arn, args.key_arn).apply(
-                lambda a: document(
-                    {
-                        "Sid": "ReadThePoolToken",
-                        "Effect": "Allow",
-                        "Action": "secretsmanager:GetSecretValue",
-                        "Resource": a[0],
-                    },
-                    {
-                        "Sid": "DecryptThroughSecretsManagerOnly",
-                        "Effect": "Allow",
-                        "Action": "kms:Decrypt",
-                        "Resource": a[1],
-                        "Condition": {
-                            "StringEquals": {
-                                "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
-                            }
+            policy=document(
+                {
+                    "Sid": "ReadThePoolToken",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": token_arn,
+                },
+                # The identity project's key (its ARN is not known here): only through Secrets
+                # Manager, and only for this secret (Secrets Manager's encryption context names
+                # the secret's ARN; Secrets Manager User Guide, "Secret encryption and decryption").
+                {
+                    "Sid": "DecryptThatSecretOnly",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": ident.arn("kms", "key/*"),
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{ident.region}.{ident.dns_suffix}"
                         },
+                        "StringLike": {"kms:EncryptionContext:SecretARN": token_arn},
                     },
-                    {
-                        # The boot script and the drain complete this group's lifecycle hooks;
-                        # a host whose agent keeps failing reports itself unhealthy.
-                        "Sid": "ItsOwnGroupsLifecycle",
-                        "Effect": "Allow",
-                        "Action": [
-                            "autoscaling:CompleteLifecycleAction",
-                            "autoscaling:RecordLifecycleActionHeartbeat",
-                            "autoscaling:SetInstanceHealth",
-                        ],
-                        "Resource": ident.arn(
-                            "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{group_name}"
-                        ),
-                    },
-                )
+                },
+                {
+                    # The boot script and the drain complete this group's lifecycle hooks; a host
+                    # whose agent keeps failing reports itself unhealthy.
+                    "Sid": "ItsOwnGroupsLifecycle",
+                    "Effect": "Allow",
+                    "Action": [
+                        "autoscaling:CompleteLifecycleAction",
+                        "autoscaling:RecordLifecycleActionHeartbeat",
+                        "autoscaling:SetInstanceHealth",
+                    ],
+                    "Resource": ident.arn(
+                        "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{group_name}"
+                    ),
+                },
             ),
             opts=child,
         )
@@ -231,11 +222,9 @@ class DeployAgent(pulumi.ComponentResource):
                     ),
                 )
             ],
-            user_data=token.arn.apply(
-                lambda arn: base64.b64encode(
-                    user_data(ident.region, arn, args.version, group_name).encode()
-                ).decode()
-            ),
+            user_data=base64.b64encode(
+                user_data(ident.region, args.token_secret_name, args.version, group_name).encode()
+            ).decode(),
             opts=child,
         )
         # Launch before terminate, for an upgrade and for a health replacement alike: the group

@@ -5,7 +5,9 @@ Outside IAM the role acts on the stack's own resources (by name, or by the stack
 are generated); what cannot be scoped stays in the data file with the reason (`why`). In IAM it
 may create or change a role only with the stack's permissions boundary attached (the
 `iam:PermissionsBoundary` condition), never remove a boundary or change the boundary policy, and
-never rewrite its own permissions or trust (an admin changes those; docs/deploy-role.md). The
+never change the identity project's resources inside its reach: its own role (permissions, trust),
+the preview role, the agent pool's token secret and its key (an admin changes those;
+docs/deploy-role.md). The
 boundary is everything a role of the stack may ever do: the same reach outside IAM plus what the
 platform's roles need beyond it, and of IAM only PassRole to EC2 and reads. So a role the deploy
 role creates, and any instance or pod running as it, can do no more than the deploy role itself.
@@ -21,6 +23,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.identity import AwsIdentity
 
 # IAM's quota on a role's inline policies, all of them together, whitespace excluded
 # (IAM User Guide, "IAM and AWS STS quotas": role policy size 10,240 characters).
@@ -39,15 +43,22 @@ SELF_DENY = (
     "PutRolePolicy",
     "UpdateAssumeRolePolicy",
 )
+# What the role must never do to the identity project's roles (itself and the preview role):
+# SELF_DENY, and passing, tagging or updating them.
+IDENTITY_ROLE_DENY = (*SELF_DENY, "PassRole", "TagRole", "UntagRole", "UpdateRole", "UpdateRoleDescription")
 # What would change the boundary policy itself (IAM User Guide, "Permissions boundaries for IAM
-# entities", the delegation example's DenyPermBoundaryIAMPolicyAlteration).
+# entities", the delegation example's DenyPermBoundaryIAMPolicyAlteration), and its tags.
 BOUNDARY_POLICY_DENY = (
     "CreatePolicy",
     "CreatePolicyVersion",
     "DeletePolicy",
     "DeletePolicyVersion",
     "SetDefaultPolicyVersion",
+    "TagPolicy",
+    "UntagPolicy",
 )
+# The key aliases' actions (the token key's alias is under the stack's prefix, OwnKeyAliases).
+ALIAS_ACTIONS = ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias")
 # The placeholders a statement's resources and condition values may use (StackScope.fill).
 PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
 # The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
@@ -166,6 +177,36 @@ class StackScope:
         return f"arn:{self.partition}:iam::{self.account_id}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeployIdentity:
+    """The identity project's resources of a stack (components/deploy_roles.py kept_off) that lie
+    inside the deploy role's reach (its prefix, its tag) and that it must never change: a push could
+    otherwise widen its own role, the preview role, or read or replace the agent pool's token."""
+
+    # The deploy role itself: the kubeconfig assumes it again.
+    role_arn: str
+    preview_role_arn: str
+    # The agent pool's token secret (name) and its own key (alias, `alias/...`).
+    token_secret_name: str
+    token_key_alias: str
+
+
+def stack_scope(
+    identity: AwsIdentity, *, region: str, project: str, stack: str, prefix: str, cluster_name: str
+) -> StackScope:
+    """The scope of a stack in `identity`'s account and the stack's `region`: the identity project
+    and the platform stack compute the same one, so they agree on every derived ARN."""
+    return StackScope(
+        partition=identity.partition,
+        account_id=identity.account_id,
+        region=region,
+        project=project,
+        stack=stack,
+        prefix=prefix,
+        cluster_name=cluster_name,
+    )
+
+
 def boundary_arn(scope: StackScope) -> str:
     """The boundary policy's ARN (`arn:<partition>:iam::<account>:policy/<prefix>-boundary`)."""
     return f"{scope.iam_arn}:policy/{scope.prefix}{BOUNDARY_SUFFIX}"
@@ -196,8 +237,11 @@ def _document(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
-def deploy_policy(data: DeployRoleData, scope: StackScope, *, role_arn: str) -> str:
-    """The inline policy of the deploy role `role_arn` of the stack `scope`."""
+def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity) -> str:
+    """The inline policy of the deploy role (`identity.role_arn`) of the stack `scope`."""
+    role_arn = identity.role_arn
+    secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
+    kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
     iam = data.iam
     arn = scope.iam_arn
     own = [f"{arn}:role/{scope.prefix}-*"]
@@ -261,7 +305,35 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, role_arn: str) -> 
         },
         # The kubeconfig's `aws eks get-token --role-arn` assumes this role again, and nothing else.
         {"Sid": "AssumeItself", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn},
-        {"Sid": "NotItself", "Effect": "Deny", "Action": _iam(SELF_DENY), "Resource": role_arn},
+        # The identity project's: the role itself, the preview role (and any role it names
+        # `<prefix>-deployments-*`), the pool's token secret and its key. Admins change them.
+        {
+            "Sid": "NotTheDeployIdentity",
+            "Effect": "Deny",
+            "Action": _iam(IDENTITY_ROLE_DENY),
+            "Resource": sorted(
+                {role_arn, identity.preview_role_arn, f"{arn}:role/{scope.prefix}-deployments-*"}
+            ),
+        },
+        {
+            "Sid": "NotTheAgentToken",
+            "Effect": "Deny",
+            "Action": "secretsmanager:*",
+            "Resource": f"{secrets}:secret:{identity.token_secret_name}-*",
+        },
+        {
+            "Sid": "NotTheAgentTokenKey",
+            "Effect": "Deny",
+            "Action": "kms:*",
+            "Resource": f"{kms}:key/*",
+            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": identity.token_key_alias}},
+        },
+        {
+            "Sid": "NotTheAgentTokenKeyAlias",
+            "Effect": "Deny",
+            "Action": list(ALIAS_ACTIONS),
+            "Resource": f"{kms}:{identity.token_key_alias}",
+        },
         *(_statement(s, scope, "Deny") for s in data.denies),
         # No role of the stack loses its boundary, and the boundary itself never changes: only an
         # admin applies a change to it (docs/deploy-role.md).
@@ -307,8 +379,9 @@ def create_boundary(
 ) -> aws.iam.Policy:
     """The boundary as a customer managed policy named `<prefix>-boundary` (ARN: boundary_arn).
 
-    One call, no component of its own: it is created next to the deploy role (components/
-    deployments.py) and moves with it into the identity layer.
+    One call, no component of its own: the identity project creates it next to the deploy role
+    (components/deploy_roles.py), applied by admins; the platform stack only derives its ARN, so
+    the deploy role never creates or changes the boundary it is held to.
     """
     return aws.iam.Policy(
         f"{scope.prefix}{BOUNDARY_SUFFIX}",

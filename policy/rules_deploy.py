@@ -7,7 +7,9 @@ rules `iam-no-service-wildcard` and `iam-no-unscoped-write` forbid; they skip th
 `deploy-role-least-privilege` holds them to what matters for a deploying identity instead: IAM only
 on named resources, role writes only with the boundary condition, PassRole and service-linked roles
 only with their service conditions, no wildcard resource for an action that can be scoped, nothing
-account-level, and within IAM's size limits. `deploy-role-bounded-roles` checks the other side:
+account-level, within IAM's size limits, and kept off the identity project's resources inside
+its reach (its own role, the preview role, the agent token secret and its key, the boundary,
+Pulumi's OIDC provider: `identity_reach`). `deploy-role-bounded-roles` checks the other side:
 every role in the plan carries a permissions boundary, pulumi-eks creates no role of its own, and
 no role policy grants what the boundary takes away.
 """
@@ -31,6 +33,10 @@ DEPLOY_POLICY_NAME = "platform-deploy"
 # The stack's permissions boundary is the managed policy named `<prefix>` + this suffix
 # (components/deploy_policy.py BOUNDARY_SUFFIX; a unit test keeps the two equal).
 BOUNDARY_SUFFIX = "-boundary"
+# Pulumi Deployments' OIDC provider, and the end of the subject of a preview (`...:operation:preview:
+# scope:write`, components/deploy_roles.py): the write role's trust accepts other operations.
+PULUMI_OIDC_PROVIDER = ":oidc-provider/api.pulumi.com/oidc"
+PREVIEW_SUBJECT = ":operation:preview:scope:write"
 # IAM quota "Role policy size": all inline policies of a role, whitespace excluded.
 INLINE_POLICY_MAX = 10_240
 # IAM quota "Managed policy size": 6,144 characters, whitespace excluded.
@@ -132,7 +138,9 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
     description=(
         "The deploy role's policy and the permissions boundary name their IAM resources, write "
         "roles only with the boundary condition, condition PassRole and service-linked roles, use "
-        'no "*" for an action the stack can scope, grant nothing account-level and fit IAM\'s size limits.'
+        'no "*" for an action the stack can scope, grant nothing account-level, fit IAM\'s size limits, '
+        "and leave the identity project's resources alone (the deploy and preview roles, the agent "
+        "token secret and its key, the boundary, Pulumi's OIDC provider)."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: grant least privilege; iam:PassedToService, iam:AWSServiceName"),
@@ -161,6 +169,8 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
                 yield f"the permissions boundary allows {action}: a bounded role could change IAM"
         yield from _iam_problems(statement, boundary=boundary)
         yield from _unscoped_problems(statement, boundary=boundary)
+    if not boundary:
+        yield from identity_reach(policy)
     limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
     if (size := compact_size(policy)) > limit:
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
@@ -171,6 +181,139 @@ def _matches(patterns: list[str], value: str, *, actions: bool) -> bool:
     if actions:
         return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+# The identity project's resources of a stack (components/deploy_roles.py kept_off), inside the
+# deploy role's prefix and tag, which its policy must keep it from changing: (what, probes). A
+# probe is (action, resource template, request context); {p} partition, {a} account, {r} region,
+# {x} the stack's prefix. Derived from the role's own name, `<prefix>-deployments-deploy`.
+IDENTITY_SUFFIX = "-deployments-deploy"
+_ROLE_WRITES = ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole")
+IDENTITY_PROBES: tuple[tuple[str, tuple[tuple[str, str, dict[str, list[str]]], ...]], ...] = (
+    ("deploy role", tuple((w, "arn:{p}:iam::{a}:role/{x}-deployments-deploy", {}) for w in _ROLE_WRITES)),
+    (
+        "preview role",
+        tuple(
+            (w, "arn:{p}:iam::{a}:role/{x}-deployments-preview", {}) for w in (*_ROLE_WRITES, "iam:PassRole")
+        ),
+    ),
+    (
+        "agent token secret",
+        tuple(
+            (w, "arn:{p}:secretsmanager:{r}:{a}:secret:{x}/deploy-agent-token-AbCdEf", {})
+            for w in (
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DeleteSecret",
+            )
+        ),
+    ),
+    (
+        "agent token key",
+        tuple(
+            (
+                w,
+                "arn:{p}:kms:{r}:{a}:key/00000000-0000-0000-0000-000000000000",
+                {"kms:ResourceAliases": ["alias/{x}-deploy-agent-token"]},
+            )
+            for w in ("kms:Decrypt", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion")
+        )
+        + tuple(
+            (w, "arn:{p}:kms:{r}:{a}:alias/{x}-deploy-agent-token", {})
+            for w in ("kms:DeleteAlias", "kms:UpdateAlias")
+        ),
+    ),
+    (
+        "permissions boundary",
+        tuple(
+            (w, "arn:{p}:iam::{a}:policy/{x}-boundary", {})
+            for w in (
+                "iam:CreatePolicyVersion",
+                "iam:SetDefaultPolicyVersion",
+                "iam:DeletePolicy",
+                "iam:TagPolicy",
+            )
+        ),
+    ),
+    (
+        "Pulumi OIDC provider",
+        tuple(
+            (w, "arn:{p}:iam::{a}:oidc-provider/api.pulumi.com/oidc", {})
+            for w in ("iam:DeleteOpenIDConnectProvider", "iam:UpdateOpenIDConnectProviderThumbprint")
+        ),
+    ),
+)
+_OWN_ROLE = re.compile(r"^arn:([a-z-]+):iam::(\d{12}):role/(.+)" + re.escape(IDENTITY_SUFFIX) + "$")
+_REGIONAL = re.compile(r"^arn:[a-z-]+:(?:secretsmanager|kms|logs):([a-z0-9-]+):\d{12}:")
+
+
+def _deny_applies(statement: Mapping[str, Any], context: Mapping[str, list[str]]) -> bool:
+    """Whether a Deny's conditions hold for the request `context`. Only the string and ARN
+    equality and pattern operators are evaluated; any other condition (or a key the context
+    lacks) counts as not holding, so an unknown Deny never hides an Allow."""
+    for operator, key, values in iamdoc.conditions(statement):
+        op = operator.split(":", 1)[1] if operator.startswith("ForAnyValue:") else operator
+        given = context.get(key, [])
+        if op in ("StringEquals", "ArnEquals"):
+            ok = any(v in values for v in given)
+        elif op in ("StringLike", "ArnLike"):
+            ok = any(fnmatch.fnmatchcase(v, p) for v in given for p in values)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def permits(policy: Any, action: str, resource: str, context: Mapping[str, list[str]]) -> bool:
+    """Whether `policy` allows `action` on `resource`: an Allow matches (its conditions assumed
+    met: the worst case) and no Deny that holds for `context` matches."""
+
+    def hit(s: Mapping[str, Any]) -> bool:
+        return _matches(iamdoc.actions(s), action, actions=True) and _matches(
+            iamdoc.resources(s), resource, actions=False
+        )
+
+    docs = iamdoc.statements(policy)
+    if not any(iamdoc.allows(s) and hit(s) for s in docs):
+        return False
+    return not any(get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context) for s in docs)
+
+
+def identity_reach(policy: Any) -> Iterator[str]:
+    """What the deploy policy lets its role change of the identity project's resources."""
+    own = next(
+        (
+            m
+            for s in iamdoc.statements(policy)
+            if iamdoc.allows(s)
+            for r in iamdoc.resources(s)
+            if (m := _OWN_ROLE.match(r))
+        ),
+        None,
+    )
+    if own is None:
+        return  # the role's own ARN (AssumeItself) is not in the policy: nothing to derive from
+    partition, account, prefix = own.groups()
+    region = next(
+        (
+            m.group(1)
+            for s in iamdoc.statements(policy)
+            for r in iamdoc.resources(s)
+            if (m := _REGIONAL.match(r))
+        ),
+        "*",
+    )
+    fill = {"p": partition, "a": account, "r": region, "x": prefix}
+    for what, probes in IDENTITY_PROBES:
+        for action, template, context in probes:
+            resource = template.format(**fill)
+            ctx = {k: [v.format(**fill) for v in vs] for k, vs in context.items()}
+            if permits(policy, action, resource, ctx):
+                yield (
+                    f"lets the deploy role {action} on {resource}: the identity project's {what}, "
+                    "which only admins change (make up PROJECT=identity)"
+                )
 
 
 def outside_boundary(policy: Any, boundary: Any) -> list[str]:
@@ -195,13 +338,18 @@ def outside_boundary(policy: Any, boundary: Any) -> list[str]:
     ]
 
 
-def _trusts_pulumi_deployments(props: Mapping[str, Any]) -> bool:
-    """A role Pulumi Deployments assumes: the deploy identity, applied by admins, not bounded."""
-    return any(
-        str(p).endswith(":oidc-provider/api.pulumi.com/oidc")
-        for s in iamdoc.statements(get(props, "assumeRolePolicy"))
-        for p in iamdoc.principals(s, "Federated")
-    )
+def _is_the_write_role(props: Mapping[str, Any]) -> bool:
+    """The deploy (write) role: Pulumi Deployments may assume it for an operation other than a
+    preview. It is the one role not bounded: it creates the stack's bounded roles, which the
+    boundary (no IAM write) would forbid it, and admins apply it (the identity project). The
+    read-only preview role, which Pulumi assumes for `operation:preview` only, carries the boundary."""
+    for s in iamdoc.statements(get(props, "assumeRolePolicy")):
+        if not any(str(p).endswith(PULUMI_OIDC_PROVIDER) for p in iamdoc.principals(s, "Federated")):
+            continue
+        subjects = [v for _, key, values in iamdoc.conditions(s) if key.endswith(":sub") for v in values]
+        if not subjects or any(not v.endswith(PREVIEW_SUBJECT) for v in subjects):
+            return True
+    return False
 
 
 # pulumi-eks (nodejs/eks/cluster/cluster.ts at v4.3.0..v4.4.0, unchanged) creates IAM roles of its
@@ -221,8 +369,9 @@ def _eks_own_roles(props: Mapping[str, Any]) -> Iterator[str]:
     "deploy-role-bounded-roles",
     description=(
         "Every IAM role the stack creates carries a permissions boundary (the deploy role may "
-        "create roles only with it), every role policy stays inside the boundary, and pulumi-eks "
-        "is given the roles it would otherwise create."
+        "create roles only with it; only the deploy role itself, which admins apply, is exempt), "
+        "every role policy stays inside the boundary, and pulumi-eks is given the roles it would "
+        "otherwise create."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: Permissions boundaries for IAM entities"),
@@ -234,7 +383,7 @@ def _eks_own_roles(props: Mapping[str, Any]) -> Iterator[str]:
 def bounded_roles(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
     # Only stacks a deploy role applies (its policy, or a bounded role, is in the plan): a stack
     # without Deployments is applied by an admin and has no boundary to carry.
-    roles = [r for r in resources if r.type == IAM_ROLE and not _trusts_pulumi_deployments(r.props)]
+    roles = [r for r in resources if r.type == IAM_ROLE and not _is_the_write_role(r.props)]
     deployed = any(is_deploy_policy(r.type, r.props) for r in resources) or any(
         get(r.props, "permissionsBoundary") for r in roles
     )

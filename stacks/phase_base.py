@@ -1,8 +1,9 @@
 """Phases 1 and 2 of the composition (stacks/platform.py): the foundation and the cluster.
 
-Foundation: account facts, providers, the KMS key, the VPC and the deploying identity. Cluster:
-the control plane, the system nodes, and the Deployments agents that can reach its API. Nothing
-here needs the Kubernetes API, so a bootstrap run (deployments.bootstrap) stops after them.
+Foundation: account facts, providers, the KMS key, the VPC and the (derived) ARNs of the deploy role
+and the permissions boundary. Cluster: the control plane, the system nodes, and the Deployments
+agents that can reach its API. Nothing here needs the Kubernetes API, so a bootstrap run
+(deployments.bootstrap) stops after them.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_pulumiservice as ps
 
 from components.agent import DeployAgent, DeployAgentArgs
 from components.cluster import Cluster, ClusterArgs
-from components.deployments import Deployments, DeploymentsArgs
+from components.deploy_policy import boundary_arn, stack_scope
+from components.deploy_roles import agent_token_secret_name, deploy_role_arn
 from components.identity import AwsIdentity, log_group_exists, lookup
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from stacks.config import PlatformConfig
-from stacks.data import addon_versions, deploy_role_data
+from stacks.data import addon_versions
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,11 @@ class Foundation:
     identity: AwsIdentity
     key: EncryptionKey
     network: Network
-    deployments: Deployments | None
-
-    @property
-    def permissions_boundary(self) -> pulumi.Output[str] | None:
-        """The boundary every role of the stack carries (created next to the deploy role)."""
-        return self.deployments.boundary_arn if self.deployments else None
+    # The deploy role's ARN (derived; the identity project creates the role), when deployments are on.
+    deploy_role_arn: str | None
+    # The permissions boundary every role of the stack carries (derived; the identity project
+    # creates it next to the deploy role, which may create roles only with it), when deployments are on.
+    permissions_boundary: str | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def key_window(cfg: PlatformConfig) -> int:
 
 
 def foundation(cfg: PlatformConfig) -> Foundation:
-    """Account facts, the AWS provider, the KMS key, the VPC, and the deploying identity."""
+    """Account facts, the AWS provider, the KMS key, the VPC, and the deploy role's ARN."""
     prefix = cfg.prefix
     aws_provider = aws.Provider(
         f"{prefix}-aws",
@@ -83,38 +83,26 @@ def foundation(cfg: PlatformConfig) -> Foundation:
         opts=aws_only,
     )
 
-    deployments = None
-    deploy = cfg.deployments
-    if deploy.enabled:
-        # Before the cluster: its role gets the cluster's admin access entry and is the role the
-        # kubeconfig assumes.
-        deployments = Deployments(
-            f"{prefix}-deployments",
-            DeploymentsArgs(
-                identity=identity,
-                organization=deploy.organization,
-                project=cfg.project,
-                stack=cfg.stack,
-                region=cfg.region,
-                github_repository=deploy.github_repository,
-                branch=deploy.branch,
-                repo_dir=deploy.repo_dir,
-                existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
-                prefix=prefix,
-                cluster_name=cfg.cluster_name,
-                permissions=deploy_role_data(),
-                role_policy_arns=deploy.role_policy_arns,
-                operator_role_arns=cfg.cluster.admin_role_arns,
-                agent_pool=deploy.agent.enabled,
-                protect=cfg.protect,
-            ),
-            # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does.
-            opts=pulumi.ResourceOptions(
-                providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
-            ),
+    # The deploy identity (role, OIDC trust, permissions boundary, agent pool, settings) is the
+    # identity project's (identity/, applied by admins first): a run never changes the identity it
+    # runs as. The role's and the boundary's ARNs are derived, not read from that stack: a
+    # push-triggered run's stack token may read no other stack (Pulumi docs, Deployments >
+    # Deployment Permissions). Every role the stack creates carries the boundary (a plain ARN:
+    # nothing here creates it, so nothing here can wait for it; the identity project is applied
+    # before the platform's first `up`, docs/deploy-path.md).
+    deploy_role = None
+    boundary = None
+    if cfg.deployments.enabled:
+        deploy_role = deploy_role_arn(identity, prefix)
+        scope = stack_scope(
+            identity,
+            region=cfg.region,
+            project=cfg.project,
+            stack=cfg.stack,
+            prefix=prefix,
+            cluster_name=cfg.cluster_name,
         )
-    # Every role the stack creates carries the boundary created next to the deploy role.
-    boundary = deployments.boundary_arn if deployments else None
+        boundary = boundary_arn(scope)
     network = Network(
         f"{prefix}-network",
         NetworkArgs(
@@ -133,7 +121,7 @@ def foundation(cfg: PlatformConfig) -> Foundation:
         opts=aws_only,
     )
 
-    return Foundation(aws_provider, aws_only, identity, key, network, deployments)
+    return Foundation(aws_provider, aws_only, identity, key, network, deploy_role, boundary)
 
 
 # -- phase 2: cluster ---------------------------------------------------------------------------
@@ -157,7 +145,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             endpoint_public_access=cfg.cluster.endpoint_public_access,
             public_access_cidrs=tuple(str(c) for c in cfg.cluster.public_access_cidrs),
             admin_role_arns=cfg.cluster.admin_role_arns,
-            deploy_role_arn=base.deployments.role_arn if base.deployments else None,
+            deploy_role_arn=base.deploy_role_arn,
             key_arn=base.key.key_arn,
             log_retention_days=cfg.cluster.log_retention_days,
             existing_log_group=log_group_exists(base.aws_provider, f"/aws/eks/{cfg.cluster_name}/cluster"),
@@ -191,7 +179,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
 
     agent = None
     agent_cfg = cfg.deployments.agent
-    if base.deployments is not None and base.deployments.agent_token is not None:
+    if agent_cfg.enabled:
         agent = DeployAgent(
             f"{prefix}-deploy-agent",
             DeployAgentArgs(
@@ -200,15 +188,12 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
                 prefix=cfg.prefix,
                 vpc_id=base.network.vpc_id,
                 private_subnet_ids=base.network.private_subnet_ids,
-                token=base.deployments.agent_token,
-                key_arn=base.key.key_arn,
+                token_secret_name=agent_token_secret_name(prefix),
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 instance_type=agent_cfg.instance_type,
                 architecture=agent_cfg.architecture,
                 hosts=agent_cfg.hosts,
                 version=agent_cfg.version,
-                recovery_window_days=30 if cfg.production else 0,
-                protect=cfg.protect,
             ),
             opts=aws_only,
         )

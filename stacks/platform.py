@@ -1,7 +1,7 @@
 """The composition: build the platform's components for one validated stack config.
 
 `build()` reads top-down in deploy order, one function per phase, each returning what the next
-needs: foundation (account facts, providers, KMS key, VPC, the deploying identity), cluster
+needs: foundation (account facts, providers, KMS key, VPC, the deploy role's derived ARN), cluster
 (control plane, system nodes, Deployments agents), cluster services (add-ons, Karpenter,
 autoscaling, secrets, monitoring: every Kubernetes object but GitOps) and delivery (registries,
 ArgoCD, NetworkPolicies). A bootstrap run (deployments.bootstrap) stops after the cluster phase:
@@ -27,7 +27,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     """Create every resource of the stack; return the stack outputs."""
     base = foundation(cfg)
     core = cluster_phase(cfg, base)
-    outputs = {
+    outputs: dict[str, Any] = {
         "clusterName": core.cluster.cluster_name,
         "clusterEndpoint": core.cluster.endpoint,
         "kubeconfig": core.cluster.kubeconfig_json,
@@ -37,8 +37,8 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "oidcProviderArn": core.cluster.oidc_provider_arn,
         "nodeRoleArn": core.nodes.node_role_arn,
     }
-    if base.deployments is not None:
-        outputs["deployRoleArn"] = base.deployments.role_arn
+    if base.deploy_role_arn is not None:
+        outputs["deployRoleArn"] = base.deploy_role_arn
     if cfg.deployments.bootstrap:
         pulumi.log.warn(
             "deployments.bootstrap: stopping after the cluster and the Deployments agents; run the "

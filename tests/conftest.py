@@ -32,6 +32,14 @@ def plans() -> dict[str, PlanResult]:
     return out
 
 
+@pytest.fixture(scope="session")
+def identity_plans() -> dict[str, PlanResult]:
+    """Each stack's identity project (identity/) under the same mock engine."""
+    from tools.plan import run_identity
+
+    return {stack: run_identity(stack) for stack in STACKS}
+
+
 @pytest.fixture(params=STACKS)
 def plan(request: pytest.FixtureRequest, plans: dict[str, PlanResult]) -> PlanResult:
     return plans[request.param]

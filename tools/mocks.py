@@ -647,8 +647,10 @@ def run_program(
     project: str | None = None,
     secret_keys: list[str] | None = None,
     account: Account | None = None,
+    entry: Path = PROGRAM,
 ) -> PlanResult:
-    """Run `__main__.py` for one stack under the mock engine and return what it registered.
+    """Run `__main__.py` (or another project's `entry` program) for one stack under the mock engine and
+    return what it registered.
 
     `account`: what AWS holds before the run (a fresh account when None). Exceptions from the
     program (a ConfigError, say) propagate to the caller.
@@ -670,7 +672,7 @@ def run_program(
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> Any:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+        runpy.run_path(str(entry), run_name="__main__")
         exports = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
 
         async def collect() -> None:

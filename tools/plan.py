@@ -41,8 +41,19 @@ from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
+from stacks.config import OFFLINE_KEY
 from stacks.delivery import REPO_ROOT, values_placeholders
-from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
+from stacks.identity import IDENTITY_PROJECT
+from tools.mocks import (
+    ROOT,
+    PlanResult,
+    Registration,
+    StackFileError,
+    run_program,
+    run_stack,
+    stack_config,
+    stack_names,
+)
 from tools.plan_view import (
     render_capacity,
     render_cost,
@@ -136,6 +147,25 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The identity project (identity/, stacks/identity.py): the deploy identity of each platform stack.
+IDENTITY_ENTRY = ROOT / "identity" / "__main__.py"
+
+
+def run_identity(stack: str) -> PlanResult:
+    """Run the identity project's program for `stack` under the same mock engine as the platform.
+
+    Its own stack file (identity/Pulumi.<stack>.yaml) sets nothing: the program reads and validates
+    the platform's Pulumi.<stack>.yaml itself.
+    """
+    config = {f"{IDENTITY_PROJECT}:{OFFLINE_KEY}": "true"}
+    # The program's AWS provider is in the platform's region (cfg.region), which getRegion returns
+    # for it in a real run; the mocks answer getRegion from the engine's config, so set it there.
+    platform, _ = stack_config(stack)
+    if "aws:region" in platform:
+        config["aws:region"] = platform["aws:region"]
+    return run_program(stack, config, project=IDENTITY_PROJECT, entry=IDENTITY_ENTRY)
+
+
 def _short(value: Any, limit: int = 110) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -199,12 +229,19 @@ class Analysis:
     validation: ValidationReport | None
 
 
-def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
-    """Every analysis of the recorded plan, each adding its own section to one document."""
+def analyse(result: PlanResult, cfg: PlatformConfig, identity: PlanResult | None = None) -> Analysis:
+    """Every analysis of the recorded plan, each adding its own section to one document.
+
+    `identity`: the stack's identity plan (run here when not given): the Deployments settings that
+    say who applies this stack live there.
+    """
     document = result.document()
     findings = evaluate(result, production=cfg.production)
+    identity = identity or run_identity(cfg.stack)
     # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
-    document["rehearsal"], rehearsal_findings = rehearsal_section(result.records, result.lookups)
+    document["rehearsal"], rehearsal_findings = rehearsal_section(
+        result.records, result.lookups, identity.records
+    )
     findings += rehearsal_findings
     # Every Helm release rendered by Helm's engine (analysis/render.py), its objects validated.
     helm = render_plan(document["resources"])
@@ -287,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
 def _plan(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument(
+        "--project",
+        choices=("platform", "identity"),
+        default="platform",
+        help="the platform stack, or its deploy identity (identity/, applied by admins)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan document")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
@@ -312,6 +355,8 @@ def _plan(argv: list[str] | None) -> int:
     from stacks.config import ConfigError, validate  # the same modules the program imports
 
     try:
+        if args.project == "identity":
+            return _plan_identity(args.stack, args.json, None if args.quiet else console)
         result = run_stack(args.stack)
         raw, _ = stack_config(args.stack, result.project)
         cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml")
@@ -356,6 +401,48 @@ def _plan(argv: list[str] | None) -> int:
     if not args.quiet:
         render_verdict(document, console)
     return 1 if plan.helm.errors else 0
+
+
+def identity_document(result: PlanResult, production: bool) -> dict[str, Any]:
+    """The identity project's plan document: its resources, the pack's findings, the rehearsal with
+    who applies each resource (admins, from a workstation) and its findings."""
+    from analysis.appliers import admin_applied
+    from analysis.rehearsal import rehearse
+
+    document = result.document()
+    rehearsal = rehearse(result.records, result.lookups)
+    rows, applier_findings = admin_applied(rehearsal.graph)
+    document["rehearsal"] = rehearsal.document() | {"appliers": [], "appliedBy": rows}
+    findings = sort_findings([*evaluate(result, production=production), *applier_findings])
+    document["findings"] = [f.document() for f in findings]
+    document["placeholders"] = []
+    return document
+
+
+def _plan_identity(stack: str, json_path: Path | None, console: Console | None) -> int:
+    """`make plan PROJECT=identity`: the identity project of `stack` (a config error propagates)."""
+    from stacks.identity import platform_config
+
+    production = platform_config(stack, offline=True).production
+    document = identity_document(run_identity(stack), production)
+    if console is not None:
+        console.rule(f"[bold]{escape(document['project'])}[/] / stack [bold green]{escape(stack)}[/]")
+        console.rule("Findings")
+        render_findings(document["findings"], console)
+        console.rule("Who applies each resource")
+        groups: dict[tuple[str, str], list[str]] = {}
+        for row in document["rehearsal"]["appliedBy"]:
+            typ, name = row["urn"].split("::")[-2:]
+            groups.setdefault((row["appliedBy"], row["from"]), []).append(f"{typ.split('$')[-1]} {name}")
+        for (by, where), names in groups.items():
+            console.print(f"[bold]{escape(by)}[/]\nfrom {escape(where)}:", highlight=False)
+            for name in names:
+                console.print(f"  {escape(name)}", highlight=False)
+        console.rule("Stack outputs")
+        render_outputs(document["outputs"], console)
+    if json_path:
+        json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return 0
 
 
 def exit_now(code: int) -> None:

@@ -46,3 +46,14 @@ def render_rehearsal(section: dict[str, Any], console: Console) -> None:
         )
         for line in text.splitlines():
             _wrapped(console, line)
+    # Every resource's applier (analysis/appliers.py applied_by), grouped: the JSON lists each one.
+    groups: dict[tuple[str, str, str], int] = {}
+    for row in section.get("appliedBy", []):
+        key = (row["appliedBy"], row["from"], row["firstApply"])
+        groups[key] = groups.get(key, 0) + 1
+    if groups:
+        console.print("Who applies each resource (rehearsal.appliedBy in the JSON):")
+        for (by, where, first), count in sorted(groups.items()):
+            _wrapped(
+                console, f"{count} resources: {escape(by)}, on {escape(where)}; first up: {escape(first)}"
+            )

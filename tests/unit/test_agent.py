@@ -57,7 +57,7 @@ def test_the_boot_script_completes_the_hooks_of_its_own_group(prod: PlanResult) 
     assert statement["Resource"] == (
         f"arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group.get('name')}"
     )
-    script = agent.user_data("eu-west-1", "arn:secret", "v2.2.0", group.get("name"))
+    script = agent.user_data("eu-west-1", "p/deploy-agent-token", "v2.2.0", group.get("name"))
     assert f"GROUP='{group.get('name')}'" in script
 
 
@@ -105,14 +105,11 @@ _ARGS: dict[str, Any] = {
     "permissions_boundary": None,
     "private_subnet_ids": [],
     "vpc_id": "vpc",
-    "token": "t",
-    "key_arn": "k",
+    "token_secret_name": "p/deploy-agent-token",
     "cluster_security_group_id": "sg",
     "instance_type": "t4g.medium",
     "architecture": "amd64",
     "hosts": 1,
     "version": "v2.2.0",
-    "recovery_window_days": 0,
     "prefix": "p",
-    "protect": False,
 }

@@ -201,6 +201,20 @@ def test_a_good_boot_installs_the_release_and_puts_the_host_in_service(host: Hos
     assert TOKEN not in "".join(host.calls) + done.stdout + done.stderr
 
 
+def test_the_token_is_read_by_the_name_the_identity_project_gives_its_secret(
+    host: Host, boot_script: Path, identity_plans: dict[str, PlanResult]
+) -> None:
+    """The pool and its token secret are the identity project's; the host knows the secret only
+    by its derived name (components/deploy_roles.py agent_token_secret_name)."""
+    (secret,) = identity_plans["prod"].of_type("aws:secretsmanager/secret:Secret")
+    assert host.run(boot_script).returncode == 0
+    (call,) = host.aws("secretsmanager", "get-secret-value")
+    words = call.split()
+    name = words[words.index("--secret-id") + 1]
+    assert name == secret.get("name") == "eks-platform-prod/deploy-agent-token"
+    assert words[words.index("--region") + 1] == "eu-west-1"
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [

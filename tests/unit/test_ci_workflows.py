@@ -379,12 +379,16 @@ def test_a_refused_pull_request_names_the_repository_setting(workflow: str) -> N
     assert "Allow GitHub Actions to create and approve pull requests" in push["run"]
 
 
-def test_separate_accounts_by_default_one_shared_account_by_config() -> None:
+def test_separate_accounts_by_default_one_shared_account_by_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks import identity
     from tools.mocks import run_program, stack_config
+    from tools.plan import run_identity
 
     providers = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
     prod, _secret_keys = stack_config("prod")
-    assert len(run_program("prod", prod).of_type(providers)) == 2, "its own account: its own providers"
+    # GitHub's in the platform stack, Pulumi's in its identity project (identity/).
+    own = [*run_program("prod", prod).of_type(providers), *run_identity("prod").of_type(providers)]
+    assert len(own) == 2, "its own account: its own providers"
     delivery, deployments = (
         json.loads(prod["eks-platform:delivery"]),
         json.loads(prod["eks-platform:deployments"]),
@@ -395,7 +399,17 @@ def test_separate_accounts_by_default_one_shared_account_by_config() -> None:
     deployments["pulumiOidcProviderArn"] = "arn:aws:iam::123456789012:oidc-provider/api.pulumi.com/oidc"
     shared = {**prod, "eks-platform:delivery": json.dumps(delivery)}
     shared["eks-platform:deployments"] = json.dumps(deployments)
-    assert run_program("prod", shared).of_type(providers) == [], "shared account: dev's providers reused"
+    read = identity.read_yaml
+
+    def reusing(path: Path) -> Any:
+        document = read(path)
+        if path.name == "Pulumi.prod.yaml":
+            document["config"]["eks-platform:deployments"] = deployments
+        return document
+
+    monkeypatch.setattr(identity, "read_yaml", reusing)
+    reused = [*run_program("prod", shared).of_type(providers), *run_identity("prod").of_type(providers)]
+    assert reused == [], "shared account: dev's providers reused"
     comment = (ROOT / "Pulumi.prod.yaml").read_text()
     assert "own AWS account (recommended)" in comment
     assert "githubOidcProviderArn" in comment and "pulumiOidcProviderArn" in comment

@@ -113,18 +113,21 @@ def test_agent_hosts_are_private_hardened_and_closed(prod: PlanResult) -> None:
     assert to_api.get("referencedSecurityGroupId") == f"{sg.name}-id" and to_api.get("fromPort") == 443
 
 
-def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
-    pool = prod.one("pulumiservice:index:AgentPool")
-    token = f"pul-token-{pool.name}"
+def test_agent_hosts_read_the_token_the_identity_project_writes(
+    prod: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    """The pool (an organisation resource) and its token live in the identity project; the hosts
+    read the token's secret by its derived name at boot, and may read nothing else."""
+    (secret,) = identity_plans["prod"].of_type("aws:secretsmanager/secret:Secret")
+    name = secret.get("name")
+    pool = identity_plans["prod"].one("pulumiservice:index:AgentPool")
     for record in prod.records:
-        assert token not in json.dumps(record.inputs), record.urn
-    version = agent(prod, "aws:secretsmanager/secretVersion:SecretVersion", "token")
-    assert version.inputs["secretString"] == "[secret]" and version.get("secretString") == token
-    secret = agent(prod, "aws:secretsmanager/secret:Secret", "token")
+        assert f"pul-token-{pool.name}" not in json.dumps(record.raw_inputs), record.urn
     script = base64.b64decode(
         agent(prod, "aws:ec2/launchTemplate:LaunchTemplate", "lt").get("userData")
     ).decode()
-    assert "secretsmanager get-secret-value" in script and secret.get("name") not in ("", None)
+    # The boot script reads the secret by its derived name (test_agent_host.py runs it).
+    assert f"SECRET_ID='{name}'" in script and '--secret-id "$SECRET_ID"' in script
     assert "VERSION='v2.2.0'" in script and "customer-managed-workflow-agent run" in script
     (policy,) = [
         r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("deploy-agent-host")
@@ -133,7 +136,7 @@ def test_agent_token_stays_in_secrets_manager(prod: PlanResult) -> None:
     assert [s["Action"] for s in statements][:2] == ["secretsmanager:GetSecretValue", "kms:Decrypt"]
     # The rest: the hosts' own Auto Scaling group's lifecycle (tests/unit/test_agent.py).
     assert all(a.startswith("autoscaling:") for s in statements[2:] for a in s["Action"])
-    assert statements[0]["Resource"].endswith(f":secret:{secret.get('name')}-AbCdEf")
+    assert statements[0]["Resource"] == f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-??????"
 
 
 def test_kubernetes_waits_for_the_agents_and_goes_first_on_destroy(prod: PlanResult, dev: PlanResult) -> None:
@@ -153,7 +156,8 @@ def test_bootstrap_stops_before_the_kubernetes_api() -> None:
     raw[f"{PROJECT}:deployments"] = json.dumps(deployments | {"bootstrap": True})
     result = run_program("prod", raw, secret_keys=secret_keys)
     assert result.of_type("eks:index:Cluster") and result.of_type("aws:autoscaling/group:Group")
-    assert result.of_type("pulumiservice:index:DeploymentSettings")
+    # The settings are the identity project's (identity/), which a bootstrap does not touch.
+    assert not result.of_type("pulumiservice:index:DeploymentSettings")
     assert not [
         r for r in result.records if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
     ]
@@ -176,17 +180,24 @@ def test_a_fresh_account_creates_the_log_group(dev: PlanResult) -> None:
 # -- the Makefile ----------------------------------------------------------------------------------
 
 
-def make(target: str, tools: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run a Makefile recipe with only fake `tools` (each printing its arguments) on PATH."""
+ECHO = '#!/bin/sh\necho "$(basename "$0") $*"\n'
+
+
+def make(
+    target: str, tools: list[str] | dict[str, str], tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a Makefile recipe with only fake `tools` on PATH: each prints its arguments, or runs the
+    given script."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    for tool in tools:
+    scripts = tools if isinstance(tools, dict) else dict.fromkeys(tools, ECHO)
+    for tool, script in scripts.items():
         fake = bin_dir / tool
-        fake.write_text('#!/bin/sh\necho "$(basename "$0") $*"\n')
+        fake.write_text(script)
         fake.chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
     return subprocess.run(
-        ["make", "-s", "-C", str(ROOT), target, "STACK=dev"],
+        ["make", "-s", "-C", str(ROOT), target, "STACK=dev", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -201,4 +212,73 @@ def test_make_up_checks_for_the_aws_cli(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "AWS CLI" in missing.stdout + missing.stderr
     ready = make("up", ["pulumi", "aws"], tmp_path / "b")
     assert ready.returncode == 0, ready.stderr
-    assert "pulumi up --stack dev --policy-pack policy" in ready.stdout
+    assert f"pulumi -C . up --stack dev --policy-pack {ROOT}/policy" in ready.stdout
+
+
+# A Pulumi CLI with no platform cluster yet and an identity stack that has its deploy role; `config
+# set --config-file F` writes the key into F as the real CLI would; `up` prints the credentials.
+FAKE_PULUMI = """#!/bin/sh
+echo "pulumi $*"
+case "$*" in
+  *"stack output clusterName"*) exit 1 ;;
+  *"-C identity stack output deployRoleArn"*)
+    echo "arn:aws:iam::123456789012:role/eks-platform-dev-deployments-deploy" ;;
+  *"-C identity stack output boundaryArn"*)
+    echo "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary" ;;
+  *"config set"*) file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
+                  [ -n "$file" ] && echo "  bootstrap-written-here: true" >> "$file" ;;
+  "up "*) echo "as $AWS_ACCESS_KEY_ID"; file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p');
+            grep -q bootstrap-written-here "$file" && echo "bootstrap config used" ;;
+esac
+"""
+FAKE_AWS = '#!/bin/sh\necho "ASIAEXAMPLE secret session"\n'
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_never_writes_the_committed_stack_file(tmp_path: Path) -> None:
+    """`pulumi config set` without --config-file wrote `bootstrap: true` into Pulumi.<stack>.yaml,
+    where an interrupted run left it (committed, the next run deletes every Kubernetes object)."""
+    before = (ROOT / "Pulumi.dev.yaml").read_bytes()
+    run = make("bootstrap", {"pulumi": FAKE_PULUMI, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (ROOT / "Pulumi.dev.yaml").read_bytes() == before
+    config_sets = [line for line in run.stdout.splitlines() if "config set" in line or "config rm" in line]
+    assert config_sets and all("--config-file /tmp" in line for line in config_sets), config_sets
+    # Applied as the deploy role, with the temporary file, which is then gone.
+    assert "as ASIAEXAMPLE" in run.stdout and "bootstrap config used" in run.stdout
+    (up,) = [line for line in run.stdout.splitlines() if line.startswith("pulumi up ")]
+    assert not Path(up.split("--config-file ")[1].split()[0]).exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_needs_the_identity_stack_first(tmp_path: Path) -> None:
+    no_identity = FAKE_PULUMI.replace(
+        'echo "arn:aws:iam::123456789012:role/eks-platform-dev-deployments-deploy"', "exit 1"
+    )
+    assert no_identity != FAKE_PULUMI
+    run = make("bootstrap", {"pulumi": no_identity, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 2 and "make up PROJECT=identity STACK=dev" in run.stdout
+    assert " up " not in run.stdout.replace("make up", "")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_bootstrap_needs_the_boundary_of_the_identity_stack(tmp_path: Path) -> None:
+    """An identity stack applied before the boundary moved there has a role but no boundary: every
+    role of the bootstrap would fail on it (the platform derives its ARN and cannot wait for it)."""
+    no_boundary = FAKE_PULUMI.replace(
+        'echo "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary"', "exit 1"
+    )
+    assert no_boundary != FAKE_PULUMI
+    run = make("bootstrap", {"pulumi": no_boundary, "aws": FAKE_AWS}, tmp_path)
+    assert run.returncode == 2 and "has no boundaryArn" in run.stdout
+    assert "make up PROJECT=identity STACK=dev" in run.stdout
+    assert " up " not in run.stdout.replace("make up", "")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/make"), reason="make is not installed")
+def test_make_up_of_the_identity_project_runs_in_its_folder(tmp_path: Path) -> None:
+    run = make("up", ["pulumi", "aws"], tmp_path, "PROJECT=identity")
+    assert run.returncode == 0, run.stderr
+    assert f"pulumi -C identity up --stack dev --policy-pack {ROOT}/policy" in run.stdout
+    wrong = make("up", ["pulumi", "aws"], tmp_path / "w", "PROJECT=idnetity")
+    assert wrong.returncode == 2 and "PROJECT must be platform or identity" in wrong.stdout

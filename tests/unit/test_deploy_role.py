@@ -21,11 +21,13 @@ import pytest
 from components.deploy_policy import BOUNDARY_SUFFIX as DEPLOY_BOUNDARY_SUFFIX
 from components.deploy_policy import (
     MANAGED_POLICY_MAX,
+    DeployIdentity,
     DeployRoleData,
     StackScope,
     boundary_arn,
     deploy_policy,
 )
+from components.deploy_roles import agent_token_secret_name
 from policy.model import Level
 from policy.rules_deploy import (
     ACCOUNT_LEVEL,
@@ -33,11 +35,12 @@ from policy.rules_deploy import (
     DEPLOY_POLICY_NAME,
     INLINE_POLICY_MAX,
     compact_size,
+    identity_reach,
     outside_boundary,
 )
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
-from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, run_program, stack_config
+from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, stack_config
 from tools.policy_check import evaluate
 
 DATA_FILE = f"platform/{DEPLOY_ROLE_FILE}"
@@ -56,7 +59,8 @@ def program_invokes() -> list[str]:
 
 
 def sent_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
-    """The deploy role's inline policy as the program registered it."""
+    """The deploy role's inline policy as the program registered it (the identity project's plan,
+    identity/, which creates the role: `identity_plans[stack]`)."""
     found = [
         r
         for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
@@ -132,19 +136,25 @@ def data() -> DeployRoleData:
     return deploy_role_data()
 
 
-def test_every_aws_type_in_the_plan_is_granted(plan: PlanResult, data: DeployRoleData) -> None:
-    problems = ungranted(aws_types(plan), data.types, sent_policy(plan, data))
+def test_every_aws_type_in_the_plan_is_granted(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    problems = ungranted(aws_types(plan), data.types, sent_policy(identity_plans[plan.stack], data))
     assert not problems, "\n".join(problems)
 
 
-def test_every_provider_call_is_granted(plan: PlanResult, data: DeployRoleData) -> None:
+def test_every_provider_call_is_granted(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
     assert "aws:index/getCallerIdentity:getCallerIdentity" in program_invokes()
-    problems = ungranted(program_invokes(), data.invokes, sent_policy(plan, data))
+    problems = ungranted(program_invokes(), data.invokes, sent_policy(identity_plans[plan.stack], data))
     assert not problems, "\n".join(problems)
 
 
-def test_the_sent_policy_keeps_iam_to_the_stack(plan: PlanResult, data: DeployRoleData) -> None:
-    policy = sent_policy(plan, data)
+def test_the_sent_policy_keeps_iam_to_the_stack(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    policy = sent_policy(identity_plans[plan.stack], data)
     prefix = f"{plan.project}-{plan.stack}"
     assert account_level(policy) == []
     assert iam_problems(policy, prefix, region_of(plan), data) == []
@@ -153,11 +163,12 @@ def test_the_sent_policy_keeps_iam_to_the_stack(plan: PlanResult, data: DeployRo
         "StringEquals": {"iam:PassedToService": sorted(data.iam.pass_role_to)}
     }
     assert conditions["ServiceLinkedRoles"]["StringEquals"]["iam:AWSServiceName"]
-    # The role may not widen itself: a change to its permissions needs an admin's `make up`.
+    # The role may not widen itself or the preview role: a change to them needs an admin's `make up`.
     denied = {s["Sid"]: s for s in statements(policy, "Deny")}
-    assert denied["NotItself"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
-    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"} <= set(
-        denied["NotItself"]["Action"]
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments"
+    assert denied["NotTheDeployIdentity"]["Resource"] == [f"{role}-*", f"{role}-deploy", f"{role}-preview"]
+    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} <= set(
+        denied["NotTheDeployIdentity"]["Action"]
     )
     # No role loses its boundary, and the boundary policy itself never changes.
     assert denied["KeepBoundaries"] == {
@@ -175,6 +186,105 @@ def test_the_sent_policy_keeps_iam_to_the_stack(plan: PlanResult, data: DeployRo
     assert compact_size(json.dumps(policy)) <= INLINE_POLICY_MAX
 
 
+def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    """Inside its prefix and tag, the role could otherwise rewrite the preview role, read or replace
+    the agent pool's token, use or delete the token's key, or change the boundary. The names are the
+    identity plan's own."""
+    identity = identity_plans[plan.stack]
+    policy = sent_policy(identity, data)
+    assert list(identity_reach(json.dumps(policy))) == []
+    (preview,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-preview")]
+    # Dev has no agent pool, hence no token secret: its name is the derived one all the same.
+    secret_name = agent_token_secret_name(f"{plan.project}-{plan.stack}")
+    assert [r.get("name") for r in identity.of_type("aws:secretsmanager/secret:Secret")] in (
+        [],
+        [secret_name],
+    )
+    (alias,) = identity.of_type("aws:kms/alias:Alias")
+    account, region = ACCOUNT_ID, region_of(plan)
+    denied = {s["Sid"]: s for s in statements(policy, "Deny")}
+    assert f"arn:aws:iam::{account}:role/{preview.get('name')}" in denied["NotTheDeployIdentity"]["Resource"]
+    assert denied["NotTheAgentToken"]["Resource"] == (
+        f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-*"
+    )
+    assert denied["NotTheAgentTokenKey"]["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias.get("name")}
+    }
+    assert (
+        denied["NotTheAgentTokenKeyAlias"]["Resource"]
+        == f"arn:aws:kms:{region}:{account}:{alias.get('name')}"
+    )
+    assert {"iam:TagPolicy", "iam:UntagPolicy"} <= set(denied["KeepTheBoundaryPolicy"]["Action"])
+    # Pulumi's OIDC provider is the identity project's: the platform's role gets nothing on it.
+    assert not [r for s in statements(policy) for r in listed(s["Resource"]) if "api.pulumi.com" in r]
+
+
+@pytest.mark.parametrize(
+    ("change", "expect"),
+    [
+        (
+            # Back to the deploy role alone (before the merge: `NotItself`).
+            lambda s: (
+                s["Sid"] == "NotTheDeployIdentity" and [r for r in s["Resource"] if r.endswith("-deploy")]
+            ),
+            "iam:PutRolePolicy on arn:aws:iam::123456789012:role/eks-platform-dev-deployments-preview: "
+            "the identity project's preview role",
+        ),
+        (lambda s: s["Sid"] == "NotTheAgentToken" and [], "the identity project's agent token secret"),
+        (lambda s: s["Sid"] == "NotTheAgentTokenKey" and [], "kms:Decrypt on arn:aws:kms:"),
+        (lambda s: s["Sid"] == "NotTheAgentTokenKeyAlias" and [], "kms:DeleteAlias on arn:aws:kms:"),
+        (lambda s: s["Sid"] == "KeepTheBoundaryPolicy" and [], "the identity project's permissions boundary"),
+        (lambda s: s["Sid"] == "NotTheDeployIdentity" and [], "the identity project's deploy role"),
+    ],
+    ids=["preview-role", "token-secret", "token-key", "token-key-alias", "boundary", "itself"],
+)
+def test_the_pack_fails_a_deploy_policy_that_reaches_the_identity(
+    identity_plans: dict[str, PlanResult], change: Callable[[dict[str, Any]], Any], expect: str
+) -> None:
+    """Each Deny removed (or narrowed: the preview role dropped) is a finding of the pack."""
+    dev = identity_plans["dev"]
+
+    def weaken(policy: str) -> str:
+        doc = json.loads(policy)
+        kept = []
+        for s in doc["Statement"]:
+            narrowed = change(s)
+            if narrowed is False:
+                kept.append(s)
+            elif narrowed:
+                kept.append({**s, "Resource": narrowed})
+        assert len(kept) < len(doc["Statement"]) or kept != doc["Statement"]
+        return json.dumps({**doc, "Statement": kept})
+
+    broken = replace_input(
+        dev, "aws:iam/rolePolicy:RolePolicy", lambda r: r.get("name") == DEPLOY_POLICY_NAME, "policy", weaken
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(expect in m for m in messages), messages
+
+
+def test_the_pack_fails_a_deploy_policy_that_may_replace_pulumis_oidc_provider(
+    identity_plans: dict[str, PlanResult],
+) -> None:
+    provider = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/api.pulumi.com/oidc"
+    broken = replace_input(
+        identity_plans["dev"],
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
+        "policy",
+        lambda p: json.dumps(
+            with_statement(
+                json.loads(p),
+                {"Sid": "Back", "Action": "iam:DeleteOpenIDConnectProvider", "Resource": provider},
+            )
+        ),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(f"iam:DeleteOpenIDConnectProvider on {provider}" in m for m in messages), messages
+
+
 def test_every_iam_name_in_the_plan_fits_the_prefix(plan: PlanResult) -> None:
     prefix = f"{plan.project}-{plan.stack}-"
     named = [
@@ -185,16 +295,21 @@ def test_every_iam_name_in_the_plan_fits_the_prefix(plan: PlanResult) -> None:
     assert named and all(str(r.get("name")).startswith(prefix) for r in named), [r.get("name") for r in named]
 
 
-def test_every_attached_managed_policy_is_attachable(plan: PlanResult, data: DeployRoleData) -> None:
-    policy = sent_policy(plan, data)
+def test_every_attached_managed_policy_is_attachable(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    policy = sent_policy(identity_plans[plan.stack], data)
     (attach,) = [s for s in statements(policy) if s["Sid"] == "AttachKnownPolicies"]
     allowed = attach["Condition"]["ArnLike"]["iam:PolicyARN"]
     attached = [r.get("policyArn") for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
     assert attached and all(a in allowed for a in attached), sorted(set(attached) - set(allowed))
 
 
-def test_no_managed_policy_on_the_deploy_role_by_default(plan: PlanResult) -> None:
-    roles = [r.get("role") for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
+def test_no_managed_policy_on_the_deploy_role_by_default(
+    plan: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    attachments = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    roles = [r.get("role") for p in (plan, identity_plans[plan.stack]) for r in p.of_type(attachments)]
     assert not [r for r in roles if str(r).endswith("-deployments-deploy")]
 
 
@@ -217,12 +332,17 @@ def scope(prefix: str = "eks-platform-dev") -> StackScope:
     )
 
 
-def build(data: DeployRoleData, prefix: str = "eks-platform-dev") -> dict[str, Any]:
-    return json.loads(
-        deploy_policy(
-            data, scope(prefix), role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
-        )
+def kept(prefix: str = "eks-platform-dev") -> DeployIdentity:
+    return DeployIdentity(
+        role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy",
+        preview_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-preview",
+        token_secret_name=f"{prefix}/deploy-agent-token",
+        token_key_alias=f"alias/{prefix}-deploy-agent-token",
     )
+
+
+def build(data: DeployRoleData, prefix: str = "eks-platform-dev") -> dict[str, Any]:
+    return json.loads(deploy_policy(data, scope(prefix), identity=kept(prefix)))
 
 
 def with_statement(policy: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:
@@ -322,12 +442,20 @@ def test_a_policy_arn_must_be_one() -> None:
     )
 
 
-def test_dev_may_opt_in_to_admin_and_the_policy_pack_warns() -> None:
-    raw, _ = stack_config("dev")
-    raw["eks-platform:deployments"] = json.dumps(
-        {**json.loads(raw["eks-platform:deployments"]), "rolePolicyArns": [ADMIN]}
-    )
-    result = run_program("dev", raw)
+def test_dev_may_opt_in_to_admin_and_the_policy_pack_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks import identity
+    from tools.plan import run_identity
+
+    read = identity.read_yaml
+
+    def opted_in(path: Any) -> Any:
+        document = read(path)
+        if path.name == "Pulumi.dev.yaml":
+            document["config"]["eks-platform:deployments"]["rolePolicyArns"] = [ADMIN]
+        return document
+
+    monkeypatch.setattr(identity, "read_yaml", opted_in)
+    result = run_identity("dev")
     attached = [
         r
         for r in result.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -363,31 +491,46 @@ def boundary_of(plan: PlanResult) -> Any:
 
 
 def bounded_roles(plan: PlanResult) -> list[Any]:
-    """Every role but the deploy role (Pulumi Deployments' identity, applied by an admin)."""
+    """Every role but the deploy role (Pulumi Deployments' write identity, applied by an admin)."""
     return [r for r in plan.of_type(ROLE_TYPE) if not r.name.endswith("-deployments-deploy")]
 
 
-def test_the_boundary_has_its_computable_name_and_every_role_carries_it(plan: PlanResult) -> None:
-    boundary = boundary_of(plan)
+def test_the_boundary_has_its_computable_name_and_every_role_carries_it(
+    plan: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    identity = identity_plans[plan.stack]
+    boundary = boundary_of(identity)
     arn = boundary_arn(plan_scope(plan))
     assert arn == f"arn:aws:iam::{ACCOUNT_ID}:policy/{plan.project}-{plan.stack}-boundary"
     assert boundary.get("name") == arn.rsplit("/", 1)[1]
+    # The identity project creates it (the deploy role never creates or changes its boundary); the
+    # platform creates no managed policy of that name and derives the ARN as a plain string.
+    assert not [r for r in plan.of_type(BOUNDARY_TYPE) if str(r.get("name")).endswith("-boundary")]
     roles = bounded_roles(plan)
     assert len(roles) >= 6  # control plane, CNI, system nodes, Karpenter x2, EBS CSI, flow logs...
     assert {r.name: r.get("permissionsBoundary") for r in roles} == {r.name: arn for r in roles}
-    # Ordered by data: every role waits for the boundary policy (CreateRole fails on a missing one).
-    assert all(boundary.urn in r.dependencies for r in roles), [r.name for r in roles]
+    # In the identity project: the preview role carries it and waits for it; the deploy role, which
+    # creates the bounded roles, does not (the boundary allows no IAM write).
+    (preview,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-preview")]
+    (deploy,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-deploy")]
+    assert preview.get("permissionsBoundary") and boundary.urn in preview.dependencies
+    assert not deploy.get("permissionsBoundary")
 
 
-def test_the_boundary_holds_every_role_policy_of_the_plan(plan: PlanResult, data: DeployRoleData) -> None:
-    boundary = json.loads(boundary_of(plan).get("policy"))
-    names = {str(r.get("name")) for r in bounded_roles(plan)}
+def test_the_boundary_holds_every_role_policy_of_the_plan(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    identity = identity_plans[plan.stack]
+    boundary = json.loads(boundary_of(identity).get("policy"))
+    names = {str(r.get("name")) for p in (plan, identity) for r in bounded_roles(p)}
     inline = [
         r.get("policy")
-        for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        for p in (plan, identity)
+        for r in p.of_type("aws:iam/rolePolicy:RolePolicy")
         if r.get("name") != data.policy_name and str(r.get("role")).removesuffix("-id") in names
     ]
-    assert len(inline) >= 4 and [outside_boundary(p, boundary) for p in inline] == [[]] * len(inline)
+    assert "platform-preview" in [r.get("name") for r in identity.of_type("aws:iam/rolePolicy:RolePolicy")]
+    assert len(inline) >= 5 and [outside_boundary(p, boundary) for p in inline] == [[]] * len(inline)
     # The AWS managed policies the plan attaches: each one's services are inside the boundary.
     granted = granted_prefixes(boundary)
     for attachment in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
@@ -395,8 +538,10 @@ def test_the_boundary_holds_every_role_policy_of_the_plan(plan: PlanResult, data
         assert set(data.boundary.managed_policy_services[name]) <= granted, name
 
 
-def test_the_boundary_allows_no_iam_write_and_no_escape(plan: PlanResult) -> None:
-    boundary = json.loads(boundary_of(plan).get("policy"))
+def test_the_boundary_allows_no_iam_write_and_no_escape(
+    plan: PlanResult, identity_plans: dict[str, PlanResult]
+) -> None:
+    boundary = json.loads(boundary_of(identity_plans[plan.stack]).get("policy"))
     iam = sorted({a for s in statements(boundary) for a in listed(s["Action"]) if a.startswith("iam:")})
     assert iam == [
         "iam:CreateServiceLinkedRole",
@@ -412,8 +557,10 @@ def test_the_boundary_allows_no_iam_write_and_no_escape(plan: PlanResult) -> Non
     assert compact_size(json.dumps(boundary)) <= MANAGED_POLICY_MAX
 
 
-def test_every_role_write_requires_the_boundary(plan: PlanResult, data: DeployRoleData) -> None:
-    policy = sent_policy(plan, data)
+def test_every_role_write_requires_the_boundary(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    policy = sent_policy(identity_plans[plan.stack], data)
     arn = boundary_arn(plan_scope(plan))
     writes = {f"iam:{a}" for a in data.iam.bounded_roles}
     for s in statements(policy):
@@ -426,11 +573,14 @@ def test_every_role_write_requires_the_boundary(plan: PlanResult, data: DeployRo
 SCOPABLE = ("secretsmanager:", "kms:", "logs:", "ecr:", "sqs:", "eks:", "events:", "autoscaling:")
 
 
-def test_what_reaches_star_is_listed_with_a_reason(plan: PlanResult, data: DeployRoleData) -> None:
+def test_what_reaches_star_is_listed_with_a_reason(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
     """Every "*" grant of the sent policy is a data-file statement with `why`; scopable services
     reach "*" only to read or under a request-tag condition."""
     why = {s.sid for s in data.statements if s.why}
-    for s in statements(sent_policy(plan, data)):
+    sent = sent_policy(identity_plans[plan.stack], data)
+    for s in statements(sent):
         if "*" not in listed(s["Resource"]):
             continue
         assert s["Sid"] in why, s["Sid"]
@@ -438,7 +588,7 @@ def test_what_reaches_star_is_listed_with_a_reason(plan: PlanResult, data: Deplo
             if action.startswith(SCOPABLE) and "Condition" not in s:
                 assert action.split(":", 1)[1].startswith(("Describe", "List")), action
     # The stack's secrets, registries, queues and cluster: by name only.
-    by_sid = {s["Sid"]: listed(s["Resource"]) for s in statements(sent_policy(plan, data))}
+    by_sid = {s["Sid"]: listed(s["Resource"]) for s in statements(sent)}
     prefix = f"{plan.project}-{plan.stack}"
     assert by_sid["OwnSecrets"] == [f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT_ID}:secret:{prefix}/*"]
     assert all(f"/{prefix}" in r for r in by_sid["OwnCluster"]), by_sid["OwnCluster"]
@@ -534,7 +684,10 @@ def replace_input(
         ),
     ],
 )
-def test_the_pack_fails_a_reintroduced_hole(dev: PlanResult, statement: dict[str, Any], expect: str) -> None:
+def test_the_pack_fails_a_reintroduced_hole(
+    identity_plans: dict[str, PlanResult], statement: dict[str, Any], expect: str
+) -> None:
+    dev = identity_plans["dev"]
     assert _rule(evaluate(dev), "deploy-role-least-privilege") == []
     broken = replace_input(
         dev,
@@ -562,9 +715,36 @@ def test_the_pack_fails_an_unbounded_role(dev: PlanResult) -> None:
     ]
 
 
-def test_the_pack_fails_a_boundary_that_allows_iam_writes(dev: PlanResult) -> None:
+def test_only_the_write_role_of_the_identity_project_is_exempt(identity_plans: dict[str, PlanResult]) -> None:
+    """The deploy role creates the bounded roles (a boundary would forbid it); the preview role,
+    which Pulumi assumes for previews only, carries the boundary like every other role."""
+    identity = identity_plans["prod"]
+    assert _rule(evaluate(identity), "deploy-role-bounded-roles") == []
+    unbounded = replace_input(
+        identity,
+        ROLE_TYPE,
+        lambda r: r.name.endswith("-deployments-preview"),
+        "permissionsBoundary",
+        lambda _: None,
+    )
+    assert _rule(evaluate(unbounded), "deploy-role-bounded-roles") == [
+        "role eks-platform-prod-deployments-preview has no permissionsBoundary: the deploy role cannot "
+        "create it, and an unbounded role is a way to account admin"
+    ]
+    # A preview role whose trust also accepts an update is a write role: exempt, as the deploy role.
+    widened = replace_input(
+        unbounded,
+        ROLE_TYPE,
+        lambda r: r.name.endswith("-deployments-preview"),
+        "assumeRolePolicy",
+        lambda p: p.replace(":operation:preview:", ":operation:update:"),
+    )
+    assert _rule(evaluate(widened), "deploy-role-bounded-roles") == []
+
+
+def test_the_pack_fails_a_boundary_that_allows_iam_writes(identity_plans: dict[str, PlanResult]) -> None:
     broken = replace_input(
-        dev,
+        identity_plans["dev"],
         BOUNDARY_TYPE,
         lambda r: str(r.get("name")).endswith("-boundary"),
         "policy",
@@ -586,9 +766,12 @@ def test_boundary_names_agree() -> None:
     assert BOUNDARY_SUFFIX == DEPLOY_BOUNDARY_SUFFIX
 
 
-def test_ec2_star_cannot_take_data_out(plan: PlanResult, data: DeployRoleData) -> None:
+def test_ec2_star_cannot_take_data_out(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
     """`ec2:*` on "*" is unscopable today; snapshots, images, exports and consoles are denied."""
-    (deny,) = [s for s in statements(sent_policy(plan, data), "Deny") if s["Sid"] == "NoDataOutOfEc2"]
+    sent = sent_policy(identity_plans[plan.stack], data)
+    (deny,) = [s for s in statements(sent, "Deny") if s["Sid"] == "NoDataOutOfEc2"]
     assert {"ec2:CreateSnapshot", "ec2:ModifySnapshotAttribute", "ec2:GetConsoleOutput"} <= set(
         deny["Action"]
     )
@@ -598,7 +781,7 @@ def test_ec2_star_cannot_take_data_out(plan: PlanResult, data: DeployRoleData) -
 
 
 def test_interface_endpoints_with_private_dns_may_associate_their_zone(
-    prod: PlanResult, data: DeployRoleData
+    prod: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
 ) -> None:
     """Service Authorization Reference, EC2 CreateVpcEndpoint: dependent action
     route53:AssociateVPCWithHostedZone (private DNS); prod has interface endpoints with it on."""
@@ -606,7 +789,7 @@ def test_interface_endpoints_with_private_dns_may_associate_their_zone(
     assert endpoints
     grants = [
         s
-        for s in statements(sent_policy(prod, data))
+        for s in statements(sent_policy(identity_plans["prod"], data))
         if "route53:AssociateVPCWithHostedZone" in listed(s["Action"])
     ]
     assert [listed(s["Resource"]) for s in grants] == [
@@ -629,10 +812,13 @@ def test_interface_endpoints_with_private_dns_may_associate_their_zone(
     ],
 )
 def test_a_role_policy_beyond_the_boundary_is_a_finding(
-    dev: PlanResult, statement: dict[str, Any], expect: str
+    dev: PlanResult, identity_plans: dict[str, PlanResult], statement: dict[str, Any], expect: str
 ) -> None:
+    # The boundary is the identity project's: the rule compares where both are in one plan.
+    both = dataclasses.replace(dev, records=[*dev.records, boundary_of(identity_plans["dev"])])
+    assert _rule(evaluate(both), "deploy-role-bounded-roles") == []
     broken = replace_input(
-        dev,
+        both,
         "aws:iam/rolePolicy:RolePolicy",
         lambda r: r.name == "eks-platform-dev-secrets-eso",
         "policy",
@@ -642,10 +828,13 @@ def test_a_role_policy_beyond_the_boundary_is_a_finding(
     assert [m for m in messages if expect in m and "outside the permissions boundary" in m], messages
 
 
-def test_keys_of_other_stacks_cannot_be_retagged_into_scope(plan: PlanResult, data: DeployRoleData) -> None:
+def test_keys_of_other_stacks_cannot_be_retagged_into_scope(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
     """NewKeys allows kms:TagResource on "*" (tag-on-create); a key tagged for another stack or
     project is denied, so a dev deploy role cannot move prod's keys into its OwnKeys."""
-    denied = {s["Sid"]: s for s in statements(sent_policy(plan, data), "Deny")}
+    sent = sent_policy(identity_plans[plan.stack], data)
+    denied = {s["Sid"]: s for s in statements(sent, "Deny")}
     for sid, key, value in (
         ("NoOtherStacksKeys", "aws:ResourceTag/platform:stack", plan.stack),
         ("NoOtherProjectsKeys", "aws:ResourceTag/platform:project", plan.project),
@@ -656,7 +845,7 @@ def test_keys_of_other_stacks_cannot_be_retagged_into_scope(plan: PlanResult, da
     (provider,) = plan.of_type("pulumi:providers:aws")
     tags = json.loads(provider.get("defaultTags"))["tags"]
     assert (tags["platform:stack"], tags["platform:project"]) == (plan.stack, plan.project)
-    own = {s["Sid"]: s for s in statements(sent_policy(plan, data))}["OwnKeys"]
+    own = {s["Sid"]: s for s in statements(sent)}["OwnKeys"]
     assert own["Condition"]["StringEquals"] == {
         "aws:ResourceTag/platform:stack": plan.stack,
         "aws:ResourceTag/platform:project": plan.project,

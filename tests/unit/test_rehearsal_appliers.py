@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from analysis.appliers import judge
+from analysis.appliers import applied_by, judge
 from analysis.graph import build
 from policy.model import Level
 from tests.unit.rehearsal_plans import reg
@@ -18,7 +18,8 @@ PULUMI_EGRESS = ["34.208.94.47/32", "34.212.116.224/32", "44.241.59.217/32", "52
 
 def plan(
     *, public: bool, cidrs: list[str] | None = None, entry: bool, kube_role: bool, pool: bool
-) -> list[Any]:
+) -> tuple[list[Any], list[Any]]:
+    """A platform plan (the cluster) and its identity plan (the agent pool and the settings)."""
     inputs: dict[str, Any] = {"endpointPublicAccess": public, "accessEntries": {}}
     if cidrs:
         inputs["publicAccessCidrs"] = cidrs
@@ -30,11 +31,12 @@ def plan(
     if kube_role:
         inputs["providerCredentialOpts"] = {"roleArn": DEPLOY}
     records = [reg("cluster", "eks:index:Cluster", inputs=inputs, custom=False)]
+    identity = []
     agent_pool = reg("agents", "pulumiservice:index:AgentPool")
     if pool:
-        records.append(agent_pool)
+        identity.append(agent_pool)
     settings = {"operationContext": {"oidc": {"aws": {"roleARN": DEPLOY}}}}
-    records.append(
+    identity.append(
         reg(
             "settings",
             "pulumiservice:index:DeploymentSettings",
@@ -42,11 +44,12 @@ def plan(
             inputs=settings,
         )
     )
-    return records
+    return records, identity
 
 
 def rules(**kwargs: Any) -> dict[str, Level]:
-    _, findings = judge(build(plan(**kwargs)))
+    records, identity = plan(**kwargs)
+    _, findings = judge(build(records), identity)
     return {
         f.rule if f.rule.endswith("no-deploy-path") else f"{f.rule}:{f.message.split(' ', 2)[0]}": f.level
         for f in findings
@@ -90,8 +93,79 @@ def test_hosted_runners_reach_a_public_endpoint_only_through_its_cidrs(
 
 
 def test_the_appliers_are_stated() -> None:
-    appliers, _ = judge(build(plan(public=False, entry=True, kube_role=True, pool=True)))
+    records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
+    appliers, _ = judge(build(records), identity)
     docs = [a.document() for a in appliers]
     assert [d["path"] for d in docs] == ["make up", "Pulumi Deployments"]
     assert all(d["principal"] == DEPLOY for d in docs)
     assert "agents" in docs[1]["runsOn"] and docs[1]["reachesEndpoint"] and docs[1]["clusterAdmin"]
+
+
+def test_the_deploy_identity_inside_the_platform_plan_is_a_blocker() -> None:
+    """The old design: role, policy, Pulumi's OIDC provider, pool and settings in the stack the role
+    applies. Each is a mandatory finding; the Pulumi Cloud ones twice (a stack token cannot manage them)."""
+    records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
+    role = reg("p-deploy", "aws:iam/role:Role", inputs={"name": "p-deploy"})
+    policy = reg("p-deploy-policy", "aws:iam/rolePolicy:RolePolicy", role.urn)
+    oidc = reg(
+        "oidc",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        inputs={"url": "https://api.pulumi.com/oidc"},
+    )
+    other = reg("ci", "aws:iam/role:Role", inputs={"name": "p-ci"})
+    _, findings = judge(build([*records, role, policy, oidc, other, *identity]))
+    found = sorted(
+        (f.rule, str(f.urn).rsplit("::", 1)[-1]) for f in findings if f.rule.startswith("identity-")
+    )
+    assert found == [
+        ("identity-applied-by-itself", "agents"),
+        ("identity-applied-by-itself", "oidc"),
+        ("identity-applied-by-itself", "p-deploy"),
+        ("identity-applied-by-itself", "p-deploy-policy"),
+        ("identity-applied-by-itself", "settings"),
+        ("identity-org-resource-in-run", "agents"),
+        ("identity-org-resource-in-run", "settings"),
+    ]
+    assert all(f.level is Level.MANDATORY for f in findings if f.rule.startswith("identity-"))
+    # The same resources in the identity plan, applied by an admin: no such finding.
+    _, clean = judge(build(records), [role, policy, oidc, *identity])
+    assert not [f for f in clean if f.rule.startswith("identity-")]
+
+
+def test_the_boundary_the_preview_role_and_the_token_in_the_platform_plan_are_blockers() -> None:
+    """The deploy role denies itself every change to them: in the plan it applies, a change to any
+    would fail; they are the identity project's (least-privilege's boundary used to be created in
+    the platform stack, next to the role)."""
+    records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
+    name = DEPLOY.rsplit("/", 1)[1]  # p-deploy; its preview role: p-preview
+    boundary = reg("p-boundary", "aws:iam/policy:Policy", inputs={"name": "eks-platform-prod-boundary"})
+    preview = reg("p-preview", "aws:iam/role:Role", inputs={"name": name.replace("-deploy", "-preview")})
+    token = reg(
+        "p-token", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/deploy-agent-token"}
+    )
+    other = reg("p-grafana", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/grafana"})
+    _, findings = judge(build([*records, boundary, preview, token, other]), identity)
+    found = sorted(str(f.urn).rsplit("::", 1)[-1] for f in findings if f.rule == "identity-applied-by-itself")
+    assert found == ["p-boundary", "p-preview", "p-token"]
+    _, clean = judge(build(records), [boundary, preview, token, *identity])
+    assert not [f for f in clean if f.rule.startswith("identity-")]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_first_up_of_every_resource_comes_after_the_identity_project(
+    stack: str, plan_documents: dict[str, dict[str, Any]]
+) -> None:
+    """The platform only derives the deploy role's and the boundary's ARNs (plain strings): no
+    dependency orders it after the identity project, so the plan says so for every resource."""
+    rows = plan_documents[stack]["rehearsal"]["appliedBy"]
+    assert rows and all(r["firstApply"].startswith("after make up PROJECT=identity") for r in rows)
+    roles = [r for r in plan_documents[stack]["resources"] if r["type"] == "aws:iam/role:Role"]
+    assert roles and all(isinstance(r["inputs"]["permissionsBoundary"], str) for r in roles)
+
+
+def test_without_deployments_there_is_no_identity_to_wait_for() -> None:
+    records, _ = plan(public=True, cidrs=["0.0.0.0/0"], entry=True, kube_role=False, pool=False)
+    graph = build(records)
+    appliers, _ = judge(graph)  # no identity plan: no settings, so `make up` alone
+    assert [a.path for a in appliers] == ["make up"]
+    assert not [r for r in applied_by(graph, appliers) if "PROJECT=identity" in r["firstApply"]]

@@ -23,7 +23,16 @@ POOLS = ("pulumiservice:index:AgentPool", "pulumiservice:api/agents:Pool")
 
 
 def findings(plan: PlanResult) -> list[Finding]:
-    return section(plan.records)[1]
+    """The rehearsal's findings, with the stack's identity plan (it holds the Deployments settings)."""
+    return section(plan.records, (), IDENTITY[plan.stack].records)[1]
+
+
+IDENTITY: dict[str, PlanResult] = {}
+
+
+@pytest.fixture(autouse=True)
+def _identity(identity_plans: dict[str, PlanResult]) -> None:
+    IDENTITY.update(identity_plans)
 
 
 def hits(plan: PlanResult, rule: str) -> set[str]:
@@ -60,8 +69,9 @@ def test_blocker_2_private_endpoint_with_hosted_runners(prod: PlanResult) -> Non
         return dataclasses.replace(r, raw_inputs=inputs)
 
     broken = mutate(prod, private, lambda r: r.type == "eks:index:Cluster")
-    broken = mutate(broken, lambda r: None, lambda r: r.type in POOLS)
-    broken = mutate(broken, hosted, lambda r: r.type == "pulumiservice:index:DeploymentSettings")
+    identity = mutate(IDENTITY["prod"], lambda r: None, lambda r: r.type in POOLS)
+    identity = mutate(identity, hosted, lambda r: r.type == "pulumiservice:index:DeploymentSettings")
+    IDENTITY["prod"] = identity
     reach = mandatory(broken, "rehearsal-applier-reach")
     assert reach and "Pulumi-hosted runners" in reach[0].message and "private" in reach[0].message
     assert mandatory(broken, "rehearsal-no-deploy-path")
@@ -69,7 +79,7 @@ def test_blocker_2_private_endpoint_with_hosted_runners(prod: PlanResult) -> Non
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_blocker_3_deploy_role_not_cluster_admin(plans: dict[str, PlanResult], stack: str) -> None:
-    settings = plans[stack].one("pulumiservice:index:DeploymentSettings")
+    settings = IDENTITY[stack].one("pulumiservice:index:DeploymentSettings")
     deploy_role = settings.get("operationContext.oidc.aws.roleARN")
 
     def admins_only(r: Registration) -> Registration:
@@ -166,7 +176,9 @@ def test_the_plan_json_carries_the_rehearsal_within_the_contract(
     assert [a["path"] for a in rehearsal["appliers"]] == ["make up", "Pulumi Deployments"]
     # The rehearsal's findings are among the plan's findings, exactly.
     listed = [f for f in document["findings"] if f["rule"].startswith("rehearsal-")]
-    expected = [f.document() for f in section(plans[stack].records, plans[stack].lookups)[1]]
+    expected = [
+        f.document() for f in section(plans[stack].records, plans[stack].lookups, IDENTITY[stack].records)[1]
+    ]
     key = lambda f: json.dumps(f, sort_keys=True)  # noqa: E731
     assert sorted(listed, key=key) == sorted(expected, key=key)
 

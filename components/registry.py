@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import clip, document
-from components.identity import AwsIdentity
+from components.identity import AwsIdentity, existing
 from components.kms import EncryptionKey, EncryptionKeyArgs
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -147,20 +147,34 @@ class Registry(pulumi.ComponentResource):
                 opts=child,
             )
             for svc in args.services:
+                repo_name = f"{args.prefix}/{svc.name}"
+                # Prod retains a repository (its images), so the next stack of the same name adopts
+                # it. Its encryption cannot change in place (encryption_configuration is ForceNew:
+                # terraform-provider-aws internal/service/ecr/repository.go), so the adopted one keeps
+                # the (retained) key that encrypts its images; new repositories get the new key.
+                held = (
+                    existing("aws:ecr/repository:Repository", repo_name, pulumi.InvokeOptions(parent=self))
+                    if args.protect
+                    else None
+                )
                 repo = aws.ecr.Repository(
                     f"{name}-{svc.name}",
-                    name=f"{args.prefix}/{svc.name}",
+                    name=repo_name,
                     image_tag_mutability="IMMUTABLE",
                     image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                         scan_on_push=True
                     ),
                     encryption_configurations=[
                         aws.ecr.RepositoryEncryptionConfigurationArgs(
-                            encryption_type="KMS", kms_key=key.key_arn
+                            encryption_type="KMS",
+                            kms_key=held.kms_key_arn if held and held.kms_key_arn else key.key_arn,
                         )
                     ],
                     opts=pulumi.ResourceOptions(
-                        parent=self, protect=args.protect, retain_on_delete=args.protect
+                        parent=self,
+                        protect=args.protect,
+                        retain_on_delete=args.protect,
+                        import_=held.import_id if held else None,
                     ),
                 )
                 aws.ecr.LifecyclePolicy(

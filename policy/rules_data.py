@@ -211,7 +211,10 @@ def secret_cmk(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str
 @rules.resource(
     "secret-recovery-window",
     types=(SM_SECRET,),
-    description="A deleted production secret stays recoverable for 30 days.",
+    description=(
+        "A deleted production secret stays recoverable for 30 days; a credential re-issued with its "
+        "owner (the agent pool's token) is deleted at once, so a rebuild can reuse its name."
+    ),
     sources=(
         Source("aws-docs", "Secrets Manager User Guide: delete a secret (recovery window)"),
         STATE_WINDOWS,
@@ -220,6 +223,8 @@ def secret_cmk(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str
     dev=None,
 )
 def recovery_window(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    if str(get(props, "name") or "").endswith(NOT_RETAINED_SECRETS):
+        return  # a credential re-issued with its pool: a window would only block a rebuild
     days = get(props, "recoveryWindowInDays", 30)  # AWS's default is 30; 0 deletes at once
     if not isinstance(days, int | float) or days < 30:
         yield f"recoveryWindowInDays is {days}, below 30"

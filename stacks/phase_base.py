@@ -195,7 +195,9 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
                 architecture=agent_cfg.architecture,
                 hosts=agent_cfg.hosts,
                 version=agent_cfg.version,
-                recovery_window_days=30 if cfg.production else 0,
+                # A credential, not data (the pool issues a new one): force-deleted, so a rebuilt
+                # stack can create its name again (analysis/prerequisites.py reserved_names).
+                recovery_window_days=0,
                 protect=cfg.protect,
             ),
             opts=aws_only,

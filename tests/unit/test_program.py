@@ -145,9 +145,10 @@ def test_prod_keeps_the_platform_secrets_and_dev_force_deletes_them(plans: dict[
         for s in secrets:
             options = (s.retain_on_delete, s.protect, s.get("recoveryWindowInDays"))
             assert options == (kept, kept, window), s.name
-    # The agent pool's token is a credential: deleted with the stack (30-day window), never left behind.
+    # The agent pool's token is a credential: force-deleted with the stack, never left behind, so the
+    # name is free for a rebuilt stack (a recovery window would keep it taken: reserved_names).
     (token,) = [s for s in plans["prod"].of_type("aws:secretsmanager/secret:Secret") if "agent" in s.name]
-    assert token.protect and not token.retain_on_delete
+    assert token.protect and not token.retain_on_delete and token.get("recoveryWindowInDays") == 0
 
 
 # -- network ------------------------------------------------------------------------------------

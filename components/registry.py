@@ -110,7 +110,8 @@ class Registry(pulumi.ComponentResource):
     customer-managed key (rotated; its policy delegates to IAM, and ECR uses the key through the
     grant it creates when a repository is created, so pushing and pulling need no KMS permission:
     AWS ECR User Guide, "Encryption at rest"), a lifecycle that keeps the last N tagged images and
-    expires untagged ones, `protect` and `retain_on_delete` in prod;
+    expires untagged ones, `protect` and `retain_on_delete` in prod (a rebuilt stack of the same name
+    adopts a retained repository, under the key its images are encrypted with);
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
     claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).

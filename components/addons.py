@@ -41,6 +41,9 @@ def pinned_addon(
 @dataclass(frozen=True, kw_only=True)
 class ClusterAddonsArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cluster_name: pulumi.Input[str]
     # The cluster ARN as a plain string, so trust policies read in the plan.
     cluster_arn: str
@@ -66,9 +69,15 @@ class ClusterAddons(pulumi.ComponentResource):
     EBS CSI controller gets its own Pod Identity role bound to its service account alone, with
     AWS's tag-scoped EBS policy; a default gp3 StorageClass that always encrypts, binds in the
     pod's zone, allows expansion, and retains volumes in prod.
+
+    `coredns` is exposed for ordering only: whatever resolves AWS endpoints while it cleans up on
+    destroy (Karpenter terminating its nodes) depends on it, so a destroy deletes it last
+    (platform/teardown.yaml). Whatever holds volume claims depends on the whole component (the
+    driver, its DNS and the StorageClass).
     """
 
     storage_class_name: pulumi.Output[str]
+    coredns: aws.eks.Addon
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:addons:ClusterAddons", name, None, opts)
@@ -95,7 +104,7 @@ class ClusterAddons(pulumi.ComponentResource):
                     "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
                 }
             ]
-        pinned_addon(
+        self.coredns = pinned_addon(
             f"{name}-coredns",
             args.cluster_name,
             "coredns",
@@ -111,6 +120,7 @@ class ClusterAddons(pulumi.ComponentResource):
             ident.partition,
             ["service-role/AmazonEBSCSIDriverPolicy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         # The add-on takes the chart's values (aws-ebs-csi-driver charts/aws-ebs-csi-driver/values.yaml):
         # with controller.k8sTagClusterId the driver tags each volume `kubernetes.io/cluster/<id>:

@@ -33,6 +33,9 @@ DRAIN_HEARTBEAT_SECONDS = 900
 @dataclass(frozen=True, kw_only=True)
 class DeployAgentArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     private_subnet_ids: pulumi.Input[list[str]]
     vpc_id: pulumi.Input[str]
     # The agent pool's access token (a secret Output of pulumiservice:index:AgentPool).
@@ -127,6 +130,7 @@ class DeployAgent(pulumi.ComponentResource):
             f"{name}-host",
             name=clip(f"{name}-host"),
             assume_role_policy=service_trust("ec2.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -58,6 +58,9 @@ def creator_admin_off(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTran
 @dataclass(frozen=True, kw_only=True)
 class ClusterArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cluster_name: str
     kubernetes_version: str
     upgrade_support_type: str
@@ -112,6 +115,7 @@ class Cluster(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKSClusterPolicy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         key_policy = aws.iam.RolePolicy(
             f"{name}-control-plane-kms",
@@ -242,6 +246,7 @@ class Cluster(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKS_CNI_Policy"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         vpc_cni = aws.eks.Addon(
             f"{name}-vpc-cni",

@@ -1,22 +1,32 @@
-"""The deploy role's least-privilege policy, built from platform/deploy-role.yaml (no provider call).
+"""The deploy role's least-privilege policy and the stack's permissions boundary, built from
+platform/deploy-role.yaml (no provider call), and the one function that creates the boundary.
 
-Whole services the stack manages get `<service>:*` (EC2, EKS, KMS... create resources with
-generated IDs, so there is no name to scope to). IAM never does: roles, policies and instance
-profiles only under the stack's name prefix, OIDC providers by their issuer, `iam:PassRole` only
-to the listed services, service-linked roles only for the listed services, and the role may not
-rewrite its own permissions or trust (a human admin changes those; docs/deploy-role.md).
+Outside IAM the role acts on the stack's own resources (by name, or by the stack's tag where ARNs
+are generated); what cannot be scoped stays in the data file with the reason (`why`). In IAM it
+may create or change a role only with the stack's permissions boundary attached (the
+`iam:PermissionsBoundary` condition), never remove a boundary or change the boundary policy, and
+never rewrite its own permissions or trust (an admin changes those; docs/deploy-role.md). The
+boundary is everything a role of the stack may ever do: the same reach outside IAM plus what the
+platform's roles need beyond it, and of IAM only PassRole to EC2 and reads. So a role the deploy
+role creates, and any instance or pod running as it, can do no more than the deploy role itself.
 """
 
 from __future__ import annotations
 
 import json
+import string
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import pulumi
+import pulumi_aws as aws
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # IAM's quota on a role's inline policies, all of them together, whitespace excluded
 # (IAM User Guide, "IAM and AWS STS quotas": role policy size 10,240 characters).
 INLINE_POLICY_MAX = 10_240
+# The same quota for a customer managed policy (the boundary): 6,144 characters.
+MANAGED_POLICY_MAX = 6_144
 # What the role must never modify on itself: a push to the deploy branch could otherwise widen
 # the role it runs as.
 SELF_DENY = (
@@ -29,12 +39,63 @@ SELF_DENY = (
     "PutRolePolicy",
     "UpdateAssumeRolePolicy",
 )
+# What would change the boundary policy itself (IAM User Guide, "Permissions boundaries for IAM
+# entities", the delegation example's DenyPermBoundaryIAMPolicyAlteration).
+BOUNDARY_POLICY_DENY = (
+    "CreatePolicy",
+    "CreatePolicyVersion",
+    "DeletePolicy",
+    "DeletePolicyVersion",
+    "SetDefaultPolicyVersion",
+)
+# The placeholders a statement's resources and condition values may use (StackScope.fill).
+PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
+# The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
+# known before it exists (the identity layer and the platform stack compute the same ARN).
+BOUNDARY_SUFFIX = "-boundary"
+
+
+class Statement(BaseModel):
+    """One statement of the data file (Allow, or Deny under `denies`); `why` is required when it
+    reaches "*"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sid: str = Field(pattern=r"^[A-Za-z0-9]+$")
+    actions: tuple[str, ...] = Field(min_length=1)
+    resources: tuple[str, ...] = Field(min_length=1)
+    condition: dict[str, dict[str, str | tuple[str, ...]]] | None = None
+    why: str | None = None
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Statement:
+        values = [*self.resources]
+        for entries in (self.condition or {}).values():
+            for v in entries.values():
+                values.extend([v] if isinstance(v, str) else v)
+        used = {name for v in values for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+        if unknown := sorted(used - PLACEHOLDERS):
+            raise ValueError(
+                f"statement {self.sid} uses {', '.join('{' + u + '}' for u in unknown)}: "
+                f"the placeholders are {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unscoped_needs_a_reason(self) -> Statement:
+        if "*" in self.resources and not (self.why or "").strip():
+            raise ValueError(
+                f'statement {self.sid} grants {", ".join(self.actions)} on "*": say `why` it '
+                "cannot be scoped to the stack's names or tags"
+            )
+        return self
 
 
 class IamGrants(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     roles: tuple[str, ...]
+    bounded_roles: tuple[str, ...] = Field(alias="boundedRoles", min_length=1)
     policies: tuple[str, ...]
     instance_profiles: tuple[str, ...] = Field(alias="instanceProfiles")
     oidc_providers: tuple[str, ...] = Field(alias="oidcProviders")
@@ -42,6 +103,14 @@ class IamGrants(BaseModel):
     managed_policies: tuple[str, ...] = Field(alias="managedPolicies")
     pass_role_to: tuple[str, ...] = Field(alias="passRoleTo")
     service_linked_roles: tuple[str, ...] = Field(alias="serviceLinkedRoles")
+
+
+class BoundaryData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    extra: tuple[Statement, ...]
+    denies: tuple[Statement, ...]
+    managed_policy_services: dict[str, tuple[str, ...]] = Field(alias="managedPolicyServices")
 
 
 class DeployRoleData(BaseModel):
@@ -52,41 +121,96 @@ class DeployRoleData(BaseModel):
     policy_name: str = Field(alias="policyName", min_length=1, max_length=128)
     types: dict[str, tuple[str, ...]]
     invokes: dict[str, tuple[str, ...]]
-    services: tuple[str, ...]
-    reads: dict[str, str]
+    statements: tuple[Statement, ...]
+    denies: tuple[Statement, ...]
     iam: IamGrants
+    boundary: BoundaryData
+
+    @model_validator(mode="after")
+    def _managed_policies_are_described(self) -> DeployRoleData:
+        attachable, described = set(self.iam.managed_policies), set(self.boundary.managed_policy_services)
+        if attachable != described:
+            raise ValueError(
+                "boundary.managedPolicyServices must describe exactly iam.managedPolicies: "
+                f"missing {sorted(attachable - described)}, extra {sorted(described - attachable)}"
+            )
+        return self
 
 
-def _iam(actions: tuple[str, ...]) -> list[str]:
+@dataclass(frozen=True, kw_only=True)
+class StackScope:
+    """The names the stack's resources carry: what the policies are scoped to."""
+
+    partition: str
+    account_id: str
+    region: str
+    project: str
+    stack: str
+    # The stack's physical-name prefix (`<project>-<stack>`).
+    prefix: str
+    cluster_name: str
+
+    def fill(self, text: str) -> str:
+        return text.format(
+            partition=self.partition,
+            account=self.account_id,
+            region=self.region,
+            project=self.project,
+            stack=self.stack,
+            prefix=self.prefix,
+            cluster=self.cluster_name,
+        )
+
+    @property
+    def iam_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}"
+
+
+def boundary_arn(scope: StackScope) -> str:
+    """The boundary policy's ARN (`arn:<partition>:iam::<account>:policy/<prefix>-boundary`)."""
+    return f"{scope.iam_arn}:policy/{scope.prefix}{BOUNDARY_SUFFIX}"
+
+
+def _iam(actions: tuple[str, ...] | list[str]) -> list[str]:
     return [f"iam:{a}" for a in sorted(actions)]
 
 
-def deploy_policy(
-    data: DeployRoleData, *, partition: str, account_id: str, region: str, prefix: str, role_arn: str
-) -> str:
-    """The inline policy of the deploy role `role_arn` of the stack whose physical names start `prefix`-."""
+def _statement(s: Statement, scope: StackScope, effect: str = "Allow") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Sid": s.sid,
+        "Effect": effect,
+        "Action": list(s.actions),
+        "Resource": [scope.fill(r) for r in s.resources],
+    }
+    if s.condition:
+        out["Condition"] = {
+            op: {
+                k: scope.fill(v) if isinstance(v, str) else [scope.fill(x) for x in v] for k, v in kv.items()
+            }
+            for op, kv in s.condition.items()
+        }
+    return out
+
+
+def _document(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
+def deploy_policy(data: DeployRoleData, scope: StackScope, *, role_arn: str) -> str:
+    """The inline policy of the deploy role `role_arn` of the stack `scope`."""
     iam = data.iam
-    arn = f"arn:{partition}:iam::{account_id}"
-    own = [f"{arn}:role/{prefix}-*"]
-    reads: dict[str, list[str]] = {}
-    for action, resource in sorted(data.reads.items()):
-        reads.setdefault(resource.format(partition=partition, region=region), []).append(action)
+    arn = scope.iam_arn
+    own = [f"{arn}:role/{scope.prefix}-*"]
+    bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary_arn(scope)}}
     statements: list[dict[str, Any]] = [
+        *(_statement(s, scope) for s in data.statements),
+        {"Sid": "OwnRoles", "Effect": "Allow", "Action": _iam(iam.roles), "Resource": own},
         {
-            "Sid": "ManagedServices",
+            "Sid": "OwnRolesBounded",
             "Effect": "Allow",
-            "Action": [f"{s}:*" for s in sorted(data.services)],
-            "Resource": "*",
-        },
-        *(
-            {"Sid": f"Read{i}", "Effect": "Allow", "Action": actions, "Resource": resource}
-            for i, (resource, actions) in enumerate(sorted(reads.items()))
-        ),
-        {
-            "Sid": "OwnRoles",
-            "Effect": "Allow",
-            "Action": _iam(tuple(set(iam.roles) - {"AttachRolePolicy"})),
+            "Action": _iam(tuple(set(iam.bounded_roles) - {"AttachRolePolicy"})),
             "Resource": own,
+            "Condition": bounded,
         },
         {
             "Sid": "AttachKnownPolicies",
@@ -94,31 +218,32 @@ def deploy_policy(
             "Action": "iam:AttachRolePolicy",
             "Resource": own,
             "Condition": {
+                **bounded,
                 "ArnLike": {
                     "iam:PolicyARN": [
-                        *(f"arn:{partition}:iam::aws:policy/{p}" for p in sorted(iam.managed_policies)),
-                        f"{arn}:policy/{prefix}-*",
+                        *(f"arn:{scope.partition}:iam::aws:policy/{p}" for p in sorted(iam.managed_policies)),
+                        f"{arn}:policy/{scope.prefix}-*",
                     ]
-                }
+                },
             },
         },
         {
             "Sid": "OwnPolicies",
             "Effect": "Allow",
             "Action": _iam(iam.policies),
-            "Resource": [f"{arn}:policy/{prefix}-*"],
+            "Resource": [f"{arn}:policy/{scope.prefix}-*"],
         },
         {
             "Sid": "OwnInstanceProfiles",
             "Effect": "Allow",
             "Action": _iam(iam.instance_profiles),
-            "Resource": [f"{arn}:instance-profile/{prefix}-*"],
+            "Resource": [f"{arn}:instance-profile/{scope.prefix}-*"],
         },
         {
             "Sid": "OidcProviders",
             "Effect": "Allow",
             "Action": _iam(iam.oidc_providers),
-            "Resource": [f"{arn}:oidc-provider/{h.format(region=region)}" for h in iam.oidc_hosts],
+            "Resource": [f"{arn}:oidc-provider/{h.format(region=scope.region)}" for h in iam.oidc_hosts],
         },
         {
             "Sid": "PassOwnRoles",
@@ -137,5 +262,58 @@ def deploy_policy(
         # The kubeconfig's `aws eks get-token --role-arn` assumes this role again, and nothing else.
         {"Sid": "AssumeItself", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn},
         {"Sid": "NotItself", "Effect": "Deny", "Action": _iam(SELF_DENY), "Resource": role_arn},
+        *(_statement(s, scope, "Deny") for s in data.denies),
+        # No role of the stack loses its boundary, and the boundary itself never changes: only an
+        # admin applies a change to it (docs/deploy-role.md).
+        {
+            "Sid": "KeepBoundaries",
+            "Effect": "Deny",
+            "Action": "iam:DeleteRolePermissionsBoundary",
+            "Resource": "*",
+        },
+        {
+            "Sid": "KeepTheBoundaryPolicy",
+            "Effect": "Deny",
+            "Action": _iam(BOUNDARY_POLICY_DENY),
+            "Resource": boundary_arn(scope),
+        },
     ]
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+    return _document(statements)
+
+
+def boundary_policy(data: DeployRoleData, scope: StackScope) -> str:
+    """The stack's permissions boundary: the most any role the stack creates may ever do."""
+    statements: list[dict[str, Any]] = [
+        *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra)),
+        *(_statement(s, scope, "Deny") for s in data.boundary.denies),
+        {
+            "Sid": "NoBoundaryEscape",
+            "Effect": "Deny",
+            "Action": _iam(("DeleteRolePermissionsBoundary", "PutRolePermissionsBoundary")),
+            "Resource": "*",
+        },
+        {
+            "Sid": "KeepTheBoundaryPolicy",
+            "Effect": "Deny",
+            "Action": _iam(BOUNDARY_POLICY_DENY),
+            "Resource": boundary_arn(scope),
+        },
+    ]
+    return _document(statements)
+
+
+def create_boundary(
+    data: DeployRoleData, scope: StackScope, *, opts: pulumi.ResourceOptions
+) -> aws.iam.Policy:
+    """The boundary as a customer managed policy named `<prefix>-boundary` (ARN: boundary_arn).
+
+    One call, no component of its own: it is created next to the deploy role (components/
+    deployments.py) and moves with it into the identity layer.
+    """
+    return aws.iam.Policy(
+        f"{scope.prefix}{BOUNDARY_SUFFIX}",
+        name=f"{scope.prefix}{BOUNDARY_SUFFIX}",
+        description=f"Permissions boundary of every role {scope.prefix} creates (docs/deploy-role.md)",
+        policy=boundary_policy(data, scope),
+        opts=opts,
+    )

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_pulumiservice as ps
 
-from components.deploy_policy import DeployRoleData, deploy_policy
+from components.deploy_policy import DeployRoleData, StackScope, create_boundary, deploy_policy
 from components.iam import clip, document
 from components.identity import AwsIdentity
 
@@ -54,6 +54,8 @@ class DeploymentsArgs:
     existing_oidc_provider_arn: str | None
     # The stack's physical-name prefix (`<project>-<stack>`): the IAM names the role may manage.
     prefix: str
+    # The stack's cluster: the only one whose access entries, add-ons and node groups it may manage.
+    cluster_name: str
     # platform/deploy-role.yaml: the role's inline least-privilege policy.
     permissions: DeployRoleData
     # Extra managed policies (explicit opt-in; none by default).
@@ -122,13 +124,17 @@ class Deployments(pulumi.ComponentResource):
     full create or destroy. Intermediate deployments are skipped so the newest commit wins. With
     `agent_pool`, deployments run on this stack's own pool (hosts: components/agent.py), whose
     token is only an Output here. The role's permissions are an inline least-privilege policy
-    (components/deploy_policy.py, docs/deploy-role.md): whole services the stack manages, IAM only
-    on the stack's own names, and no change to the role itself; extra managed policies are an
-    explicit opt-in. The settings and the role are protected in prod. It does not create the
-    Pulumi Cloud stack.
+    (components/deploy_policy.py, docs/deploy-role.md): the stack's own resources, IAM only on the
+    stack's own names, roles only with the stack's permissions boundary (created here, next to the
+    role, as `<prefix>-boundary`), and no change to the role itself or to the boundary; extra
+    managed policies are an explicit opt-in. The settings, the role and the boundary are protected
+    in prod. It does not create the Pulumi Cloud stack.
     """
 
     role_arn: pulumi.Output[str]
+    # The permissions boundary every other role of the stack must carry (the deploy role may
+    # create or change roles only with it).
+    boundary_arn: pulumi.Output[str]
     agent_pool_id: pulumi.Output[str] | None
     agent_token: pulumi.Output[str] | None
 
@@ -156,20 +162,25 @@ class Deployments(pulumi.ComponentResource):
             max_session_duration=SESSION_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        scope = StackScope(
+            partition=ident.partition,
+            account_id=ident.account_id,
+            region=args.region,
+            project=args.project,
+            stack=args.stack,
+            prefix=args.prefix,
+            cluster_name=args.cluster_name,
+        )
+        boundary = create_boundary(
+            args.permissions, scope, opts=pulumi.ResourceOptions(parent=self, protect=args.protect)
+        )
         # Inline rather than a customer-managed policy: 10,240 characters instead of 6,144, no
         # policy versions to prune, and it lives and dies with the role.
         aws.iam.RolePolicy(
             f"{name}-deploy",
             name=args.permissions.policy_name,
             role=role.id,
-            policy=deploy_policy(
-                args.permissions,
-                partition=ident.partition,
-                account_id=ident.account_id,
-                region=args.region,
-                prefix=args.prefix,
-                role_arn=own_arn,
-            ),
+            policy=deploy_policy(args.permissions, scope, role_arn=own_arn),
             opts=child,
         )
         for i, policy_arn in enumerate(args.role_policy_arns):
@@ -219,6 +230,13 @@ class Deployments(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.role_arn = role.arn
+        self.boundary_arn = boundary.arn
         self.agent_pool_id = pool.agent_pool_id if pool else None
         self.agent_token = pool.token_value if pool else None
-        self.register_outputs({"role_arn": self.role_arn, "agent_pool_id": self.agent_pool_id})
+        self.register_outputs(
+            {
+                "role_arn": self.role_arn,
+                "boundary_arn": self.boundary_arn,
+                "agent_pool_id": self.agent_pool_id,
+            }
+        )

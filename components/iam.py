@@ -107,14 +107,21 @@ def role_with_policies(
     partition: str,
     managed: Sequence[str],
     parent: pulumi.Resource,
+    *,
+    permissions_boundary: pulumi.Input[str] | None,
 ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
-    """An IAM role (physical name = logical name, clipped) with AWS-managed policies attached.
+    """An IAM role (physical name = logical name, clipped) with AWS-managed policies attached,
+    bounded by `permissions_boundary` (the stack's boundary: components/deploy_policy.py).
 
     Returns the attachments too, so that consumers can `depends_on` them: a role is only usable
     once its policies are attached.
     """
     role = aws.iam.Role(
-        name, name=clip(name), assume_role_policy=trust, opts=pulumi.ResourceOptions(parent=parent)
+        name,
+        name=clip(name),
+        assume_role_policy=trust,
+        permissions_boundary=permissions_boundary,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
     attachments = [
         aws.iam.RolePolicyAttachment(
@@ -138,6 +145,7 @@ def pod_identity_role(
     service_account: str,
     policy: pulumi.Input[str],
     parent: pulumi.Resource,
+    permissions_boundary: pulumi.Input[str] | None,
 ) -> tuple[aws.iam.Role, aws.eks.PodIdentityAssociation]:
     """A role for one Kubernetes service account through EKS Pod Identity, with its inline policy.
 
@@ -150,6 +158,7 @@ def pod_identity_role(
         name,
         name=clip(name),
         assume_role_policy=pod_identity_trust(account_id, cluster_arn, namespace, service_account),
+        permissions_boundary=permissions_boundary,
         opts=child,
     )
     inline = aws.iam.RolePolicy(name, role=role.id, policy=policy, opts=child)

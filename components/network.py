@@ -16,6 +16,9 @@ from components.identity import AwsIdentity, existing
 @dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cidr: str
     availability_zones: tuple[str, ...]
     # (private, public) CIDR per AZ, in the order of `availability_zones`.
@@ -129,6 +132,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs",
             name=clip(f"{name}-flow-logs"),
             assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com", ident.account_id),
+            permissions_boundary=args.permissions_boundary,
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicy(

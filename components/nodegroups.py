@@ -27,6 +27,9 @@ _AMI_TYPES = {
 @dataclass(frozen=True, kw_only=True)
 class SystemNodeGroupArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     cluster: eks.Cluster
     private_subnet_ids: pulumi.Input[list[str]]
     instance_types: tuple[str, ...]
@@ -71,6 +74,7 @@ class SystemNodeGroup(pulumi.ComponentResource):
             ident.partition,
             ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
 
         # Bottlerocket boots from a small OS volume and keeps images and pods on a data volume.

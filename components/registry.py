@@ -41,6 +41,9 @@ class ServiceRegistry:
 @dataclass(frozen=True, kw_only=True)
 class RegistryArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     prefix: str
     services: tuple[ServiceRegistry, ...]
     existing_oidc_provider_arn: str | None
@@ -111,7 +114,8 @@ class Registry(pulumi.ComponentResource):
     grant it creates when a repository is created, so pushing and pulling need no KMS permission:
     AWS ECR User Guide, "Encryption at rest"), a lifecycle that keeps the last N tagged images and
     expires untagged ones, `protect` and `retain_on_delete` in prod (a rebuilt stack of the same name
-    adopts a retained repository, under the key its images are encrypted with);
+    adopts a retained repository, under the key its images are encrypted with), `force_delete`
+    elsewhere (a destroy deletes the repository with its images);
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
     claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
@@ -162,6 +166,11 @@ class Registry(pulumi.ComponentResource):
                     f"{name}-{svc.name}",
                     name=repo_name,
                     image_tag_mutability="IMMUTABLE",
+                    # DeleteRepository fails with RepositoryNotEmptyException once CI has pushed,
+                    # unless forced (ECR API DeleteRepository `force`; provider `force_delete`,
+                    # default false). Dev's destroy removes the images with the repository; prod's
+                    # repositories are protected and kept on delete, images included.
+                    force_delete=not args.protect,
                     image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                         scan_on_push=True
                     ),
@@ -193,6 +202,7 @@ class Registry(pulumi.ComponentResource):
                     assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                         functools.partial(_trust_for, svc)
                     ),
+                    permissions_boundary=args.permissions_boundary,
                     max_session_duration=3600,
                     opts=child,
                 )

@@ -35,6 +35,9 @@ class SecretTarget:
 @dataclass(frozen=True, kw_only=True)
 class SecretsArgs:
     identity: AwsIdentity
+    # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
+    # every role created here: the deploy role may create roles only with it. None: no boundary.
+    permissions_boundary: pulumi.Input[str] | None
     prefix: str
     # The cluster's name as its Output, so the Pod Identity association follows the cluster.
     cluster_name: pulumi.Input[str]
@@ -188,6 +191,7 @@ class Secrets(pulumi.ComponentResource):
             service_account=SERVICE_ACCOUNT,
             policy=key.key_arn.apply(lambda key_arn: eso_policy(ident, readable, key_arn)),
             parent=self,
+            permissions_boundary=args.permissions_boundary,
         )
         # The operator's namespace, then the association, then a pause before its pods start.
         settled = pod_identity_settled(

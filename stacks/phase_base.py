@@ -33,6 +33,11 @@ class Foundation:
     network: Network
     deployments: Deployments | None
 
+    @property
+    def permissions_boundary(self) -> pulumi.Output[str] | None:
+        """The boundary every role of the stack carries (created next to the deploy role)."""
+        return self.deployments.boundary_arn if self.deployments else None
+
 
 @dataclass(frozen=True)
 class ClusterPhase:
@@ -78,23 +83,6 @@ def foundation(cfg: PlatformConfig) -> Foundation:
         opts=aws_only,
     )
 
-    network = Network(
-        f"{prefix}-network",
-        NetworkArgs(
-            identity=identity,
-            cidr=str(cfg.network.cidr),
-            availability_zones=zones,
-            subnet_cidrs=tuple((str(a), str(b)) for a, b in cfg.network.subnets()),
-            nat_strategy=cfg.network.nat_strategy,
-            cluster_name=cfg.cluster_name,
-            flow_log_retention_days=cfg.network.flow_log_retention_days,
-            log_key_arn=key.key_arn,
-            interface_endpoints=cfg.network.interface_endpoints,
-            protect=cfg.protect,
-        ),
-        opts=aws_only,
-    )
-
     deployments = None
     deploy = cfg.deployments
     if deploy.enabled:
@@ -113,6 +101,7 @@ def foundation(cfg: PlatformConfig) -> Foundation:
                 repo_dir=deploy.repo_dir,
                 existing_oidc_provider_arn=deploy.pulumi_oidc_provider_arn,
                 prefix=prefix,
+                cluster_name=cfg.cluster_name,
                 permissions=deploy_role_data(),
                 role_policy_arns=deploy.role_policy_arns,
                 operator_role_arns=cfg.cluster.admin_role_arns,
@@ -124,6 +113,26 @@ def foundation(cfg: PlatformConfig) -> Foundation:
                 providers={"aws": aws_provider, "pulumiservice": ps.Provider(f"{prefix}-pulumiservice")}
             ),
         )
+    # Every role the stack creates carries the boundary created next to the deploy role.
+    boundary = deployments.boundary_arn if deployments else None
+    network = Network(
+        f"{prefix}-network",
+        NetworkArgs(
+            identity=identity,
+            permissions_boundary=boundary,
+            cidr=str(cfg.network.cidr),
+            availability_zones=zones,
+            subnet_cidrs=tuple((str(a), str(b)) for a, b in cfg.network.subnets()),
+            nat_strategy=cfg.network.nat_strategy,
+            cluster_name=cfg.cluster_name,
+            flow_log_retention_days=cfg.network.flow_log_retention_days,
+            log_key_arn=key.key_arn,
+            interface_endpoints=cfg.network.interface_endpoints,
+            protect=cfg.protect,
+        ),
+        opts=aws_only,
+    )
+
     return Foundation(aws_provider, aws_only, identity, key, network, deployments)
 
 
@@ -138,6 +147,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
         f"{prefix}-cluster",
         ClusterArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             cluster_name=cfg.cluster_name,
             kubernetes_version=cfg.cluster.kubernetes_version,
             upgrade_support_type=cfg.cluster.upgrade_support_type,
@@ -162,6 +172,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
         f"{prefix}-system",
         SystemNodeGroupArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             cluster=cluster.eks,
             private_subnet_ids=base.network.private_subnet_ids,
             instance_types=cfg.system_node_group.instance_types,
@@ -185,6 +196,7 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             f"{prefix}-deploy-agent",
             DeployAgentArgs(
                 identity=identity,
+                permissions_boundary=base.permissions_boundary,
                 prefix=cfg.prefix,
                 vpc_id=base.network.vpc_id,
                 private_subnet_ids=base.network.private_subnet_ids,

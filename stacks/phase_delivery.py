@@ -24,6 +24,7 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
         f"{prefix}-registry",
         RegistryArgs(
             identity=identity,
+            permissions_boundary=base.permissions_boundary,
             prefix=prefix,
             services=tuple(
                 ServiceRegistry(name=s.name, github_repository=s.github_repository, branch=s.branch)

@@ -418,6 +418,9 @@ class PlatformMocks(_mocks.Mocks):
             # Both outputs are set at creation (agentPoolId since pulumi-pulumiservice v0.40.0);
             # the provider marks tokenValue secret.
             return {"agentPoolId": f"{name}-pool-id", "tokenValue": f"pul-token-{name}"}
+        if typ == "aws:iam/policy:Policy":
+            # IAM is global: no region in the ARN (the boundary's ARN is computed the same way).
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}"}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic and recognisable, so tests can scan every input for a leak of it.
             return {"result": f"generated-{name}-Zq7v"}

@@ -102,6 +102,7 @@ def test_every_placeholder_is_filled_and_none_can_break_out_of_its_quotes() -> N
 
 _ARGS: dict[str, Any] = {
     "identity": None,
+    "permissions_boundary": None,
     "private_subnet_ids": [],
     "vpc_id": "vpc",
     "token": "t",

@@ -9,15 +9,32 @@ role ARN, so iam:PassRole; eks/node_group.go likewise with the node role).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from components.deploy_policy import DeployRoleData, deploy_policy
+from components.deploy_policy import BOUNDARY_SUFFIX as DEPLOY_BOUNDARY_SUFFIX
+from components.deploy_policy import (
+    MANAGED_POLICY_MAX,
+    DeployRoleData,
+    StackScope,
+    boundary_arn,
+    deploy_policy,
+)
 from policy.model import Level
-from policy.rules_deploy import ACCOUNT_LEVEL, DEPLOY_POLICY_NAME, INLINE_POLICY_MAX, compact_size
+from policy.rules_deploy import (
+    ACCOUNT_LEVEL,
+    BOUNDARY_SUFFIX,
+    DEPLOY_POLICY_NAME,
+    INLINE_POLICY_MAX,
+    compact_size,
+    outside_boundary,
+)
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
 from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, run_program, stack_config
@@ -137,10 +154,23 @@ def test_the_sent_policy_keeps_iam_to_the_stack(plan: PlanResult, data: DeployRo
     }
     assert conditions["ServiceLinkedRoles"]["StringEquals"]["iam:AWSServiceName"]
     # The role may not widen itself: a change to its permissions needs an admin's `make up`.
-    denied = statements(policy, "Deny")
-    assert [s["Resource"] for s in denied] == [f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"]
+    denied = {s["Sid"]: s for s in statements(policy, "Deny")}
+    assert denied["NotItself"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
     assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"} <= set(
-        denied[0]["Action"]
+        denied["NotItself"]["Action"]
+    )
+    # No role loses its boundary, and the boundary policy itself never changes.
+    assert denied["KeepBoundaries"] == {
+        "Sid": "KeepBoundaries",
+        "Effect": "Deny",
+        "Action": "iam:DeleteRolePermissionsBoundary",
+        "Resource": "*",
+    }
+    assert (
+        denied["KeepTheBoundaryPolicy"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}-boundary"
+    )
+    assert {"iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"} <= set(
+        denied["KeepTheBoundaryPolicy"]["Action"]
     )
     assert compact_size(json.dumps(policy)) <= INLINE_POLICY_MAX
 
@@ -175,15 +205,22 @@ def test_the_policy_name_is_the_one_the_policy_pack_knows(data: DeployRoleData) 
 # -- each check fires on a bad input ----------------------------------------------------------------
 
 
+def scope(prefix: str = "eks-platform-dev") -> StackScope:
+    return StackScope(
+        partition="aws",
+        account_id=ACCOUNT_ID,
+        region="eu-west-1",
+        project="eks-platform",
+        stack=prefix.rsplit("-", 1)[-1],
+        prefix=prefix,
+        cluster_name=prefix,
+    )
+
+
 def build(data: DeployRoleData, prefix: str = "eks-platform-dev") -> dict[str, Any]:
     return json.loads(
         deploy_policy(
-            data,
-            partition="aws",
-            account_id=ACCOUNT_ID,
-            region="eu-west-1",
-            prefix=prefix,
-            role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy",
+            data, scope(prefix), role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy"
         )
     )
 
@@ -299,3 +336,328 @@ def test_dev_may_opt_in_to_admin_and_the_policy_pack_warns() -> None:
     assert [str(r.get("role")) for r in attached] == ["eks-platform-dev-deployments-deploy"]
     findings = [f for f in evaluate(result) if f.rule == "iam-no-admin-managed-policy"]
     assert [f.level for f in findings] == [Level.ADVISORY]
+
+
+# -- the permissions boundary ----------------------------------------------------------------------
+
+BOUNDARY_TYPE = "aws:iam/policy:Policy"
+ROLE_TYPE = "aws:iam/role:Role"
+
+
+def plan_scope(plan: PlanResult) -> StackScope:
+    prefix = f"{plan.project}-{plan.stack}"
+    return StackScope(
+        partition="aws",
+        account_id=ACCOUNT_ID,
+        region=region_of(plan),
+        project=plan.project,
+        stack=plan.stack,
+        prefix=prefix,
+        cluster_name=prefix,
+    )
+
+
+def boundary_of(plan: PlanResult) -> Any:
+    (boundary,) = [r for r in plan.of_type(BOUNDARY_TYPE) if str(r.get("name")).endswith("-boundary")]
+    return boundary
+
+
+def bounded_roles(plan: PlanResult) -> list[Any]:
+    """Every role but the deploy role (Pulumi Deployments' identity, applied by an admin)."""
+    return [r for r in plan.of_type(ROLE_TYPE) if not r.name.endswith("-deployments-deploy")]
+
+
+def test_the_boundary_has_its_computable_name_and_every_role_carries_it(plan: PlanResult) -> None:
+    boundary = boundary_of(plan)
+    arn = boundary_arn(plan_scope(plan))
+    assert arn == f"arn:aws:iam::{ACCOUNT_ID}:policy/{plan.project}-{plan.stack}-boundary"
+    assert boundary.get("name") == arn.rsplit("/", 1)[1]
+    roles = bounded_roles(plan)
+    assert len(roles) >= 6  # control plane, CNI, system nodes, Karpenter x2, EBS CSI, flow logs...
+    assert {r.name: r.get("permissionsBoundary") for r in roles} == {r.name: arn for r in roles}
+    # Ordered by data: every role waits for the boundary policy (CreateRole fails on a missing one).
+    assert all(boundary.urn in r.dependencies for r in roles), [r.name for r in roles]
+
+
+def test_the_boundary_holds_every_role_policy_of_the_plan(plan: PlanResult, data: DeployRoleData) -> None:
+    boundary = json.loads(boundary_of(plan).get("policy"))
+    names = {str(r.get("name")) for r in bounded_roles(plan)}
+    inline = [
+        r.get("policy")
+        for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.get("name") != data.policy_name and str(r.get("role")).removesuffix("-id") in names
+    ]
+    assert len(inline) >= 4 and [outside_boundary(p, boundary) for p in inline] == [[]] * len(inline)
+    # The AWS managed policies the plan attaches: each one's services are inside the boundary.
+    granted = granted_prefixes(boundary)
+    for attachment in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+        name = str(attachment.get("policyArn")).split(":policy/", 1)[1]
+        assert set(data.boundary.managed_policy_services[name]) <= granted, name
+
+
+def test_the_boundary_allows_no_iam_write_and_no_escape(plan: PlanResult) -> None:
+    boundary = json.loads(boundary_of(plan).get("policy"))
+    iam = sorted({a for s in statements(boundary) for a in listed(s["Action"]) if a.startswith("iam:")})
+    assert iam == [
+        "iam:CreateServiceLinkedRole",
+        "iam:GetInstanceProfile",
+        "iam:ListInstanceProfiles",
+        "iam:PassRole",
+    ]
+    denied = {s["Sid"]: s for s in statements(boundary, "Deny")}
+    assert {"iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"} <= set(
+        denied["NoBoundaryEscape"]["Action"]
+    )
+    assert denied["KeepTheBoundaryPolicy"]["Resource"] == boundary_arn(plan_scope(plan))
+    assert compact_size(json.dumps(boundary)) <= MANAGED_POLICY_MAX
+
+
+def test_every_role_write_requires_the_boundary(plan: PlanResult, data: DeployRoleData) -> None:
+    policy = sent_policy(plan, data)
+    arn = boundary_arn(plan_scope(plan))
+    writes = {f"iam:{a}" for a in data.iam.bounded_roles}
+    for s in statements(policy):
+        if writes & set(listed(s["Action"])):
+            assert s["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == arn, s["Sid"]
+    granted = {a for s in statements(policy) for a in listed(s["Action"])}
+    assert writes <= granted
+
+
+SCOPABLE = ("secretsmanager:", "kms:", "logs:", "ecr:", "sqs:", "eks:", "events:", "autoscaling:")
+
+
+def test_what_reaches_star_is_listed_with_a_reason(plan: PlanResult, data: DeployRoleData) -> None:
+    """Every "*" grant of the sent policy is a data-file statement with `why`; scopable services
+    reach "*" only to read or under a request-tag condition."""
+    why = {s.sid for s in data.statements if s.why}
+    for s in statements(sent_policy(plan, data)):
+        if "*" not in listed(s["Resource"]):
+            continue
+        assert s["Sid"] in why, s["Sid"]
+        for action in listed(s["Action"]):
+            if action.startswith(SCOPABLE) and "Condition" not in s:
+                assert action.split(":", 1)[1].startswith(("Describe", "List")), action
+    # The stack's secrets, registries, queues and cluster: by name only.
+    by_sid = {s["Sid"]: listed(s["Resource"]) for s in statements(sent_policy(plan, data))}
+    prefix = f"{plan.project}-{plan.stack}"
+    assert by_sid["OwnSecrets"] == [f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT_ID}:secret:{prefix}/*"]
+    assert all(f"/{prefix}" in r for r in by_sid["OwnCluster"]), by_sid["OwnCluster"]
+
+
+def test_a_star_without_a_reason_is_refused(data: DeployRoleData) -> None:
+    raw = data.model_dump(by_alias=True)
+    raw["statements"] = [
+        *raw["statements"],
+        {"sid": "Sneaky", "actions": ["secretsmanager:*"], "resources": ["*"]},
+    ]
+    with pytest.raises(ValueError, match=r"statement Sneaky grants secretsmanager:\* on \"\*\": say `why`"):
+        DeployRoleData.model_validate(raw)
+
+
+def test_an_unknown_placeholder_is_refused(data: DeployRoleData) -> None:
+    raw = data.model_dump(by_alias=True)
+    raw["statements"] = [
+        *raw["statements"],
+        {
+            "sid": "Typo",
+            "actions": ["sqs:*"],
+            "resources": ["arn:{partition}:sqs:{region}:{acount}:{prefix}-*"],
+        },
+    ]
+    with pytest.raises(ValueError, match=r"statement Typo uses \{acount\}: the placeholders are \{account\}"):
+        DeployRoleData.model_validate(raw)
+
+
+def test_pulumi_eks_is_given_every_role_it_would_create(plan: PlanResult) -> None:
+    """pulumi-eks v4.4.0 (nodejs/eks/cluster/cluster.ts, unchanged since v4.3.0): a service role
+    unless `serviceRole`, an instance role unless `skipDefaultNodeGroup`, Auto Mode's node role;
+    ManagedNodeGroup: none when `nodeRole` is given (nodes/nodegroup.ts)."""
+    cluster = plan.one("eks:index:Cluster")
+    assert cluster.get("serviceRole") and cluster.get("skipDefaultNodeGroup") is True
+    assert not cluster.get("createInstanceRole") and not cluster.get("autoMode")
+    assert not cluster.get("creationRoleProvider")
+    assert all(g.get("nodeRole") for g in plan.of_type("eks:index:ManagedNodeGroup"))
+
+
+# -- the pack rules fail on what the tests above guard -----------------------------------------------
+
+
+def _rule(findings: list[Any], rule: str) -> list[str]:
+    return [f.message for f in findings if f.rule == rule]
+
+
+def replace_input(
+    result: PlanResult, typ: str, which: Callable[[Any], bool], key: str, change: Callable[[Any], Any]
+) -> PlanResult:
+    """A copy of the plan with input `key` of the matching `typ` records changed (fixture intact)."""
+    records, hit = [], False
+    for record in result.records:
+        if record.type == typ and which(record):
+            inputs = copy.deepcopy(record.raw_inputs)
+            inputs[key] = change(inputs.get(key))
+            records.append(dataclasses.replace(record, raw_inputs=inputs))
+            hit = True
+        else:
+            records.append(record)
+    assert hit, f"no matching {typ} in the plan"
+    return dataclasses.replace(result, records=records)
+
+
+@pytest.mark.parametrize(
+    ("statement", "expect"),
+    [
+        (
+            {
+                "Sid": "Bad",
+                "Action": "iam:CreateRole",
+                "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/eks-platform-dev-*",
+            },
+            "allows iam:CreateRole without an iam:PermissionsBoundary condition",
+        ),
+        (
+            {
+                "Sid": "Bad",
+                "Action": ["iam:PutRolePolicy"],
+                "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/eks-platform-dev-*",
+            },
+            "allows iam:PutRolePolicy without an iam:PermissionsBoundary condition",
+        ),
+        ({"Sid": "Bad", "Action": "secretsmanager:*", "Resource": "*"}, 'grants secretsmanager:* on "*"'),
+        ({"Sid": "Bad", "Action": "kms:PutKeyPolicy", "Resource": "*"}, 'grants kms:PutKeyPolicy on "*"'),
+        (
+            {"Sid": "Bad", "Action": "eks:CreateAccessEntry", "Resource": "*"},
+            'grants eks:CreateAccessEntry on "*"',
+        ),
+        (
+            {"Sid": "Bad", "Action": "logs:DeleteLogGroup", "Resource": "*"},
+            'grants logs:DeleteLogGroup on "*"',
+        ),
+    ],
+)
+def test_the_pack_fails_a_reintroduced_hole(dev: PlanResult, statement: dict[str, Any], expect: str) -> None:
+    assert _rule(evaluate(dev), "deploy-role-least-privilege") == []
+    broken = replace_input(
+        dev,
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
+        "policy",
+        lambda p: json.dumps(with_statement(json.loads(p), statement)),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(expect in m for m in messages), messages
+
+
+def test_the_pack_fails_an_unbounded_role(dev: PlanResult) -> None:
+    assert _rule(evaluate(dev), "deploy-role-bounded-roles") == []
+    broken = replace_input(
+        dev,
+        ROLE_TYPE,
+        lambda r: r.name == "eks-platform-dev-karpenter-controller",
+        "permissionsBoundary",
+        lambda _: None,
+    )
+    assert _rule(evaluate(broken), "deploy-role-bounded-roles") == [
+        "role eks-platform-dev-karpenter-controller has no permissionsBoundary: the deploy role cannot "
+        "create it, and an unbounded role is a way to account admin"
+    ]
+
+
+def test_the_pack_fails_a_boundary_that_allows_iam_writes(dev: PlanResult) -> None:
+    broken = replace_input(
+        dev,
+        BOUNDARY_TYPE,
+        lambda r: str(r.get("name")).endswith("-boundary"),
+        "policy",
+        lambda p: json.dumps(
+            with_statement(json.loads(p), {"Sid": "Bad", "Action": "iam:PutRolePolicy", "Resource": "*"})
+        ),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any("the permissions boundary allows iam:PutRolePolicy" in m for m in messages), messages
+
+
+def test_the_pack_fails_a_cluster_whose_roles_pulumi_eks_would_create(dev: PlanResult) -> None:
+    broken = replace_input(dev, "eks:index:Cluster", lambda r: True, "skipDefaultNodeGroup", lambda _: False)
+    messages = _rule(evaluate(broken), "deploy-role-bounded-roles")
+    assert any("pulumi-eks creates an instance role without the boundary" in m for m in messages), messages
+
+
+def test_boundary_names_agree() -> None:
+    assert BOUNDARY_SUFFIX == DEPLOY_BOUNDARY_SUFFIX
+
+
+def test_ec2_star_cannot_take_data_out(plan: PlanResult, data: DeployRoleData) -> None:
+    """`ec2:*` on "*" is unscopable today; snapshots, images, exports and consoles are denied."""
+    (deny,) = [s for s in statements(sent_policy(plan, data), "Deny") if s["Sid"] == "NoDataOutOfEc2"]
+    assert {"ec2:CreateSnapshot", "ec2:ModifySnapshotAttribute", "ec2:GetConsoleOutput"} <= set(
+        deny["Action"]
+    )
+    assert deny["Resource"] == ["*"]
+    created = {r.type for r in plan.records}
+    assert not created & {"aws:ebs/snapshot:Snapshot", "aws:ec2/ami:Ami", "aws:ec2/amiCopy:AmiCopy"}
+
+
+def test_interface_endpoints_with_private_dns_may_associate_their_zone(
+    prod: PlanResult, data: DeployRoleData
+) -> None:
+    """Service Authorization Reference, EC2 CreateVpcEndpoint: dependent action
+    route53:AssociateVPCWithHostedZone (private DNS); prod has interface endpoints with it on."""
+    endpoints = [r for r in prod.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.get("privateDnsEnabled")]
+    assert endpoints
+    grants = [
+        s
+        for s in statements(sent_policy(prod, data))
+        if "route53:AssociateVPCWithHostedZone" in listed(s["Action"])
+    ]
+    assert [listed(s["Resource"]) for s in grants] == [
+        ["arn:aws:route53:::hostedzone/*", f"arn:aws:ec2:eu-west-1:{ACCOUNT_ID}:vpc/*"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("statement", "expect"),
+    [
+        ({"Sid": "X", "Action": "iam:CreateUser", "Resource": "*"}, "X: iam:CreateUser on *"),
+        (
+            {"Sid": "X", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+            "X: secretsmanager:GetSecretValue on *",
+        ),
+        (
+            {"Sid": "X", "Action": "ec2:ModifySnapshotAttribute", "Resource": "*"},
+            "X: ec2:ModifySnapshotAttribute",
+        ),
+    ],
+)
+def test_a_role_policy_beyond_the_boundary_is_a_finding(
+    dev: PlanResult, statement: dict[str, Any], expect: str
+) -> None:
+    broken = replace_input(
+        dev,
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.name == "eks-platform-dev-secrets-eso",
+        "policy",
+        lambda p: json.dumps(with_statement(json.loads(p), statement)),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-bounded-roles")
+    assert [m for m in messages if expect in m and "outside the permissions boundary" in m], messages
+
+
+def test_keys_of_other_stacks_cannot_be_retagged_into_scope(plan: PlanResult, data: DeployRoleData) -> None:
+    """NewKeys allows kms:TagResource on "*" (tag-on-create); a key tagged for another stack or
+    project is denied, so a dev deploy role cannot move prod's keys into its OwnKeys."""
+    denied = {s["Sid"]: s for s in statements(sent_policy(plan, data), "Deny")}
+    for sid, key, value in (
+        ("NoOtherStacksKeys", "aws:ResourceTag/platform:stack", plan.stack),
+        ("NoOtherProjectsKeys", "aws:ResourceTag/platform:project", plan.project),
+    ):
+        assert set(denied[sid]["Action"]) == {"kms:TagResource", "kms:UntagResource"}
+        assert denied[sid]["Condition"] == {"Null": {key: "false"}, "StringNotEquals": {key: value}}
+    # The keys carry those tags: the provider's default tags, on everything the stack creates.
+    (provider,) = plan.of_type("pulumi:providers:aws")
+    tags = json.loads(provider.get("defaultTags"))["tags"]
+    assert (tags["platform:stack"], tags["platform:project"]) == (plan.stack, plan.project)
+    own = {s["Sid"]: s for s in statements(sent_policy(plan, data))}["OwnKeys"]
+    assert own["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/platform:stack": plan.stack,
+        "aws:ResourceTag/platform:project": plan.project,
+    }

@@ -302,9 +302,13 @@ def deploy(*statements: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BOUNDARY_ARN = "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary"
+BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}}
 DEPLOY = deploy(
-    allow(["ec2:*", "eks:*"]),
-    allow(["iam:CreateRole", "iam:GetRole"], OWN),
+    allow(["ec2:*", "eks:DescribeAddonVersions"]),
+    allow("eks:*", "arn:aws:eks:eu-west-1:123456789012:cluster/eks-platform-dev"),
+    allow("iam:GetRole", OWN),
+    allow("iam:CreateRole", OWN, Condition=BOUNDED),
     allow("iam:PassRole", OWN, Condition={"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}}),
     allow(
         "iam:CreateServiceLinkedRole",
@@ -559,6 +563,35 @@ CASES = [
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:*")), expect="by wildcard"),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateRole")), expect="on *"),
     Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("iam:PutRolePolicy", OWN)),
+        expect="without an iam:PermissionsBoundary condition",
+    ),
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("secretsmanager:GetSecretValue")),
+        expect='grants secretsmanager:GetSecretValue on "*"',
+    ),
+    Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("eks:*")), expect='grants eks:* on "*"'),
+    # The boundary (a managed policy named <prefix>-boundary): no IAM writes, reads are fine.
+    Case(
+        "deploy-role-least-privilege",
+        t.IAM_POLICY,
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(allow(["ec2:*", "ecr:BatchGetImage", "iam:ListInstanceProfiles"])),
+        },
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(allow("iam:PutRolePolicy", OWN, Condition=BOUNDED)),
+        },
+        expect="the permissions boundary allows iam:PutRolePolicy",
+    ),
+    Case(
         "deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateAccessKey", OWN)), expect="account"
     ),
     Case(
@@ -769,7 +802,32 @@ DENY_X = {
     "metadata": {"name": "default-deny", "namespace": "x"},
     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
 }
+DEPLOY_ROLE = {
+    "name": "eks-platform-dev-deployments-deploy",
+    "assumeRolePolicy": doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/api.pulumi.com/oidc"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+        }
+    ),
+}
+NODE_ROLE = {"name": "eks-platform-dev-node", "permissionsBoundary": BOUNDARY_ARN}
+EKS_OWN_ROLES = {"serviceRole": "r", "skipDefaultNodeGroup": True}
 STACK_CASES = [
+    StackCase(
+        "deploy-role-bounded-roles",
+        [(ROLE, DEPLOY_ROLE), (RP, DEPLOY), (ROLE, NODE_ROLE), (EKS, EKS_OWN_ROLES)],
+        [(ROLE, DEPLOY_ROLE), (RP, DEPLOY), (ROLE, {"name": "eks-platform-dev-node"})],
+        expect="role eks-platform-dev-node has no permissionsBoundary",
+    ),
+    StackCase(
+        "deploy-role-bounded-roles",
+        # No deploy role in the plan and no bounded role: an admin applies it, nothing to carry.
+        [(ROLE, {"name": "x"}), (EKS, {})],
+        [(RP, DEPLOY), (ROLE, NODE_ROLE), (EKS, {"serviceRole": "r"})],
+        expect="pulumi-eks creates an instance role without the boundary",
+    ),
     StackCase(
         "ecr-lifecycle-policy",
         [(t.ECR_REPOSITORY, REPO), (t.ECR_LIFECYCLE, {"repository": "r", "policy": "{}"})],

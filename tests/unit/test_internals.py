@@ -247,6 +247,10 @@ def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
     encrypted with (encryption_configuration is ForceNew: terraform-provider-aws
     internal/service/ecr/repository.go @0072eea2d604), the rest take the new stack's keys in place."""
     names = retained_names(prod)
+    # KMS aliases are not retained: a destroy deletes them (DeleteAlias: terraform-provider-aws
+    # internal/service/kms/alias.go @01c08000ddb1), so the rebuilt stack's new keys take the names.
+    assert prod.of_type("aws:kms/alias:Alias")
+    assert not [a for a in prod.of_type("aws:kms/alias:Alias") if a.retain_on_delete]
     assert {
         FLOW_LOGS,
         "/aws/eks/eks-platform-prod/cluster",
@@ -270,6 +274,7 @@ def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
             assert r.import_id == (expected if r.type == SECRET else name), name
         assert rebuilt["eks-platform-prod/catalog"].get("encryptionConfigurations.0.kmsKey") == first_key
         assert rebuilt[FLOW_LOGS].get("kmsKeyId") != names[FLOW_LOGS].get("kmsKeyId")  # the new key
+        assert not [a for a in plan.of_type("aws:kms/alias:Alias") if a.import_id]  # created again
         found = rules(plan)
         updates = {f.urn for f in found.get("rehearsal-import-updates", [])}
         assert rebuilt[FLOW_LOGS].urn in updates and rebuilt["eks-platform-prod/argocd-oidc"].urn in updates

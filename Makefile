@@ -4,6 +4,7 @@ STACK ?= dev
 JSON ?=
 TREE ?=
 OBJECTS ?=
+SUMMARY ?=
 ARGS ?=
 PYTHON ?= python3
 VENV := .venv
@@ -17,18 +18,23 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1]"
-	@echo "                                              offline plan under the mock engine: summary first;"
-	@echo "                                              TREE=1 adds the resource tree, OBJECTS=1 every"
-	@echo "                                              rendered Helm object"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
+	@echo "                                              offline plan under the mock engine: summary first,"
+	@echo "                                              one-line verdict last; TREE=1 adds the resource tree,"
+	@echo "                                              OBJECTS=1 every rendered Helm object, SUMMARY=1 prints"
+	@echo "                                              the summary and the verdict only"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
+	@echo "  make new-service NAME=<name>                a microservice in every stack: stack file entries, code,"
+	@echo "                                              values, Applications, workflows (platform/gitops/README.md)"
+	@echo "  make new-stack NAME=<name> FROM=<stack>     a stack copied from another: stack file, GitOps folder,"
+	@echo "                                              every service's values (docs/adding-a-stack.md)"
 	@echo "  make test                                   lint + typecheck + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
@@ -68,7 +74,7 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects) $(if $(SUMMARY),--summary)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.
@@ -78,6 +84,16 @@ A ?=
 B ?=
 diff: $(STAMP)
 	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+
+# Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
+# is refused (exit 2) and nothing is written.
+NAME ?=
+FROM ?=
+new-service: $(STAMP)
+	$(PY) -m tools.new_service "$(NAME)"
+
+new-stack: $(STAMP)
+	$(PY) -m tools.new_stack "$(NAME)" --from "$(FROM)"
 
 OUT ?=
 diagram: $(STAMP)

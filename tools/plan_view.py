@@ -221,7 +221,8 @@ def render_findings(findings: list[Mapping[str, Any]], console: Console) -> None
 def render_placeholders(placeholders: list[Mapping[str, str]], console: Console) -> None:
     console.print(
         f"[yellow]{len(placeholders)} documentation placeholder(s)[/] to replace before a real deploy "
-        "(a production stack refuses them):"
+        "(a production stack refuses those of its stack file; a service's example registry leaves "
+        "its pods without an image):"
     )
     for p in placeholders:
         _line(console, f"  {escape(p['key'])}")
@@ -329,3 +330,26 @@ def render_cost(cost: CostReport, console: Console) -> None:
             f"[yellow]{finding['level']}[/] {finding['rule']}: {escape(finding['message'])}",
             indent=2,
         )
+
+
+def verdict(document: Mapping[str, Any]) -> str:
+    """The plan in one line, printed last: the findings (mandatory ones and Helm render errors are
+    what a reviewer must fix: ✗), the fixed monthly cost and the rehearsal's first `up`."""
+    findings = document.get("findings", [])
+    mandatory = sum(1 for f in findings if f["level"] == "mandatory")
+    errors = sum(1 for n in document.get("notRendered", []) if n["error"])
+    head = f"{mandatory} mandatory, {len(findings) - mandatory} advisory findings"
+    head += f", {errors} Helm render error(s)" if errors else ""
+    parts = [f"{'✗' if mandatory or errors else '✓'} {document['stack']}: {head}"]
+    cost = document.get("cost")
+    if cost:
+        parts.append(f"{cost['currency']} {cost['fixedMonthly']:,.2f} a month")
+    rehearsal = document.get("rehearsal")
+    if rehearsal:
+        parts.append(f"up ~{rehearsal['create']['minutes']:g} min")
+    return " · ".join(parts)
+
+
+def render_verdict(document: Mapping[str, Any], console: Console) -> None:
+    text = verdict(document)
+    _line(console, escape(text), style="bold red" if text.startswith("✗") else "bold green")

@@ -63,7 +63,12 @@ def test_listed_targets_reads_help_lines(text: str, found: set[str]) -> None:
 
 @pytest.mark.parametrize(
     ("knob", "flag"),
-    [("JSON=plan.json", "--json plan.json"), ("TREE=1", "--tree"), ("OBJECTS=1", "--objects")],
+    [
+        ("JSON=plan.json", "--json plan.json"),
+        ("TREE=1", "--tree"),
+        ("OBJECTS=1", "--objects"),
+        ("SUMMARY=1", "--summary"),
+    ],
 )
 def test_make_plan_passes_each_knob_help_names(help_text: str, knob: str, flag: str) -> None:
     assert f"[{knob.partition('=')[0]}=" in help_text, f"make help does not name {knob}"
@@ -90,3 +95,26 @@ def test_make_plan_passes_each_knob_help_names(help_text: str, knob: str, flag: 
             timeout=60,
         ).stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["new-service", "NAME=orders"], 'tools.new_service "orders"'),
+        (["new-stack", "NAME=staging", "FROM=dev"], 'tools.new_stack "staging" --from "dev"'),
+        (["new-stack", "NAME=staging"], 'tools.new_stack "staging" --from ""'),
+    ],
+)
+def test_the_day_two_targets_pass_name_and_from(help_text: str, args: list[str], command: str) -> None:
+    assert f"make {args[0]} NAME=<name>" in help_text
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [line for line in dry.stdout.splitlines() if "tools.new_" in line]  # under `make test`: make[1]
+    assert line.endswith(command), dry.stdout

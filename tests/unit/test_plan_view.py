@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from tools import plan as plan_cli
-from tools.mocks import run_program, stack_config
-from tools.plan_view import LISTED, component_counts, render_summary, short_urn
+from tools.mocks import ROOT, run_program, stack_config, stack_names
+from tools.plan_view import LISTED, component_counts, render_summary, short_urn, verdict
 
 P = "urn:pulumi:s::p::"
 ARN = "arn:aws:iam::123456789012:role/eks-platform-prod-deployments-deploy-with-a-long-name"
@@ -155,6 +156,18 @@ def test_a_document_without_optional_sections_still_summarises() -> None:
     assert "Resources" in text and "Cost" not in text and "Helm" not in text and "Warnings" not in text
 
 
+def test_the_verdict_is_one_line_of_findings_cost_and_first_up() -> None:
+    doc = document(mandatory=2)
+    assert verdict(doc) == (
+        "✗ s: 2 mandatory, 1 advisory findings, 1 Helm render error(s) · USD 1,234.50 a month · up ~31.5 min"
+    )
+    doc["findings"] = [f for f in doc["findings"] if f["level"] != "mandatory"]
+    doc["notRendered"] = [n for n in doc["notRendered"] if not n["error"]]
+    assert verdict(doc).startswith("✓ s: 0 mandatory, 1 advisory findings · ")
+    bare = {k: v for k, v in doc.items() if k not in ("cost", "rehearsal", "findings")}
+    assert verdict(bare) == "✓ s: 0 mandatory, 0 advisory findings"
+
+
 def split_tokens(lines: list[str], tokens: set[str]) -> list[str]:
     """Tokens whose pieces are on two lines: in the lines glued together, but in no single line."""
     glued = "".join(line.strip() for line in lines)
@@ -190,7 +203,7 @@ def test_the_hand_made_summary_fits_80_columns_and_one_screen() -> None:
     assert any(line.endswith("…") for line in lines), "a long value is elided, not wrapped"
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=stack_names())
 def planned(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], str]:
@@ -215,6 +228,33 @@ def test_the_real_summary_agrees_with_the_document(planned: tuple[dict[str, Any]
     assert "Resource tree" not in text and "├──" not in text, "the tree needs --tree"
     for heading in ("Findings", "Monthly cost", "Deploy rehearsal", "Helm releases", "Stack outputs"):
         assert f" {heading} ─" in text
+
+
+def test_the_real_output_ends_on_the_verdict(planned: tuple[dict[str, Any], str]) -> None:
+    doc, text = planned
+    last = text.rstrip().splitlines()[-2:]
+    assert last[0] == "─" * 80 and last[1] == verdict(doc), last
+
+
+def test_docs_offline_plan_shows_the_verdicts_form(planned: tuple[dict[str, Any], str]) -> None:
+    doc, _ = planned
+    text = (ROOT / "docs" / "offline-plan.md").read_text()
+    (form,) = re.findall(r"`(✓ <stack>: [^`]+)`", text)
+    pattern = "".join(
+        ".+?" if part.startswith("<") else re.escape(part) for part in re.split(r"(<[^>]+>)", form)
+    )
+    assert re.fullmatch(pattern, verdict(doc)), (form, verdict(doc))
+
+
+def test_summary_mode_prints_the_summary_and_the_verdict_only(capsys: pytest.CaptureFixture[str]) -> None:
+    console = Console(width=80, record=True, color_system=None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan_cli, "Console", lambda stderr=False: console if not stderr else Console(stderr=True))
+        assert plan_cli.main(["--stack", "dev", "--summary"]) == 0
+    lines = console.export_text().rstrip().splitlines()
+    assert lines[0].startswith("─") and " dev " in lines[0] and lines[-1].startswith("✓ dev: ")
+    assert len(lines) <= 42, "one screen"
+    assert not [line for line in lines[1:-1] if line.startswith("─") and line.strip("─")], "no section"
 
 
 def test_the_real_default_output_fits_80_columns_without_splitting_a_token(

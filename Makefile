@@ -24,10 +24,10 @@ help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
 	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
 	@echo "                                              offline plan under the mock engine: summary first,"
-	@echo "                                              one-line verdict last; TREE=1 adds the resource tree,"
-	@echo "                                              OBJECTS=1 every rendered Helm object, SUMMARY=1 prints"
-	@echo "                                              the summary and the verdict only"
-	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
+	@echo "                                              the one-line verdict last; SUMMARY=1 prints only"
+	@echo "                                              those, TREE=1 adds the resource tree, OBJECTS=1"
+	@echo "                                              every rendered Helm object"
+	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json] [MARKDOWN=summary.md]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
@@ -55,11 +55,15 @@ help:
 # (Re)build the virtualenv when it is missing or a requirements file changed. `make plan` needs only
 # requirements.txt; `make test` adds the test tools of requirements-dev.txt.
 $(STAMP): requirements.txt
+	@echo "Installing $$(grep -c '==' requirements.txt) pinned packages of requirements.txt into $(VENV): what the program"
+	@echo "and make plan need (once, and again when the file changes; pip is quiet until it is done)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
+	@echo "Installing $$(grep -c '==' requirements-dev.txt) pinned test tools of requirements-dev.txt into $(VENV): pytest,"
+	@echo "ruff, mypy and what they need, for make test (pip is quiet until it is done)..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(DEV_STAMP)
 
@@ -69,6 +73,8 @@ charts: $(STAMP)
 	$(PY) -m tools.charts
 
 $(CHECKOV_STAMP):
+	@echo "Installing checkov $(CHECKOV_VERSION) into $(CHECKOV_VENV), a virtualenv of its own, for make scan"
+	@echo "(its pins clash with the project's; pip is quiet until it is done)..."
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
@@ -82,8 +88,9 @@ BASE ?=
 OTHER ?=
 A ?=
 B ?=
+MARKDOWN ?=
 diff: $(STAMP)
-	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
 
 # Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
 # is refused (exit 2) and nothing is written.

@@ -197,7 +197,10 @@ class DeliveryConfig(Model):
         if duplicates:
             issues.append(("services", duplicates, "service names must be unique"))
         stack = (info.context or {}).get("stack")
-        if stack is not None:
+        if stack is not None and self.gitops.folder(stack) == f"{GITOPS_TREE}/{stack}":
+            # The platform tree's Applications render charts/microservice with each service's
+            # values file. A stack syncing a folder of its own (the integration run's
+            # tests/integration/gitops) deploys its services' workloads from that folder instead.
             issues += service_file_issues(REPO_ROOT, stack, names)
         arn = self.github_oidc_provider_arn
         if arn is not None and not _OIDC_ARN.fullmatch(arn):

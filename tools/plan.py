@@ -7,11 +7,11 @@ Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the conf
 summary first (tools/plan_view.py: one screen of counts, findings, capacity, cost, rehearsal, Helm,
 placeholders and the program's warnings), then the findings, placeholders, cost table, rehearsal,
 Helm releases, capacity and stack outputs, each under a heading; `--tree` adds the resource tree
-with each resource's key settings; the last line is the verdict (findings, cost, first `up`).
-`--summary` prints the summary screen and the verdict only. Findings do not change the exit code
-(the tests decide what must pass). `--json` writes the plan document (contract:
-tests/fixtures/plan.schema.json). A config error prints every problem and exits 2 without writing
-JSON.
+with each resource's key settings; `--summary` prints the summary only. The last line is the
+verdict (plan_view.verdict): findings by level, deploy path, monthly cost, first `up`. Findings do
+not change the exit code (the tests decide what must pass). `--json` writes the plan document
+(contract: tests/fixtures/plan.schema.json). A config error prints every problem and exits 2
+without writing JSON.
 
 Every Helm release is rendered with Helm's engine from the chart cache (`make charts`) and its
 objects validated (analysis/render.py, analysis/validate.py): the text shows each release's object
@@ -242,17 +242,12 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
 def render_text(
     plan: Analysis, result: PlanResult, console: Console, *, tree: bool, objects: bool, summary: bool = False
 ) -> None:
-    """The summary screen, then each section under a heading (none with `summary`); the resource
-    tree with `tree`. The caller ends with the verdict (`render_verdict`), where the terminal ends."""
-    render_summary(plan.document, console)
-    if not summary:
-        _render_sections(plan, result, console, tree=tree, objects=objects)
-
-
-def _render_sections(
-    plan: Analysis, result: PlanResult, console: Console, *, tree: bool, objects: bool
-) -> None:
+    """The summary screen, then each section under a heading (not with `summary`); the resource
+    tree with `tree`. The verdict line comes last, after the JSON is written (`main`)."""
     document = plan.document
+    render_summary(document, console)
+    if summary:
+        return
     console.rule("Findings")
     render_findings(document["findings"], console)
     if document["placeholders"]:
@@ -296,9 +291,7 @@ def _plan(argv: list[str] | None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
     parser.add_argument("--tree", action="store_true", help="also print the resource tree with key settings")
-    parser.add_argument(
-        "--summary", action="store_true", help="print the summary screen and the verdict only"
-    )
+    parser.add_argument("--summary", action="store_true", help="print the summary and the verdict only")
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -361,7 +354,6 @@ def _plan(argv: list[str] | None) -> int:
         if not args.quiet:
             console.print(f"Wrote {args.json}")
     if not args.quiet:
-        console.rule()
         render_verdict(document, console)
     return 1 if plan.helm.errors else 0
 

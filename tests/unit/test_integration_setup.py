@@ -84,8 +84,18 @@ def test_a_bad_gitops_path_is_rejected(path: str, message: str) -> None:
 
 def test_the_committed_stacks_sync_their_own_folder() -> None:
     for stack in ("dev", "prod"):
-        cfg = validate(raw_config(gitops={}), PROJECT, stack, "integration config")
+        # Without the ephemeral stack's own folder, the platform tree renders each service's chart
+        # with its values file for that stack: the test's service has none, so it is left out here.
+        cfg = validate(raw_config(gitops={}, services=[]), PROJECT, stack, "integration config")
         assert cfg.delivery.gitops.folder(stack) == f"platform/gitops/{stack}"
+
+
+def test_a_service_without_values_is_an_error_only_where_the_platform_tree_deploys_it() -> None:
+    """The integration stack's service is deployed from tests/integration/gitops (a plain
+    Deployment), so it needs no values file; the same service synced from platform/gitops does."""
+    assert validate(raw_config(), PROJECT, STACK, "integration config").delivery.services
+    with pytest.raises(ConfigError, match=r"services/it-hello/deploy/dev\.yaml does not exist"):
+        validate(raw_config(gitops={}), PROJECT, "dev", "integration config")
 
 
 ####################################################################################################

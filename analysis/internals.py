@@ -18,8 +18,8 @@ that record (or, for a plan saved without it, the children built from the inputs
   imports, then updates in the same deployment (pulumi v3.174.0+, pulumi/pulumi#19339); a difference
   in a property the provider replaces on makes the adoption a replacement of a fixed-name resource.
 
-`after_destroy` says what AWS holds once a stack is destroyed (retained resources, what EKS
-recreates), so a test can replay destroy -> up on the plan.
+`destroyed` says what AWS holds once a stack is destroyed (retained resources, names kept taken,
+what EKS recreates), so a test can replay destroy -> up -> destroy -> up on the plan.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from stacks.data import load_yaml
 
 if TYPE_CHECKING:
     from analysis.graph import Graph
-    from tools.mocks import Registration
+    from tools.mocks import Account, Registration
     from tools.policy_check import Finding
 
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
@@ -211,7 +211,7 @@ def imports(graph: Graph) -> Iterator[Finding]:
                 call.get("result")
                 for call in graph.lookups
                 if call.get("token") == spec["lookup"]
-                and (call.get("args") or {}).get(spec["lookupKey"]) == r.import_id
+                and (call.get("args") or {}).get(spec["lookupKey"]) == r.get("name", r.import_id)
                 and call.get("result") is not None
             ),
             None,
@@ -262,23 +262,53 @@ def check(graph: Graph) -> list[Finding]:
     return sorted(set(found), key=lambda f: (f.rule, f.urn or "", f.message))
 
 
-def after_destroy(
-    records: list[Registration], held: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """The log groups AWS holds after the plan's stack is destroyed, starting from `held` (what it held
-    before): a retained group stays as declared; a deleted one goes, and what EKS recreates after its
-    cluster is deleted (platform/component-internals.yaml `afterDestroy`) comes back with its defaults."""
-    groups = {name: dict(state) for name, state in held.items()}
-    compare = data()["imports"]["aws:cloudwatch/logGroup:LogGroup"]["compare"]
+def reserved_after_delete(r: Registration) -> int:
+    """Days AWS keeps a deleted resource's name taken (a secret's recovery window), 0 when none."""
+    rule = data()["imports"].get(r.type, {}).get("reservedAfterDelete")
+    if not rule:
+        return 0
+    days = r.get(rule["input"], rule["default"])
+    return 0 if days == rule["free"] else int(days)
+
+
+def destroyed(records: list[Registration], account: Account) -> Account:
+    """What the account holds once the plan's stack is destroyed, starting from `account` (what it
+    held before the stack's last `up`), as the account the next generation's `up` runs against.
+
+    A retained resource stays as declared; a deleted one goes, except a name AWS keeps taken after
+    the delete (a secret in its recovery window: `scheduledForDeletion`), and what EKS recreates
+    after its cluster is deleted (`afterDestroy`) comes back with its defaults.
+    """
+    from tools.mocks import Account
+
+    specs = data()["imports"]
+    held = {
+        spec["account"]: {n: dict(s) for n, s in getattr(account, spec["account"]).items()}
+        for spec in specs.values()
+    }
     for r in records:
-        if r.type == "aws:cloudwatch/logGroup:LogGroup" and r.get("name"):
-            if r.retain_on_delete:
-                groups[r.get("name")] = {field: r.get(key) for key, field in compare.items()}
-            else:
-                groups.pop(r.get("name"), None)
+        spec = specs.get(r.type)
+        if not spec or not r.get("name"):
+            continue
+        names = held[spec["account"]]
+        if r.retain_on_delete:
+            names[r.get("name")] = {field: r.get(key) for key, field in spec["compare"].items()}
+        elif reserved_after_delete(r):
+            names[r.get("name")] = {"scheduledForDeletion": True}
+        else:
+            names.pop(r.get("name"), None)
+    logs = held[specs["aws:cloudwatch/logGroup:LogGroup"]["account"]]
     for r in records:
         recreated = data()["afterDestroy"].get(r.type)
         if recreated and r.get("enabledClusterLogTypes"):
-            name = recreated["logGroup"].format(clusterName=r.get("name"))
-            groups.setdefault(name, dict(recreated["state"]))
-    return groups
+            logs.setdefault(recreated["logGroup"].format(clusterName=r.get("name")), dict(recreated["state"]))
+    return Account(**held, generation=account.generation + 1)
+
+
+def after_destroy(
+    records: list[Registration], held: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The log groups AWS holds after the plan's stack is destroyed, starting from `held` (`destroyed`)."""
+    from tools.mocks import Account
+
+    return {name: dict(state) for name, state in destroyed(records, Account(held)).log_groups.items()}

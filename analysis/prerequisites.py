@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
+from analysis import internals
 from analysis.graph import Graph
 from policy.model import Level
 from stacks.data import load_yaml
@@ -250,42 +251,100 @@ def volumes(graph: Graph) -> Iterator[Finding]:
             )
 
 
-def reserved_names(graph: Graph) -> Iterator[Finding]:
-    """Fixed names that AWS keeps after a delete cannot be created again by the next `up`.
+def _covers(arg: Any, name: str) -> bool:
+    """Whether an existence lookup's argument asks for exactly this name (a prefix, or a list of
+    `{name, values}` filters); a lookup with no argument lists every name."""
+    if arg is None:
+        return True
+    if isinstance(arg, list):
+        return any(name in (f.get("values") or []) for f in arg if isinstance(f, dict))
+    return bool(arg == name)
 
-    Secrets Manager keeps a deleted secret's name for its recovery window (7-30 days, default 30;
-    0 forces deletion): docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html.
-    EKS recreates `/aws/eks/<cluster>/cluster` with its service role after the log group is deleted,
-    so the next create fails with ResourceAlreadyExistsException (aws-ia/terraform-aws-eks-blueprints
-    docs/faq.md @be4455257046), unless the program looks the group up and adopts it. Protected
-    resources are not destroyed, so they cannot collide.
+
+def _existence(graph: Graph, typ: str, name: str) -> tuple[bool, bool]:
+    """(the program looks the name up before it creates it, the lookup found it taken)."""
+    spec = internals.data()["imports"][typ]["exists"]
+    asked, found = False, False
+    for call in graph.lookups:
+        if call.get("token") != spec["token"]:
+            continue
+        if spec["arg"] is not None and not _covers((call.get("args") or {}).get(spec["arg"]), name):
+            continue
+        asked = True
+        result = call.get("result") or {}
+        found = found or any(name in (v or []) for k, v in result.items() if k.endswith(("names", "Names")))
+    return asked, found
+
+
+def reserved_names(graph: Graph) -> Iterator[Finding]:
+    """A fixed name that outlives a destroy must be adopted by the next `up` of the same stack.
+
+    Outlives: the resource is `retain_on_delete` (destroy forgets it, AWS keeps it), or AWS recreates
+    it (EKS recreates `/aws/eks/<cluster>/cluster` with its service role after the group is deleted:
+    aws-ia/terraform-aws-eks-blueprints docs/faq.md @be4455257046), or AWS keeps its name taken after
+    the delete (a Secrets Manager secret's recovery window, 7-30 days, default 30, 0 forces deletion:
+    docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html). `protect` saves
+    nothing: a stack is retired by lifting it first (docs/retiring-a-stack.md). The next create of the
+    name fails (ResourceAlreadyExistsException, RepositoryAlreadyExistsException,
+    ResourceExistsException), unless the program looks the name up and imports what it finds
+    (components/identity.py `existing`). A secret scheduled for deletion cannot be imported: the
+    provider reads it as not found (hashicorp/terraform-provider-aws internal/service/secretsmanager/
+    secret.go @00c21cedec06, findSecretByID), so only a person can free or restore its name.
     """
-    for r in graph.of_type("aws:secretsmanager/secret:Secret"):
-        window = r.get("recoveryWindowInDays", 30)
-        if r.get("name") and not r.protect and window != 0:
+    specs = internals.data()["imports"]
+    recreated = re.compile(facts()["eksLogGroupPattern"])
+    for r in sorted(graph.nodes.values(), key=lambda x: x.urn):
+        name = r.get("name") if r.custom else None
+        if not isinstance(name, str) or not name:
+            continue
+        label = f"{r.type.rsplit(':', 1)[-1]} {name}"
+        if r.type not in specs:
+            if r.retain_on_delete:
+                yield _finding(
+                    "reserved-names",
+                    r,
+                    f"{label} is retained on destroy under a fixed name, and the program has no way to "
+                    "adopt its type (analysis/internals.py data `imports`): the next up fails on the name.",
+                )
+            continue
+        days = internals.reserved_after_delete(r)
+        if days and not r.retain_on_delete:
             yield _finding(
                 "reserved-names",
                 r,
-                f"Secret {r.get('name')} has a fixed name and a {window}-day recovery window: after a "
-                f"destroy, the next up fails for {window} days ('scheduled for deletion'). Use "
-                "recovery_window_in_days=0 or a name_prefix where the stack is rebuilt.",
+                f"{label} has a fixed name and a {days}-day recovery window: a destroy schedules it for "
+                f"deletion, it cannot be adopted (a secret scheduled for deletion reads as not found), and "
+                f"the next up fails for {days} days ('already scheduled for deletion'). Before a rebuild a "
+                f"person runs `aws secretsmanager restore-secret --secret-id {name}` (the up then "
+                f"adopts it) or `aws secretsmanager delete-secret --secret-id {name} "
+                "--force-delete-without-recovery`; "
+                "or use recovery_window_in_days=0 or a name_prefix where the stack is rebuilt.",
             )
-    pattern = re.compile(facts()["eksLogGroupPattern"])
-    # A group the program looks up by its exact name before creating it is adopted when EKS has
-    # recreated it (components/cluster.py: `import_` when `getLogGroups` finds it), not collided with.
-    looked_up = {
-        str((call.get("args") or {}).get("logGroupNamePrefix"))
-        for call in graph.lookups
-        if call.get("token") == "aws:cloudwatch/getLogGroups:getLogGroups"
-    }
-    for r in graph.of_type("aws:cloudwatch/logGroup:LogGroup"):
-        name = str(r.get("name", ""))
-        if pattern.match(name) and not r.protect and name not in looked_up:
+            continue
+        why = (
+            "is retained on destroy"
+            if r.retain_on_delete
+            else "is recreated by EKS after a destroy"
+            if r.type == "aws:cloudwatch/logGroup:LogGroup" and recreated.match(name)
+            else None
+        )
+        if why is None:
+            continue
+        asked, found = _existence(graph, r.type, name)
+        if not asked:
             yield _finding(
                 "reserved-names",
                 r,
-                f"LogGroup {r.get('name')} is deleted on destroy, but EKS recreates it: the next up "
-                "fails with ResourceAlreadyExistsException.",
+                f"{label} {why}, but the program does not look the name up before it creates it: the next "
+                "up of this stack fails with ResourceAlreadyExistsException. Adopt it: "
+                "components/identity.py `existing`, then `import_`.",
+            )
+        elif found and not r.import_id:
+            yield _finding(
+                "reserved-names",
+                r,
+                f"{label} {why}; the program found it in the account but does not import it: the create "
+                "fails on the name.",
             )
 
 

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pulumi_awsx as awsx
 
 from components.iam import clip, document, service_trust
-from components.identity import AwsIdentity
+from components.identity import AwsIdentity, existing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +29,8 @@ class NetworkArgs:
     log_key_arn: pulumi.Input[str]
     interface_endpoints: tuple[str, ...]
     # Production: the VPC (and through it, its subnets, route tables and NAT) and the flow-log group
-    # are protected, and the log group is kept in AWS if the stack is ever destroyed.
+    # are protected, and the log group is kept in AWS if the stack is ever destroyed and adopted
+    # (imported) by the next stack of the same name.
     protect: bool
 
 
@@ -43,7 +44,8 @@ class Network(pulumi.ComponentResource):
     off NAT) and the configured interface endpoints, reachable on 443 from inside the VPC only.
     The VPC's default security group is adopted with no rules at all, so nothing that lands in it
     by accident can talk to anything (CIS AWS Foundations 5.4, checkov CKV2_AWS_12). With
-    `protect`, the VPC and the flow-log group cannot be deleted by a destroy or a rename.
+    `protect`, the VPC and the flow-log group cannot be deleted by a destroy or a rename, and the
+    group a destroy left behind is adopted by the next `up` (components/identity.py `existing`).
     It does not create security groups for workloads or peerings.
     """
 
@@ -106,12 +108,25 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        log_group_name = f"/aws/vpc/{name}/flow-logs"
+        # Prod retains the group (its flow records) when the stack is destroyed; the next stack of the
+        # same name would then fail to create it (ResourceAlreadyExistsException), so it adopts it.
+        held = (
+            existing("aws:cloudwatch/logGroup:LogGroup", log_group_name, pulumi.InvokeOptions(parent=self))
+            if args.protect
+            else None
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/aws/vpc/{name}/flow-logs",
+            name=log_group_name,
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=args.log_key_arn,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=args.protect,
+                import_=held.import_id if held else None,
+            ),
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",

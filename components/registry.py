@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import clip, document
-from components.identity import AwsIdentity
+from components.identity import AwsIdentity, existing
 from components.kms import EncryptionKey, EncryptionKeyArgs
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -113,8 +113,9 @@ class Registry(pulumi.ComponentResource):
     customer-managed key (rotated; its policy delegates to IAM, and ECR uses the key through the
     grant it creates when a repository is created, so pushing and pulling need no KMS permission:
     AWS ECR User Guide, "Encryption at rest"), a lifecycle that keeps the last N tagged images and
-    expires untagged ones, `protect` and `retain_on_delete` in prod, `force_delete` elsewhere (a
-    destroy deletes the repository with its images);
+    expires untagged ones, `protect` and `retain_on_delete` in prod (a rebuilt stack of the same name
+    adopts a retained repository, under the key its images are encrypted with), `force_delete`
+    elsewhere (a destroy deletes the repository with its images);
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
     claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
@@ -151,9 +152,19 @@ class Registry(pulumi.ComponentResource):
                 opts=child,
             )
             for svc in args.services:
+                repo_name = f"{args.prefix}/{svc.name}"
+                # Prod retains a repository (its images), so the next stack of the same name adopts
+                # it. Its encryption cannot change in place (encryption_configuration is ForceNew:
+                # terraform-provider-aws internal/service/ecr/repository.go), so the adopted one keeps
+                # the (retained) key that encrypts its images; new repositories get the new key.
+                held = (
+                    existing("aws:ecr/repository:Repository", repo_name, pulumi.InvokeOptions(parent=self))
+                    if args.protect
+                    else None
+                )
                 repo = aws.ecr.Repository(
                     f"{name}-{svc.name}",
-                    name=f"{args.prefix}/{svc.name}",
+                    name=repo_name,
                     image_tag_mutability="IMMUTABLE",
                     # DeleteRepository fails with RepositoryNotEmptyException once CI has pushed,
                     # unless forced (ECR API DeleteRepository `force`; provider `force_delete`,
@@ -165,11 +176,15 @@ class Registry(pulumi.ComponentResource):
                     ),
                     encryption_configurations=[
                         aws.ecr.RepositoryEncryptionConfigurationArgs(
-                            encryption_type="KMS", kms_key=key.key_arn
+                            encryption_type="KMS",
+                            kms_key=held.kms_key_arn if held and held.kms_key_arn else key.key_arn,
                         )
                     ],
                     opts=pulumi.ResourceOptions(
-                        parent=self, protect=args.protect, retain_on_delete=args.protect
+                        parent=self,
+                        protect=args.protect,
+                        retain_on_delete=args.protect,
+                        import_=held.import_id if held else None,
                     ),
                 )
                 aws.ecr.LifecyclePolicy(

@@ -12,7 +12,7 @@ import pulumi_random as random
 
 from components.helm import ChartSpec, merge, release
 from components.iam import document, pod_identity_role
-from components.identity import AwsIdentity
+from components.identity import AwsIdentity, existing
 from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.settle import pod_identity_settled
 
@@ -128,16 +128,31 @@ class Secrets(pulumi.ComponentResource):
         )
 
         def secret(short: str, description: str) -> aws.secretsmanager.Secret:
+            secret_name = f"{args.prefix}/{short}"
+            # Prod retains the secret, so the next stack of the same name adopts it (the create would
+            # fail with ResourceExistsException) and keeps its value; declaring the new key re-encrypts
+            # the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions under it (UpdateSecret; AWS Secrets
+            # Manager User Guide, "Change the encryption key for a secret").
+            held = (
+                existing("aws:secretsmanager/secret:Secret", secret_name, pulumi.InvokeOptions(parent=self))
+                if args.protect
+                else None
+            )
             return aws.secretsmanager.Secret(
                 f"{name}-{short}",
-                name=f"{args.prefix}/{short}",
+                name=secret_name,
                 description=description,
                 kms_key_id=key.key_arn,
                 recovery_window_in_days=window,
                 # Prod: a destroy leaves the secret in the account, like the key that encrypts it
                 # (docs/retiring-a-stack.md). Its value survives the versions' delete: the provider
                 # cannot remove the AWSCURRENT label (pulumi_aws 7.51.1 secretsmanager.SecretVersion).
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect,
+                    retain_on_delete=args.protect,
+                    import_=held.import_id if held else None,
+                ),
             )
 
         password = random.RandomPassword(

@@ -215,6 +215,11 @@ class Account:
 
     log_groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     generation: int = 0
+    # ECR repositories and Secrets Manager secrets by name, with what they hold (as the lookups
+    # answer it). A secret with `scheduledForDeletion` is one a destroy deleted with a recovery
+    # window: its name stays taken, and ListSecrets and DescribeSecret-based reads do not see it.
+    repositories: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class PlatformMocks(_mocks.Mocks):
@@ -288,6 +293,8 @@ class PlatformMocks(_mocks.Mocks):
                 "arn": self._arn("logs", f"log-group:{name}"),
                 "id": name,
             }
+        if token in self.HELD:
+            return self._held(token, dict(args.args))
         if token == "aws:eks/getAddonVersion:getAddonVersion":
             addon, k8s_version = args.args.get("addonName"), args.args.get("kubernetesVersion")
             pins = load_yaml("eks-addons.yaml").get(k8s_version, {})
@@ -300,6 +307,47 @@ class PlatformMocks(_mocks.Mocks):
         raise NotImplementedError(
             f"the offline engine has no answer for provider call {token}; add one to tools/mocks.py"
         )
+
+    # What the account holds that a rebuilt stack adopts (components/identity.py `existing`).
+    HELD = (
+        "aws:ecr/getRepositories:getRepositories",
+        "aws:ecr/getRepository:getRepository",
+        "aws:secretsmanager/getSecrets:getSecrets",
+        "aws:secretsmanager/getSecret:getSecret",
+    )
+
+    def _held(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        region = self.region
+        if token == "aws:ecr/getRepositories:getRepositories":
+            return {"names": sorted(self.account.repositories), "id": region}
+        if token == "aws:ecr/getRepository:getRepository":
+            name = str(args.get("name"))
+            if name not in self.account.repositories:
+                raise ValueError(f"reading ECR Repository ({name}): couldn't find resource")
+            return {
+                **self.account.repositories[name],
+                "name": name,
+                "arn": self._arn("ecr", f"repository/{name}"),
+                "registryId": ACCOUNT_ID,
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{name}",
+                "id": name,
+            }
+        if token == "aws:secretsmanager/getSecrets:getSecrets":
+            # ListSecrets' `name` filter matches prefixes and leaves out secrets scheduled for deletion.
+            filters = args.get("filters") or []
+            prefixes = [v for f in filters if f.get("name") == "name" for v in f["values"]]
+            names = sorted(
+                n
+                for n, state in self.account.secrets.items()
+                if not state.get("scheduledForDeletion") and any(n.startswith(p) for p in prefixes)
+            )
+            return {"names": names, "arns": [self._secret_arn(n) for n in names], "id": region}
+        name = str(args.get("name"))  # getSecret
+        held = self.account.secrets.get(name)
+        if held is None or held.get("scheduledForDeletion"):
+            # secret.go findSecretByID: a secret with a DeletedDate reads as not found.
+            raise ValueError(f"reading Secrets Manager Secret ({name}): couldn't find resource")
+        return {**held, "name": name, "arn": self._secret_arn(name), "id": self._secret_arn(name)}
 
     # -- resources ----------------------------------------------------------------------------
     def new_resource(self, args: _mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -378,8 +426,9 @@ class PlatformMocks(_mocks.Mocks):
             return {"result": f"generated-{name}-Zq7v"}
         arns = {
             "aws:cloudwatch/logGroup:LogGroup": ("logs", f"log-group:{physical}"),
-            "aws:secretsmanager/secret:Secret": ("secretsmanager", f"secret:{physical}-AbCdEf"),
         }
+        if typ == "aws:secretsmanager/secret:Secret":
+            return {"arn": self._secret_arn(physical)}
         return {"arn": self._arn(*arns[typ])} if typ in arns else {}
 
     def _build_children(self, args: _mocks.MockResourceArgs) -> None:
@@ -412,6 +461,10 @@ class PlatformMocks(_mocks.Mocks):
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+    def _secret_arn(self, name: str) -> str:
+        # AWS appends six random characters to a secret's name in its ARN.
+        return self._arn("secretsmanager", f"secret:{name}-AbCdEf")
 
     def _ref(self, typ: str, name: str, id_: str, state: dict[str, Any]) -> dict[str, Any]:
         """A resource reference for outputs typed as a Resource; its state answers getResource."""

@@ -14,12 +14,14 @@ import pulumi
 import pytest
 
 import components.cluster
+import components.identity
+import components.network
 from analysis.graph import build, from_document
-from analysis.internals import after_destroy, check, children, holds
+from analysis.internals import after_destroy, check, children, destroyed, holds
 from analysis.rehearsal import section
 from components.cluster import CREATOR_ADMIN, creator_admin_off
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import Account, PlanResult, Registration, reveal, run_stack
+from tools.mocks import ACCOUNT_ID, Account, PlanResult, Registration, reveal, run_stack
 from tools.policy_check import Finding
 
 CLUSTER = "eks:index:Cluster"
@@ -221,3 +223,126 @@ def test_an_import_whose_inputs_force_a_replacement_is_mandatory(dev: PlanResult
         rebuilt, lookups=[c for c in rebuilt.lookups if "getLogGroup:" not in c["token"]]
     )
     assert "cannot say" in rules(blind)["rehearsal-import-updates"][0].message
+
+
+# -- prod: every retained fixed name adopted, destroy -> up -> destroy -> up ---------------------
+
+FLOW_LOGS = "/aws/vpc/eks-platform-prod-network/flow-logs"
+REPOSITORY = "aws:ecr/repository:Repository"
+SECRET = "aws:secretsmanager/secret:Secret"
+
+
+def retained_names(plan: PlanResult) -> dict[str, Registration]:
+    return {r.get("name"): r for r in plan.records if r.retain_on_delete and r.get("name")}
+
+
+def mandatory(plan: PlanResult) -> list[Finding]:
+    return [f for fs in rules(plan, "mandatory").values() for f in fs]
+
+
+def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
+    """Every name prod retains is looked up and, once a destroy left it, imported by the next `up`
+    (the flow-log group, the control-plane group, the ECR repositories, the secrets), with no
+    mandatory finding in either generation; the ECR repository keeps the key its images are
+    encrypted with (encryption_configuration is ForceNew: terraform-provider-aws
+    internal/service/ecr/repository.go @0072eea2d604), the rest take the new stack's keys in place."""
+    names = retained_names(prod)
+    # KMS aliases are not retained: a destroy deletes them (DeleteAlias: terraform-provider-aws
+    # internal/service/kms/alias.go @01c08000ddb1), so the rebuilt stack's new keys take the names.
+    assert prod.of_type("aws:kms/alias:Alias")
+    assert not [a for a in prod.of_type("aws:kms/alias:Alias") if a.retain_on_delete]
+    assert {
+        FLOW_LOGS,
+        "/aws/eks/eks-platform-prod/cluster",
+        "eks-platform-prod/catalog",
+        "eks-platform-prod/argocd-oidc",
+    } <= set(names)
+    assert not [r for r in names.values() if r.import_id]  # a fresh account: created
+    first_key = names["eks-platform-prod/catalog"].get("encryptionConfigurations.0.kmsKey")
+
+    account, plan = Account(), prod
+    for generation in (1, 2):
+        account = destroyed(plan.records, account)
+        assert account.generation == generation
+        assert set(names) <= {*account.log_groups, *account.repositories, *account.secrets}
+        plan = run_stack("prod", account)
+        assert not mandatory(plan), mandatory(plan)
+        rebuilt = retained_names(plan)
+        assert set(rebuilt) == set(names)
+        for name, r in rebuilt.items():
+            expected = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT_ID}:secret:{name}-AbCdEf"
+            assert r.import_id == (expected if r.type == SECRET else name), name
+        assert rebuilt["eks-platform-prod/catalog"].get("encryptionConfigurations.0.kmsKey") == first_key
+        assert rebuilt[FLOW_LOGS].get("kmsKeyId") != names[FLOW_LOGS].get("kmsKeyId")  # the new key
+        assert not [a for a in plan.of_type("aws:kms/alias:Alias") if a.import_id]  # created again
+        found = rules(plan)
+        updates = {f.urn for f in found.get("rehearsal-import-updates", [])}
+        assert rebuilt[FLOW_LOGS].urn in updates and rebuilt["eks-platform-prod/argocd-oidc"].urn in updates
+
+
+def without_adoption(monkeypatch: pytest.MonkeyPatch, *, look: bool) -> None:
+    """The flow-log group as it was: never looked up (look=False), or looked up and not imported."""
+    real = components.identity.existing
+
+    def forget(type_: str, name: str, opts: pulumi.InvokeOptions) -> None:
+        if look:
+            real(type_, name, opts)
+
+    monkeypatch.setattr(components.network, "existing", forget)
+
+
+@pytest.mark.parametrize("look", [False, True])
+def test_a_retained_name_not_adopted_is_mandatory(
+    monkeypatch: pytest.MonkeyPatch, prod: PlanResult, look: bool
+) -> None:
+    account = destroyed(prod.records, Account())
+    without_adoption(monkeypatch, look=look)
+    plan = run_stack("prod", Account() if not look else account)
+    (finding,) = mandatory(plan)
+    assert finding.rule == "rehearsal-reserved-names" and FLOW_LOGS in finding.message
+    assert ("does not look the name up" if not look else "does not import it") in finding.message
+
+
+@pytest.mark.parametrize(
+    ("typ", "name"), [(REPOSITORY, "eks-platform-prod/catalog"), (SECRET, "eks-platform-prod/grafana-admin")]
+)
+def test_an_adopted_name_found_but_not_imported_is_mandatory(prod: PlanResult, typ: str, name: str) -> None:
+    rebuilt = run_stack("prod", destroyed(prod.records, Account()))
+    broken = mutate(
+        rebuilt, lambda r: dataclasses.replace(r, import_id=None), lambda r: r.get("name") == name
+    )
+    (finding,) = mandatory(broken)
+    assert finding.urn == next(r.urn for r in rebuilt.of_type(typ) if r.get("name") == name)
+    assert "does not import it" in finding.message
+
+
+def test_ecr_adopted_under_a_new_key_would_be_replaced(prod: PlanResult) -> None:
+    """Declaring the new registry key on the adopted repository is a replacement (mandatory)."""
+    rebuilt = run_stack("prod", destroyed(prod.records, Account()))
+    new_key = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/the-rebuilt-stacks-key"
+
+    def rekey(r: Registration) -> Registration:
+        configs = [{"encryptionType": "KMS", "kmsKey": new_key}]
+        return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "encryptionConfigurations": configs})
+
+    broken = mutate(rebuilt, rekey, lambda r: r.type == REPOSITORY)
+    (finding,) = rules(broken, "mandatory")["rehearsal-import-replaces"]
+    assert "encryptionConfigurations" in finding.message
+
+
+def test_a_secret_in_its_recovery_window_cannot_be_adopted(prod: PlanResult) -> None:
+    """A destroy that deletes a fixed-name secret with a window leaves its name taken; the lookup does
+    not see it (ListSecrets omits it; secret.go findSecretByID reads it as not found), so the plan
+    names it and what a person does."""
+    token = next(r for r in prod.of_type(SECRET) if "agent-token" in r.name)
+    assert token.get("recoveryWindowInDays") == 0  # a credential: force-deleted, name free at once
+    windowed = mutate(
+        prod,
+        lambda r: dataclasses.replace(r, raw_inputs={**r.raw_inputs, "recoveryWindowInDays": 30}),
+        lambda r: r.urn == token.urn,
+    )
+    account = destroyed(windowed.records, Account())
+    assert account.secrets[token.get("name")] == {"scheduledForDeletion": True}
+    (finding,) = mandatory(windowed)
+    assert finding.urn == token.urn
+    assert "restore-secret" in finding.message and "--force-delete-without-recovery" in finding.message

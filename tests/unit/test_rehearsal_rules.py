@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -139,7 +140,13 @@ def test_volume_users_sit_between_the_csi_driver_and_their_storage_class() -> No
     assert fired(p.volumes, *records) == ["csi-only", "redis-ha", "unordered"]
 
 
-def test_names_aws_reserves_after_delete() -> None:
+def retained(r: Registration) -> Registration:
+    return dataclasses.replace(r, retain_on_delete=True, protect=True)
+
+
+def test_names_that_outlive_a_destroy() -> None:
+    """A fixed name a destroy leaves taken (retained, recreated by EKS, or a secret's recovery window)
+    is a finding unless the program looks it up; `protect` saves nothing (a retire lifts it)."""
     secret = "aws:secretsmanager/secret:Secret"
     log = "aws:cloudwatch/logGroup:LogGroup"
     records = (
@@ -148,11 +155,67 @@ def test_names_aws_reserves_after_delete() -> None:
         reg("forced", secret, inputs={"name": "p/y", "recoveryWindowInDays": 0}),
         reg("prefixed", secret, inputs={"namePrefix": "p/z"}),
         reg("protected", secret, inputs={"name": "p/w", "recoveryWindowInDays": 30}, protect=True),
+        retained(reg("kept-secret", secret, inputs={"name": "p/kept", "recoveryWindowInDays": 30})),
         reg("eks-logs", log, inputs={"name": "/aws/eks/c/cluster"}),
         reg("eks-logs-kept", log, inputs={"name": "/aws/eks/c/cluster"}, protect=True),
         reg("vpc-logs", log, inputs={"name": "/aws/vpc/flow"}),
+        retained(reg("vpc-logs-kept", log, inputs={"name": "/aws/vpc/kept"})),
+        retained(reg("repo-kept", "aws:ecr/repository:Repository", inputs={"name": "p/svc"})),
+        retained(reg("alias-kept", "aws:kms/alias:Alias", inputs={"name": "alias/p"})),
+        retained(reg("key-kept", "aws:kms/key:Key", inputs={"description": "no name: a new key each time"})),
     )
-    assert fired(p.reserved_names, *records) == ["default-window", "eks-logs", "fixed"]
+    assert fired(p.reserved_names, *records) == sorted(
+        [
+            "alias-kept",
+            "default-window",
+            "eks-logs",
+            "eks-logs-kept",
+            "fixed",
+            "kept-secret",
+            "protected",
+            "repo-kept",
+            "vpc-logs-kept",
+        ]
+    )
+
+
+def test_a_name_the_program_looks_up_and_imports_is_adopted() -> None:
+    log = "aws:cloudwatch/logGroup:LogGroup"
+    kept = retained(reg("vpc-logs-kept", log, inputs={"name": "/aws/vpc/kept"}))
+    repo = retained(reg("repo-kept", "aws:ecr/repository:Repository", inputs={"name": "p/svc"}))
+    secret = retained(reg("kept-secret", "aws:secretsmanager/secret:Secret", inputs={"name": "p/kept"}))
+
+    def lookups(taken: bool) -> list[dict[str, Any]]:
+        return [
+            {
+                "token": "aws:cloudwatch/getLogGroups:getLogGroups",
+                "args": {"logGroupNamePrefix": "/aws/vpc/kept"},
+                "result": {"logGroupNames": ["/aws/vpc/kept"] if taken else []},
+            },
+            {
+                "token": "aws:ecr/getRepositories:getRepositories",
+                "args": {},
+                "result": {"names": ["p/other", "p/svc"] if taken else ["p/other"]},
+            },
+            {
+                "token": "aws:secretsmanager/getSecrets:getSecrets",
+                "args": {"filters": [{"name": "name", "values": ["p/kept"]}]},
+                "result": {"names": ["p/kept"] if taken else []},
+            },
+        ]
+
+    def run(*records: Registration, taken: bool) -> list[str]:
+        graph = build([CLUSTER, PROVIDER, MNG, *records], lookups(taken))
+        return sorted(f.urn.rsplit("::", 1)[-1] for f in p.reserved_names(graph) if f.urn)
+
+    assert run(kept, repo, secret, taken=False) == []  # a fresh account: looked up, created
+    # Taken: imported is adopted; found but not imported fails on the name.
+    imported = [dataclasses.replace(r, import_id=r.get("name")) for r in (kept, repo, secret)]
+    assert run(*imported, taken=True) == []
+    assert run(kept, repo, secret, taken=True) == ["kept-secret", "repo-kept", "vpc-logs-kept"]
+    # A lookup of another name adopts nothing.
+    other = dataclasses.replace(secret, raw_inputs={"name": "p/kept-too"})
+    assert run(other, taken=False) == ["kept-secret"]
 
 
 def test_every_rule_cites_its_source() -> None:

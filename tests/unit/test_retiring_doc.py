@@ -1,13 +1,23 @@
-"""docs/retiring-a-stack.md tells how to remove, for real, what a prod destroy retains: every
-retained resource of the prod plan must be named in its removal steps, with the command for its type."""
+"""docs/retiring-a-stack.md tells how to remove, for real, what a prod destroy retains, and what a
+rebuild of the same stack does with it: every retained resource of the prod plan must be named in
+its removal steps, with the command for its type, and in its rebuild table, saying what the
+replayed rebuild (destroy, then up: analysis/internals.py `destroyed`) does with it."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 
-from tools.mocks import ROOT, PlanResult
+from analysis.internals import destroyed
+from analysis.rehearsal import section
+from tests.unit.rehearsal_plans import mutate
+from tools.mocks import ROOT, Account, PlanResult, run_stack
 
 DOC = ROOT / "docs" / "retiring-a-stack.md"
+FLOW_LOGS = "/aws/vpc/eks-platform-prod-network/flow-logs"
+SECRET = "aws:secretsmanager/secret:Secret"
 # The AWS CLI command that really deletes each retained type (section 2 of the doc).
 DELETE = {
     "aws:secretsmanager/secret:Secret": "aws secretsmanager delete-secret",
@@ -57,3 +67,69 @@ def test_a_retained_name_missing_from_the_steps_is_caught(prod: PlanResult, drop
     names = retained_names(prod)
     assert drop in names.values()
     assert [n for n in names.values() if n not in steps] == [drop]
+
+
+# -- what a rebuild of the same stack does with each retained name ---------------------------
+
+REBUILD = "## Rebuilding a stack of the same name"
+
+
+def rebuild_rows(text: str | None = None) -> list[tuple[str, str, str]]:
+    """(names, what a rebuild does, what a person does) per row of the doc's rebuild table."""
+    text = DOC.read_text() if text is None else text
+    assert REBUILD in text, f"{DOC.name}: the rebuild section is missing"
+    section = text.split(REBUILD, 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| ") and len(cells) == 3 and not set(cells[0]) <= {"-", "|"}:
+            rows.append((cells[0], cells[1], cells[2]))
+    return rows[1:]  # without the header
+
+
+def documented_rebuild(prod: PlanResult, rebuilt: PlanResult, text: str | None = None) -> list[str]:
+    """Every retained resource whose row says otherwise than the replayed rebuild does."""
+    rows = rebuild_rows(text)
+    again = {r.urn: r for r in rebuilt.records}  # same stack, same URNs
+    wrong = []
+    urns = {r.name: r.urn for r in prod.records if r.retain_on_delete}
+    for logical, name in retained_names(prod).items():
+        row = [r for r in rows if name in r[0]]
+        if len(row) != 1:
+            wrong.append(f"{name}: {len(row)} rows")
+            continue
+        said = row[0][1]
+        adopted = again[urns[logical]].import_id is not None
+        if not said.startswith("**adopted**" if adopted else "**not adopted**"):
+            wrong.append(
+                f"{name}: the replay {'adopts' if adopted else 'creates it anew'}, the doc says {said[:30]!r}"
+            )
+    return wrong
+
+
+def test_every_retained_prod_name_says_what_a_rebuild_does(prod: PlanResult) -> None:
+    """The rebuild column is what tests/unit/test_internals.py's replay does (destroy, then up)."""
+    rebuilt = run_stack("prod", destroyed(prod.records, Account()))
+    assert not documented_rebuild(prod, rebuilt)
+    # The replay decides: a doc that says the flow-log group is created anew, or a key adopted, is caught.
+    text = DOC.read_text()
+    flow = text.replace("| **adopted**, like the control-plane group", "| **not adopted**, created again")
+    keys = text.replace("| **not adopted**: a key has no name", "| **adopted**: a key has no name")
+    assert [w.split(":")[0] for w in documented_rebuild(prod, rebuilt, flow)] == [FLOW_LOGS]
+    assert len(documented_rebuild(prod, rebuilt, keys)) == 3
+
+
+def test_a_name_a_rebuild_cannot_adopt_is_documented_with_what_the_plan_says(prod: PlanResult) -> None:
+    """A fixed-name secret deleted with a recovery window cannot be adopted; the doc's row gives the
+    commands the plan's finding gives (analysis/prerequisites.py reserved_names)."""
+    (secret,) = [r for r in prod.of_type(SECRET) if r.get("name") == "eks-platform-prod/argocd-oidc"]
+    windowed = mutate(
+        prod, lambda r: dataclasses.replace(r, retain_on_delete=False), lambda r: r.urn == secret.urn
+    )
+    (finding,) = [f for f in section(windowed.records, windowed.lookups)[1] if f.urn == secret.urn]
+    commands = [
+        c.replace(secret.get("name"), "<name>") for c in re.findall(r"`(aws [^`]*)`", finding.message)
+    ]
+    assert len(commands) == 2
+    (row,) = [r for r in rebuild_rows() if r[1].startswith("**cannot be adopted**")]
+    assert all(c in row[2] for c in commands), (commands, row[2])

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.graph import Graph
+from analysis.internals import grants_creator_admin
 from analysis.prerequisites import facts
 from policy.model import Level
 from tools.mocks import Registration
@@ -115,6 +116,25 @@ def _admin(principal: str | None, admins: set[str], fallback: tuple[bool, str]) 
     return False, f"{principal} has no access entry with {facts()['clusterAdminPolicy']}"
 
 
+def _operator_admin(cluster: Registration, admins: set[str]) -> tuple[bool, str]:
+    """Whether `make up` with the operator's own credentials is cluster admin. Only through an access
+    entry: EKS's creator bootstrap counts only where the component's recorded children still ask
+    for it (components/cluster.py `creator_admin_off` turns it off; analysis/internals.py)."""
+    if grants_creator_admin(cluster):
+        return True, "the identity that creates the cluster is made admin (pulumi-eks bootstrap)"
+    policy = facts()["clusterAdminPolicy"]
+    if admins:
+        return (
+            True,
+            f"the operator acts as one of {', '.join(sorted(admins))} "
+            f"(each has an access entry with {policy})",
+        )
+    return False, (
+        f"no principal has an access entry with {policy} (cluster.adminRoleArns is empty), and the "
+        "creator's bootstrap admin entry is off"
+    )
+
+
 def judge(graph: Graph, identity: Sequence[Registration] = ()) -> tuple[list[Applier], list[Finding]]:
     """The deploy paths of a platform plan; `identity`: its identity plan's records, which hold the
     DeploymentSettings (a plan that still holds its own settings is judged on those too)."""
@@ -132,7 +152,7 @@ def judge(graph: Graph, identity: Sequence[Registration] = ()) -> tuple[list[App
         if public
         else (False, "the endpoint is private and a workstation is outside the VPC")
     )
-    creator = (True, "the identity that creates the cluster is made admin (pulumi-eks bootstrap)")
+    creator = _operator_admin(cluster, admins)
     appliers.append(
         Applier(
             "make up",

@@ -140,6 +140,16 @@ def _people_entries(graph: Graph, component: Registration) -> list[str]:
     return sorted({str(e.get("principalArn")) for e in entries if e.get("type", "STANDARD") == "STANDARD"})
 
 
+def grants_creator_admin(component: Registration) -> bool:
+    """Whether the component, as recorded after its transforms, has EKS give the principal that
+    creates the cluster an admin access entry of its own (pulumi-eks's creator bootstrap)."""
+    for child in _children_of(component):
+        field = _spec(component.type, child).get("grantsCreatorAdmin")
+        if field and _at(child["props"], field):
+            return True
+    return False
+
+
 def creator_admin(graph: Graph) -> Iterator[Finding]:
     """EKS's bootstrap admin entry for the creator collides with the program's explicit entry.
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,11 @@ IT_GITOPS_PATH = "tests/integration/gitops"
 # workload (the `microservices` project admits only the services' namespaces).
 IT_SERVICE = "it-hello"
 EXAMPLE_ORG = "github.com/example-org/"
+GITHUB_ISSUER = "token.actions.githubusercontent.com"
+# Spot instances need this service-linked role; a fresh account may not have it yet (Karpenter
+# docs, Getting Started: `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`).
+SPOT_ROLE = "AWSServiceRoleForEC2Spot"
+SAMPLE_ROLE = "arn:aws:iam::123456789012:role/ci/it-runner"  # validates the config before the account is read
 PREREQUISITE_EXIT = 3
 
 
@@ -76,7 +81,10 @@ def _config_problems(env: Mapping[str, str]) -> list[str]:
         problems += [message for _, _, message in repo_url_issues(ROOT, IT_GITOPS_PATH, repo)]
     if problems or region is None or cidr is None or repo is None:
         return problems
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in it_config(region, cidr, repo).items()}
+    sample = it_config(
+        region, cidr, repo, SAMPLE_ROLE, f"arn:aws:iam::123456789012:oidc-provider/{GITHUB_ISSUER}"
+    )
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in sample.items()}
     try:
         validate(raw, CONFIG_PROJECT, f"{STACK_PREFIX}00000000", "the integration stack's config")
     except ConfigError as err:
@@ -84,10 +92,86 @@ def _config_problems(env: Mapping[str, str]) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class Account:
+    """What the run needs to know about the account before it creates anything."""
+
+    admin_role_arn: str  # the runner's IAM role (with its path): the stack's one cluster admin
+    github_oidc_provider_arn: str | None  # the account's GitHub OIDC provider, when it has one
+
+
+def role_arn_of(caller_arn: str, role_arn: Callable[[str], str]) -> str:
+    """The IAM role ARN, path included, of the role the caller acts as (`role_arn`: name -> ARN,
+    i.e. iam:GetRole). An assumed-role session ARN (`arn:aws:sts::<acct>:assumed-role/<name>/<session>`)
+    never carries the role's path (hashicorp/terraform-provider-aws#19957, the
+    `aws_iam_session_context` review: "call getRole after parsing the role name from the sts ARN"),
+    and an access entry needs the role's own ARN, which may have one (EKS User Guide, "Create access
+    entries": "If the ARN is for an IAM role, it can include a path")."""
+    resource = caller_arn.split(":", 5)[-1]
+    if resource.startswith("assumed-role/"):
+        return role_arn(resource.split("/")[1])
+    if resource.startswith("role/"):
+        return caller_arn
+    raise ValueError(
+        f"the AWS credentials are {caller_arn}, not a role: the run makes the caller's role the "
+        "stack's cluster admin (cluster.adminRoleArns takes roles); assume a role first"
+    )
+
+
+def github_provider(arns: Iterable[str]) -> str | None:
+    """The account's GitHub Actions OIDC provider among `arns` (IAM holds at most one per issuer URL:
+    CreateOpenIDConnectProvider refuses a URL already registered in the account, IAM API reference)."""
+    return next((arn for arn in arns if arn.endswith(f":oidc-provider/{GITHUB_ISSUER}")), None)
+
+
+def inspect_account(session: Any) -> Account | list[str]:
+    """The run's account facts, or every problem that keeps it from running there."""
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    iam = session.client("iam")
+    try:
+        caller = session.client("sts").get_caller_identity()["Arn"]
+    except (BotoCoreError, ClientError) as err:
+        return [f"no usable AWS credentials ({err})"]
+    problems: list[str] = []
+    try:
+        role = role_arn_of(caller, lambda name: str(iam.get_role(RoleName=name)["Role"]["Arn"]))
+    except ValueError as err:
+        role, problems = "", [str(err)]
+    except (BotoCoreError, ClientError) as err:
+        role, problems = "", [f"cannot read the caller's role ({caller}) with iam:GetRole: {err}"]
+    try:
+        listed = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        provider = github_provider(p["Arn"] for p in listed)
+    except (BotoCoreError, ClientError) as err:
+        provider = None
+        problems.append(f"cannot list the account's OIDC providers (iam:ListOpenIDConnectProviders): {err}")
+    try:
+        iam.get_role(RoleName=SPOT_ROLE)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            problems.append(f"cannot check for {SPOT_ROLE} (iam:GetRole): {err}")
+        else:
+            problems.append(
+                f"{SPOT_ROLE} does not exist in this account: Karpenter's first spot launch fails "
+                "without it; create it once with "
+                "`aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`"
+            )
+    except BotoCoreError as err:
+        problems.append(f"cannot check for {SPOT_ROLE}: {err}")
+    return problems or Account(role, provider)
+
+
+def _account(region: str) -> Account | list[str]:
+    import boto3  # type: ignore[import-untyped]
+
+    return inspect_account(boto3.Session(region_name=region))
+
+
 def missing_prerequisites(
     env: Mapping[str, str] | None = None,
     which: Callable[[str], str | None] = shutil.which,
-    credentials: Callable[[str], str | None] | None = None,
+    credentials: Callable[[str], Account | list[str]] | None = None,
 ) -> list[str]:
     """Everything that keeps the integration tests from running here (empty when they can)."""
     env = os.environ if env is None else env
@@ -95,21 +179,10 @@ def missing_prerequisites(
     if which("pulumi") and _run("pulumi", "whoami").returncode != 0:
         missing.append("the Pulumi CLI is not logged in to a backend (`pulumi login`)")
     missing += _config_problems(env)
-    problem = (credentials or _aws_credentials_problem)(aws_region(env) or "us-east-1")
-    if problem:
-        missing.append(problem)
+    account = (credentials or _account)(aws_region(env) or "us-east-1")
+    if isinstance(account, list):
+        missing += account
     return missing
-
-
-def _aws_credentials_problem(region: str) -> str | None:
-    import boto3  # type: ignore[import-untyped]
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
-    try:
-        boto3.client("sts", region_name=region).get_caller_identity()
-    except (BotoCoreError, ClientError) as err:
-        return f"no usable AWS credentials ({err})"
-    return None
 
 
 def skip_reason() -> str | None:
@@ -125,10 +198,20 @@ def github_repository(repo_url: str) -> str:
     return f"{owner}/{name}"
 
 
-def it_config(region: str, api_cidr: str, gitops_repo: str) -> dict[str, Any]:
-    """A small dev-like stack: one NAT, two system nodes, a small spot-first pool, one service."""
+def it_config(
+    region: str, api_cidr: str, gitops_repo: str, admin_role_arn: str, github_oidc_provider_arn: str | None
+) -> dict[str, Any]:
+    """A small dev-like stack: one NAT, two system nodes, a small spot-first pool, one service.
+
+    `admin_role_arn`: the runner's role, the one cluster admin (components/cluster.py turns EKS's
+    creator bootstrap off, so without an entry the run's first Kubernetes object gets 401).
+    `github_oidc_provider_arn`: the account's GitHub OIDC provider when it has one (the weekly run
+    authenticates through it), reused instead of created: a second one for the URL fails."""
     gitops = {"repoUrl": gitops_repo, "revision": "main", "path": IT_GITOPS_PATH}
     service = {"name": IT_SERVICE, "githubRepository": github_repository(gitops_repo), "branch": "main"}
+    delivery: dict[str, Any] = {"services": [service], "gitops": gitops}
+    if github_oidc_provider_arn is not None:
+        delivery["githubOidcProviderArn"] = github_oidc_provider_arn
     return {
         "aws:region": region,
         "eks-platform:network": {"cidr": "10.99.0.0/16", "natStrategy": "single", "flowLogRetentionDays": 1},
@@ -136,6 +219,7 @@ def it_config(region: str, api_cidr: str, gitops_repo: str) -> dict[str, Any]:
             "logRetentionDays": 1,
             "endpointPublicAccess": True,
             "publicAccessCidrs": [api_cidr],
+            "adminRoleArns": [admin_role_arn],
         },
         "eks-platform:systemNodeGroup": {
             "instanceTypes": ["t4g.large"],
@@ -149,7 +233,7 @@ def it_config(region: str, api_cidr: str, gitops_repo: str) -> dict[str, Any]:
             ]
         },
         "eks-platform:capacity": {"plannedPods": 200},
-        "eks-platform:delivery": {"services": [service], "gitops": gitops},
+        "eks-platform:delivery": delivery,
         "eks-platform:deployments": {"enabled": False},
     }
 
@@ -189,13 +273,28 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
     from pulumi import automation as auto
 
     region = str(aws_region())
+    session = boto3.Session(region_name=region)
+    account = inspect_account(session)
+    if isinstance(account, list):
+        pytest.exit("cannot run the integration tests:\n  - " + "\n  - ".join(account), PREREQUISITE_EXIT)
+    print(f"cluster admin: {account.admin_role_arn} (the runner's role)")
+    print(
+        f"GitHub OIDC provider: reusing the account's {account.github_oidc_provider_arn}"
+        if account.github_oidc_provider_arn
+        else "GitHub OIDC provider: none in the account, the stack creates one"
+    )
     name = f"{STACK_PREFIX}{uuid.uuid4().hex[:8]}"
     stack = auto.create_or_select_stack(stack_name=name, work_dir=str(ROOT))
-    session = boto3.Session(region_name=region)
     try:
         # `make it-cleanup` ages an in-progress stack by this tag (stack ls has no time for it).
         stack.workspace.set_tag(name, STARTED_TAG, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-        config = it_config(region, os.environ[API_CIDR], os.environ[GITOPS_REPO])
+        config = it_config(
+            region,
+            os.environ[API_CIDR],
+            os.environ[GITOPS_REPO],
+            account.admin_role_arn,
+            account.github_oidc_provider_arn,
+        )
         stack.set_all_config(
             {k: auto.ConfigValue(v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()}
         )

@@ -16,6 +16,8 @@ import yaml
 
 from analysis import netpol
 from analysis.netpol_eval import Flow, allows
+from analysis.rehearsal import section
+from policy.model import Level
 from stacks.config import PROJECT, ConfigError, validate
 from tests.integration import conftest as it
 from tests.integration import test_ephemeral_stack as checks
@@ -31,8 +33,12 @@ REPO = yaml.safe_load((ROOT / it.IT_GITOPS_PATH / f"{it.IT_SERVICE}.yaml").read_
 ]
 
 
-def raw_config(**delivery: Any) -> dict[str, str]:
-    config = it.it_config("eu-west-1", CIDR, REPO)
+RUNNER = "arn:aws:iam::123456789012:role/ci/it-runner"
+GITHUB_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+
+
+def raw_config(*, provider: str | None = GITHUB_PROVIDER, **delivery: Any) -> dict[str, str]:
+    config = it.it_config("eu-west-1", CIDR, REPO, RUNNER, provider)
     config["eks-platform:delivery"] = {**config["eks-platform:delivery"], **delivery}
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
@@ -44,6 +50,82 @@ def test_the_ephemeral_stack_config_is_valid_and_small() -> None:
     assert [s.name for s in cfg.delivery.services] == [it.IT_SERVICE]
     assert cfg.cluster.endpoint_public_access and [str(c) for c in cfg.cluster.public_access_cidrs] == [CIDR]
     assert cfg.capacity_report().max_nodes <= 40
+
+
+def its_rehearsal(raw: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
+    result = run_program(STACK, raw)
+    return section(result.records, result.lookups)
+
+
+def test_the_runners_role_is_the_ephemeral_stacks_cluster_admin() -> None:
+    # The creator bootstrap is off (components/cluster.py creator_admin_off): the runner is admin
+    # only through the access entry the run adds for its role.
+    document, findings = its_rehearsal(raw_config())
+    (make_up,) = document["appliers"]
+    assert make_up["clusterAdmin"] and RUNNER in make_up["admin"]
+    assert not [f for f in findings if f.level is Level.MANDATORY], findings
+
+
+def test_an_ephemeral_stack_without_an_admin_entry_has_no_deploy_path() -> None:
+    raw = raw_config()
+    cluster = json.loads(raw["eks-platform:cluster"])
+    del cluster["adminRoleArns"]
+    raw["eks-platform:cluster"] = json.dumps(cluster)
+    _, findings = its_rehearsal(raw)
+    mandatory = {f.rule for f in findings if f.level is Level.MANDATORY}
+    assert "rehearsal-no-deploy-path" in mandatory, findings
+
+
+@pytest.mark.parametrize("provider", [GITHUB_PROVIDER, None])
+def test_the_ephemeral_stack_reuses_the_accounts_github_provider(provider: str | None) -> None:
+    result = run_program(STACK, raw_config(provider=provider))
+    created = [
+        r
+        for r in result.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+        if it.GITHUB_ISSUER in str(r.inputs.get("url"))
+    ]
+    assert len(created) == (0 if provider else 1)
+
+
+def test_the_caller_role_arn_keeps_its_path_and_a_user_is_refused() -> None:
+    roles = {"it-runner": RUNNER}
+    assert (
+        it.role_arn_of("arn:aws:sts::123456789012:assumed-role/it-runner/gha-1", roles.__getitem__) == RUNNER
+    )
+    assert it.role_arn_of(RUNNER, roles.__getitem__) == RUNNER
+    with pytest.raises(ValueError, match="not a role"):
+        it.role_arn_of("arn:aws:iam::123456789012:user/alice", roles.__getitem__)
+
+
+def test_the_account_check_finds_the_role_the_provider_and_the_spot_role() -> None:
+    import boto3  # type: ignore[import-untyped]
+    from moto import mock_aws
+
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-1")
+        iam.create_role(RoleName="it-runner", Path="/ci/", AssumeRolePolicyDocument=trust)
+        creds = boto3.client("sts", region_name="eu-west-1").assume_role(
+            RoleArn=RUNNER, RoleSessionName="gha-1"
+        )["Credentials"]
+        session = boto3.Session(
+            region_name="eu-west-1",
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        problems = it.inspect_account(session)
+        assert isinstance(problems, list) and any(it.SPOT_ROLE in p for p in problems), problems
+        iam.create_role(
+            RoleName=it.SPOT_ROLE,
+            Path="/aws-service-role/spot.amazonaws.com/",
+            AssumeRolePolicyDocument=trust,
+        )
+        assert it.inspect_account(session) == it.Account(RUNNER, None)
+        iam.create_open_id_connect_provider(
+            Url=f"https://{it.GITHUB_ISSUER}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["a" * 40]
+        )
+        assert it.inspect_account(session) == it.Account(RUNNER, GITHUB_PROVIDER)
 
 
 def test_the_ephemeral_stack_plans_offline_and_syncs_a_folder_that_exists() -> None:
@@ -342,7 +424,7 @@ def test_skips_unless_asked_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_names_every_missing_prerequisite() -> None:
     missing = "\n".join(
-        it.missing_prerequisites({}, which=lambda tool: None, credentials=lambda region: "no creds")
+        it.missing_prerequisites({}, which=lambda tool: None, credentials=lambda region: ["no creds"])
     )
     for needed in (
         "`pulumi` CLI is not installed",
@@ -375,7 +457,7 @@ def good_env(**changes: str) -> dict[str, str]:
 def test_a_bad_environment_is_named_before_anything_is_created(changes: dict[str, str], message: str) -> None:
     # The committed folder names the example repository: acme's URL must not match it.
     missing = it.missing_prerequisites(
-        good_env(**changes), which=lambda tool: None, credentials=lambda r: None
+        good_env(**changes), which=lambda tool: None, credentials=lambda r: it.Account(RUNNER, None)
     )
     assert any(message in m for m in missing), missing
 
@@ -393,7 +475,12 @@ def test_a_complete_environment_has_no_missing_prerequisite(
     monkeypatch.setattr(it, "validate", lambda *args: None)  # the stack config is checked above
     monkeypatch.setattr(it, "_run", lambda *cmd: subprocess.CompletedProcess(cmd, 0, "me", ""))
     env = good_env(**{it.GITOPS_REPO: repo})
-    assert it.missing_prerequisites(env, which=lambda tool: f"/bin/{tool}", credentials=lambda r: None) == []
+    assert (
+        it.missing_prerequisites(
+            env, which=lambda tool: f"/bin/{tool}", credentials=lambda r: it.Account(RUNNER, None)
+        )
+        == []
+    )
 
 
 def test_the_tests_and_the_cleanup_resolve_the_region_the_same_way() -> None:

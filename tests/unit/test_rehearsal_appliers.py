@@ -70,8 +70,28 @@ def test_private_endpoint_and_hosted_runners_leave_no_deploy_path() -> None:
 
 
 def test_a_deploy_role_without_an_access_entry_is_not_admin() -> None:
+    # No admin entry at all: the operator is no admin either (the creator bootstrap is not recorded).
     found = rules(public=True, entry=False, kube_role=False, pool=True)
-    assert found == {"rehearsal-applier-admin:Pulumi": Level.MANDATORY}
+    assert found == {
+        "rehearsal-applier-admin:Pulumi": Level.MANDATORY,
+        "rehearsal-applier-admin:make": Level.ADVISORY,
+        "rehearsal-no-deploy-path": Level.MANDATORY,
+    }
+
+
+def test_the_operator_is_admin_through_the_creator_bootstrap_only_where_the_children_keep_it() -> None:
+    records, _ = plan(public=True, entry=False, kube_role=False, pool=False)
+    cluster = records[0]
+    eks_cluster = {"type": "aws:eks/cluster:Cluster", "name": "cluster-eksCluster", "ignoreChanges": []}
+    on = {"accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}}
+    off = {"accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}}
+    cluster.children[:] = [eks_cluster | {"props": on}]
+    (make_up,) = judge(build(records))[0]
+    assert make_up.admin and "bootstrap" in make_up.admin_reason
+    cluster.children[:] = [eks_cluster | {"props": off}]
+    (make_up,), findings = judge(build(records))
+    assert not make_up.admin and "bootstrap admin entry is off" in make_up.admin_reason
+    assert "rehearsal-no-deploy-path" in {f.rule for f in findings}
 
 
 def test_a_kubeconfig_role_without_an_entry_fails_both_paths() -> None:

@@ -29,7 +29,7 @@ help:
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
-	@echo "  make test                                   lint + typecheck + unit: what CI runs"
+	@echo "  make test                                   lint + typecheck + scan + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
 	@echo "  make unit                                   the whole pytest suite"

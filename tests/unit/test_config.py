@@ -410,6 +410,12 @@ INDEPENDENT = [
         {"aws:region", "protect"},
     ),
     (
+        "pool-name-and-limit",
+        "prod",
+        [pool(name="Spot_Pool", cpuLimit="lots")],
+        {"karpenter.nodePools.0.name", "karpenter.nodePools.0.cpuLimit"},
+    ),
+    (
         "retention-and-storage",
         "prod",
         [top("eks-platform:monitoring", json.dumps({"retention": "15 days", "storageGiB": "50"}))],

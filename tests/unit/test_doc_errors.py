@@ -64,7 +64,8 @@ def test_a_stale_quote_is_found_and_regenerated() -> None:
 def test_the_quoted_placeholder_issue_is_what_a_real_engine_prints() -> None:
     """docs/configuration-errors.md quotes one issue of a real `preview` of the prod stack file."""
     text = (ROOT / "docs" / "configuration-errors.md").read_text(encoding="utf-8")
-    quoted = re.findall(r"`(eks-platform:[^`]+ = [^`]+)`", text)
+    section = text.split("## Documentation placeholders", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"`(eks-platform:[^`]+ = [^`]+)`", section)
     assert quoted, "docs/configuration-errors.md quotes no placeholder issue"
     raw, secret_keys = stack_config("prod")
     del raw[f"{PROJECT}:{OFFLINE_KEY}"]

@@ -4,6 +4,7 @@ STACK ?= dev
 JSON ?=
 TREE ?=
 OBJECTS ?=
+SUMMARY ?=
 ARGS ?=
 PYTHON ?= python3
 VENV := .venv
@@ -17,18 +18,23 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
-	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1]"
-	@echo "                                              offline plan under the mock engine: summary first;"
-	@echo "                                              TREE=1 adds the resource tree, OBJECTS=1 every"
-	@echo "                                              rendered Helm object"
-	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json]"
+	@echo "  make plan [STACK=<stack>] [JSON=plan.json] [TREE=1] [OBJECTS=1] [SUMMARY=1]"
+	@echo "                                              offline plan under the mock engine: summary first,"
+	@echo "                                              the one-line verdict last; SUMMARY=1 prints only"
+	@echo "                                              those, TREE=1 adds the resource tree, OBJECTS=1"
+	@echo "                                              every rendered Helm object"
+	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json] [MARKDOWN=summary.md]"
 	@echo "                                              compare two offline plans (changes, findings, cost)"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
+	@echo "  make new-service NAME=<name>                a microservice in every stack: stack file entries, code,"
+	@echo "                                              values, Applications, workflows (platform/gitops/README.md)"
+	@echo "  make new-stack NAME=<name> FROM=<stack>     a stack copied from another: stack file, GitOps folder,"
+	@echo "                                              every service's values (docs/adding-a-stack.md)"
 	@echo "  make test                                   lint + typecheck + scan + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
@@ -43,17 +49,21 @@ help:
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
 	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
 	@echo "  make integration                            ephemeral-stack tests on a real account (~30 min, costs money)"
-	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy ephemeral stacks left by crashed runs"
+	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy ephemeral stacks left by crashed runs (never a live one)"
 	@echo "Stacks: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)) (one per Pulumi.<stack>.yaml; docs/adding-a-stack.md)"
 
 # (Re)build the virtualenv when it is missing or a requirements file changed. `make plan` needs only
 # requirements.txt; `make test` adds the test tools of requirements-dev.txt.
 $(STAMP): requirements.txt
+	@echo "Installing $$(grep -c '==' requirements.txt) pinned packages of requirements.txt into $(VENV): what the program"
+	@echo "and make plan need (once, and again when the file changes; pip is quiet until it is done)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
+	@echo "Installing $$(grep -c '==' requirements-dev.txt) pinned test tools of requirements-dev.txt into $(VENV): pytest,"
+	@echo "ruff, mypy and what they need, for make test (pip is quiet until it is done)..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(DEV_STAMP)
 
@@ -63,12 +73,14 @@ charts: $(STAMP)
 	$(PY) -m tools.charts
 
 $(CHECKOV_STAMP):
+	@echo "Installing checkov $(CHECKOV_VERSION) into $(CHECKOV_VENV), a virtualenv of its own, for make scan"
+	@echo "(its pins clash with the project's; pip is quiet until it is done)..."
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
 plan: $(STAMP)
-	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(JSON),--json $(JSON)) $(if $(TREE),--tree) $(if $(OBJECTS),--objects) $(if $(SUMMARY),--summary)
 
 # Compare two plans: the stack at a git revision (BASE), another stack (OTHER) or two saved
 # documents (A, B). tools/diff.py explains the modes.
@@ -76,8 +88,19 @@ BASE ?=
 OTHER ?=
 A ?=
 B ?=
+MARKDOWN ?=
 diff: $(STAMP)
-	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON))
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
+
+# Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
+# is refused (exit 2) and nothing is written.
+NAME ?=
+FROM ?=
+new-service: $(STAMP)
+	$(PY) -m tools.new_service "$(NAME)"
+
+new-stack: $(STAMP)
+	$(PY) -m tools.new_stack "$(NAME)" --from "$(FROM)"
 
 OUT ?=
 diagram: $(STAMP)

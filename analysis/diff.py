@@ -2,10 +2,13 @@
 
     report = diff_plans(base_document, head_document)
 
-Resources are matched by URN. For two stacks of one commit (dev against prod), the stack name is
-masked in URNs and string inputs (`eks-platform-dev-x` and `eks-platform-prod-x` are the same
-resource), so what remains are the real differences between the stacks. Inputs are compared as
-the plan documents hold them, secrets already "[secret]" on both sides.
+Resources are matched by URN; inputs by path (`changes`): lists of objects by their identity
+(`name`, `key`, `id`, a Kubernetes object's kind and name: `tolerations[key=x].effect`), other
+lists by index; an input or list item present on one side only is one change holding it whole.
+For two stacks of one commit (dev against prod), the stack name is masked in URNs and string inputs
+(`eks-platform-dev-x` and `eks-platform-prod-x` are the same resource), so what remains are the
+real differences between the stacks. Inputs are compared as the plan documents hold them, secrets
+already "[secret]" on both sides.
 
 Findings (same stack only): deleting a protected resource, and changing an input that forces the
 replacement of a stateful resource, per `platform/replacement.yaml` (each type with its source).
@@ -106,22 +109,83 @@ def _mask_stack(value: Any, project: str, stack: str) -> Any:
     return value
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted paths to leaves (`subnetSpecs.0.cidrBlocks.1`), so a change shows only what changed."""
-    out: dict[str, Any] = {}
-    if isinstance(value, Mapping) and value:
-        for key in sorted(value):
-            out.update(_flatten(value[key], f"{prefix}{key}."))
+IDENTITY_FIELDS = ("name", "key", "id")  # a list item's identity, in order of preference
+ABSENT = None  # `before` of an added input, `after` of a removed one
+
+
+def _object_identity(item: Any) -> str | None:
+    """`Kind namespace/name` of a Kubernetes object (a ConfigGroup's `objs`), else None."""
+    metadata = item.get("metadata") if isinstance(item, Mapping) else None
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
+        return None
+    namespace = metadata.get("namespace")
+    where = f"{namespace}/" if isinstance(namespace, str) else ""
+    return f"{item.get('kind', '?')} {where}{metadata['name']}"
+
+
+def _identities(before: list[Any], after: list[Any]) -> list[str] | None:
+    """Each item's path segment (`[name=private]`, `[NetworkPolicy monitoring/deny]`) when every item
+    of both lists is an object with a unique identity of one kind; None to compare by index."""
+    items = [*before, *after]
+    if not all(isinstance(item, Mapping) for item in items):
+        return None
+    for field_name in IDENTITY_FIELDS:
+        values = [item.get(field_name) for item in items]
+        if all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            segments = [f"[{field_name}={v}]" for v in values]
+            break
+    else:
+        objects = [_object_identity(item) for item in items]
+        if None in objects:
+            return None
+        segments = [f"[{o}]" for o in objects]
+    if len(set(segments[: len(before)])) < len(before) or len(set(segments[len(before) :])) < len(after):
+        return None  # two items share an identity (tolerations with one key and two effects)
+    return segments
+
+
+def changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, before, after) for each difference between two input values, paths dotted
+    (`scalingConfig.desiredSize`). Lists of objects with an identity (`name`, `key`, `id`, or a
+    Kubernetes object's kind and name) are compared item by item under `[name=x]`, so an insertion
+    is one added item, not every later item changed; other lists by index (`subnetSpecs.0`). An
+    input or item present on one side only is one change holding it whole (ABSENT on the other)."""
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping) and before and after:
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(before.keys() | after.keys()):
+            inner = f"{path}.{key}" if path else str(key)
+            if key not in before or key not in after:
+                out.append((inner, before.get(key, ABSENT), after.get(key, ABSENT)))
+            else:
+                out += changes(before[key], after[key], inner)
         return out
-    if isinstance(value, list) and value:
-        for i, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}{i}."))
+    if isinstance(before, list) and isinstance(after, list) and before and after:
+        segments = _identities(before, after)
+        if segments is None:
+            keyed_before = {f".{i}": item for i, item in enumerate(before)}
+            keyed_after = {f".{i}": item for i, item in enumerate(after)}
+        else:
+            keyed_before = dict(zip(segments[: len(before)], before, strict=True))
+            keyed_after = dict(zip(segments[len(before) :], after, strict=True))
+        order = [*keyed_after, *(k for k in keyed_before if k not in keyed_after)]
+        out = []
+        for segment in order:
+            inner = f"{path}{segment}" if path else segment.lstrip(".")
+            if segment not in keyed_before or segment not in keyed_after:
+                out.append((inner, keyed_before.get(segment, ABSENT), keyed_after.get(segment, ABSENT)))
+            else:
+                out += changes(keyed_before[segment], keyed_after[segment], inner)
         return out
-    return {prefix.rstrip("."): value}
+    return [(path, before, after)]
 
 
 def _forces_replacement(path: str, props: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p + ".") or p.startswith(path + ".") for p in props)
+    return any(
+        path == p or path.startswith((p + ".", p + "[")) or p.startswith((path + ".", path + "["))
+        for p in props
+    )
 
 
 def _contains_key(value: Any, keys: tuple[str, ...]) -> bool:
@@ -179,18 +243,16 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any], *, base_label: 
             message = f"{gone['type']} {gone['name']} is protected and would be deleted"
             report.findings.append(_finding(RULE_DELETE_PROTECTED, urn, message))
     for urn in sorted(old.keys() & new.keys()):
-        before, after = _flatten(old[urn].get("inputs", {})), _flatten(new[urn].get("inputs", {}))
         rule = _stateful(old[urn])
-        changes = tuple(
-            InputChange(path, before.get(path), after.get(path),
+        inputs = tuple(
+            InputChange(path, before, after,
                         bool(rule) and _forces_replacement(path, rule.replaceOn if rule else ()))
-            for path in sorted(before.keys() | after.keys())
-            if before.get(path) != after.get(path)
+            for path, before, after in changes(old[urn].get("inputs", {}), new[urn].get("inputs", {}))
         )  # fmt: skip
-        if not changes:
+        if not inputs:
             continue
-        report.changed.append(Changed(urn, new[urn]["type"], changes))
-        replacing = [c.path for c in changes if c.replaces]
+        report.changed.append(Changed(urn, new[urn]["type"], inputs))
+        replacing = [c.path for c in inputs if c.replaces]
         if same_stack and rule and replacing:
             message = (
                 f"{rule.what} {new[urn]['name']} would be replaced (deleted and recreated): "

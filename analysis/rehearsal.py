@@ -7,7 +7,8 @@ analysis/graph.py), each resource's typical duration from platform/durations.yam
 path and the predicted total; the same walk with each type's provider timeout gives the worst case.
 Destroy: the reverse graph (a resource is deleted once everything that waits for it is gone), with
 the delete durations. Who applies the stack and from where is analysis/appliers.py; the rules a real
-deploy would trip over are analysis/prerequisites.py. Both add their findings to `findings`.
+deploy would trip over are analysis/prerequisites.py; what each controller needs while a destroy
+cleans up is analysis/teardown.py. All add their findings to `findings`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from analysis import teardown
 from analysis.appliers import judge
 from analysis.graph import Graph, build
 from analysis.internals import check as internals
-from analysis.prerequisites import check
+from analysis.prerequisites import check, facts
 from stacks.data import load_yaml
 from tools.mocks import Registration
 from tools.policy_check import Finding
@@ -50,17 +52,28 @@ def _entry(r: Registration) -> dict[str, Any] | None:
     return entry
 
 
-def create_minutes(r: Registration) -> float:
-    """Typical minutes to create `r` (a local component or unknown non-custom type costs nothing)."""
+def create_minutes(r: Registration, nodes_exist: bool = False) -> float:
+    """Typical minutes to create `r` (a local component or unknown non-custom type costs nothing).
+
+    `nodes_exist`: a node group is created before `r` (it is among what `r` waits for). An add-on
+    whose pods must run before it is ACTIVE costs its `beforeNodes` figure only without one.
+    """
     entry = _entry(r)
     if entry is None:
         return float(durations()["default"]["create"]) if r.custom else 0.0
     if "durationInput" in entry and isinstance(r.get(entry["durationInput"]), str):
         return _go_duration(r.get(entry["durationInput"]))
-    for key, table in entry.get("byInput", {}).items():
+    tables = [] if nodes_exist else list(entry.get("beforeNodes", {}).items())
+    for key, table in [*tables, *entry.get("byInput", {}).items()]:
         if r.get(key) in table:
             return float(table[r.get(key)])
     return float(entry["create"])
+
+
+def create_costs(graph: Graph) -> dict[str, float]:
+    """Every node's typical create minutes, knowing which nodes wait for a node group."""
+    groups = {r.urn for r in graph.of_type(*facts()["nodeGroupTypes"])}
+    return {u: create_minutes(r, bool(groups & graph.ancestors(u))) for u, r in graph.nodes.items()}
 
 
 def timeout_minutes(r: Registration) -> float:
@@ -129,6 +142,7 @@ class Rehearsal:
     create: Schedule
     worst_case_minutes: float
     destroy: Schedule
+    create_cost: Mapping[str, float]
 
     def steps(self) -> list[dict[str, Any]]:
         """The critical path with each step's name, type, minutes and finish time."""
@@ -140,7 +154,7 @@ class Rehearsal:
                     "urn": urn,
                     "name": r.name,
                     "type": r.type,
-                    "minutes": round(create_minutes(r), 2),
+                    "minutes": round(self.create_cost[urn], 2),
                     "finish": round(self.create.finish[urn], 2),
                 }
             )
@@ -167,10 +181,11 @@ class Rehearsal:
 def rehearse(records: Sequence[Registration], lookups: Sequence[Mapping[str, Any]] = ()) -> Rehearsal:
     graph = build(records, lookups)
     order = graph.order()
-    create = schedule(graph.needs, order, {u: create_minutes(r) for u, r in graph.nodes.items()})
+    cost = create_costs(graph)
+    create = schedule(graph.needs, order, cost)
     worst = schedule(graph.needs, order, {u: timeout_minutes(r) for u, r in graph.nodes.items()})
     destroy = schedule(reverse(graph), order[::-1], {u: delete_minutes(r) for u, r in graph.nodes.items()})
-    return Rehearsal(graph, create, worst.minutes, destroy)
+    return Rehearsal(graph, create, worst.minutes, destroy, cost)
 
 
 def section(
@@ -183,8 +198,14 @@ def section(
     """
     rehearsal = rehearse(records, lookups)
     appliers, applier_findings = judge(rehearsal.graph)
-    document = rehearsal.document() | {"appliers": [a.document() for a in appliers]}
-    return document, sorted(
-        [*check(rehearsal.graph), *internals(rehearsal.graph), *applier_findings],
-        key=lambda f: (f.rule, f.urn or "", f.message),
-    )
+    document = rehearsal.document() | {
+        "appliers": [a.document() for a in appliers],
+        "teardown": teardown.section(rehearsal.graph),
+    }
+    found = [
+        *check(rehearsal.graph),
+        *internals(rehearsal.graph),
+        *applier_findings,
+        *teardown.check(rehearsal.graph),
+    ]
+    return document, sorted(found, key=lambda f: (f.rule, f.urn or "", f.message))

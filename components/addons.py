@@ -69,9 +69,15 @@ class ClusterAddons(pulumi.ComponentResource):
     EBS CSI controller gets its own Pod Identity role bound to its service account alone, with
     AWS's tag-scoped EBS policy; a default gp3 StorageClass that always encrypts, binds in the
     pod's zone, allows expansion, and retains volumes in prod.
+
+    `coredns` is exposed for ordering only: whatever resolves AWS endpoints while it cleans up on
+    destroy (Karpenter terminating its nodes) depends on it, so a destroy deletes it last
+    (platform/teardown.yaml). Whatever holds volume claims depends on the whole component (the
+    driver, its DNS and the StorageClass).
     """
 
     storage_class_name: pulumi.Output[str]
+    coredns: aws.eks.Addon
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:addons:ClusterAddons", name, None, opts)
@@ -98,7 +104,7 @@ class ClusterAddons(pulumi.ComponentResource):
                     "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
                 }
             ]
-        pinned_addon(
+        self.coredns = pinned_addon(
             f"{name}-coredns",
             args.cluster_name,
             "coredns",

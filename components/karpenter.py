@@ -22,7 +22,12 @@ NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
 NODE_CLASS = "default"
 DISCOVERY_TAG = "karpenter.sh/discovery"
 
-# EventBridge events Karpenter acts on: it drains a node before AWS takes it away.
+# EventBridge events Karpenter acts on: it drains a node before AWS takes it away. The five rules of
+# Karpenter's own template for the pinned version (aws/karpenter-provider-aws v1.14.1, commit
+# bde00654, website/content/en/docs/getting-started/getting-started-with-karpenter/cloudformation.yaml:
+# ScheduledChangeRule, SpotInterruptionRule, RebalanceRule, InstanceStateChangeRule,
+# CapacityReservationInterruptionRule); the controller parses each detail-type
+# (pkg/controllers/interruption/messages/*/parser.go at the same tag).
 INTERRUPTION_EVENTS = {
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
@@ -31,6 +36,12 @@ INTERRUPTION_EVENTS = {
         "detail-type": ["EC2 Instance State-change Notification"],
     },
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    # A capacity reservation (reserved NodePools, `karpenter.sh/capacity-type: reserved`) reclaims
+    # its instances with this warning; without the rule Karpenter never drains them first.
+    "capacity-reservation-interruption": {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"],
+    },
 }
 # Interruption notices are only useful for minutes; keep the queue short.
 QUEUE_RETENTION_SECONDS = 300
@@ -59,6 +70,12 @@ class KarpenterArgs:
     tags: dict[str, str]
     # The system nodes the controller runs on.
     system_nodes: pulumi.Resource
+    # CoreDNS (the EKS add-on). The controller resolves the EC2, SQS, SSM, pricing and STS endpoints
+    # through it (chart 1.14.1: hostNetwork false, dnsPolicy ClusterFirst), at install and, on
+    # destroy, while it terminates the nodes of a NodePool being deleted: the release and every
+    # NodePool/EC2NodeClass depend on it, so a destroy deletes them before DNS goes
+    # (platform/teardown.yaml, analysis/teardown.py).
+    dns: pulumi.Resource
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -71,8 +88,10 @@ class Karpenter(pulumi.ComponentResource):
     only from this stack's four EventBridge rules; nodes get a role with only the worker and
     ECR pull policies and an EC2_LINUX access entry, IMDSv2 with hop limit 1, encrypted gp3
     volumes, private subnets and the cluster security group by discovery tag. The controller
-    runs on the system nodes (2 replicas and a PDB in prod). NodePools depend on the controller,
-    so on destroy they go first and Karpenter terminates its nodes while it still runs.
+    runs on the system nodes (2 replicas and a PDB in prod). NodePools and the EC2NodeClass depend
+    on the controller and on everything it needs while it terminates their nodes (CoreDNS, its Pod
+    Identity association and role policy, the interruption queue, node access), so on destroy they
+    go first and Karpenter terminates its nodes while it still runs and can reach AWS.
     It does not install cluster-autoscaler (the two conflict).
     """
 
@@ -208,12 +227,17 @@ class Karpenter(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Working credentials (the association, settled), node access and CRDs first.
-                depends_on=[crds, settled, access, *node_policies, args.system_nodes],
+                # Working credentials (the association, settled), node access, DNS and CRDs first.
+                depends_on=[crds, settled, access, *node_policies, args.system_nodes, args.dns],
             ),
         )
 
-        after_controller = pulumi.ResourceOptions(parent=self, depends_on=[controller, sg_tag])
+        # Deleting a NodePool (foreground, awaited) or the EC2NodeClass (its finalizer waits for the
+        # NodeClaims) lasts as long as Karpenter needs to terminate the instances: everything it calls
+        # AWS with is named here, not only reached through the release, so none goes first.
+        after_controller = pulumi.ResourceOptions(
+            parent=self, depends_on=[controller, sg_tag, args.dns, association, queue, access]
+        )
         k8s.apiextensions.CustomResource(
             f"{name}-nodeclass-{NODE_CLASS}",
             api_version="karpenter.k8s.aws/v1",

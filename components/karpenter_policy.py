@@ -2,11 +2,11 @@
 
 Follows the statements of Karpenter's own CloudFormation for the pinned v1.14 (the managed
 policies in `website/content/en/docs/getting-started/getting-started-with-karpenter/
-cloudformation.yaml`, aws/karpenter-provider-aws v1.14.1; tests/unit/test_scaling.py checks
-every action against it), minus the opt-in zonal shift and instance-profile management: the
-platform creates the node instance profile itself and names it in the EC2NodeClass, so the
-controller only reads and lists profiles. Every write is conditioned on the cluster's ownership
-tag, so the role cannot touch other clusters' instances.
+cloudformation.yaml`, aws/karpenter-provider-aws v1.14.1, commit bde00654; tests/unit/test_scaling.py
+checks every action against it, and the launch statement's resource kinds), minus the opt-in zonal
+shift and instance-profile management: the platform creates the node instance profile itself and
+names it in the EC2NodeClass, so the controller only reads and lists profiles. Every write is
+conditioned on the cluster's ownership tag, so the role cannot touch other clusters' instances.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def controller_policy(ident: AwsIdentity, cluster_name: str, queue_arn: str, nod
                 f"{ec2}:security-group/*",
                 f"{ec2}:subnet/*",
                 f"{ec2}:capacity-reservation/*",
+                # Since 1.14 the template grants placement groups too: an EC2NodeClass with
+                # `placementGroupSelector` (EC2NodeClass v1 CRD at v1.14.1) launches into one, and
+                # RunInstances/CreateFleet then authorise the placement-group resource as well.
+                f"{ec2}:placement-group/*",
             ],
         },
         {

@@ -24,6 +24,10 @@ class MonitoringArgs:
     retention: str
     retention_size: str
     storage_gib: int
+    # True (prod): Prometheus' and Alertmanager's claims outlive their StatefulSets, so a replaced
+    # release binds the same volumes again (the StorageClass retains them too). False (dev): the
+    # claims go with the StatefulSets, and with them their volumes.
+    keep_volumes: bool
     # "slack" or "webhook" when a receiver URL is configured; None routes alerts nowhere.
     receiver: str | None
     rules: list[dict[str, Any]]
@@ -45,9 +49,25 @@ def _spread(selector: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
+def claim_retention(keep_volumes: bool) -> dict[str, str]:
+    """The StatefulSets' `persistentVolumeClaimRetentionPolicy` (apps/v1, GA in Kubernetes 1.32).
+
+    The operator copies it from the Prometheus/Alertmanager spec onto the StatefulSet it creates
+    (prometheus-operator v0.93.0 pkg/prometheus/server/statefulset.go, pkg/alertmanager/statefulset.go;
+    field in the CRDs of prometheus-operator-crds 31.0.1), and kube-prometheus-stack 88.5.3 passes
+    `*Spec.persistentVolumeClaimRetentionPolicy` through (templates/prometheus/prometheus.yaml,
+    templates/alertmanager/alertmanager.yaml). With `whenDeleted: Delete` the StatefulSet controller
+    makes the StatefulSet own the claims, so the garbage collector deletes them when the release's
+    uninstall deletes the custom resource (and with it the StatefulSet). Scale-down keeps claims in
+    both stacks: a replica count lowered by mistake must not delete data.
+    """
+    return {"whenDeleted": "Retain" if keep_volumes else "Delete", "whenScaled": "Retain"}
+
+
 def stack_values(args: MonitoringArgs) -> dict[str, Any]:
-    """What differs per stack: replicas, PDBs, zone spread, retention, storage, receiver."""
+    """What differs per stack: replicas, PDBs, zone spread, retention, storage, claims, receiver."""
     ha = args.high_availability
+    retention = claim_retention(args.keep_volumes)
     prometheus: dict[str, Any] = {
         "replicas": 2 if ha else 1,
         "retention": args.retention,
@@ -55,8 +75,12 @@ def stack_values(args: MonitoringArgs) -> dict[str, Any]:
         "storageSpec": {
             "volumeClaimTemplate": {"spec": {"resources": {"requests": {"storage": f"{args.storage_gib}Gi"}}}}
         },
+        "persistentVolumeClaimRetentionPolicy": retention,
     }
-    alertmanager: dict[str, Any] = {"replicas": 3 if ha else 1}
+    alertmanager: dict[str, Any] = {
+        "replicas": 3 if ha else 1,
+        "persistentVolumeClaimRetentionPolicy": retention,
+    }
     if ha:
         prometheus["topologySpreadConstraints"] = _spread({"app.kubernetes.io/name": "prometheus"})
         alertmanager["topologySpreadConstraints"] = _spread({"app.kubernetes.io/name": "alertmanager"})
@@ -86,7 +110,8 @@ class Monitoring(pulumi.ComponentResource):
     Guarantees: pinned charts; the operator's CRDs in their own release (templates, so they upgrade
     with it; protected in prod, because uninstalling it deletes every monitor and rule); Prometheus
     scrapes every ServiceMonitor/PodMonitor/rule in the cluster, keeps data for the configured
-    retention on encrypted gp3 volumes (retained in prod through the StorageClass), with 2 replicas,
+    retention on encrypted gp3 volumes (retained in prod through the StorageClass and the claims'
+    retention policy; in dev the claims, and so the volumes, go with their StatefulSets), with 2 replicas,
     a PDB and zone spread in prod; Alertmanager runs 3 replicas in prod and reads its receiver URL
     from a Secret (External Secrets, from Secrets Manager), never from values; Grafana's admin
     login comes from the `grafana-admin` Secret; dashboards under platform/dashboards/ load through

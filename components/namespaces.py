@@ -15,6 +15,9 @@ PSA_LEVELS = ("restricted", "baseline", "privileged")
 class NamespacesArgs:
     # name -> Pod Security Admission level enforced in it
     namespaces: dict[str, str]
+    # What must outlive every object in the namespaces on destroy (the volume driver: deleting a
+    # namespace deletes its claims, and only a running driver deletes their volumes).
+    depends_on: tuple[pulumi.Resource, ...] = ()
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -49,6 +52,6 @@ class Namespaces(pulumi.ComponentResource):
                 }
                 for ns, level in sorted(args.namespaces.items())
             ],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({})

@@ -113,7 +113,8 @@ class Registry(pulumi.ComponentResource):
     customer-managed key (rotated; its policy delegates to IAM, and ECR uses the key through the
     grant it creates when a repository is created, so pushing and pulling need no KMS permission:
     AWS ECR User Guide, "Encryption at rest"), a lifecycle that keeps the last N tagged images and
-    expires untagged ones, `protect` and `retain_on_delete` in prod;
+    expires untagged ones, `protect` and `retain_on_delete` in prod, `force_delete` elsewhere (a
+    destroy deletes the repository with its images);
     each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
     claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
     has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
@@ -154,6 +155,11 @@ class Registry(pulumi.ComponentResource):
                     f"{name}-{svc.name}",
                     name=f"{args.prefix}/{svc.name}",
                     image_tag_mutability="IMMUTABLE",
+                    # DeleteRepository fails with RepositoryNotEmptyException once CI has pushed,
+                    # unless forced (ECR API DeleteRepository `force`; provider `force_delete`,
+                    # default false). Dev's destroy removes the images with the repository; prod's
+                    # repositories are protected and kept on delete, images included.
+                    force_delete=not args.protect,
                     image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                         scan_on_push=True
                     ),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
+from stacks import placeholders
 from stacks.fields import InstanceType, Model, cross_field, instance_architecture, is_production
 from stacks.gitops_tree import repo_url_issues
 from stacks.sso import SsoConfig
 
-_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
 _GIT_URL = re.compile(r"https://[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._~/-]+?(\.git)?", re.ASCII)
 _BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,200}", re.ASCII)
@@ -23,6 +26,7 @@ _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}", re.ASCII)
 # The repository this program lives in; the GitOps tree (platform/gitops) is part of it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GITOPS_TREE = "platform/gitops"
+SERVICES_TREE = "services"
 
 
 class ServiceConfig(Model):
@@ -33,7 +37,7 @@ class ServiceConfig(Model):
     @model_validator(mode="after")
     def _valid(self) -> ServiceConfig:
         issues: list[tuple[str, Any, str]] = []
-        if not _DNS_LABEL.fullmatch(self.name):
+        if not DNS_LABEL.fullmatch(self.name):
             issues.append(
                 (
                     "name",
@@ -121,6 +125,54 @@ def _folder_issues(path: str | None, folder: str | None) -> list[tuple[str, Any,
     ]
 
 
+def values_file(service: str, stack: str) -> str:
+    """The service's values for charts/microservice in one stack (its Application reads it too)."""
+    return f"{SERVICES_TREE}/{service}/deploy/{stack}.yaml"
+
+
+def service_file_issues(root: Path, stack: str, services: list[str]) -> list[tuple[str, Any, str]]:
+    """Each listed service whose values file for this stack is missing: the plan renders the
+    service's chart with it, and its Application hands it to ArgoCD. Named here, once, so that a
+    half-added service or stack is a config error rather than a failure inside an analysis."""
+    missing = [s for s in services if not (root / values_file(s, stack)).is_file()]
+    if not missing:
+        return []
+    if not list(root.glob(values_file("*", stack))):
+        # No service has files for this stack yet: the stack itself is new.
+        fix = (
+            f"`make new-stack NAME={stack} FROM=<stack>` creates every service's values file and "
+            f"Application for a new stack (docs/adding-a-stack.md)"
+        )
+    else:
+        fix = (
+            "`make new-service NAME=<name>` creates a service's files in every stack "
+            f'({GITOPS_TREE}/README.md, "Adding a service")'
+        )
+    return [
+        (
+            "services",
+            name,
+            f"{values_file(name, stack)} does not exist: the plan renders the service's chart with it "
+            f"and ArgoCD deploys it; {fix.replace('<name>', name)}",
+        )
+        for name in missing
+    ]
+
+
+def values_placeholders(root: Path, stack: str, services: list[str]) -> list[tuple[str, str, str]]:
+    """Documentation placeholders left in the services' values files of one stack (the example
+    registry account, above all), as (`<file>: <key path>`, value, why); the plan lists them with
+    the stack file's."""
+    found = []
+    for name in services:
+        shown, path = values_file(name, stack), root / values_file(name, stack)
+        if path.is_file():
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for key, value, why in placeholders.find({shown: json.dumps(values, default=str)}):
+                found.append((key.replace(f"{shown}.", f"{shown}: ", 1), value, why))
+    return found
+
+
 class DeliveryConfig(Model):
     services: tuple[ServiceConfig, ...] = Field(
         default=(), description="Microservices: one ECR repository and one CI role each."
@@ -138,12 +190,18 @@ class DeliveryConfig(Model):
     gitops: GitOpsConfig = Field(default_factory=GitOpsConfig, description="The GitOps repository.")
 
     @model_validator(mode="after")
-    def _valid(self) -> DeliveryConfig:
+    def _valid(self, info: ValidationInfo) -> DeliveryConfig:
         issues: list[tuple[str, Any, str]] = []
         names = [s.name for s in self.services]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             issues.append(("services", duplicates, "service names must be unique"))
+        stack = (info.context or {}).get("stack")
+        if stack is not None and self.gitops.folder(stack) == f"{GITOPS_TREE}/{stack}":
+            # The platform tree's Applications render charts/microservice with each service's
+            # values file. A stack syncing a folder of its own (the integration run's
+            # tests/integration/gitops) deploys its services' workloads from that folder instead.
+            issues += service_file_issues(REPO_ROOT, stack, names)
         arn = self.github_oidc_provider_arn
         if arn is not None and not _OIDC_ARN.fullmatch(arn):
             issues.append(("githubOidcProviderArn", arn, "not the ARN of a GitHub Actions OIDC provider"))

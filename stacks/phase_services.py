@@ -60,6 +60,9 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     )
     charts = chart_specs()
     cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
+    # One decision for the monitoring volumes: prod keeps them (the StorageClass retains the EBS
+    # volume, the StatefulSets keep their claims), dev deletes both, so one destroy removes them.
+    keep_volumes = cfg.production
     addons = ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
@@ -70,7 +73,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             addon_versions=addon_versions(cfg.cluster.kubernetes_version),
             coredns_replicas=3 if cfg.production else 2,
             high_availability=cfg.production,
-            reclaim_policy="Retain" if cfg.production else "Delete",
+            reclaim_policy="Retain" if keep_volumes else "Delete",
             node_group=nodes.node_group,
             volume_tags=cfg.all_tags,
         ),
@@ -96,6 +99,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             node_pools=cfg.karpenter.node_pools,
             tags=cfg.all_tags,
             system_nodes=nodes.node_group,
+            dns=addons.coredns,
         ),
         opts=k8s_opts,
     )
@@ -127,7 +131,11 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
                 "argocd": "baseline",
                 # Service namespaces belong to the platform (Pod Security), not to ArgoCD.
                 **{svc.name: "restricted" for svc in cfg.delivery.services},
-            }
+            },
+            # Deleting a namespace deletes the claims in it (Prometheus' and Alertmanager's belong to
+            # operator-made StatefulSets, which Helm does not delete): the EBS CSI driver, its DNS
+            # and the StorageClass must still run then, or the EBS volumes are left behind.
+            depends_on=(addons,),
         ),
         opts=k8s_opts,
     )
@@ -209,6 +217,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             retention=cfg.monitoring.retention,
             retention_size=cfg.monitoring.retention_size,
             storage_gib=cfg.monitoring.storage_gib,
+            keep_volumes=keep_volumes,
             receiver=cfg.monitoring.receiver if receiver_url is not None else None,
             rules=manifests("monitoring/rules"),
             service_monitors=manifests("monitoring/servicemonitors"),

@@ -6,14 +6,16 @@
     ... [--json diff.json] [--markdown summary.md]
 
 `--base` plans the revision in a temporary `git worktree` with this checkout's Python, then removes
-the worktree. Findings (deleting a protected resource, replacing a stateful one) are printed and
-written; they do not change the exit code. Usage errors exit 2.
+the worktree; a stack without its stack file at the revision is new: every resource is added.
+Findings (deleting a protected resource, replacing a stateful one) are printed and written; they do
+not change the exit code. Usage errors exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,7 +48,8 @@ def _plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
     return document
 
 
-def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any]:
+def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any] | None:
+    """The stack's plan at `revision`; None when the stack has no stack file there (it is new)."""
     if revision.startswith("-"):
         raise UsageError(f"{revision!r} is not a git revision")
     tree = work / "base"
@@ -55,6 +58,8 @@ def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any]:
     if done.returncode != 0:
         raise UsageError(f"cannot check out {revision!r}: {done.stderr.strip()}")
     try:
+        if not (tree / f"Pulumi.{stack}.yaml").exists():
+            return None
         return _plan_in(tree, stack, work / "base.json")
     finally:
         remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)]
@@ -62,17 +67,44 @@ def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any]:
 
 
 def _short(value: Any) -> str:
+    """A value on one line, elided; `(none)` where an input or list item is absent on one side."""
+    if value is None:
+        return "(none)"
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return text if len(text) <= LIMIT else text[: LIMIT - 1] + "…"
 
 
+SEGMENT = re.compile(r"\[[^\]]*\]|[^.\[]+")
+
+
+def segments(path: str) -> list[str]:
+    """`values.tolerations[key=a.b/c].effect` -> `values`, `tolerations`, `[key=a.b/c]`, `effect`."""
+    return SEGMENT.findall(path)
+
+
+def _join(parts: list[str]) -> str:
+    return "".join(p if i == 0 or p.startswith(("[", "…")) else "." + p for i, p in enumerate(parts))
+
+
 def fit_path(path: str, room: int) -> str:
-    """`path` in at most `room` characters: its middle elided, since its end (the key that changed)
-    and its start (the input it is under) tell the changes of one resource apart."""
+    """`path` in at most `room` characters where it can be: whole parent segments are elided with
+    `…`, never the last one (the key that changed), which is kept whole even when longer. Kept
+    first: the end (the key and its nearest parents), then the start (the input it is under)."""
     if len(path) <= room:
         return path
-    head = max(8, room // 3)
-    return path[:head] + "…" + path[len(path) - (room - head - 1) :]
+    parts = segments(path)
+    if len(parts) == 1:
+        return path
+    head: list[str] = []
+    tail = [parts[-1]]
+    middle = parts[:-1]
+    if len(_join([middle[0], "…", *tail])) <= room:
+        head, middle = [middle[0]], middle[1:]
+    while middle and len(_join([*head, "…", middle[-1], *tail])) <= room:  # nearest parents
+        tail.insert(0, middle.pop())
+    while middle and len(_join([*head, middle[0], "…", *tail])) <= room:  # then the start
+        head.append(middle.pop(0))
+    return _join([*head, "…", *tail]) if middle else _join([*head, *tail])
 
 
 def _money(value: float | None) -> str:
@@ -154,6 +186,23 @@ def markdown(report: DiffReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def empty_plan(head: dict[str, Any]) -> dict[str, Any]:
+    """The plan of a stack that does not exist yet: no resources, nothing to pay."""
+    cost = head.get("cost") or {}
+    return {
+        "format": head.get("format", 1),
+        "project": head.get("project"),
+        "stack": head.get("stack"),
+        "resources": [],
+        "outputs": {},
+        "cost": {
+            "currency": cost.get("currency", "USD"),
+            "fixedMonthly": 0.0,
+            "pricesAsOf": cost.get("pricesAsOf", "n/a"),
+        },
+    }
+
+
 def compare(args: argparse.Namespace) -> DiffReport:
     if args.a or args.b:
         if not (args.a and args.b):
@@ -167,9 +216,10 @@ def compare(args: argparse.Namespace) -> DiffReport:
         if args.base:
             base = _plan_at_revision(args.base, args.stack, work)
             head = _plan_in(ROOT, args.stack, work / "head.json")
-            return diff_plans(
-                base, head, base_label=f"{args.stack}@{args.base}", head_label=f"{args.stack}@working tree"
-            )
+            label = f"{args.stack}@{args.base}"
+            if base is None:  # a new stack: everything in it is added
+                base, label = empty_plan(head), f"{label} (no Pulumi.{args.stack}.yaml: all added)"
+            return diff_plans(base, head, base_label=label, head_label=f"{args.stack}@working tree")
         base = _plan_in(ROOT, args.stack, work / "base.json")
         head = _plan_in(ROOT, args.other, work / "head.json")
         return diff_plans(base, head)

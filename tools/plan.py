@@ -7,9 +7,11 @@ Runs the real `__main__.py` under the mock engine (tools/mocks.py) with the conf
 summary first (tools/plan_view.py: one screen of counts, findings, capacity, cost, rehearsal, Helm,
 placeholders and the program's warnings), then the findings, placeholders, cost table, rehearsal,
 Helm releases, capacity and stack outputs, each under a heading; `--tree` adds the resource tree
-with each resource's key settings. Findings do not change the exit code (the tests decide what must
-pass). `--json` writes the plan document (contract: tests/fixtures/plan.schema.json). A config
-error prints every problem and exits 2 without writing JSON.
+with each resource's key settings; `--summary` prints the summary only. The last line is the
+verdict (plan_view.verdict): findings by level, deploy path, monthly cost, first `up`. Findings do
+not change the exit code (the tests decide what must pass). `--json` writes the plan document
+(contract: tests/fixtures/plan.schema.json). A config error prints every problem and exits 2
+without writing JSON.
 
 Every Helm release is rendered with Helm's engine from the chart cache (`make charts`) and its
 objects validated (analysis/render.py, analysis/validate.py): the text shows each release's object
@@ -39,6 +41,7 @@ from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
 from stacks import placeholders
+from stacks.delivery import REPO_ROOT, values_placeholders
 from tools.mocks import ROOT, PlanResult, Registration, StackFileError, run_stack, stack_config, stack_names
 from tools.plan_view import (
     render_capacity,
@@ -48,6 +51,7 @@ from tools.plan_view import (
     render_outputs,
     render_placeholders,
     render_summary,
+    render_verdict,
 )
 from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findings
 from tools.rehearsal_view import render_rehearsal
@@ -235,10 +239,15 @@ def analyse(result: PlanResult, cfg: PlatformConfig) -> Analysis:
     return Analysis(document, findings, cost, helm, validation)
 
 
-def render_text(plan: Analysis, result: PlanResult, console: Console, *, tree: bool, objects: bool) -> None:
-    """The summary screen, then each section under a heading; the resource tree with `tree`."""
+def render_text(
+    plan: Analysis, result: PlanResult, console: Console, *, tree: bool, objects: bool, summary: bool = False
+) -> None:
+    """The summary screen, then each section under a heading (not with `summary`); the resource
+    tree with `tree`. The verdict line comes last, after the JSON is written (`main`)."""
     document = plan.document
     render_summary(document, console)
+    if summary:
+        return
     console.rule("Findings")
     render_findings(document["findings"], console)
     if document["placeholders"]:
@@ -282,6 +291,7 @@ def _plan(argv: list[str] | None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
     parser.add_argument("--tree", action="store_true", help="also print the resource tree with key settings")
+    parser.add_argument("--summary", action="store_true", help="print the summary and the verdict only")
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -315,11 +325,16 @@ def _plan(argv: list[str] | None) -> int:
 
     plan = analyse(result, cfg)
     document = plan.document
+    services = [s.name for s in cfg.delivery.services]
     document["placeholders"] = [
-        {"key": key, "value": value, "reason": reason} for key, value, reason in placeholders.find(raw)
+        {"key": key, "value": value, "reason": reason}
+        for key, value, reason in [
+            *placeholders.find(raw),
+            *values_placeholders(REPO_ROOT, args.stack, services),
+        ]
     ]
     if not args.quiet:
-        render_text(plan, result, console, tree=args.tree, objects=args.objects)
+        render_text(plan, result, console, tree=args.tree, objects=args.objects, summary=args.summary)
     for n in plan.helm.errors:
         errors.print(
             f"[bold red]Helm cannot render release {escape(n.request.release)}[/] (chart "
@@ -330,6 +345,8 @@ def _plan(argv: list[str] | None) -> int:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
+    if not args.quiet:
+        render_verdict(document, console)
     return 1 if plan.helm.errors else 0
 
 

@@ -161,7 +161,7 @@ def _summary_helm(document: Mapping[str, Any], console: Console) -> None:
         groups.setdefault((not n["error"], PACKAGE.sub("<chart>.tgz", n["reason"])), []).append(n["release"])
     for (not_error, reason), releases in sorted(groups.items())[:LISTED]:
         mark = "[yellow]-[/]" if not_error else "[bold red]✗[/]"
-        _line(console, f"  {mark} {escape(', '.join(releases))}")
+        _wrapped(console, f"{mark} {escape(', '.join(releases))}", indent=2)
         _wrapped(console, escape(reason))
     validation = document.get("validation")
     if validation:
@@ -170,6 +170,64 @@ def _summary_helm(document: Mapping[str, Any], console: Console) -> None:
             f"[bold]Validation[/]  {validation['checked']} objects checked: {len(validation['problems'])} "
             f"problems, {len(validation.get('unknownKinds', {}))} kinds without a schema",
         )
+
+
+def _deploy_paths(rehearsal: Mapping[str, Any]) -> list[str]:
+    """The rehearsal's deploy paths that both reach the API endpoint and act as cluster admin."""
+    return [a["path"] for a in rehearsal.get("appliers", []) if a["reachesEndpoint"] and a["clusterAdmin"]]
+
+
+def verdict(document: Mapping[str, Any]) -> str:
+    """The plan in one line (the last one `make plan` prints): findings by level (and Helm render
+    errors), whether a deploy path exists, the fixed monthly cost and the rehearsal's first
+    `up`. Plain text, no markup."""
+    findings = document.get("findings", [])
+    mandatory = sum(1 for f in findings if f["level"] == "mandatory")
+    errors = sum(1 for n in document.get("notRendered", []) if n["error"])
+    head = f"{mandatory} mandatory, {len(findings) - mandatory} advisory"
+    parts = [head + (f", {errors} Helm render error(s)" if errors else "")]
+    rehearsal = document.get("rehearsal")
+    if rehearsal and "appliers" in rehearsal:
+        parts.append("deployable" if _deploy_paths(rehearsal) else "NO deploy path")
+    cost = document.get("cost")
+    if cost:
+        parts.append(f"{cost['currency']} {cost['fixedMonthly']:,.0f}/mo")
+    if rehearsal:
+        parts.append(f"first up ~{rehearsal['create']['minutes']:g} min")
+    return "Verdict: " + " · ".join(parts)
+
+
+def render_verdict(document: Mapping[str, Any], console: Console) -> None:
+    """The verdict line, red when a mandatory finding, a Helm render error or a missing deploy path
+    blocks a deploy."""
+    rehearsal = document.get("rehearsal") or {}
+    blocked = (
+        any(f["level"] == "mandatory" for f in document.get("findings", []))
+        or any(n["error"] for n in document.get("notRendered", []))
+        or ("appliers" in rehearsal and not _deploy_paths(rehearsal))
+    )
+    _line(console, escape(verdict(document)), style="bold red" if blocked else "bold green")
+
+
+def _summary_offline(document: Mapping[str, Any], console: Console) -> None:
+    """What offline mode degrades: releases not rendered for want of their chart package, and so
+    judged on their values only (`values` basis)."""
+    missing = [n["release"] for n in document.get("notRendered", []) if not n["error"]]
+    if not missing:
+        return
+    total = len(document.get("rendered", [])) + len(document.get("notRendered", []))
+    system = document.get("capacity", {}).get("systemNodes") or {}
+    basis = f"{system['basis']} basis: " if system.get("basis") else ""
+    _line(
+        console,
+        f"[bold yellow]Offline[/]     {basis}{len(missing)} of {total} releases not rendered, judged on "
+        "values only",
+    )
+    _wrapped(
+        console,
+        "No rendered-object rules, object validation or chart NetworkPolicies for them: the findings "
+        "may miss what those would report.",
+    )
 
 
 def render_summary(document: Mapping[str, Any], console: Console) -> None:
@@ -191,6 +249,7 @@ def render_summary(document: Mapping[str, Any], console: Console) -> None:
     _summary_capacity(document, console)
     _summary_cost_and_rehearsal(document, console)
     _summary_helm(document, console)
+    _summary_offline(document, console)
     found = document.get("placeholders", [])
     if found:
         keys = ", ".join(escape(p["key"].split(":", 1)[-1]) for p in found[:3])
@@ -221,7 +280,8 @@ def render_findings(findings: list[Mapping[str, Any]], console: Console) -> None
 def render_placeholders(placeholders: list[Mapping[str, str]], console: Console) -> None:
     console.print(
         f"[yellow]{len(placeholders)} documentation placeholder(s)[/] to replace before a real deploy "
-        "(a production stack refuses them):"
+        "(a production stack refuses those of its stack file; a service's example registry leaves "
+        "its pods without an image):"
     )
     for p in placeholders:
         _line(console, f"  {escape(p['key'])}")

@@ -13,9 +13,12 @@ chart cache (`.charts/` or `$EKS_PLATFORM_CHARTS`, as for the plan: tools/charts
 JSON with a `rendered` section contributes its objects as they are.
 
 Every failed check is either listed in policy/checkov-exceptions.yaml (check, chart, resource,
-reason) or a new failure: new failures, and exceptions of a scanned chart that no longer match
-anything, fail the scan, so the exceptions list only changes on purpose. With `--plan-json`, the
-failed checks of that plan's stack join its `findings` (excepted ones advisory, new ones mandatory).
+reason) or a new failure. An entry's resource may be `Kind.*.*`: every object of that kind the chart
+renders, in any release. The shared service chart is keyed that way, so a new service (one more
+release of the same chart) brings no new exception. New failures, and exceptions of a scanned
+chart that no longer match anything, fail the scan, so the exceptions list only changes on
+purpose. With `--plan-json`, the failed checks of that plan's stack join its `findings` (excepted
+ones advisory, new ones mandatory).
 """
 
 from __future__ import annotations
@@ -34,10 +37,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.charts import cache_dir
-from tools.mocks import ROOT, run_stack
+from tools.mocks import ROOT, run_stack, stack_names
 
 EXCEPTIONS = ROOT / "policy" / "checkov-exceptions.yaml"
-STACKS = ("dev", "prod")
 HELM = "kubernetes:helm.sh/v3:Release"
 
 
@@ -47,8 +49,17 @@ class Accepted(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     check: str = Field(pattern=r"^CKV2?_K8S_\d+$")
     chart: str
-    resource: str = Field(pattern=r"^[A-Za-z]+\.[^.]+\.[^.]+$", description="Kind.namespace.name")
+    resource: str = Field(
+        pattern=r"^[A-Za-z]+\.(\*\.\*|[^.*]+\.[^.*]+)$",
+        description="Kind.namespace.name, or Kind.*.* for every object of that kind the chart renders",
+    )
     reason: str = Field(min_length=20)
+
+    def covers(self, check: str, chart: str, resource: str) -> bool:
+        if (check, chart) != (self.check, self.chart):
+            return False
+        kind, _, rest = self.resource.partition(".")
+        return resource == self.resource or (rest == "*.*" and resource.split(".", 1)[0] == kind)
 
 
 class Exceptions(BaseModel):
@@ -126,7 +137,7 @@ def upstream_releases(charts_dir: Path | None = None) -> Iterator[Release]:
     import helm_python
 
     charts_dir = charts_dir or cache_dir()
-    for stack in STACKS:
+    for stack in stack_names():
         for r in run_stack(stack).of_type(HELM):
             name = str(r.get("chart")).rstrip("/").rsplit("/", 1)[-1]
             found = [
@@ -195,10 +206,12 @@ def judge(
     found: list[Failure], exceptions: tuple[Accepted, ...], charts: set[str]
 ) -> tuple[list[Failure], list[Accepted]]:
     """(new failures, stale exceptions of the charts scanned)."""
-    keys = {(e.check, e.chart, e.resource) for e in exceptions}
-    new = [f for f in found if (f.check, f.chart, f.resource) not in keys]
-    hit = {(f.check, f.chart, f.resource) for f in found}
-    stale = [e for e in exceptions if e.chart in charts and (e.check, e.chart, e.resource) not in hit]
+    new = [f for f in found if not any(e.covers(f.check, f.chart, f.resource) for e in exceptions)]
+    stale = [
+        e
+        for e in exceptions
+        if e.chart in charts and not any(e.covers(f.check, f.chart, f.resource) for f in found)
+    ]
     return new, stale
 
 

@@ -7,25 +7,37 @@ offline); with it, a missing prerequisite stops the run with a non-zero exit nam
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tools.cleanup_stacks import PROJECT, STACK_PREFIX  # one name for tests and cleanup
+from stacks.config import PROJECT as CONFIG_PROJECT
+from stacks.config import ConfigError, validate
+from stacks.gitops_tree import repo_url_issues
+from tools.cleanup_stacks import PROJECT, STACK_PREFIX, STARTED_TAG, aws_region, missing_tools, orphans
 from tools.leak_check import destroy_blockers, error_lines, find_leaks
+from tools.leak_delete import delete_leaks
 from tools.mocks import ROOT
 
 OPT_IN = "EKS_PLATFORM_IT"
+API_CIDR = "EKS_PLATFORM_IT_API_CIDR"  # the runner's egress /32: the API endpoint admits only it
+GITOPS_REPO = "EKS_PLATFORM_IT_GITOPS_REPO"  # the repository ArgoCD clones (this one, or a fork)
 # ArgoCD syncs this folder on an ephemeral stack: platform/gitops/<it-random> cannot exist.
 IT_GITOPS_PATH = "tests/integration/gitops"
+# The one service of an ephemeral stack: its namespace is where ArgoCD deploys the GitOps folder's
+# workload (the `microservices` project admits only the services' namespaces).
+IT_SERVICE = "it-hello"
+EXAMPLE_ORG = "github.com/example-org/"
 PREREQUISITE_EXIT = 3
 
 
@@ -33,23 +45,71 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
 
 
-def missing_prerequisites() -> list[str]:
+def _config_problems(env: Mapping[str, str]) -> list[str]:
+    """The environment's values, checked as the stack will check them (before anything is created)."""
+    region, cidr, repo = aws_region(env), env.get(API_CIDR), env.get(GITOPS_REPO)
+    problems = []
+    if region is None:
+        problems.append("AWS_REGION (or AWS_DEFAULT_REGION) is not set: the region to create the stack in")
+    if not cidr:
+        problems.append(
+            f"{API_CIDR} is not set: your egress address as a /32 (`curl -s https://checkip.amazonaws.com`"
+            " plus /32); without it the API endpoint is private and `up` fails at the first Kubernetes object"
+        )
+    else:
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError as err:
+            problems.append(f"{API_CIDR}={cidr!r} is not an IPv4 CIDR ({err})")
+            cidr = None
+    if not repo:
+        problems.append(
+            f"{GITOPS_REPO} is not set: the https:// URL of this repository (or your fork), which ArgoCD "
+            f"clones without credentials and which {IT_GITOPS_PATH}/*.yaml name as their repoURL"
+        )
+    elif EXAMPLE_ORG in repo:
+        problems.append(
+            f"{GITOPS_REPO}={repo!r} is the example organisation: use your repository, and name it in "
+            f"{IT_GITOPS_PATH}/*.yaml too"
+        )
+    else:
+        problems += [message for _, _, message in repo_url_issues(ROOT, IT_GITOPS_PATH, repo)]
+    if problems or region is None or cidr is None or repo is None:
+        return problems
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in it_config(region, cidr, repo).items()}
+    try:
+        validate(raw, CONFIG_PROJECT, f"{STACK_PREFIX}00000000", "the integration stack's config")
+    except ConfigError as err:
+        problems += [f"the integration stack's config: {issue.key}: {issue.message}" for issue in err.issues]
+    return problems
+
+
+def missing_prerequisites(
+    env: Mapping[str, str] | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+    credentials: Callable[[str], str | None] | None = None,
+) -> list[str]:
     """Everything that keeps the integration tests from running here (empty when they can)."""
-    missing = [
-        f"the `{tool}` CLI is not installed (needed for ephemeral-stack tests)"
-        for tool in ("pulumi", "kubectl")
-        if shutil.which(tool) is None
-    ]
-    if shutil.which("pulumi") and _run("pulumi", "whoami").returncode != 0:
+    env = os.environ if env is None else env
+    missing = missing_tools(which)
+    if which("pulumi") and _run("pulumi", "whoami").returncode != 0:
         missing.append("the Pulumi CLI is not logged in to a backend (`pulumi login`)")
+    missing += _config_problems(env)
+    problem = (credentials or _aws_credentials_problem)(aws_region(env) or "us-east-1")
+    if problem:
+        missing.append(problem)
+    return missing
+
+
+def _aws_credentials_problem(region: str) -> str | None:
     import boto3  # type: ignore[import-untyped]
     from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
     try:
-        boto3.client("sts", region_name=it_region()).get_caller_identity()
+        boto3.client("sts", region_name=region).get_caller_identity()
     except (BotoCoreError, ClientError) as err:
-        missing.append(f"no usable AWS credentials ({err})")
-    return missing
+        return f"no usable AWS credentials ({err})"
+    return None
 
 
 def skip_reason() -> str | None:
@@ -59,24 +119,24 @@ def skip_reason() -> str | None:
     return None
 
 
-def it_region() -> str:
-    return os.environ.get("AWS_REGION", "eu-west-1")
+def github_repository(repo_url: str) -> str:
+    """`owner/repo` of an https:// git URL (the service's CI trust names it; no CI runs in the test)."""
+    owner, name = repo_url.removesuffix(".git").rstrip("/").split("/")[-2:]
+    return f"{owner}/{name}"
 
 
-def it_config(region: str) -> dict[str, Any]:
-    """A small dev-like stack: one NAT, two system nodes, a small spot-first pool, no services."""
-    gitops_repo = os.environ.get(
-        "EKS_PLATFORM_IT_GITOPS_REPO", "https://github.com/example-org/eks-platform.git"
-    )
-    egress = os.environ.get("EKS_PLATFORM_IT_API_CIDR")  # the runner's egress, to reach the API
-    cluster: dict[str, Any] = {"logRetentionDays": 1}
-    if egress:
-        cluster |= {"endpointPublicAccess": True, "publicAccessCidrs": [egress]}
+def it_config(region: str, api_cidr: str, gitops_repo: str) -> dict[str, Any]:
+    """A small dev-like stack: one NAT, two system nodes, a small spot-first pool, one service."""
     gitops = {"repoUrl": gitops_repo, "revision": "main", "path": IT_GITOPS_PATH}
+    service = {"name": IT_SERVICE, "githubRepository": github_repository(gitops_repo), "branch": "main"}
     return {
         "aws:region": region,
         "eks-platform:network": {"cidr": "10.99.0.0/16", "natStrategy": "single", "flowLogRetentionDays": 1},
-        "eks-platform:cluster": cluster,
+        "eks-platform:cluster": {
+            "logRetentionDays": 1,
+            "endpointPublicAccess": True,
+            "publicAccessCidrs": [api_cidr],
+        },
         "eks-platform:systemNodeGroup": {
             "instanceTypes": ["t4g.large"],
             "minSize": 2,
@@ -89,7 +149,7 @@ def it_config(region: str) -> dict[str, Any]:
             ]
         },
         "eks-platform:capacity": {"plannedPods": 200},
-        "eks-platform:delivery": {"services": [], "gitops": gitops},
+        "eks-platform:delivery": {"services": [service], "gitops": gitops},
         "eks-platform:deployments": {"enabled": False},
     }
 
@@ -108,6 +168,15 @@ class EphemeralStack:
         return json.loads(out) if "-o" in args and "json" in args else out
 
 
+def teardown_report(leaks: list[Any], deleted: list[Any], left: list[Any]) -> str | None:
+    """Why the run must fail after its destroy (None: clean). A leak is a bug even once deleted."""
+    if left:
+        return f"destroy left resources that could not be deleted: {[str(x) for x in left]}"
+    if leaks:
+        return f"destroy left resources behind (now deleted: {[str(d) for d in deleted]})"
+    return None
+
+
 @pytest.fixture(scope="session")
 def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
     reason = skip_reason()
@@ -119,30 +188,38 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
     import boto3
     from pulumi import automation as auto
 
-    region = it_region()
+    region = str(aws_region())
     name = f"{STACK_PREFIX}{uuid.uuid4().hex[:8]}"
     stack = auto.create_or_select_stack(stack_name=name, work_dir=str(ROOT))
+    session = boto3.Session(region_name=region)
     try:
+        # `make it-cleanup` ages an in-progress stack by this tag (stack ls has no time for it).
+        stack.workspace.set_tag(name, STARTED_TAG, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        config = it_config(region, os.environ[API_CIDR], os.environ[GITOPS_REPO])
         stack.set_all_config(
-            {
-                k: auto.ConfigValue(v if isinstance(v, str) else json.dumps(v))
-                for k, v in it_config(region).items()
-            }
+            {k: auto.ConfigValue(v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()}
         )
         result = stack.up(on_output=print, color="never")
         kubeconfig = tmp_path_factory.mktemp("kube") / "config"
-        kubeconfig.write_text(result.outputs["kubeconfig"].value)
+        value = result.outputs["kubeconfig"].value
+        kubeconfig.write_text(value if isinstance(value, str) else json.dumps(value))
         yield EphemeralStack(name, region, result.outputs["clusterName"].value, kubeconfig)
     finally:
         # The dependency graph deletes Applications and NodePools (Karpenter still running) before
         # the cluster and the VPC. A failed destroy keeps the stack for `make it-cleanup` and says
-        # what blocked it; a successful one is checked for what controllers left outside the state.
-        session = boto3.Session(region_name=region)
+        # what blocked it. The leak check runs before `stack rm`; what it finds is deleted and named.
         try:
             stack.destroy(on_output=print, color="never")
         except auto.CommandError as err:
             blockers = [*error_lines(str(err)), *map(str, destroy_blockers(session, name))]
             pytest.fail(f"destroy of {name} failed; run `make it-cleanup`. Blocked by: {blockers}")
-        stack.workspace.remove_stack(name)
-        left = find_leaks(session, PROJECT, name)
-        assert not left, f"destroy left resources behind: {[str(leak) for leak in left]}"
+        leaks = find_leaks(session, PROJECT, name)
+        deleted = delete_leaks(session, orphans(leaks, set())) if leaks else []
+        left = find_leaks(session, PROJECT, name) if leaks else []
+        for line in deleted:
+            print(line)
+        if not left:
+            stack.workspace.remove_stack(name)
+        failure = teardown_report(leaks, deleted, left)
+        if failure:
+            pytest.fail(f"{name}: {failure}")

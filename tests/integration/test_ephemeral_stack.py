@@ -1,20 +1,35 @@
 """Real checks against an ephemeral stack (see conftest.py): nodes, Karpenter, HPA, ArgoCD,
-Prometheus, External Secrets; the fixture checks that nothing is left behind after destroy."""
+Prometheus, External Secrets; the fixture checks that nothing is left behind after destroy.
+How each check fails when what it checks is broken: docs/integration.md."""
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.karpenter import node_pool_spec
+from components.secrets import SecretTarget, external_secret_spec
 from stacks.scaling import NodePoolConfig, TaintConfig
-from tests.integration.conftest import EphemeralStack
+from tests.integration.conftest import IT_GITOPS_PATH, IT_SERVICE, EphemeralStack
+from tools.cleanup_stacks import IT_NODE_POOL, IT_OBJECT_LABEL
+from tools.mocks import ROOT
 
 pytestmark = pytest.mark.integration
+
+
+class NotYet(str):
+    """A falsy answer that says why (what `wait_for` shows when it times out)."""
+
+    def __bool__(self) -> bool:
+        return False
 
 
 def wait_for(
@@ -47,9 +62,9 @@ def test_nodes_are_ready(ephemeral: EphemeralStack) -> None:
 # The Karpenter test runs its workload on a NodePool of its own, so that the nodes it proves
 # Karpenter launches and removes are only ever its own: the platform's `default` pool also hosts
 # Prometheus (it cannot tolerate the system nodes' taint), so `default` never drains to zero.
-IT_LABEL = ("eks-platform.io/integration-test", "karpenter")
+IT_LABEL = (IT_OBJECT_LABEL, "karpenter")
 IT_POOL = NodePoolConfig(
-    name="it-karpenter",
+    name=IT_NODE_POOL,
     cpu_limit=8,
     memory_limit_gib=32,
     consolidation_policy="WhenEmpty",
@@ -66,7 +81,7 @@ def it_node_pool() -> dict[str, Any]:
     """The test's NodePool: the platform's own spec (same EC2NodeClass), tainted and labelled."""
     spec = node_pool_spec(IT_POOL)
     spec["template"]["metadata"]["labels"][IT_LABEL[0]] = IT_LABEL[1]
-    metadata = {"name": IT_POOL.name}
+    metadata = {"name": IT_POOL.name, "labels": {IT_OBJECT_LABEL: "karpenter"}}
     return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": metadata, "spec": spec}
 
 
@@ -139,18 +154,21 @@ def test_karpenter_launches_a_node_for_a_pending_pod_and_removes_it(
 
 
 HPA_IMAGE = "registry.k8s.io/hpa-example"
+HPA_LABELS = {"app": "it-hpa", IT_OBJECT_LABEL: "hpa"}
 
 
-def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path) -> None:
+def hpa_objects() -> list[dict[str, Any]]:
+    """A CPU-bound Deployment, its Service and HPA, and a pod that loads it (all labelled)."""
+    meta = {"namespace": "default", "labels": HPA_LABELS}
     app = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "it-hpa", "namespace": "default"},
+        "metadata": {"name": "it-hpa", **meta},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "it-hpa"}},
             "template": {
-                "metadata": {"labels": {"app": "it-hpa"}},
+                "metadata": {"labels": HPA_LABELS},
                 "spec": {
                     # registry.k8s.io/hpa-example is published for amd64 only; the default NodePool
                     # prefers arm64 (Graviton spot), where it dies with "exec format error".
@@ -170,13 +188,13 @@ def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "it-hpa", "namespace": "default"},
+        "metadata": {"name": "it-hpa", **meta},
         "spec": {"selector": {"app": "it-hpa"}, "ports": [{"port": 80}]},
     }
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "it-hpa", "namespace": "default"},
+        "metadata": {"name": "it-hpa", **meta},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "it-hpa"},
             "minReplicas": 1,
@@ -192,7 +210,7 @@ def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path)
     load = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "it-load", "namespace": "default"},
+        "metadata": {"name": "it-load", "namespace": "default", "labels": {IT_OBJECT_LABEL: "hpa"}},
         "spec": {
             "containers": [
                 {
@@ -203,7 +221,19 @@ def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path)
             ]
         },
     }
-    for obj in (app, service, hpa, load):
+    return [app, service, hpa, load]
+
+
+def delete(ephemeral: EphemeralStack, obj: dict[str, Any]) -> None:
+    namespace = obj["metadata"].get("namespace", "default")
+    ephemeral.kubectl(
+        "-n", namespace, "delete", obj["kind"].lower(), obj["metadata"]["name"], "--ignore-not-found"
+    )
+
+
+def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path) -> None:
+    objects = hpa_objects()
+    for obj in objects:
         apply(ephemeral, obj, tmp_path)
     try:
 
@@ -214,41 +244,168 @@ def test_hpa_scales_a_deployment_under_load(ephemeral: EphemeralStack, tmp_path)
 
         wait_for(scaled, "the HPA to add replicas", timeout=600)
     finally:
-        for kind, name in (
-            ("pod", "it-load"),
-            ("hpa", "it-hpa"),
-            ("service", "it-hpa"),
-            ("deployment", "it-hpa"),
-        ):
-            ephemeral.kubectl("delete", kind, name, "--ignore-not-found")
+        for obj in reversed(objects):
+            delete(ephemeral, obj)
 
 
-def test_argocd_root_app_is_synced_and_healthy(ephemeral: EphemeralStack) -> None:
-    def status() -> tuple[str, str] | None:
-        app = ephemeral.kubectl("-n", "argocd", "get", "application", "root", "-o", "json")
-        sync = app.get("status", {}).get("sync", {}).get("status")
-        health = app.get("status", {}).get("health", {}).get("status")
-        return (sync, health) if (sync, health) == ("Synced", "Healthy") else None
+####################################################################################################
+# ArgoCD: the GitOps folder's workload runs, not only an empty folder's "Synced"
 
-    wait_for(status, "the root Application to be Synced and Healthy", timeout=600)
+
+def it_gitops_workload(root: Path = ROOT) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The folder's Application and the Deployment it syncs, as committed."""
+    folder = root / IT_GITOPS_PATH
+    application = yaml.safe_load((folder / f"{IT_SERVICE}.yaml").read_text(encoding="utf-8"))
+    source = application["spec"]["source"]["path"]
+    (deployment,) = (
+        doc
+        for path in sorted((root / source).glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc and doc.get("kind") == "Deployment"
+    )
+    return application, deployment
+
+
+def pinned_digest(deployment: Mapping[str, Any]) -> str:
+    """The `sha256:...` the Deployment's one container image is pinned to."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    image, _, digest = container["image"].partition("@")
+    if not digest.startswith("sha256:"):
+        raise ValueError(f"{image} is not pinned by digest")
+    return digest
+
+
+def ready_pods(pods: list[dict[str, Any]], digest: str) -> list[str] | NotYet:
+    """Names of the pods that are Ready and run the pinned image (else why not)."""
+    ready = []
+    for pod in pods:
+        status = pod.get("status", {})
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        images = {c.get("imageID", "") for c in status.get("containerStatuses", [])}
+        if conditions.get("Ready") != "True":
+            return NotYet(f"{pod['metadata']['name']} is not Ready ({status.get('phase')})")
+        if not images or not all(i.endswith(digest) for i in images):
+            return NotYet(f"{pod['metadata']['name']} runs {sorted(images)}, not {digest}")
+        ready.append(pod["metadata"]["name"])
+    return ready or NotYet("no pods")
+
+
+def application_state(app: Mapping[str, Any]) -> tuple[str, str] | NotYet:
+    sync = app.get("status", {}).get("sync", {}).get("status")
+    health = app.get("status", {}).get("health", {}).get("status")
+    if (sync, health) == ("Synced", "Healthy"):
+        return (sync, health)
+    return NotYet(f"{app['metadata']['name']}: sync {sync}, health {health}")
+
+
+def test_argocd_deploys_the_gitops_folders_workload(ephemeral: EphemeralStack) -> None:
+    application, deployment = it_gitops_workload()
+    digest = pinned_digest(deployment)
+    namespace = application["spec"]["destination"]["namespace"]
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    for name in ("root", application["metadata"]["name"]):
+
+        def synced(name: str = name) -> tuple[str, str] | NotYet:
+            return application_state(
+                ephemeral.kubectl("-n", "argocd", "get", "application", name, "-o", "json")
+            )
+
+        wait_for(synced, f"the {name} Application to be Synced and Healthy", timeout=600)
+
+    def running() -> list[str] | NotYet:
+        pods = ephemeral.kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json")["items"]
+        if len(pods) < deployment["spec"]["replicas"]:
+            return NotYet(f"{len(pods)} of {deployment['spec']['replicas']} pods")
+        return ready_pods(pods, digest)
+
+    wait_for(running, f"the {namespace} Deployment's pods to be Ready with {digest}", timeout=600)
+
+
+####################################################################################################
+# Prometheus: its targets, read through the API server's service proxy
+
+
+# The API server proxies to the pod from its control-plane ENIs in the VPC: the flow
+# `api-server -> prometheus :9090` of platform/network-flows.yaml (tests/unit/test_integration_setup.py).
+PROMETHEUS_TARGETS = "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/targets"
+PROMETHEUS_PORT = 9090
+EXPECTED_JOBS = ("karpenter", "external-secrets", "kube-state-metrics", "node-exporter")
+
+
+def unhealthy_jobs(targets: Mapping[str, Any], expected: tuple[str, ...] = EXPECTED_JOBS) -> list[str]:
+    """Each expected job without a healthy target, with the last error Prometheus saw for it."""
+    active = targets["data"]["activeTargets"]
+    up = {t["labels"].get("job") for t in active if t["health"] == "up"}
+    errors = {t["labels"].get("job"): t.get("lastError", "") for t in active if t["health"] != "up"}
+    return [f"{job}: {errors.get(job) or 'no target'}" for job in expected if job not in up]
 
 
 def test_prometheus_scrapes_the_platform(ephemeral: EphemeralStack) -> None:
-    raw = ephemeral.kubectl(
-        "get", "--raw", "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/targets"
-    )
-    targets = json.loads(raw)["data"]["activeTargets"]
-    up = {t["labels"].get("job") for t in targets if t["health"] == "up"}
-    for job in ("karpenter", "external-secrets", "kube-state-metrics", "node-exporter"):
-        assert job in up, f"no healthy target for job {job}: {sorted(up)}"
+    def scraped() -> bool | NotYet:
+        try:
+            raw = ephemeral.kubectl("get", "--raw", PROMETHEUS_TARGETS)
+        except subprocess.CalledProcessError as err:  # e.g. the proxy denied by a NetworkPolicy
+            return NotYet(f"the API server's proxy to Prometheus failed: {err.stderr.strip()[-300:]}")
+        missing = unhealthy_jobs(json.loads(raw))
+        return NotYet("; ".join(missing)) if missing else True
+
+    wait_for(scraped, f"a healthy target for each of {EXPECTED_JOBS}", timeout=600, every=15)
 
 
-def test_external_secret_becomes_a_secret(ephemeral: EphemeralStack) -> None:
-    def ready() -> bool:
-        es = ephemeral.kubectl("-n", "monitoring", "get", "externalsecret", "grafana-admin", "-o", "json")
-        conditions = {c["type"]: c["status"] for c in es.get("status", {}).get("conditions", [])}
-        return conditions.get("Ready") == "True"
+####################################################################################################
+# External Secrets: a fetch after the NetworkPolicies are in place, value for value
 
-    wait_for(ready, "the grafana-admin ExternalSecret to sync", timeout=300)
-    secret = ephemeral.kubectl("-n", "monitoring", "get", "secret", "grafana-admin", "-o", "json")
-    assert set(secret["data"]) >= {"admin-user", "admin-password"}
+
+PROBE = "it-eso-probe"
+
+
+def probe_external_secret(remote: str) -> dict[str, Any]:
+    """A new ExternalSecret (the platform's own spec) for `remote`: ESO must fetch it now, through
+    whatever the NetworkPolicies allow, not report a condition set before they existed."""
+    target = SecretTarget(namespace="monitoring", name=PROBE, remote=remote, labels={IT_OBJECT_LABEL: "eso"})
+    return {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": PROBE, "namespace": "monitoring", "labels": {IT_OBJECT_LABEL: "eso"}},
+        "spec": external_secret_spec(target),
+    }
+
+
+def secret_mismatches(remote_json: str, secret: Mapping[str, Any]) -> list[str]:
+    """Keys of the Secrets Manager JSON value missing or different in the Kubernetes Secret."""
+    want = json.loads(remote_json)
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    wrong = [k for k, v in want.items() if data.get(k) != (v if isinstance(v, str) else json.dumps(v))]
+    return [f"{k}: {'missing' if k not in data else 'differs from Secrets Manager'}" for k in sorted(wrong)]
+
+
+def test_external_secrets_fetches_a_new_secret_after_the_policies(
+    ephemeral: EphemeralStack, tmp_path
+) -> None:
+    import boto3  # type: ignore[import-untyped]
+
+    platform = ephemeral.kubectl("-n", "monitoring", "get", "externalsecret", "grafana-admin", "-o", "json")
+    remote = platform["spec"]["dataFrom"][0]["extract"]["key"]
+    probe = probe_external_secret(remote)
+    value = boto3.client("secretsmanager", region_name=ephemeral.region).get_secret_value(SecretId=remote)
+    apply(ephemeral, probe, tmp_path)
+    try:
+
+        def arrived() -> bool | NotYet:
+            try:
+                secret = ephemeral.kubectl("-n", "monitoring", "get", "secret", PROBE, "-o", "json")
+            except subprocess.CalledProcessError:
+                es = ephemeral.kubectl("-n", "monitoring", "get", "externalsecret", PROBE, "-o", "json")
+                conditions = es.get("status", {}).get("conditions", [])
+                return NotYet(f"no Secret yet; conditions {[c.get('message') for c in conditions]}")
+            wrong = secret_mismatches(value["SecretString"], secret)
+            return NotYet("; ".join(wrong)) if wrong else True
+
+        wait_for(arrived, f"ESO to fetch {remote} into Secret monitoring/{PROBE}", timeout=300)
+    finally:
+        delete(ephemeral, probe)
+
+
+def it_objects() -> list[dict[str, Any]]:
+    """Every Kubernetes object the tests create themselves (Pulumi does not know them)."""
+    return [it_node_pool(), it_workload(), *hpa_objects(), probe_external_secret("any")]

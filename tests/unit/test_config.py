@@ -742,12 +742,17 @@ def test_a_production_stack_without_placeholders_passes_on_a_real_engine(tmp_pat
     assert {(i.key, i.value) for i in info.value.issues} == {
         ("eks-platform:delivery.gitops.repoUrl", "https://github.com/acme/eks-platform.git")
     }
-    assert "platform/gitops/prod/catalog.yaml" in str(info.value)
+    apps = sorted((stacks.delivery.REPO_ROOT / "platform" / "gitops" / "prod").iterdir())
+    assert apps and all(f"platform/gitops/prod/{path.name}" in str(info.value) for path in apps)
     # ...and passes once they name the configured repository too.
     tree = tmp_path / "platform" / "gitops" / "prod"
     tree.mkdir(parents=True)
-    for path in (stacks.delivery.REPO_ROOT / "platform" / "gitops" / "prod").iterdir():
+    for path in apps:
         (tree / path.name).write_text(_replace_placeholders(path.read_text()))
+    for values in stacks.delivery.REPO_ROOT.glob("services/*/deploy/prod.yaml"):
+        copy = tmp_path / values.relative_to(stacks.delivery.REPO_ROOT)
+        copy.parent.mkdir(parents=True)
+        copy.write_text(values.read_text())
     monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
     assert _validate("prod", raw).production
 

@@ -34,7 +34,9 @@ def test_the_diagram_draws_what_the_plan_holds(plan: PlanResult) -> None:
         assert f"Karpenter pool {pool.get('metadata.name')}:" in text
     for release in plan.of_type("kubernetes:helm.sh/v3:Release"):
         assert f"Helm {release.name.removeprefix(f'eks-platform-{plan.stack}-')}" in text
-    assert "ECR: registry-catalog" in text and "Secrets Manager: " in text
+    repos = plan.of_type("aws:ecr/repository:Repository")
+    assert repos and "Secrets Manager: " in text
+    assert "ECR: " + ", ".join(r.name.removeprefix(f"eks-platform-{plan.stack}-") for r in repos) in text
     assert ("interface endpoints:" in text) == bool(plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"))
 
 

@@ -200,11 +200,142 @@ def test_the_text_groups_changes_by_component_with_short_urns_at_80_columns(prod
     assert diff_cli.component("urn:pulumi:s::p::pulumi:providers:aws::p-s-aws") == "(stack)"
 
 
-def test_a_long_input_path_keeps_its_start_and_its_end_within_the_room() -> None:
-    from tools.diff import fit_path
+LONG = "values.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.weight"
 
-    assert fit_path("values.replicas", 40) == "values.replicas"
-    long = "values.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.weight"
-    fitted = fit_path(long, 40)
-    assert len(fitted) == 40 and "…" in fitted
-    assert fitted.startswith("values.affini") and fitted.endswith("DuringExecution.0.weight")
+
+@pytest.mark.parametrize(
+    ("path", "room", "fitted"),
+    [
+        ("values.replicas", 40, "values.replicas"),
+        (LONG, 40, "values.affinity….0.weight"),
+        (LONG, 16, "values….0.weight"),
+        (LONG, 10, "….0.weight"),
+        ("values.tolerations[key=karpenter.sh/nodepool].effect", 30, "values.tolerations….effect"),
+        ("values.tolerations[key=karpenter.sh/nodepool]", 34, "values…[key=karpenter.sh/nodepool]"),
+        ("values.tolerations[key=karpenter.sh/nodepool]", 30, "…[key=karpenter.sh/nodepool]"),
+        ("spec.template.spec.requirements[key=kubernetes.io/arch]", 12, "…[key=kubernetes.io/arch]"),
+        ("aVeryLongSingleKeyThatDoesNotFit", 10, "aVeryLongSingleKeyThatDoesNotFit"),
+    ],
+)
+def test_a_long_input_path_elides_whole_parents_never_the_changed_key(
+    path: str, room: int, fitted: str
+) -> None:
+    assert diff_cli.fit_path(path, room) == fitted
+    last = diff_cli.segments(path)[-1]
+    assert fitted.endswith(last), "the key that changed is kept whole"
+    kept = [s for s in diff_cli.segments(fitted.replace("…", ".")) if s]
+    assert set(kept) <= set(diff_cli.segments(path)), "only whole segments are kept"
+    assert len(fitted) <= room or fitted.lstrip("…") == last, "longer only when the key alone is"
+
+
+def _with_list(
+    prod: PlanResult,
+    edit: Any,
+    typ: str = "kubernetes:helm.sh/v3:Release",
+    suffix: str = "karpenter-controller",
+) -> list[tuple[str, Any, Any]]:
+    base = prod.document()
+    head = copy.deepcopy(base)
+    edit(_find(head, typ, suffix)["inputs"])
+    report = diff_plans(base, head)
+    return [(i.path, i.before, i.after) for c in report.changed for i in c.inputs]
+
+
+def test_an_insertion_in_a_list_with_names_is_one_added_item(prod: PlanResult) -> None:
+    """values.controller.env is keyed by `name`: an item inserted first changes nothing after it."""
+    item = {"name": "LOG_LEVEL", "value": "debug"}
+    assert _with_list(prod, lambda inputs: inputs["values"]["controller"]["env"].insert(0, item)) == [
+        ("values.controller.env[name=LOG_LEVEL]", None, item)
+    ]
+
+
+def test_a_changed_field_of_a_keyed_item_is_named_by_the_items_key(prod: PlanResult) -> None:
+    added = {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+
+    def edit(inputs: dict[str, Any]) -> None:
+        (critical,) = inputs["values"]["tolerations"]
+        critical["effect"] = "NoExecute"
+        inputs["values"]["tolerations"].insert(0, added)
+
+    assert _with_list(prod, edit) == [
+        ("values.tolerations[key=dedicated]", None, added),
+        ("values.tolerations[key=CriticalAddonsOnly].effect", "NoSchedule", "NoExecute"),
+    ]
+
+
+def test_a_removed_kubernetes_object_of_a_config_group_is_one_line(prod: PlanResult) -> None:
+    base = prod.document()
+    head = copy.deepcopy(base)
+    group = next(
+        r
+        for r in head["resources"]
+        if r["type"] == "kubernetes:yaml/v2:ConfigGroup" and len(r["inputs"]["objs"]) > 2
+    )
+    gone = group["inputs"]["objs"].pop(0)
+    (changed,) = diff_plans(base, head).changed
+    ((path, before, after),) = [(i.path, i.before, i.after) for i in changed.inputs]
+    namespace = gone["metadata"].get("namespace")
+    where = f"{namespace}/" if namespace else ""
+    assert path == f"objs[{gone['kind']} {where}{gone['metadata']['name']}]"
+    assert (before, after) == (gone, None)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ({"a": 1}, {"a": 1, "b": {"c": {"d": 1, "e": 2}}}, [("b", None, {"c": {"d": 1, "e": 2}})]),
+        ({"a": {"x": 1}}, {"a": {"x": 2}}, [("a.x", 1, 2)]),
+        ({"l": [1, 2]}, {"l": [0, 1, 2]}, [("l.0", 1, 0), ("l.1", 2, 1), ("l.2", None, 2)]),
+        ({"l": [{"key": "k", "e": 1}, {"key": "k", "e": 2}]}, {"l": [{"key": "k", "e": 1}]},
+         [("l.1", {"key": "k", "e": 2}, None)]),
+        ({"l": [{"id": 7, "v": 1}]}, {"l": [{"id": 7, "v": 2}, {"id": 8, "v": 1}]},
+         [("l[id=7].v", 1, 2), ("l[id=8]", None, {"id": 8, "v": 1})]),
+        ({"l": [{"name": "a"}]}, {"l": []}, [("l", [{"name": "a"}], [])]),
+    ],
+)  # fmt: skip
+def test_changes_compare_by_identity_where_items_have_one(before: Any, after: Any, expected: Any) -> None:
+    """Lists of scalars and items sharing a key go by index; an added subtree is one change."""
+    from analysis.diff import changes
+
+    assert changes(before, after) == expected
+
+
+def test_an_added_object_is_one_line_in_the_text(prod: PlanResult) -> None:
+    base = prod.document()
+    head = copy.deepcopy(base)
+    _find(head, "kubernetes:helm.sh/v3:Release", "karpenter-controller")["inputs"]["values"]["extra"] = {
+        f"field{i}": i for i in range(12)
+    }
+    console = Console(width=80, record=True, color_system=None)
+    diff_cli.render(diff_plans(base, head), console)
+    lines = [line for line in console.export_text().splitlines() if "extra" in line]
+    assert len(lines) == 1 and lines[0].strip().startswith("values.extra: (none) → {")
+
+
+def test_a_stack_missing_at_base_is_all_added(
+    prod: PlanResult, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new stack (no stack file at BASE) diffs as every resource added, not as an error."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    head = {
+        **prod.document(),
+        "stack": "newstack",
+        "cost": {"currency": "USD", "fixedMonthly": 12.5, "pricesAsOf": "x"},
+    }
+
+    def plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
+        assert checkout == ROOT and stack == "newstack", "the base is not planned: it has no stack file"
+        return head
+
+    monkeypatch.setattr(diff_cli, "_plan_in", plan_in)
+    out, md = tmp_path / "diff.json", tmp_path / "summary.md"
+    argv = ["--stack", "newstack", "--base", "HEAD", "--json", str(out), "--markdown", str(md)]
+    assert diff_cli.main(argv) == 0
+    written = json.loads(out.read_text())
+    assert (
+        len(written["added"]) == len(head["resources"]) and not written["removed"] and not written["changed"]
+    )
+    assert written["base"] == "newstack@HEAD (no Pulumi.newstack.yaml: all added)"
+    assert written["cost"] == {"currency": "USD", "before": 0.0, "after": 12.5, "change": 12.5}
+    assert "all added" in md.read_text() and "make diff:" not in capsys.readouterr().err

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import stacks.delivery
 import tools.mocks
 from stacks import placeholders
 from stacks.config import PROJECT, ConfigError, validate
 from stacks.delivery import REPO_ROOT
 from stacks.gitops_tree import repo_url_issues
-from tools.mocks import stack_config
+from tools import plan as plan_cli
+from tools.mocks import stack_config, stack_names
+from tools.scaffold import fill
 
 REPO = "https://github.com/acme/eks-platform.git"
+EXAMPLE_REPO = "https://github.com/example-org/eks-platform.git"
 SSO = {
     "issuer": "https://login.acme.io/oauth2/default",
     "clientId": "0oa1argocd",
@@ -153,18 +158,119 @@ def test_invalid_yaml_in_the_folder_is_reported(tmp_path: Path) -> None:
     assert key == "repoUrl" and message.startswith("gitops/bad.yaml is not valid YAML")
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", stack_names())
 def test_a_repo_url_the_stacks_applications_do_not_name_is_a_config_error(stack: str) -> None:
-    issues = _issues(stack, _with_gitops(stack, repoUrl=REPO))
-    message = issues[f"{PROJECT}:delivery.gitops.repoUrl"]
-    assert f"platform/gitops/{stack}/catalog.yaml" in message
-    assert "https://github.com/example-org/eks-platform.git" in message and REPO in message
+    with pytest.raises(ConfigError) as info:
+        validate(_with_gitops(stack, repoUrl=REPO), PROJECT, stack, f"Pulumi.{stack}.yaml")
+    messages = [i.message for i in info.value.issues if i.key == f"{PROJECT}:delivery.gitops.repoUrl"]
+    # One issue per Application of the stack's folder, each naming its file and both URLs.
+    files = sorted(
+        p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "platform" / "gitops" / stack).glob("*.yaml")
+    )
+    assert files and len(messages) == len(files)
+    for file, message in zip(files, messages, strict=True):
+        assert message.startswith(f"{file.as_posix()}: ")
+        assert "https://github.com/example-org/eks-platform.git" in message and REPO in message
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", stack_names())
 def test_the_committed_stacks_name_their_folders_repo(stack: str) -> None:
     raw, _ = stack_config(stack)
     cfg = validate(raw, PROJECT, stack, f"Pulumi.{stack}.yaml")
     folder = cfg.delivery.gitops.folder(stack)
     assert list((REPO_ROOT / folder).glob("*.yaml")), "the check has files to read"
     assert repo_url_issues(REPO_ROOT, folder, cfg.delivery.gitops.repo_url) == []
+
+
+# -- every listed service has its files ------------------------------------------------------------
+
+
+NEW = "unlisted-service"  # a service the checkout does not have
+
+
+def _with_service(stack: str, name: str) -> dict[str, str]:
+    raw, _ = stack_config(stack)
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    delivery["services"] = [*delivery.get("services", []), {"name": name, "githubRepository": "acme/x"}]
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    return raw
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_a_service_without_its_values_file_is_a_config_error_naming_the_file_and_command(stack: str) -> None:
+    """platform/gitops/README.md's old commit 1 (the entry only) stops at the config, not in an analysis."""
+    assert not (REPO_ROOT / "services" / NEW).exists()
+    with pytest.raises(ConfigError) as info:
+        validate(_with_service(stack, NEW), PROJECT, stack, f"Pulumi.{stack}.yaml")
+    (issue,) = info.value.issues
+    assert (issue.key, issue.value) == (f"{PROJECT}:delivery.services", NEW)
+    assert issue.message.startswith(f"services/{NEW}/deploy/{stack}.yaml does not exist")
+    assert f"`make new-service NAME={NEW}`" in issue.message
+
+
+def test_the_plan_stops_on_a_service_without_files_before_any_analysis() -> None:
+    with pytest.raises(ConfigError, match=rf"services/{NEW}/deploy/dev\.yaml does not exist"):
+        tools.mocks.run_program("dev", _with_service("dev", NEW))
+
+
+def test_a_stack_no_service_has_files_for_names_the_new_stack_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copied stack file (docs/adding-a-stack.md step 1) names every missing values file."""
+    (tmp_path / "platform" / "gitops" / "staging").mkdir(parents=True)
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    raw, _ = stack_config("dev")
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "staging", "Pulumi.staging.yaml")
+    services = [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"])["services"]]
+    issues = [i for i in info.value.issues if i.key == f"{PROJECT}:delivery.services"]
+    assert [i.value for i in issues] == services
+    for issue in issues:
+        assert issue.message.startswith(f"services/{issue.value}/deploy/staging.yaml does not exist")
+        assert "`make new-stack NAME=staging FROM=<stack>`" in issue.message
+
+
+# -- the errors platform/gitops/README.md quotes are what `make plan` prints ----------------------
+
+
+def _quoted_errors() -> dict[str, list[str]]:
+    """Each code block of the README that quotes a config error, by the stack file it names."""
+    text = (REPO_ROOT / "platform" / "gitops" / "README.md").read_text()
+    blocks = re.findall(r"```\n(Invalid configuration in (Pulumi\.\w+\.yaml):\n.*?)```", text, re.S)
+    return {source: block.splitlines() for block, source in blocks}
+
+
+def _printed(stack: str, raw: dict[str, str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan_cli, "run_stack", lambda s: tools.mocks.run_program(s, raw))
+        assert plan_cli.main(["--stack", stack]) == 2
+    captured = capsys.readouterr()
+    return (captured.out + captured.err).splitlines()
+
+
+def test_the_readmes_quoted_errors_are_what_the_plan_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the README's own example checkout (whatever services this one has): the Application of
+    `catalog` in each stack's folder, as `make new-service` writes it, and the values of one other
+    service."""
+    quoted = _quoted_errors()
+    assert set(quoted) == {"Pulumi.prod.yaml", "Pulumi.dev.yaml"}
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    template = (REPO_ROOT / "tools" / "templates" / "service" / "application.yaml.tmpl").read_text()
+    for stack in ("dev", "prod"):
+        tokens = {"SERVICE": "catalog", "STACK": stack, "REPO_URL": EXAMPLE_REPO, "REVISION": "main"}
+        (tmp_path / "platform" / "gitops" / stack).mkdir(parents=True)
+        (tmp_path / "platform" / "gitops" / stack / "catalog.yaml").write_text(fill(template, tokens))
+        (tmp_path / "services" / "other" / "deploy").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "services" / "other" / "deploy" / f"{stack}.yaml").write_text("{}\n")
+
+    def example(stack: str, services: list[str], **gitops: Any) -> dict[str, str]:
+        raw = _with_gitops(stack, **gitops)
+        delivery = json.loads(raw[f"{PROJECT}:delivery"])
+        delivery["services"] = [{"name": s, "githubRepository": "example-org/eks-platform"} for s in services]
+        raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+        return raw
+
+    assert _printed("prod", example("prod", ["other"], repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
+    assert _printed("dev", example("dev", ["orders"]), capsys) == quoted["Pulumi.dev.yaml"]

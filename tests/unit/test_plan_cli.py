@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import tools.mocks
 from stacks.config import OFFLINE_KEY, PROJECT
+from stacks.delivery import values_placeholders
 from tools import plan as plan_cli
 from tools.mocks import ROOT, StackFileError, read_stack_file, run_program, stack_config
 
@@ -113,56 +112,25 @@ def test_the_plan_lists_the_placeholders_to_replace(
     assert f"  {key}\n    = {value}:" in out, "the key, then its value on the next line"
     listed = json.loads(out_json.read_text())["placeholders"]
     assert {"key": key, "value": value, "reason": "the AWS documentation account ID"} in listed
+    # ...and those of the services' values files, which the new-service and new-stack commands write.
+    values = [p for p in listed if p["key"].startswith("services/")]
+    assert values == [
+        {"key": k, "value": v, "reason": r} for k, v, r in values_placeholders(ROOT, "prod", services("prod"))
+    ]
 
 
-def _copy_checkout(target: Path) -> Path:
-    # Only the repository's own files: no virtualenvs (.venv, .venv-checkov), chart cache or caches.
-    ignore = shutil.ignore_patterns(".git", ".venv*", ".charts", "*cache*", "__pycache__", "plan-*.json")
-    shutil.copytree(ROOT, target, ignore=ignore)
-    return target
+def services(stack: str) -> list[str]:
+    raw, _ = stack_config(stack)
+    return [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"]).get("services", [])]
 
 
-def test_a_copied_stack_file_is_a_working_third_stack(tmp_path: Path) -> None:
-    """docs/adding-a-stack.md on a temporary checkout: copy dev's stack file and GitOps folder."""
-    repo = _copy_checkout(tmp_path / "repo")
-    # A checkout that already has a staging stack copies it afresh, as the guide would.
-    shutil.rmtree(repo / "platform" / "gitops" / "staging", ignore_errors=True)
-    shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.staging.yaml")
-    shutil.copytree(repo / "platform" / "gitops" / "dev", repo / "platform" / "gitops" / "staging")
-    for values in repo.glob("services/*/deploy/dev.yaml"):
-        shutil.copy(values, values.with_name("staging.yaml"))
-
-    plan = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "staging", "--json", "plan-staging.json", "--quiet"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert plan.returncode == 0, plan.stdout + plan.stderr
-    document = json.loads((repo / "plan-staging.json").read_text())
-    assert document["stack"] == "staging"
-    assert document["outputs"]["clusterName"] == "eks-platform-staging"
-
-    # The suite parametrises over the stack files, so the third stack is tested like the others.
-    collected = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-o",
-            "addopts=-p no:cacheprovider",
-            "-q",
-            "tests/unit/test_plan.py",
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert collected.returncode == 0, collected.stdout + collected.stderr
-    for stack in ("dev", "prod", "staging"):
-        assert f"test_plan_document_validates_against_the_contract[{stack}]" in collected.stdout
+def test_values_file_placeholders_name_the_file_and_key(tmp_path: Path) -> None:
+    deploy = tmp_path / "services" / "a" / "deploy"
+    deploy.mkdir(parents=True)
+    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/p-dev/a"
+    (deploy / "dev.yaml").write_text(f"image:\n  repository: {repository}\n  tag: x\nenv: {{A: b}}\n")
+    assert values_placeholders(tmp_path, "dev", ["a", "missing"]) == [
+        ("services/a/deploy/dev.yaml: image.repository", repository, "the AWS documentation account ID")
+    ]
+    (deploy / "dev.yaml").write_text("image:\n  repository: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/x\n")
+    assert values_placeholders(tmp_path, "dev", ["a"]) == []

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from tools import plan as plan_cli
-from tools.mocks import run_program, stack_config
-from tools.plan_view import LISTED, component_counts, render_summary, short_urn
+from tools.mocks import ROOT, run_program, stack_config, stack_names
+from tools.plan_view import LISTED, component_counts, render_summary, short_urn, verdict
 
 P = "urn:pulumi:s::p::"
 ARN = "arn:aws:iam::123456789012:role/eks-platform-prod-deployments-deploy-with-a-long-name"
@@ -77,6 +77,10 @@ def document(mandatory: int = 1) -> dict[str, Any]:
         "rehearsal": {
             "create": {"minutes": 31.5, "criticalPath": ["a", "b", "c"], "waves": [], "steps": []},
             "destroy": {"minutes": 12.0, "waves": []},
+            "appliers": [
+                {"path": "make up", "reachesEndpoint": False, "clusterAdmin": True},
+                {"path": "Pulumi Deployments", "reachesEndpoint": True, "clusterAdmin": True},
+            ],
         },
         "rendered": [{"release": "argocd"}],
         "notRendered": [
@@ -190,7 +194,7 @@ def test_the_hand_made_summary_fits_80_columns_and_one_screen() -> None:
     assert any(line.endswith("…") for line in lines), "a long value is elided, not wrapped"
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=stack_names())
 def planned(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], str]:
@@ -255,3 +259,74 @@ def test_the_tree_is_printed_with_tree(tmp_path: Path, capsys: pytest.CaptureFix
     assert plan_cli.main(["--stack", "dev", "--tree"]) == 0
     out = capsys.readouterr().out
     assert "Resource tree" in out and "└── " in out and "platform:network:Network" in out
+
+
+def test_the_verdict_says_findings_deploy_path_cost_and_first_up() -> None:
+    doc = document(mandatory=2)
+    assert verdict(doc) == (
+        "Verdict: 2 mandatory, 1 advisory, 1 Helm render error(s) · deployable · USD 1,234/mo"
+        " · first up ~31.5 min"
+    )
+    doc["notRendered"] = [n for n in doc["notRendered"] if not n["error"]]
+    assert ", 1 Helm render error(s)" not in verdict(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["findings"][0].update(level="advisory"), "0 mandatory, 2 advisory"),
+        (lambda d: d["findings"].pop(), "1 mandatory, 0 advisory"),
+        (lambda d: d["rehearsal"]["appliers"][1].update(reachesEndpoint=False), "NO deploy path"),
+        (lambda d: d["rehearsal"]["appliers"][1].update(clusterAdmin=False), "NO deploy path"),
+        (lambda d: d["rehearsal"]["appliers"].pop(), "NO deploy path"),
+        (lambda d: d["cost"].update(fixedMonthly=99.4, currency="EUR"), "EUR 99/mo"),
+        (lambda d: d["rehearsal"]["create"].update(minutes=48), "first up ~48 min"),
+    ],
+)
+def test_the_verdict_follows_the_document(change: Any, expected: str) -> None:
+    doc = document(mandatory=1)
+    before = verdict(doc)
+    change(doc)
+    assert expected in verdict(doc) and expected not in before, (before, verdict(doc))
+
+
+def test_a_verdict_without_optional_sections_says_the_findings_only() -> None:
+    keep = ("format", "project", "stack", "resources", "findings")
+    doc = {k: v for k, v in document().items() if k in keep}
+    assert verdict(doc) == "Verdict: 1 mandatory, 1 advisory"
+
+
+def test_the_last_line_of_the_real_plan_is_its_verdict(planned: tuple[dict[str, Any], str]) -> None:
+    doc, text = planned
+    last = text.rstrip().splitlines()[-1]
+    assert last == verdict(doc), last
+    mandatory = sum(1 for f in doc["findings"] if f["level"] == "mandatory")
+    assert last.startswith(f"Verdict: {mandatory} mandatory, {len(doc['findings']) - mandatory} advisory")
+
+
+def test_summary_mode_prints_the_summary_and_the_verdict_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_cli.main(["--stack", "dev", "--summary"]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-1].startswith("Verdict: ")
+    assert not any(" Findings ─" in line or " Stack outputs ─" in line for line in lines)
+    assert any(line.startswith("Findings ") for line in lines), "the summary is there"
+
+
+def test_offline_mode_says_what_it_degrades() -> None:
+    """Releases not rendered for want of their package: judged on values, the rendered checks named."""
+    text = "\n".join(summary(document()))
+    assert "Offline     values basis: 2 of 4 releases not rendered, judged on values only" in text
+    assert "No rendered-object rules, object validation or chart NetworkPolicies" in text
+    rendered = document()
+    rendered["notRendered"] = [n for n in rendered["notRendered"] if n["error"]]
+    rendered["capacity"]["systemNodes"]["basis"] = "rendered"
+    assert "Offline" not in "\n".join(summary(rendered)), "a full chart cache degrades nothing"
+
+
+def test_the_verdict_docs_quote_is_prods(plan_documents: dict[str, dict[str, Any]]) -> None:
+    """docs/offline-plan.md quotes prod's verdict without the chart cache (as CI plans it)."""
+    if plan_documents["prod"].get("rendered"):
+        pytest.skip("the chart cache renders releases here: the quoted verdict is prod's without it")
+    text = (ROOT / "docs" / "offline-plan.md").read_text()
+    (quoted,) = [line.strip() for line in text.splitlines() if line.strip().startswith("Verdict: ")]
+    assert quoted == verdict(plan_documents["prod"]), "update the quoted verdict in docs/offline-plan.md"

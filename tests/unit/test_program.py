@@ -9,7 +9,7 @@ import pytest
 
 from components.cluster import CONTROL_PLANE_LOG_TYPES
 from stacks.data import addon_versions
-from tools.mocks import PlanResult
+from tools.mocks import PlanResult, stack_names
 
 AWS_PROVIDER = "pulumi:providers:aws"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
@@ -414,7 +414,7 @@ def test_stack_outputs(plan: PlanResult) -> None:
     assert plan.document()["outputs"]["kubeconfig"] == "[secret]"
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", stack_names())
 def test_kubeconfig_never_reaches_a_plain_input(plans: dict[str, PlanResult], stack: str) -> None:
     provider = plans[stack].one(K8S_PROVIDER)
     assert provider.inputs["kubeconfig"] == "[secret]"

@@ -145,8 +145,13 @@ def test_blocker_7_monitoring_without_the_csi_driver(plans: dict[str, PlanResult
         return dataclasses.replace(r, dependencies=[d for d in r.dependencies if d not in storage])
 
     stack_release = f"eks-platform-{stack}-monitoring-stack"
-    # The blocker: the Monitoring component (every release in it) does not depend on the add-ons.
-    broken = mutate(plans[stack], unordered, lambda r: "platform:monitoring:Monitoring" in r.urn)
+    # The blocker: the Monitoring component (every release in it) does not depend on the add-ons,
+    # nor does its namespace (through which it would wait for them all the same).
+    broken = mutate(
+        plans[stack],
+        unordered,
+        lambda r: "platform:monitoring:Monitoring" in r.urn or "platform:namespaces:Namespaces" in r.urn,
+    )
     assert stack_release in hits(broken, "rehearsal-volumes")
 
 

@@ -360,6 +360,35 @@ def test_a_new_failure_and_a_stale_exception_both_fail_the_scan() -> None:
     assert scan.judge([], (accept("CKV_K8S_8", "Deployment.ns.x", chart="x"),), {"c"}) == ([], [])
 
 
+def test_a_chart_wide_exception_covers_every_release_of_the_chart() -> None:
+    """A second service is one more release of charts/microservice: no new exception for it."""
+    releases = [scan.Release("dev", "c", name, None, ()) for name in ("a", "b")]
+    checks = [
+        {"check_id": "CKV_K8S_43", "check_name": "digest", "file_path": f"/dev__c__{n}.yaml", "resource": r}
+        for n, r in (("a", "Deployment.a.a"), ("b", "Deployment.b.b"), ("b", "Service.b.b"))
+    ]
+    found = scan.failures(checks, releases)
+    chart_wide = accept("CKV_K8S_43", "Deployment.*.*")
+    new, stale = scan.judge(found, (chart_wide,), {"c"})
+    assert [f.resource for f in new] == ["Service.b.b"], "only the kind named is covered"
+    assert stale == []
+    # ...and only for its own chart and check.
+    assert len(scan.judge(found, (accept("CKV_K8S_43", "Deployment.*.*", chart="x"),), {"c"})[0]) == 3
+    assert scan.judge([], (chart_wide,), {"c"}) == ([], [chart_wide]), "stale once nothing fails"
+
+
+@pytest.mark.parametrize("resource", ["Deployment.*.x", "Deployment.ns.*", "Deployment.*", "*.ns.x"])
+def test_a_partial_wildcard_is_refused(resource: str) -> None:
+    with pytest.raises(ValidationError, match="resource"):
+        accept("CKV_K8S_43", resource)
+
+
+def test_the_service_charts_exceptions_name_no_service() -> None:
+    """Keyed by chart: adding a service (`make new-service`) never needs an exception of its own."""
+    shared = [e for e in scan.load_exceptions() if e.chart == "microservice"]
+    assert shared and all(e.resource.endswith(".*.*") for e in shared), [e.resource for e in shared]
+
+
 def test_failed_checks_become_plan_findings() -> None:
     found = scan.failures(CHECKS, [RELEASE])
     new, _ = scan.judge(found, (accept("CKV_K8S_11", "Deployment.ns.c"),), {"c"})

@@ -141,6 +141,22 @@ def test_reference_check_catches_a_dropped_action(plan: PlanResult, action: str)
     assert missing_actions(json.dumps(document), reference_actions()) == {action}
 
 
+def test_launch_statement_names_every_resource_of_the_template(plan: PlanResult) -> None:
+    """AllowScopedEC2InstanceAccessActions of the v1.14.1 template (same file as above) names these
+    resource kinds; placement-group/* came with 1.14 (an EC2NodeClass placementGroupSelector)."""
+    document = json.loads(controller_policy_document(plan))
+    (statement,) = [s for s in document["Statement"] if s["Sid"] == "AllowScopedEC2InstanceAccessActions"]
+    kinds = sorted(arn.rsplit(":", 1)[-1] for arn in statement["Resource"])
+    assert kinds == [
+        "capacity-reservation/*",
+        "image/*",
+        "placement-group/*",
+        "security-group/*",
+        "snapshot/*",
+        "subnet/*",
+    ]
+
+
 def queue_arn(plan: PlanResult) -> str:
     queue = plan.one("aws:sqs/queue:Queue")
     return f"arn:aws:sqs:eu-west-1:123456789012:{queue.name}"
@@ -158,8 +174,12 @@ def test_interruption_queue_is_encrypted_and_short_lived(plan: PlanResult) -> No
 def test_eventbridge_rules_target_the_queue(plan: PlanResult) -> None:
     rules = plan.of_type("aws:cloudwatch/eventRule:EventRule")
     kinds = sorted(json.loads(r.get("eventPattern"))["detail-type"][0] for r in rules)
+    # The five rules of Karpenter's template at the pinned tag (aws/karpenter-provider-aws v1.14.1,
+    # bde00654, website/content/en/docs/getting-started/getting-started-with-karpenter/
+    # cloudformation.yaml), the capacity-reservation one included.
     assert kinds == [
         "AWS Health Event",
+        "EC2 Capacity Reservation Instance Interruption Warning",
         "EC2 Instance Rebalance Recommendation",
         "EC2 Instance State-change Notification",
         "EC2 Spot Instance Interruption Warning",

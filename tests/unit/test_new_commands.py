@@ -1,0 +1,217 @@
+"""`make new-service` and `make new-stack` (tools/new_service.py, tools/new_stack.py).
+
+On a temporary copy of the checkout: a third stack, then a second service (so it lands in three
+stacks), each by its command and nothing else; then the checks that matter: every stack's config
+loads and plans, and the scan's exceptions cover the new service. And every refusal: exit 2, one
+message, nothing changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import tools.mocks
+from tests.checkout import copy_checkout
+from tools import new_service, new_stack
+from tools.mocks import ROOT, stack_names
+
+
+def _unused(base: str, taken: set[str]) -> str:
+    """`base`, or `base2`, `base3`...: a name the checkout does not use yet."""
+    return next(name for name in (base, *(f"{base}{i}" for i in range(2, 99))) if name not in taken)
+
+
+SERVICE = _unused("orders", {p.name for p in (ROOT / "services").iterdir()})
+STACK = _unused("staging", set(stack_names()))
+LONGEST = max(stack_names(), key=len)  # the stack whose CI role names are the longest
+# A service of the checkout (the third stack gets its files) and its entry of the dev stack file.
+EXISTING = sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/dev.yaml"))[0]
+# Both commands, as `make new-stack NAME=staging FROM=dev` and `make new-service NAME=orders` run them.
+COMMANDS = f"""
+import sys
+from tools import new_service, new_stack
+sys.exit(new_stack.main(["{STACK}", "--from", "dev"]) or new_service.main(["{SERVICE}"]))
+"""
+# Then, in a fresh process inside the copy: every stack's config loads and plans (`make plan`), and
+# each rendered service release is one the scan's exceptions cover (`make scan` runs checkov itself,
+# in its own virtualenv: too slow for the suite, run by hand on such a copy).
+CHECKS = """
+import json
+from tools import plan, scan
+from tools.mocks import stack_names
+out = {"plans": {s: plan.main(["--stack", s, "--quiet"]) for s in stack_names()}}
+shared = [e for e in scan.load_exceptions() if e.chart == "microservice"]
+out["releases"] = {
+    f"{r.stack}/{r.name}": all(
+        e.covers(e.check, "microservice", f"{e.resource.split('.')[0]}.{r.name}.{r.name}") for e in shared
+    )
+    for r in scan.service_releases()
+}
+print(json.dumps(out))
+"""
+
+
+def _run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=repo, capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The copy after `make new-stack NAME=<STACK> FROM=dev` and `make new-service NAME=<SERVICE>`."""
+    assert STACK not in stack_names() and not (ROOT / "services" / SERVICE).exists()
+    repo = copy_checkout(tmp_path_factory.mktemp("day-two") / "repo")
+    done = _run(repo, "-c", COMMANDS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return repo
+
+
+@pytest.fixture(scope="module")
+def checks(repo: Path) -> dict[str, Any]:
+    done = _run(repo, "-c", CHECKS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_every_stack_loads_and_plans_with_the_new_stack_and_service(checks: dict[str, Any]) -> None:
+    assert checks["plans"] == dict.fromkeys([*stack_names(), STACK], 0)
+
+
+def test_the_new_service_is_scanned_in_every_stack_under_the_charts_exceptions(
+    checks: dict[str, Any],
+) -> None:
+    expected = {f"{stack}/{SERVICE}" for stack in [*stack_names(), STACK]}
+    assert expected <= set(checks["releases"])
+    assert all(checks["releases"].values()), checks["releases"]
+
+
+def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Path) -> None:
+    for stack in [*stack_names(), STACK]:
+        assert (repo / "services" / SERVICE / "deploy" / f"{stack}.yaml").is_file()
+        app = yaml.safe_load((repo / "platform" / "gitops" / stack / f"{SERVICE}.yaml").read_text())
+        assert app["spec"]["source"]["helm"]["valueFiles"] == [
+            f"../../services/{SERVICE}/deploy/{stack}.yaml"
+        ]
+    for stack in stack_names():
+        gitops = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        url = gitops["eks-platform:delivery"]["gitops"]["repoUrl"]
+        repository = url.removeprefix("https://github.com/").removesuffix(".git")
+        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}"]
+        before = (ROOT / f"Pulumi.{stack}.yaml").read_text().splitlines()
+        after = (repo / f"Pulumi.{stack}.yaml").read_text().splitlines()
+        diff = [d for d in difflib.ndiff(before, after) if d[:1] in "+-"]
+        assert diff == [*entry, "+         branch: main"], "comments, order and the rest kept"
+    # The third stack: its own registry, the tag placeholder, its folder's environment label.
+    values = yaml.safe_load((repo / "services" / EXISTING / "deploy" / f"{STACK}.yaml").read_text())
+    assert values["image"]["repository"].endswith(f"/eks-platform-{STACK}/{EXISTING}")
+    assert values["image"]["tag"] == "0" * 40
+    app = yaml.safe_load((repo / "platform" / "gitops" / STACK / f"{EXISTING}.yaml").read_text())
+    assert app["metadata"]["labels"]["eks-platform.io/environment"] == STACK
+    for workflow in (f"{SERVICE}.yml", f"{SERVICE}-promote.yml"):
+        assert (repo / ".github" / "workflows" / workflow).is_file()
+
+
+def test_the_generated_service_code_lints(repo: Path) -> None:
+    lint = _run(repo, "-m", "ruff", "check", f"services/{SERVICE}")
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_generated_docs_are_regenerated(repo: Path) -> None:
+    assert f"registry-{SERVICE}" in (repo / "docs" / "architecture.md").read_text()
+
+
+# -- refusals: exit 2, a message naming the problem, nothing written ------------------------------
+
+
+def _snapshot() -> dict[str, bytes]:
+    """Every file a command could create or edit."""
+    paths = [*ROOT.glob("Pulumi.*.yaml"), ROOT / "docs" / "architecture.md"]
+    for tree in ("services", "platform/gitops", ".github/workflows"):
+        paths += [p for p in (ROOT / tree).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return {str(p): p.read_bytes() for p in paths}
+
+
+def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    before = _snapshot()
+    assert command(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert _snapshot() == before, "a refused command changes nothing"
+    return captured.err
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "no service name given"),
+        ("Orders", "must be a DNS label"),
+        ("1orders", "must be a DNS label"),
+        ("orders_v2", "must be a DNS label"),
+        ("orders-", "must be a DNS label"),
+        ("o" * 64, "at most 63 characters"),
+        ("kube-orders", "is reserved"),
+        ("argocd", "is reserved"),
+        ("default", "is reserved"),
+        (f"{SERVICE}-promote", "is reserved"),
+        ("json", "would shadow the module"),
+        ("tools", "would shadow the module"),
+        (
+            "o" * 40,
+            f"IAM allows 64; use at most {64 - len(f'eks-platform-{LONGEST}-registry--ci')} characters",
+        ),
+        (EXISTING, f"service {EXISTING!r} exists (services/{EXISTING}"),
+    ],
+)
+def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refused(new_service.main, [name], capsys)
+    assert err.startswith("make new-service: ") and problem in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["Staging", "--from", "dev"], "must be a DNS label"),
+        (["it-staging", "--from", "dev"], "is reserved: `make it-cleanup` destroys stacks named it-*"),
+        (
+            ["staging", "--from", "nope"],
+            f"no stack 'nope' to copy (FROM=<stack>): the stacks are {', '.join(stack_names())}",
+        ),
+        (["staging", "--from", ""], "no stack '' to copy"),
+        (["dev", "--from", "prod"], "stack 'dev' exists (platform/gitops/dev"),
+        (["s" * 40, "--from", "dev"], "is too long: the IAM role"),
+    ],
+)
+def test_new_stack_refuses(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refused(new_stack.main, argv, capsys)
+    assert err.startswith("make new-stack: ") and problem in err, err
+
+
+def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config error of an entry without files names `make new-service`: it creates the files and
+    keeps the entries."""
+    repo = copy_checkout(tmp_path / "repo")
+    for stack in stack_names():
+        path = repo / f"Pulumi.{stack}.yaml"
+        text = path.read_text().replace(
+            f"      - name: {EXISTING}\n",
+            f"      - name: {SERVICE}\n        githubRepository: example-org/eks-platform\n"
+            f"      - name: {EXISTING}\n",
+            1,
+        )
+        path.write_text(text)
+    monkeypatch.setattr(tools.mocks, "ROOT", repo)
+    changes, _ = new_service.plan_changes(SERVICE, repo)
+    assert changes.edited == {}, "the entries are kept as written"
+    created = {p.relative_to(repo).as_posix() for p in changes.created}
+    assert {f"services/{SERVICE}/deploy/{s}.yaml" for s in stack_names()} <= created

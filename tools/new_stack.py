@@ -1,0 +1,204 @@
+"""`make new-stack NAME=<name> FROM=<stack>`: a new stack, a copy of an existing one, ready to plan.
+
+    python -m tools.new_stack staging --from dev
+
+The steps of docs/adding-a-stack.md:
+- `Pulumi.<name>.yaml`: a copy of `Pulumi.<from>.yaml` (a stack file that exists already, as step 1
+  of the guide leaves it, is kept as it is); an explicit `delivery.gitops.path` or
+  `tags.environment` naming the source stack names the new one;
+- platform/gitops/<name>/: each Application of the source stack's folder, with its environment label
+  and values file changed to the new stack;
+- services/<service>/deploy/<name>.yaml for each service: the source stack's values, pulling from the
+  new stack's own registry (`<project>-<name>/<service>`), tag reset to the placeholder of a
+  registry that holds no image yet;
+- the generated docs regenerated; the documentation placeholders listed.
+
+A bad or reserved name, a name too long for the stack's IAM role names, a stack that exists or a
+source that does not is refused (exit 2) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from components.iam import ROLE_NAME_MAX
+from stacks import placeholders
+from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
+from tools.cleanup_stacks import STACK_PREFIX
+from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
+from tools.new_service import ZERO_TAG
+from tools.scaffold import (
+    Changes,
+    RefusedError,
+    check_label,
+    dump,
+    placeholder_lines,
+    regenerate_docs,
+    round_trip,
+    run,
+)
+
+ROLE = "aws:iam/role:Role"
+
+
+def check_name(name: str, source: str, root: Path) -> None:
+    """Refuse a bad or reserved name, and a source stack that does not exist."""
+    check_label("stack", name)
+    if name.startswith(STACK_PREFIX):
+        raise RefusedError(
+            f"stack name {name!r} is reserved: `make it-cleanup` destroys stacks named {STACK_PREFIX}* "
+            "(the integration tests' ephemeral stacks)"
+        )
+    stacks = stack_names(root)
+    if source not in stacks:
+        shown = ", ".join(stacks)
+        raise RefusedError(f"no stack {source!r} to copy (FROM=<stack>): the stacks are {shown}")
+
+
+def check_length(name: str, source: str, project: str) -> None:
+    """Refuse a name that would make one of the stack's IAM role names longer than AWS allows."""
+    prefix, new_prefix = f"{project}-{source}", f"{project}-{name}"
+    roles = [str(r.get("name")) for r in run_stack(source).of_type(ROLE)]
+    too_long = sorted(
+        new_prefix + role[len(prefix) :]
+        for role in roles
+        if role.startswith(prefix) and len(role) <= ROLE_NAME_MAX < len(new_prefix + role[len(prefix) :])
+    )
+    if too_long:
+        longest = max(too_long, key=len)
+        raise RefusedError(
+            f"stack name {name!r} is too long: the IAM role {longest} would have {len(longest)} "
+            f"characters, IAM allows {ROLE_NAME_MAX}; use at most "
+            f"{len(name) - (len(longest) - ROLE_NAME_MAX)} characters"
+        )
+
+
+def existing_files(name: str, root: Path) -> list[str]:
+    found = [root / GITOPS_TREE / name, *sorted(root.glob(values_file("*", name)))]
+    return [p.relative_to(root).as_posix() for p in found if p.exists()]
+
+
+def _renamed(text: str, source: str, name: str, project: str) -> str:
+    """A source-stack file's text with its references to the source stack moved to the new one."""
+    for old, new in (
+        (f"{GITOPS_TREE}/{source}", f"{GITOPS_TREE}/{name}"),
+        (f"/deploy/{source}.yaml", f"/deploy/{name}.yaml"),
+        (f"Pulumi.{source}.yaml", f"Pulumi.{name}.yaml"),
+        (f"eks-platform.io/environment: {source}\n", f"eks-platform.io/environment: {name}\n"),
+        (f"{project}-{source}/", f"{project}-{name}/"),
+    ):
+        text = text.replace(old, new)
+    return re.sub(rf"^(# [a-z0-9-]+ in ){re.escape(source)}:", rf"\g<1>{name}:", text, flags=re.M)
+
+
+def _stack_file(name: str, source: str, project: str, root: Path) -> str:
+    yaml = round_trip()
+    document = yaml.load((root / f"Pulumi.{source}.yaml").read_text())
+    config = document["config"]
+    gitops = (config.get(f"{project}:delivery") or {}).get("gitops") or {}
+    if gitops.get("path") == f"{GITOPS_TREE}/{source}":
+        gitops["path"] = f"{GITOPS_TREE}/{name}"
+    tags = config.get(f"{project}:tags") or {}
+    if tags.get("environment") == source:
+        tags["environment"] = name
+    header = (
+        f"# {name}: a copy of Pulumi.{source}.yaml (`make new-stack NAME={name} FROM={source}`); the notes\n"
+        f"# below are {source}'s. Change what should differ: docs/adding-a-stack.md, step 1.\n"
+    )
+    return header + dump(yaml, document)
+
+
+def _check(path: str, text: str, check: bool) -> None:
+    if not check:
+        raise RefusedError(
+            f"{path}: could not be adapted to the new stack; copy it by hand (docs/adding-a-stack.md)"
+        )
+    pyyaml.safe_load(text)
+
+
+def _application(name: str, source: str, project: str, path: Path) -> str:
+    text = _renamed(path.read_text(), source, name, project)
+    app: Any = pyyaml.safe_load(text)
+    labels = (app.get("metadata") or {}).get("labels") or {}
+    files = ((app.get("spec") or {}).get("source") or {}).get("helm", {}).get("valueFiles") or []
+    ok = labels.get("eks-platform.io/environment") in (None, name) and all(
+        not f.endswith(f"/deploy/{source}.yaml") for f in files
+    )
+    _check(path.name, text, ok)
+    return text
+
+
+def _values(name: str, source: str, project: str, path: Path) -> str:
+    yaml = round_trip()
+    values = yaml.load(path.read_text())
+    if isinstance(values.get("image"), dict) and "tag" in values["image"]:
+        values["image"]["tag"] = DoubleQuotedScalarString(ZERO_TAG)
+    text = _renamed(dump(yaml, values), source, name, project)
+    service = path.parent.parent.name
+    repository = str((pyyaml.safe_load(text).get("image") or {}).get("repository", ""))
+    _check(path.name, text, repository.endswith(f"/{project}-{name}/{service}"))
+    return text
+
+
+def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
+    project = project_name()
+    check_name(name, source, root)
+    found = existing_files(name, root)
+    if found:
+        raise RefusedError(
+            f"stack {name!r} exists ({', '.join(found)}): `make new-stack` creates a new one only"
+        )
+    check_length(name, source, project)
+    changes = Changes(root)
+    if not (root / f"Pulumi.{name}.yaml").exists():
+        changes.create(f"Pulumi.{name}.yaml", _stack_file(name, source, project, root))
+    for app in sorted((root / GITOPS_TREE / source).glob("*.yaml")):
+        changes.create(f"{GITOPS_TREE}/{name}/{app.name}", _application(name, source, project, app))
+    for values in sorted(root.glob(values_file("*", source))):
+        service = values.parent.parent.name
+        changes.create(values_file(service, name), _values(name, source, project, values))
+    return changes
+
+
+def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
+    changes = plan_changes(name, source, root)
+    kept = root / f"Pulumi.{name}.yaml"
+    lines = [f"Stack {name!r} made from {source!r}:"]
+    if kept.exists():
+        lines.append(f"  kept    {kept.name} as it is (docs/adding-a-stack.md, step 1)")
+    changes.write()
+    lines += changes.summary()
+    lines += regenerate_docs()
+    project = project_name()
+    raw, secret_keys = stack_config(name, project)
+    found = [(f"{kept.name}: {k}", v, w) for k, v, w in placeholders.find(raw, frozenset(secret_keys))]
+    services = sorted(p.parent.parent.name for p in root.glob(values_file("*", name)))
+    found += values_placeholders(root, name, services)
+    if found:
+        lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
+        lines += placeholder_lines(found)
+    lines += [
+        f"Next: `make plan STACK={name}`, `make test`, then commit; `pulumi stack init {name}` and "
+        f"`make preview STACK={name}` (docs/adding-a-stack.md, step 4). The services' workflows build "
+        "into dev and promote to prod: a stack that should receive images needs its own promotion step.",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make new-stack", description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", default="", help="the stack's name: a DNS label")
+    parser.add_argument("--from", dest="source", default="", help="the stack to copy (FROM=<stack>)")
+    args = parser.parse_args(argv)
+    return run("make new-stack", lambda: new_stack(args.name, args.source))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

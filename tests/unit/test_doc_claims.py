@@ -14,7 +14,8 @@ MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 TOOLS = {"ruff": "lint", "mypy": "typecheck", "checkov": "scan", "pytest": "unit"}
 # The Makefile's own variables (`:=`) and the interpreter that builds .venv; every other variable a
 # recipe reads is one a user sets on the command line (`make plan STACK=prod`).
-INTERNAL = set(re.findall(r"^([A-Z_]+) :=", MAKEFILE, re.MULTILINE)) | {"PYTHON"}
+# Variables the Makefile derives itself (`:=` or `=`, never `?=`) and make's own (CURDIR): not knobs.
+INTERNAL = set(re.findall(r"^([A-Z_]+) :?= ", MAKEFILE, re.MULTILINE)) | {"PYTHON", "CURDIR"}
 
 
 def read(relative: str) -> str:

@@ -38,7 +38,7 @@ help:
 	@echo "                                              values, Applications, workflows (platform/gitops/README.md)"
 	@echo "  make new-stack NAME=<name> FROM=<stack>     a stack copied from another: stack file, GitOps folder,"
 	@echo "                                              every service's values (docs/adding-a-stack.md)"
-	@echo "  make test                                   lint + typecheck + unit: what CI runs"
+	@echo "  make test                                   lint + typecheck + scan + unit: what CI runs"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
 	@echo "  make unit                                   the whole pytest suite"

@@ -20,15 +20,13 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
 from stacks import placeholders
 from stacks.delivery import DeliveryConfig, DeploymentsConfig
 from stacks.errors import OTHER_NAMESPACES, ConfigError, ConfigIssue, format_errors, unknown_namespace
-from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Model, check_region, cross_field
+from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Issue, Model, check_all, check_region
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import (
     ClusterConfig,
@@ -119,59 +117,70 @@ class PlatformConfig(Model):
         value = self._secrets.get(key)
         return None if value is None else pulumi.Output.secret(value)
 
-    @field_validator("protect")
-    @classmethod
-    def _protected_in_production(cls, protect: bool, info: ValidationInfo) -> bool:
-        # A field rule (not a model rule) so it is reported even when a section is invalid.
-        if info.data.get("production") and not protect:
-            raise ValueError(
-                "a production stack must protect its state (cluster, keys); "
-                "unprotect deliberately with `pulumi state unprotect`"
-            )
-        return protect
-
     @model_validator(mode="after")
     def _across_sections(self) -> PlatformConfig:
-        issues: list[tuple[str, Any, str]] = []
-        if self.cluster.service_cidr.overlaps(self.network.cidr):
-            issues.append(
-                (
-                    "cluster.serviceCidr",
-                    str(self.cluster.service_cidr),
-                    f"overlaps the VPC CIDR {self.network.cidr}; Service IPs must not be VPC addresses",
-                )
-            )
-        if self.production and self.system_node_group.min_size < self.network.az_count:
-            issues.append(
-                (
-                    "systemNodeGroup.minSize",
-                    self.system_node_group.min_size,
-                    f"a production stack keeps at least one system node in each of its "
-                    f"{self.network.az_count} AZs",
-                )
-            )
-        issues += self._ami_release_issues()
-        cap = self.capacity_report()
-        if not cap.fits:
-            issues.append(
-                (
-                    "karpenter.nodePools",
-                    {
-                        p.name: {"cpuLimit": p.cpu_limit, "minCpu": p.min_cpu}
-                        for p in self.karpenter.node_pools
-                    },
-                    f"could exhaust the private subnets: up to {cap.max_nodes} nodes and "
-                    f"{cap.planned_pods} planned pods need {cap.required_ips} pod IPs, but the "
-                    f"{len(cap.free_ips_per_az)} private subnets offer {cap.usable_ips} after "
-                    f"{self.capacity.headroom_percent}% headroom "
-                    f"(at most {cap.max_pods} pods fit the nodes); "
-                    "lower the pools' cpuLimit, raise their minCpu, or widen network.privateSubnetPrefix",
-                )
-            )
-        cross_field(issues)
+        check_all(
+            self._protect_issues,
+            self._service_cidr_issues,
+            self._per_az_issues,
+            self._ami_release_issues,
+            self._capacity_issues,
+        )
         return self
 
-    def _ami_release_issues(self) -> list[tuple[str, Any, str]]:
+    def _protect_issues(self) -> list[Issue]:
+        if not self.production or self.protect:
+            return []
+        return [
+            (
+                "protect",
+                False,
+                "a production stack must protect its state (cluster, keys); "
+                "unprotect deliberately with `pulumi state unprotect`",
+            )
+        ]
+
+    def _service_cidr_issues(self) -> list[Issue]:
+        if not self.cluster.service_cidr.overlaps(self.network.cidr):
+            return []
+        return [
+            (
+                "cluster.serviceCidr",
+                str(self.cluster.service_cidr),
+                f"overlaps the VPC CIDR {self.network.cidr}; Service IPs must not be VPC addresses",
+            )
+        ]
+
+    def _per_az_issues(self) -> list[Issue]:
+        if not self.production or self.system_node_group.min_size >= self.network.az_count:
+            return []
+        return [
+            (
+                "systemNodeGroup.minSize",
+                self.system_node_group.min_size,
+                f"a production stack keeps at least one system node in each of its "
+                f"{self.network.az_count} AZs",
+            )
+        ]
+
+    def _capacity_issues(self) -> list[Issue]:
+        cap = self.capacity_report()
+        if cap.fits:
+            return []
+        return [
+            (
+                "karpenter.nodePools",
+                {p.name: {"cpuLimit": p.cpu_limit, "minCpu": p.min_cpu} for p in self.karpenter.node_pools},
+                f"could exhaust the private subnets: up to {cap.max_nodes} nodes and "
+                f"{cap.planned_pods} planned pods need {cap.required_ips} pod IPs, but the "
+                f"{len(cap.free_ips_per_az)} private subnets offer {cap.usable_ips} after "
+                f"{self.capacity.headroom_percent}% headroom "
+                f"(at most {cap.max_pods} pods fit the nodes); "
+                "lower the pools' cpuLimit, raise their minCpu, or widen network.privateSubnetPrefix",
+            )
+        ]
+
+    def _ami_release_issues(self) -> list[Issue]:
         """The system nodes' AMI release: pinned in production, for the cluster's Kubernetes minor."""
         release = self.system_node_group.ami_release_version
         key = "systemNodeGroup.amiReleaseVersion"

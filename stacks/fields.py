@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import ipaddress
 import re
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+import typing
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pulumi_aws import Region
 from pulumi_aws.ec2 import InstanceType as Ec2InstanceType
@@ -15,11 +18,16 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ModelWrapValidatorHandler,
     StrictInt,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 # Kubernetes minor versions EKS offers, with the support tier each is in as of 2026-11
 # (1.34 leaves standard support on 2026-12-02). Bump this table with the EKS release calendar.
@@ -182,7 +190,11 @@ def is_production(info: ValidationInfo) -> bool:
     return bool((info.context or {}).get("production"))
 
 
-def cross_field(issues: list[tuple[str, Any, str]]) -> None:
+# A cross-field problem: the key (relative to the model), the value shown, and why.
+Issue = tuple[str, Any, str]
+
+
+def cross_field(issues: list[Issue]) -> None:
     """Raise every cross-field problem of one model at once; `format_errors` expands them."""
     if issues:
         raise PydanticCustomError(
@@ -190,5 +202,112 @@ def cross_field(issues: list[tuple[str, Any, str]]) -> None:
         )
 
 
+class FailedFieldError(Exception):
+    """A rule read a field that failed its own validation; the rule has nothing to say (see Model)."""
+
+
+def check_all(*checks: Callable[[], list[Issue]]) -> None:
+    """Run independent rules and raise every issue at once.
+
+    A rule that reads a field which failed its own validation is skipped, the others still run:
+    `maxSize: 1` is reported next to an unknown instance type, not after it is fixed.
+    """
+    issues: list[Issue] = []
+    for check in checks:
+        try:
+            issues += check()
+        except FailedFieldError:
+            continue
+    cross_field(issues)
+
+
+_KNOWN_ERRORS = frozenset(typing.get_args(ErrorType))
+
+
+def _resend(error: ErrorDetails) -> InitErrorDetails:
+    """One of pydantic's errors as it is raised again (custom types keep their message and ctx)."""
+    ctx = error.get("ctx")
+    kind = error["type"]
+    if kind in _KNOWN_ERRORS:
+        return InitErrorDetails(type=kind, loc=error["loc"], input=error["input"], ctx=ctx or {})
+    custom = PydanticCustomError(kind, error["msg"], ctx)
+    return InitErrorDetails(type=custom, loc=error["loc"], input=error["input"])
+
+
+@functools.cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    field = model.model_fields[name]
+    # The type with its constraints (ge, le, min_length) and Annotated validators; no default.
+    annotation: Any = field.annotation
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return TypeAdapter(annotation)
+
+
 class Model(BaseModel):
+    """The base of every config section: frozen, unknown keys refused, camelCase keys.
+
+    Every problem of a stack file is reported at once. Pydantic runs a model's `after` validators
+    (its cross-field rules) only when every field validated; here, when some field fails, the
+    rules still run on the fields that did validate, and a rule reading a failed field is skipped
+    (`FailedFieldError`; `check_all` skips only that rule).
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo
+    ) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as err:
+            raise _with_rule_errors(cls, data, info, err) from None
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Only an instance built by `_with_rule_errors` lacks a field: the one that failed.
+            if name in type(self).model_fields:
+                raise FailedFieldError(name)
+            return super().__getattr__(name)
+
+
+def _with_rule_errors(
+    model: type[Model], data: Any, info: ValidationInfo, err: ValidationError
+) -> ValidationError:
+    """The field errors of `err`, plus what the model's rules find in the fields that validated."""
+    errors = err.errors()
+    if not isinstance(data, dict) or any(not e["loc"] for e in errors):
+        return err  # not an object at all, or a whole-model error: there are no fields to judge
+    failed = {e["loc"][0] for e in errors}
+    valid: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias if field.alias in data else name
+        if key not in data or key in failed or name in failed:
+            continue
+        try:
+            valid[name] = _field_adapter(model, name).validate_python(data[key], context=info.context)
+        except ValidationError:
+            continue
+    partial = model.model_construct(**valid)
+    for name in model.model_fields:
+        if name not in valid and (name in failed or model.model_fields[name].alias in failed):
+            partial.__dict__.pop(name, None)  # reading it raises FailedFieldError
+    found: list[InitErrorDetails] = []
+    for decorator in model.__pydantic_decorators__.model_validators.values():
+        if decorator.info.mode != "after":
+            continue
+        rule: Callable[..., Any] = decorator.func
+        try:
+            rule(partial, info) if len(inspect.signature(rule).parameters) == 2 else rule(partial)
+        except FailedFieldError:
+            continue
+        except PydanticCustomError as problem:
+            found.append(InitErrorDetails(type=problem, loc=(), input=data))
+        except ValueError as problem:
+            found.append(InitErrorDetails(type="value_error", loc=(), input=data, ctx={"error": problem}))
+    if not found:
+        return err
+    return ValidationError.from_exception_data(err.title, [*map(_resend, errors), *found])

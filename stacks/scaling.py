@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
-from stacks.fields import Model, cross_field
+from stacks.fields import Model, check_all, cross_field
 
 # VPC CNI prefix delegation: pod IPs come in /28 prefixes of 16 addresses. The CNI keeps
 # WARM_IP_TARGET free IPs per node (and at least MINIMUM_IP_TARGET), instead of a whole spare
@@ -95,7 +95,7 @@ class NodePoolConfig(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> NodePoolConfig:
-        cross_field(self._requirement_issues() + self._limit_and_disruption_issues())
+        check_all(self._requirement_issues, self._limit_and_disruption_issues)
         return self
 
     def _requirement_issues(self) -> list[tuple[str, Any, str]]:

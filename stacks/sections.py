@@ -24,10 +24,11 @@ from stacks.fields import (
     MIN_PRODUCTION_PUBLIC_PREFIX,
     Cidr,
     InstanceType,
+    Issue,
     Model,
     RetentionDays,
     RoleArn,
-    cross_field,
+    check_all,
     instance_architecture,
     is_production,
     is_rfc1918,
@@ -101,40 +102,52 @@ class NetworkConfig(Model):
 
     @model_validator(mode="after")
     def _fits(self) -> NetworkConfig:
-        issues: list[tuple[str, Any, str]] = []
+        check_all(self._cidr_issues, self._prefix_issues, self._endpoint_issues)
+        return self
+
+    def _cidr_issues(self) -> list[Issue]:
+        issues: list[Issue] = []
         if not is_rfc1918(self.cidr):
             issues.append(("cidr", str(self.cidr), "must be a private (RFC 1918) range"))
         if not 16 <= self.cidr.prefixlen <= 24:
             issues.append(("cidr", str(self.cidr), "a VPC CIDR must be between /16 and /24"))
-        if self.public_subnet_prefix <= self.private_subnet_prefix:
-            issues.append(
-                (
-                    "publicSubnetPrefix",
-                    self.public_subnet_prefix,
-                    f"public subnets (only load balancers and NAT) must be smaller than the "
-                    f"/{self.private_subnet_prefix} private subnets that hold the pod IPs",
-                )
-            )
-        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
-            issues.append(("interfaceEndpoints", list(self.interface_endpoints), "lists a service twice"))
-        if not issues:
+        if not issues and not self._prefix_issues():
             try:
                 self.subnets()
             except ValueError as err:
                 issues.append(("cidr", str(self.cidr), str(err)))
-        cross_field(issues)
-        return self
+        return issues
+
+    def _prefix_issues(self) -> list[Issue]:
+        if self.public_subnet_prefix > self.private_subnet_prefix:
+            return []
+        return [
+            (
+                "publicSubnetPrefix",
+                self.public_subnet_prefix,
+                f"public subnets (only load balancers and NAT) must be smaller than the "
+                f"/{self.private_subnet_prefix} private subnets that hold the pod IPs",
+            )
+        ]
+
+    def _endpoint_issues(self) -> list[Issue]:
+        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            return [("interfaceEndpoints", list(self.interface_endpoints), "lists a service twice")]
+        return []
 
     def subnets(self) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]]:
         return subnet_layout(self.cidr, self.az_count, self.private_subnet_prefix, self.public_subnet_prefix)
 
 
 def _quoted_version(value: Any) -> Any:
-    """YAML reads `1.30` as the number 1.3: say to quote it rather than "not a valid string"."""
+    """YAML reads `1.35` as a number (and `1.30` as 1.3): name the value read and the text to write."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        given = str(value)
+        decimals = given.partition(".")[2]
+        quoted = f"{value:.2f}" if isinstance(value, float) and len(decimals) == 1 else given
+        lost = f"; an unquoted {quoted} reads as {given}" if quoted != given else ""
         raise ValueError(
-            f"YAML read this version as the number {value}: quote it "
-            f'(kubernetesVersion: "{value:.2f}"), as an unquoted 1.30 is 1.3'
+            f'YAML read {given} as a number, not a version: quote it (kubernetesVersion: "{quoted}"){lost}'
         )
     return value
 
@@ -165,16 +178,28 @@ class ClusterConfig(Model):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> ClusterConfig:
-        issues: list[tuple[str, Any, str]] = []
-        if not (is_rfc1918(self.service_cidr) and 12 <= self.service_cidr.prefixlen <= 24):
-            issues.append(
-                (
-                    "serviceCidr",
-                    str(self.service_cidr),
-                    "EKS needs a private (RFC 1918) Service CIDR between /12 and /24",
-                )
+        check_all(
+            self._service_cidr_issues,
+            lambda: self._public_access_issues(is_production(info)),
+            self._version_issues,
+            self._admin_issues,
+        )
+        return self
+
+    def _service_cidr_issues(self) -> list[Issue]:
+        if is_rfc1918(self.service_cidr) and 12 <= self.service_cidr.prefixlen <= 24:
+            return []
+        return [
+            (
+                "serviceCidr",
+                str(self.service_cidr),
+                "EKS needs a private (RFC 1918) Service CIDR between /12 and /24",
             )
-        if is_production(info):
+        ]
+
+    def _public_access_issues(self, production: bool) -> list[Issue]:
+        issues: list[Issue] = []
+        if production:
             for c in self.public_access_cidrs:
                 if c.prefixlen < MIN_PRODUCTION_PUBLIC_PREFIX:
                     issues.append(
@@ -186,24 +211,6 @@ class ClusterConfig(Model):
                             f"(/{MIN_PRODUCTION_PUBLIC_PREFIX} or narrower)",
                         )
                     )
-        tier = KUBERNETES_VERSIONS.get(self.kubernetes_version)
-        if tier is None:
-            issues.append(
-                (
-                    "kubernetesVersion",
-                    self.kubernetes_version,
-                    f"not an EKS version this platform supports; use one of {', '.join(KUBERNETES_VERSIONS)}",
-                )
-            )
-        elif tier == "extended" and self.upgrade_support_type == "STANDARD":
-            issues.append(
-                (
-                    "kubernetesVersion",
-                    self.kubernetes_version,
-                    "is only in EKS extended support; upgrade it, or set "
-                    "upgradeSupportType: EXTENDED and accept the extra cost",
-                )
-            )
         if self.endpoint_public_access and not self.public_access_cidrs:
             issues.append(
                 (
@@ -225,10 +232,33 @@ class ClusterConfig(Model):
             for b in self.public_access_cidrs[i + 1 :]:
                 if a.overlaps(b):
                     issues.append(("publicAccessCidrs", f"{a}, {b}", "these CIDRs overlap"))
+        return issues
+
+    def _version_issues(self) -> list[Issue]:
+        tier = KUBERNETES_VERSIONS.get(self.kubernetes_version)
+        if tier is None:
+            return [
+                (
+                    "kubernetesVersion",
+                    self.kubernetes_version,
+                    f"not an EKS version this platform supports; use one of {', '.join(KUBERNETES_VERSIONS)}",
+                )
+            ]
+        if tier == "extended" and self.upgrade_support_type == "STANDARD":
+            return [
+                (
+                    "kubernetesVersion",
+                    self.kubernetes_version,
+                    "is only in EKS extended support; upgrade it, or set "
+                    "upgradeSupportType: EXTENDED and accept the extra cost",
+                )
+            ]
+        return []
+
+    def _admin_issues(self) -> list[Issue]:
         if len(set(self.admin_role_arns)) != len(self.admin_role_arns):
-            issues.append(("adminRoleArns", list(self.admin_role_arns), "lists a role twice"))
-        cross_field(issues)
-        return self
+            return [("adminRoleArns", list(self.admin_role_arns), "lists a role twice")]
+        return []
 
 
 # A managed node group's `releaseVersion` (EKS API CreateNodegroup / UpdateNodegroupVersion
@@ -291,32 +321,35 @@ class SystemNodeGroupConfig(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> SystemNodeGroupConfig:
-        issues: list[tuple[str, Any, str]] = []
+        check_all(self._types_issues, self._release_issues, self._size_issues)
+        return self
+
+    def _types_issues(self) -> list[Issue]:
         if not self.instance_types:
-            issues.append(("instanceTypes", [], "list at least one instance type"))
+            return [("instanceTypes", [], "list at least one instance type")]
+        return [
+            ("instanceTypes", t, f"is {instance_architecture(t)}, but architecture is {self.architecture}")
+            for t in self.instance_types
+            if instance_architecture(t) != self.architecture
+        ]
+
+    def _release_issues(self) -> list[Issue]:
         release = self.ami_release_version
         if release is not None and (problem := _release_format_problem(release, self.ami_family)):
-            issues.append(("amiReleaseVersion", release, problem))
-        if not self.min_size <= self.desired_size <= self.max_size:
-            issues.append(
-                (
-                    "desiredSize",
-                    self.desired_size,
-                    f"must satisfy minSize ({self.min_size}) <= desiredSize "
-                    f"({self.desired_size}) <= maxSize ({self.max_size})",
-                )
+            return [("amiReleaseVersion", release, problem)]
+        return []
+
+    def _size_issues(self) -> list[Issue]:
+        if self.min_size <= self.desired_size <= self.max_size:
+            return []
+        return [
+            (
+                "desiredSize",
+                self.desired_size,
+                f"must satisfy minSize ({self.min_size}) <= desiredSize "
+                f"({self.desired_size}) <= maxSize ({self.max_size})",
             )
-        for t in self.instance_types:
-            if instance_architecture(t) != self.architecture:
-                issues.append(
-                    (
-                        "instanceTypes",
-                        t,
-                        f"is {instance_architecture(t)}, but architecture is {self.architecture}",
-                    )
-                )
-        cross_field(issues)
-        return self
+        ]
 
 
 _PROM_DURATION = re.compile(r"[1-9]\d*(ms|s|m|h|d|w|y)", re.ASCII)
@@ -334,21 +367,24 @@ class MonitoringConfig(Model):
 
     @model_validator(mode="after")
     def _valid(self) -> MonitoringConfig:
-        issues: list[tuple[str, Any, str]] = []
-        if not _PROM_DURATION.fullmatch(self.retention):
-            issues.append(
-                ("retention", self.retention, "a Prometheus duration: a number and ms, s, m, h, d, w or y")
-            )
-        if self.storage_gib < MIN_PROMETHEUS_GIB:
-            issues.append(
-                (
-                    "storageGiB",
-                    self.storage_gib,
-                    f"at least {MIN_PROMETHEUS_GIB} GiB: Prometheus needs room for its WAL and compaction",
-                )
-            )
-        cross_field(issues)
+        check_all(self._retention_issues, self._storage_issues)
         return self
+
+    def _retention_issues(self) -> list[Issue]:
+        if _PROM_DURATION.fullmatch(self.retention):
+            return []
+        return [("retention", self.retention, "a Prometheus duration: a number and ms, s, m, h, d, w or y")]
+
+    def _storage_issues(self) -> list[Issue]:
+        if self.storage_gib >= MIN_PROMETHEUS_GIB:
+            return []
+        return [
+            (
+                "storageGiB",
+                self.storage_gib,
+                f"at least {MIN_PROMETHEUS_GIB} GiB: Prometheus needs room for its WAL and compaction",
+            )
+        ]
 
     @property
     def retention_size(self) -> str:

@@ -27,6 +27,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from stacks.config import OFFLINE_KEY, SECRET_PLACEHOLDER
 from stacks.data import load_yaml, read_yaml
+from stacks.errors import repeated_key
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
@@ -565,8 +566,11 @@ def _engine_string(value: Any) -> str:
     return json.dumps(value)
 
 
-def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str], list[str]]:
-    """Read `Pulumi.<stack>.yaml` the way the engine hands it to a program.
+def stack_config(
+    stack: str, project: str | None = None, document: dict[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Read `Pulumi.<stack>.yaml` (or `document`, a stack file's content) the way the engine hands
+    it to a program.
 
     Project-level `default`/`value` entries of Pulumi.yaml apply where the stack file is silent;
     values become strings (objects, lists and booleans as JSON); bare keys join the project
@@ -580,7 +584,8 @@ def stack_config(stack: str, project: str | None = None) -> tuple[dict[str, str]
         for attr in ("value", "default"):
             if isinstance(decl, dict) and attr in decl:
                 raw[full] = _engine_string(decl[attr])
-    document = read_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+    if document is None:
+        document = read_stack_file(ROOT / f"Pulumi.{stack}.yaml")
     secret_keys: list[str] = []
     for key, value in document["config"].items():
         full = key if ":" in key else f"{project}:{key}"
@@ -621,6 +626,10 @@ def read_stack_file(path: Path) -> dict[str, Any]:
             path.name,
             "has no `config:` mapping; a stack file holds its keys under `config:` (see Pulumi.dev.yaml)",
         )
+    repeated = repeated_key(yaml.compose(path.read_text(encoding="utf-8")))  # the CLI refuses these
+    if repeated:
+        mark, why = repeated
+        raise StackFileError(f"{path.name}:{mark.line + 1}:{mark.column + 1}", why)
     return document
 
 

@@ -68,7 +68,7 @@ from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findin
 from tools.rehearsal_view import render_rehearsal
 
 if TYPE_CHECKING:
-    from stacks.config import PlatformConfig
+    from stacks.config import ConfigError, PlatformConfig
 
 # What a reviewer wants to see first for each type: engine input paths.
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -365,15 +365,7 @@ def _plan(argv: list[str] | None) -> int:
         errors.print("Nothing was planned; fix the file and run again.")
         return 2
     except ConfigError as err:
-        errors.print(f"[bold red]Invalid configuration[/] in {err.source}:", highlight=False)
-        for issue in err.issues:
-            errors.print(
-                f"  [red]✗[/] [bold]{escape(issue.key)}[/] = "
-                f"{escape(issue.shown_value)}: {escape(issue.message)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        errors.print(f"{len(err.issues)} problem(s); nothing was planned.")
+        print_config_error(err, errors)
         return 2
 
     plan = analyse(result, cfg)
@@ -443,6 +435,19 @@ def _plan_identity(stack: str, json_path: Path | None, console: Console | None) 
     if json_path:
         json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return 0
+
+
+def print_config_error(err: ConfigError, errors: Console) -> None:
+    """What `make plan` prints for an invalid stack file (docs quote it; tests/unit/test_doc_errors.py)."""
+    errors.print(f"[bold red]Invalid configuration[/] in {err.source}:", highlight=False)
+    for issue in err.issues:
+        errors.print(
+            f"  [red]✗[/] [bold]{escape(issue.key)}[/] = "
+            f"{escape(issue.shown_value)}: {escape(issue.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    errors.print(f"{len(err.issues)} problem(s); nothing was planned.")
 
 
 def exit_now(code: int) -> None:

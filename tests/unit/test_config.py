@@ -14,9 +14,10 @@ import stacks.delivery
 import tools.mocks
 from stacks import placeholders
 from stacks.config import OFFLINE_KEY, PROJECT, ConfigError, PlatformConfig, validate
+from stacks.errors import translate
 from stacks.fields import INSTANCE_TYPES, KUBERNETES_VERSIONS, REGIONS, did_you_mean, instance_architecture
 from stacks.sections import subnet_layout
-from tools.mocks import stack_config
+from tools.mocks import ROOT, StackFileError, stack_config
 
 Raw = dict[str, str]
 Mutation = Callable[[Raw], None]
@@ -217,7 +218,14 @@ BAD = [
     ),
     ("namespace-other", "dev", top("kubernetes:context", "dev"), "kubernetes:context", "unknown namespace"),
     ("pool-key-typo", "prod", pool(cpuLimits=10), "karpenter.nodePools.0.cpuLimits", "mean 'cpuLimit'"),
-    ("k8s-float", "dev", clu(kubernetesVersion=1.3), "cluster.kubernetesVersion", 'quote it .*"1.30"'),
+    ("k8s-float", "dev", clu(kubernetesVersion=1.3), "cluster.kubernetesVersion", r'read 1.3 as .*"1.30"\)'),
+    (
+        "k8s-float-35",
+        "dev",
+        clu(kubernetesVersion=1.35),
+        "cluster.kubernetesVersion",
+        r'read 1.35 as .*"1.35"\)$',
+    ),
     ("k8s-no-hint", "dev", nested("cluster", zzzz=1), "cluster.zzzz", "known keys: adminRoleArns, "),
     ("cidr-malformed", "dev", net(cidr="10.0.0.300/16"), "network.cidr", "not an IPv4 CIDR"),
     (
@@ -230,9 +238,15 @@ BAD = [
     ("cidr-public", "prod", net(cidr="11.0.0.0/16"), "network.cidr", r"private \(RFC 1918\)"),
     ("cidr-too-wide", "dev", net(cidr="10.0.0.0/8"), "network.cidr", "between /16 and /24"),
     ("cidr-too-small", "prod", net(cidr="10.20.0.0/22"), "network.cidr", "too small for 3 AZs of a /18"),
-    ("az-count-1", "dev", net(azCount=1), "network.azCount", "greater than or equal to 2"),
-    ("az-count-7", "dev", net(azCount=7), "network.azCount", "less than or equal to 6"),
-    ("nat-value", "dev", net(natStrategy="perAz"), "network.natStrategy", "'single' or 'onePerAz'"),
+    ("az-count-1", "dev", net(azCount=1), "network.azCount", "must be at least 2, got 1$"),
+    ("az-count-7", "dev", net(azCount=7), "network.azCount", "must be at most 6, got 7$"),
+    (
+        "nat-value",
+        "dev",
+        net(natStrategy="perAz"),
+        "network.natStrategy",
+        "^must be 'single' or 'onePerAz', got 'perAz'$",
+    ),
     ("nat-typo", "dev", rename("network", "natStrategy", "natStrategi"), "network.natStrategi", NAT_HINT),
     ("retention-31", "dev", net(flowLogRetentionDays=31), "network.flowLogRetentionDays", "31 days is not"),
     ("prefix-swap", "dev", PREFIX_SWAP, "network.publicSubnetPrefix", "smaller than the /21 private"),
@@ -250,7 +264,7 @@ BAD = [
     ("cidrs-no-effect", "dev", clu(endpointPublicAccess=False), "cluster.publicAccessCidrs", "no effect"),
     ("k8s-1.29", "dev", clu(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "not an EKS version"),
     ("k8s-extended", "prod", clu(kubernetesVersion="1.33"), "cluster.kubernetesVersion", "only in EKS ext"),
-    ("support", "dev", clu(upgradeSupportType="extended"), "cluster.upgradeSupportType", "'EXTENDED'"),
+    ("support", "dev", clu(upgradeSupportType="extended"), "cluster.upgradeSupportType", "got 'extended'$"),
     ("service-in-vpc", "dev", clu(serviceCidr="10.10.128.0/17"), "cluster.serviceCidr", "overlaps the VPC"),
     ("arn-user", "dev", clu(adminRoleArns=[USER_ARN]), "cluster.adminRoleArns.0", "not an IAM role ARN"),
     ("arn-account", "prod", clu(adminRoleArns=[SHORT_ID]), "cluster.adminRoleArns.0", "not an IAM role"),
@@ -261,7 +275,7 @@ BAD = [
     ("arm-on-x86", "prod", ng(architecture="x86_64"), "systemNodeGroup.instanceTypes", "arm64, but architec"),
     ("x86-on-arm", "prod", ng(instanceTypes=["c7i.large"]), "systemNodeGroup.instanceTypes", "x86_64, but"),
     ("no-types", "dev", ng(instanceTypes=[]), "systemNodeGroup.instanceTypes", "at least one instance type"),
-    ("disk-10", "dev", ng(diskSizeGiB=10), "systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
+    ("disk-10", "dev", ng(diskSizeGiB=10), "systemNodeGroup.diskSizeGiB", "at least 20, got 10$"),
     ("tag-aws-prefix", "dev", nested("tags", **{"aws:owner": "me"}), "tags", "'aws:' prefix is reserved"),
     ("tag-bad-char", "dev", nested("tags", **{"team#1": "me"}), "tags", "1-128 characters"),
     ("production-yes", "dev", top("eks-platform:production", "yes"), "production", "must be true or false"),
@@ -290,13 +304,20 @@ BAD = [
         "aws:region",
     ),
     ("tag-reserved", "dev", nested("tags", **{"managed-by": "terraform"}), "tags", "set by the platform"),
-    ("min-as-string", "dev", ng(minSize="2"), "systemNodeGroup.minSize", "valid integer"),
+    (
+        "min-as-string",
+        "dev",
+        ng(minSize="2"),
+        "systemNodeGroup.minSize",
+        "whole number, got '2': remove the quotes",
+    ),
+    ("max-abc", "dev", ng(maxSize="abc"), "systemNodeGroup.maxSize", "^must be a whole number, got 'abc'$"),
     (
         "public-as-string",
         "dev",
         clu(endpointPublicAccess="on"),
         "cluster.endpointPublicAccess",
-        "valid boolean",
+        "^must be true or false, got 'on'$",
     ),
     (
         "type-newline",
@@ -354,6 +375,172 @@ def test_independent_errors_are_all_reported_at_once():
     text = str(info.value)
     assert text.startswith(f"Pulumi.dev.yaml: {len(issues)} invalid configuration value(s):")
     assert all(str(i) in text for i in issues)
+
+
+# (id, stack, mutations, the keys every one of which is reported)
+INDEPENDENT = [
+    (
+        "type-and-max",
+        "dev",
+        [ng(maxSize=1, instanceTypes=["t4g.larg"])],
+        {"systemNodeGroup.instanceTypes.0", "systemNodeGroup.desiredSize"},
+    ),
+    (
+        "version-and-service-cidr",
+        "dev",
+        [clu(kubernetesVersion=1.3, serviceCidr="8.8.0.0/16")],
+        {"cluster.kubernetesVersion", "cluster.serviceCidr"},
+    ),
+    (
+        "az-count-and-endpoints",
+        "prod",
+        [net(azCount=1, interfaceEndpoints=["sts", "sts"])],
+        {"network.azCount", "network.interfaceEndpoints"},
+    ),
+    (
+        "section-and-across-sections",
+        "dev",
+        [ng(instanceTypes=["t4g.larg"]), clu(serviceCidr="10.10.128.0/17")],
+        {"systemNodeGroup.instanceTypes.0", "cluster.serviceCidr"},
+    ),
+    (
+        "region-and-protect",
+        "prod",
+        [top("aws:region", "eu-wst-1"), top("eks-platform:protect", "false")],
+        {"aws:region", "protect"},
+    ),
+    (
+        "pool-name-and-limit",
+        "prod",
+        [pool(name="Spot_Pool", cpuLimit="lots")],
+        {"karpenter.nodePools.0.name", "karpenter.nodePools.0.cpuLimit"},
+    ),
+    (
+        "retention-and-storage",
+        "prod",
+        [top("eks-platform:monitoring", json.dumps({"retention": "15 days", "storageGiB": "50"}))],
+        {"monitoring.retention", "monitoring.storageGiB"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "mutations", "keys"), [c[1:] for c in INDEPENDENT], ids=[c[0] for c in INDEPENDENT]
+)
+def test_every_independent_problem_is_reported(stack, mutations, keys):
+    """A field that fails its own check does not hide the rules that do not read it."""
+    raw = _raw(stack)
+    for mutate in mutations:
+        mutate(raw)
+    with pytest.raises(ConfigError) as info:
+        _validate(stack, raw)
+    reported = {i.key for i in info.value.issues}
+    assert {k if ":" in k else f"{PROJECT}:{k}" for k in keys} <= reported, str(info.value)
+
+
+def test_a_rule_reading_a_failed_field_says_nothing():
+    raw = _raw("dev")
+    ng(maxSize="abc")(raw)  # desiredSize <= maxSize cannot be judged, and is not
+    with pytest.raises(ConfigError) as info:
+        _validate("dev", raw)
+    assert [str(i) for i in info.value.issues] == [
+        "eks-platform:systemNodeGroup.maxSize = \"abc\": must be a whole number, got 'abc'"
+    ]
+
+
+def without(section: str, *path: str | int) -> Mutation:
+    """Delete one key inside a JSON object key (`path` leads to it through lists and objects)."""
+
+    def mutate(raw: Raw) -> None:
+        obj = json.loads(raw[f"{PROJECT}:{section}"])
+        inner = obj
+        for part in path[:-1]:
+            inner = inner[part]
+        del inner[path[-1]]
+        raw[f"{PROJECT}:{section}"] = json.dumps(obj)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("stack", "mutate", "key", "message"),
+    [
+        (
+            "dev",
+            without("karpenter", "nodePools", 0, "cpuLimit"),
+            "karpenter.nodePools.0.cpuLimit",
+            "required: Total vCPUs the pool may run (its `limits.cpu`)",
+        ),
+        (
+            "dev",
+            without("delivery", "services", 0, "githubRepository"),
+            "delivery.services.0.githubRepository",
+            "required: GitHub `owner/repo` whose CI builds the image",
+        ),
+    ],
+)
+def test_a_missing_key_says_what_is_required(stack, mutate, key, message):
+    raw = _raw(stack)
+    mutate(raw)
+    with pytest.raises(ConfigError) as info:
+        _validate(stack, raw)
+    assert [str(i) for i in info.value.issues] == [f"{PROJECT}:{key} = (not set): {message}"]
+
+
+def test_a_deleted_first_name_line_names_the_entry():
+    """`- name: catalog` deleted: YAML reads the entry's other keys as `services` itself."""
+    raw = _raw("dev")
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    entry = delivery["services"][0]
+    del entry["name"]
+    delivery["services"] = entry
+    raw[f"{PROJECT}:delivery"] = json.dumps(delivery)
+    with pytest.raises(ConfigError) as info:
+        _validate("dev", raw)
+    (issue,) = info.value.issues
+    assert issue.key == f"{PROJECT}:delivery.services.0"
+    assert issue.message.startswith("missing `name`: each entry starts with `- name: <name>`")
+    assert "must be a list" not in str(info.value)
+
+
+def test_a_deleted_later_name_line_names_the_entry(tmp_path):
+    """The next entry's keys continue the one before: PyYAML would keep the last silently."""
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    assert "      - name: spot\n" in text
+    broken = tmp_path / "Pulumi.prod.yaml"
+    broken.write_text(text.replace("      - name: spot\n", ""))
+    with pytest.raises(StackFileError) as info:
+        tools.mocks.read_stack_file(broken)
+    assert str(info.value).startswith("Pulumi.prod.yaml:")
+    assert "eks-platform:karpenter.nodePools.1 is missing `name`" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ctx", "value", "message"),
+    [
+        ("int_parsing", {}, "abc", "must be a whole number, got 'abc'"),
+        (
+            "int_type",
+            {},
+            "3",
+            "must be a whole number, got '3': remove the quotes, YAML reads a quoted number as text",
+        ),
+        ("int_from_float", {}, 2.5, "must be a whole number, got 2.5"),
+        ("bool_type", {}, "yes", "must be true or false, got 'yes'"),
+        ("string_type", {}, 1.3, "must be text (quote it), got 1.3"),
+        ("greater_than_equal", {"ge": 2}, 1, "must be at least 2, got 1"),
+        ("less_than_equal", {"le": 6}, 7, "must be at most 6, got 7"),
+        ("literal_error", {"expected": "'a' or 'b'"}, "c", "must be 'a' or 'b', got 'c'"),
+        ("string_too_short", {"min_length": 1}, "", "must have at least 1 character"),
+        ("missing", {}, None, "required: The node group's instance types"),
+        ("value_error", {}, "x", "Value error, plain words"),
+    ],
+)
+def test_pydantic_errors_in_the_platforms_words(kind, ctx, value, message):
+    description = "The node group's instance types." if kind == "missing" else None
+    raw_message = "Value error, plain words" if kind == "value_error" else "pydantic's words"
+    expected = "plain words" if kind == "value_error" else message
+    assert translate(kind, ctx, value, raw_message, description) == expected
 
 
 def test_bad_config_registers_no_resource(monkeypatch):

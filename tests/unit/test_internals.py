@@ -8,6 +8,7 @@ the program's transforms over them (tools/mocks.py), so the plan shows the trans
 from __future__ import annotations
 
 import dataclasses
+from functools import cache
 from typing import Any
 
 import pulumi
@@ -22,15 +23,23 @@ from analysis.rehearsal import section
 from components.cluster import CREATOR_ADMIN, creator_admin_off
 from tests.unit.rehearsal_plans import mutate, reg
 from tools.mocks import ACCOUNT_ID, Account, PlanResult, Registration, reveal, run_stack
+from tools.plan import run_identity
 from tools.policy_check import Finding
 
 CLUSTER = "eks:index:Cluster"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
+@cache
+def identity_records(stack: str) -> tuple[Registration, ...]:
+    """The stack's identity project (identity/): its Deployments settings are the platform's deploy
+    path, so the rehearsal judges the platform plan with them, as `make plan` does."""
+    return tuple(run_identity(stack).records)
+
+
 def rules(plan: PlanResult, level: str | None = None) -> dict[str, list[Finding]]:
     out: dict[str, list[Finding]] = {}
-    for f in section(plan.records, plan.lookups)[1]:
+    for f in section(plan.records, plan.lookups, identity_records(plan.stack))[1]:
         if level is None or f.level == level:
             out.setdefault(f.rule, []).append(f)
     return out
@@ -334,11 +343,16 @@ def test_a_secret_in_its_recovery_window_cannot_be_adopted(prod: PlanResult) -> 
     """A destroy that deletes a fixed-name secret with a window leaves its name taken; the lookup does
     not see it (ListSecrets omits it; secret.go findSecretByID reads it as not found), so the plan
     names it and what a person does."""
-    token = next(r for r in prod.of_type(SECRET) if "agent-token" in r.name)
-    assert token.get("recoveryWindowInDays") == 0  # a credential: force-deleted, name free at once
+    # The agent pool's token (identity/) is a credential: force-deleted, its name free at once.
+    (agent_token,) = [r for r in run_identity("prod").of_type(SECRET) if "agent-token" in r.name]
+    assert agent_token.get("recoveryWindowInDays") == 0
+    # Any other fixed-name secret that a destroy deletes with a window keeps its name taken.
+    token = next(r for r in prod.of_type(SECRET) if r.get("name") == "eks-platform-prod/grafana-admin")
     windowed = mutate(
         prod,
-        lambda r: dataclasses.replace(r, raw_inputs={**r.raw_inputs, "recoveryWindowInDays": 30}),
+        lambda r: dataclasses.replace(
+            r, raw_inputs={**r.raw_inputs, "recoveryWindowInDays": 30}, retain_on_delete=False
+        ),
         lambda r: r.urn == token.urn,
     )
     account = destroyed(windowed.records, Account())

@@ -124,7 +124,7 @@ BAD_DELIVERY = [
         "githubOidcProviderArn",
         "GitHub Actions OIDC",
     ),
-    ("retention", {"keepTaggedImages": 0}, "keepTaggedImages", "greater than or equal to 1"),
+    ("retention", {"keepTaggedImages": 0}, "keepTaggedImages", "at least 1, got 0"),
     ("typo", {"servcies": []}, "delivery.servcies", "unknown key"),
 ]
 

@@ -55,7 +55,8 @@ help:
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
 	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
 	@echo "  make integration                            ephemeral-stack tests on a real account (~30 min, costs money)"
-	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy ephemeral stacks left by crashed runs (never a live one)"
+	@echo "  make it-cleanup [ARGS='--older-than 0']     destroy it-* stacks whose run started > 4 h ago (never a live one;"
+	@echo "                                              each in its own aws:region); ARGS='--stack it-x': exactly that one"
 	@echo "Stacks: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)) (one per Pulumi.<stack>.yaml; docs/adding-a-stack.md)"
 
 # (Re)build the virtualenv when it is missing or a requirements file changed. `make plan` needs only

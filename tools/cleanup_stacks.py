@@ -1,18 +1,24 @@
 """Destroy ephemeral integration stacks left behind by crashed, timed-out or cancelled runs.
 
-    python -m tools.cleanup_stacks [--older-than HOURS] [--include-in-progress] [--dry-run] [--region R]
+    python -m tools.cleanup_stacks [--older-than HOURS] [--stack it-x ...] [--dry-run] [--region R]
 
 Needs the Pulumi CLI (logged in to the backend the tests used), AWS credentials, and, to clean the
 test's own Kubernetes objects first, `kubectl` and the `aws` CLI. Only stacks named `it-*` of this
-project are touched.
+project are touched, each in its own region: the `aws:region` of its config (`--region`, default
+AWS_REGION, serves only a stack without one).
 
-Which stacks: `pulumi stack ls --json` omits `lastUpdate` while an update runs (pulumi/pulumi
-`pkg/cmd/pulumi/stack/stack_list.go` `formatStackSummariesJSON` at v3.259.0, the newest tag
-in the mirror; the pinned 3.272.0 SDK's `list_stacks` reads the same fields: Pulumi Cloud reports
-`updateInProgress: true` instead; a stack whose first `up` has written nothing yet has neither). Such
-a stack is a live run, never stale by age: it is cleaned only with `--include-in-progress` (CI, after
-its own run, in a concurrency group no other run shares) or once its `eks-platform:it-started` tag
-(set by the test when it creates the stack) is older than `--max-run-hours`.
+Which stacks. A run's liveness comes from the run itself, never from the backend: between `up` and
+`destroy` (the checks) a live run has no update in progress and a last update as recent as its
+`up`, and Pulumi Cloud's `stack ls` lists every `it-*` stack the token can see, developers' runs
+included. So each run tags its stack before `up` with `eks-platform:it-started` (UTC) and
+`eks-platform:it-run` (whose run), and a stack is stale only once that start is older than
+MAX_RUN_HOURS (longer than any run), whatever `--older-than` says; a finished one's last update must
+also be older than `--older-than`. (`pulumi stack ls --json` omits `lastUpdate` while an update
+runs: pulumi/pulumi `pkg/cmd/pulumi/stack/stack_list.go` `formatStackSummariesJSON` at v3.259.0,
+the newest tag in the mirror; the pinned 3.272.0 SDK's `list_stacks` reads the same fields.) A
+stack without the tag counts only when finished and last updated more than MAX_RUN_HOURS ago.
+`--stack it-x` cleans exactly that stack whatever its age: CI's post-run step names its own run's
+stack (the file EKS_PLATFORM_IT_STACK_FILE the test writes), so it never touches another run.
 
 Each picked stack gets, in order (one stack's failure never stops the others; exit 1 if any failed):
 1. `pulumi cancel` when the backend reports an update in progress, or when the refresh hits the
@@ -41,6 +47,7 @@ Pulumi's output is printed verbatim (no rich markup: it would swallow `[...]`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -62,7 +69,10 @@ from tools.mocks import ROOT
 STACK_PREFIX = "it-"
 PROJECT = "eks-platform"
 STARTED_TAG = "eks-platform:it-started"  # ISO 8601 UTC, set by tests/integration/conftest.py
-MAX_RUN_HOURS = 4.0  # longer than the weekly workflow's job (180 min): older in-progress runs are dead
+RUN_TAG = "eks-platform:it-run"  # whose run: a GitHub Actions run or user@host (conftest.py)
+# No run lasts longer: the weekly job stops at 180 min, and a local run (up ~25 min, checks ~30 min,
+# destroy ~20 min) is far shorter. A stack younger than this may be a live run: never touched.
+MAX_RUN_HOURS = 4.0
 # Every Kubernetes object the integration tests create carries this label (any value).
 IT_OBJECT_LABEL = "eks-platform.io/integration-test"
 IT_NODE_POOL = "it-karpenter"
@@ -104,6 +114,7 @@ class StackOps(Protocol):
         on_output: Callable[[str], Any] | None = None,
     ) -> Any: ...
     def destroy(self, *, color: str | None = None, on_output: Callable[[str], Any] | None = None) -> Any: ...
+    def get_config(self, key: str) -> Any: ...  # a ConfigValue; CommandError when the key is unset
 
 
 class Account(Protocol):
@@ -139,24 +150,53 @@ def stale(
     older_than_hours: float,
     *,
     started: Mapping[str, dt.datetime | None] | None = None,
-    include_in_progress: bool = False,
-    max_run_hours: float = MAX_RUN_HOURS,
 ) -> list[Summary]:
-    """The `it-*` stacks to clean, by name: finished before the cutoff, or in progress when asked
-    to (`include_in_progress`) or when they started (`started`, by name) longer ago than any run."""
+    """The `it-*` stacks to clean, by name. A run's liveness comes from the run itself: a stack is
+    stale only once its run started (its `eks-platform:it-started` tag, by name in `started`) more
+    than MAX_RUN_HOURS ago, whatever `older_than_hours` says. A live run between `up` and `destroy`
+    has no update in progress and a last update as recent as its `up`, and `stack ls` lists every
+    developer's `it-*` stacks the token can see: neither its last update nor its lock tells it from a
+    dead one. Beyond that, a finished stack's last update must be older than `older_than_hours`; a
+    stack without the tag (made before the tag, or killed before it was set) counts only when it
+    is finished and its last update is itself older than MAX_RUN_HOURS."""
     now = now.astimezone(dt.UTC)
-    cutoff, dead = now - dt.timedelta(hours=older_than_hours), now - dt.timedelta(hours=max_run_hours)
+    cutoff, dead = now - dt.timedelta(hours=older_than_hours), now - dt.timedelta(hours=MAX_RUN_HOURS)
     picked = []
     for summary in summaries:
         if not short_name(summary.name).startswith(STACK_PREFIX):
             continue
-        if in_progress(summary):
-            began = as_utc((started or {}).get(summary.name))
-            if include_in_progress or (began is not None and began <= dead):
-                picked.append(summary)
-        elif (updated := as_utc(summary.last_update)) is not None and updated <= cutoff:
+        began = as_utc((started or {}).get(summary.name))
+        updated = as_utc(summary.last_update)
+        if in_progress(summary) or updated is None:
+            old = began is not None and began <= dead
+        else:
+            old = updated <= cutoff and (began <= dead if began is not None else updated <= dead)
+        if old:
             picked.append(summary)
     return sorted(picked, key=lambda s: s.name)
+
+
+def named(summaries: Iterable[Summary], names: Iterable[str]) -> tuple[list[Summary], list[str]]:
+    """The stacks `--stack` names (a run's own stack, cleaned whatever its age), and the names that
+    match no `it-*` stack."""
+    wanted = {short_name(n) for n in names}
+    picked = [
+        s for s in summaries if short_name(s.name) in wanted and short_name(s.name).startswith(STACK_PREFIX)
+    ]
+    found = {short_name(s.name) for s in picked}
+    return sorted(picked, key=lambda s: s.name), sorted(wanted - found)
+
+
+def run_tags(env: Mapping[str, str], now: dt.datetime, host: str, user: str) -> dict[str, str]:
+    """The tags a run sets on its stack before `up`: when it started (what `stale` ages it by) and
+    whose run it is (a GitHub Actions run, or a developer's machine), so that a reader of
+    `make it-cleanup --dry-run` sees whose stack it keeps."""
+    if env.get("GITHUB_RUN_ID"):
+        repo, run = env.get("GITHUB_REPOSITORY", "?"), env["GITHUB_RUN_ID"]
+        owner = f"github-actions {repo} run {run}"
+    else:
+        owner = f"{user}@{host}"
+    return {STARTED_TAG: now.astimezone(dt.UTC).isoformat(timespec="seconds"), RUN_TAG: owner}
 
 
 def parse_started(value: str | None) -> dt.datetime | None:
@@ -322,14 +362,28 @@ def clean_stack(
     return Outcome(summary.name, tuple(steps), (), (), tuple(report))
 
 
+def stack_region(stack: StackOps, fallback: str | None) -> str | None:
+    """The region the stack's resources are in: its own `aws:region` (every `it-*` stack sets it,
+    tests/integration/conftest.py it_config), else `fallback` (--region / AWS_REGION). A developer's
+    run in another region than this machine's must be searched and deleted where it is."""
+    try:
+        value = stack.get_config("aws:region")
+    except Exception:  # the SDK's CommandError: the key is not set
+        return fallback
+    return str(getattr(value, "value", value) or "") or fallback
+
+
 def clean_all(
     summaries: Sequence[Summary],
     select: Callable[[str], StackOps],
     remove: Callable[[str], None],
-    account: Account,
+    accounts: Callable[[str], Account],
     out: Callable[[str], None],
+    *,
+    fallback_region: str | None = None,
 ) -> list[Outcome]:
-    """Clean every stack in turn; a failure (even in `select`) stays its own."""
+    """Clean every stack in turn, in its own region (`accounts`: region -> the account there); a
+    failure (even in `select`) stays its own."""
     outcomes = []
     for summary in summaries:
         try:
@@ -337,7 +391,13 @@ def clean_all(
         except Exception as err:  # selecting the stack failed: nothing ran
             outcomes.append(Outcome(summary.name, (), (str(err).strip()[-500:],)))
             continue
-        outcomes.append(clean_stack(summary, stack, remove, account, out))
+        region = stack_region(stack, fallback_region)
+        if region is None:
+            why = "no aws:region in the stack's config and no --region / AWS_REGION: where would it look?"
+            outcomes.append(Outcome(summary.name, (), (why,)))
+            continue
+        outcome = clean_stack(summary, stack, remove, accounts(region), out)
+        outcomes.append(dataclasses.replace(outcome, report=(f"region {region}", *outcome.report)))
     return outcomes
 
 
@@ -431,14 +491,18 @@ def missing_tools(which: Callable[[str], str | None] = shutil.which) -> list[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make it-cleanup", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--older-than", type=float, default=6.0, help="hours since the last update (UTC)")
     parser.add_argument(
-        "--include-in-progress",
-        action="store_true",
-        help="also clean stacks whose update is in progress (only where no run can be live, as in CI)",
+        "--older-than",
+        type=float,
+        default=6.0,
+        help=f"hours since a finished stack's last update (UTC); whatever it says, a stack whose run "
+        f"started less than {MAX_RUN_HOURS:g} h ago is never touched",
     )
     parser.add_argument(
-        "--max-run-hours", type=float, default=MAX_RUN_HOURS, help="an older in-progress run is dead"
+        "--stack",
+        action="append",
+        default=[],
+        help="clean exactly this it-* stack whatever its age (a run's own stack, after the run; repeatable)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list the stacks it would clean, touch nothing"
@@ -446,12 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--region",
         default=aws_region(),
-        help="the stacks' region (default: AWS_REGION, else AWS_DEFAULT_REGION)",
+        help="only for a stack without aws:region in its config (default: AWS_REGION or AWS_DEFAULT_REGION)",
     )
     args = parser.parse_args(argv)
     console = plain_console()
-    if args.region is None:
-        parser.error("no region: pass --region or set AWS_REGION (the region the tests used)")
     if missing := missing_tools():
         console.print("Cannot clean up:\n  - " + "\n  - ".join(missing))
         return 2
@@ -461,33 +523,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = workspace_options()
     workspace = auto.LocalWorkspace(work_dir=str(ROOT), env_vars=DELETE_UNREACHABLE)
     summaries = [s for s in workspace.list_stacks() if short_name(s.name).startswith(STACK_PREFIX)]
-    started = {}
+    tags: dict[str, Mapping[str, str]] = {}
     for summary in summaries:
-        if in_progress(summary):
-            try:
-                started[summary.name] = parse_started(workspace.get_tag(summary.name, STARTED_TAG))
-            except auto.CommandError:
-                started[summary.name] = None
-    picked = stale(
-        summaries,
-        dt.datetime.now(dt.UTC),
-        args.older_than,
-        started=started,
-        include_in_progress=args.include_in_progress,
-        max_run_hours=args.max_run_hours,
-    )
+        try:
+            tags[summary.name] = workspace.list_tags(summary.name)
+        except auto.CommandError:
+            tags[summary.name] = {}
+    if args.stack:
+        picked, unknown = named(summaries, args.stack)
+        if unknown:
+            console.print(f"no it-* stack named {', '.join(unknown)}")
+    else:
+        started = {name: parse_started(t.get(STARTED_TAG)) for name, t in tags.items()}
+        picked, unknown = stale(summaries, dt.datetime.now(dt.UTC), args.older_than, started=started), []
     for summary in summaries:
         verdict = "clean" if summary in picked else "keep"
         age = "update in progress" if in_progress(summary) else f"last update {as_utc(summary.last_update)}"
-        console.print(f"{verdict} {summary.name}: {age}, started {started.get(summary.name, '-')}")
+        run = tags[summary.name]
+        began, owner = run.get(STARTED_TAG, "-"), run.get(RUN_TAG, "-")
+        console.print(f"{verdict} {summary.name}: {age}, started {began}, run {owner}")
     if not picked or args.dry_run:
-        return 0
+        return 1 if unknown else 0
     outcomes = clean_all(
         picked,
         lambda name: auto.select_stack(stack_name=name, work_dir=str(ROOT), opts=options),
         workspace.remove_stack,
-        AwsAccount(boto3.Session(region_name=args.region)),
+        lambda region: AwsAccount(boto3.Session(region_name=region)),
         lambda line: console.print(line, end=""),
+        fallback_region=args.region,
     )
     for outcome in outcomes:
         status = "cleaned" if outcome.ok else "NOT clean"
@@ -498,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"  blocked: {line}")
         for leak in outcome.leaks:
             console.print(f"  left behind: {leak}")
-    return 0 if all(o.ok for o in outcomes) else 1
+    return 0 if all(o.ok for o in outcomes) and not unknown else 1
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ offline); with it, a missing prerequisite stops the run with a non-zero exit nam
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import ipaddress
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,7 +26,7 @@ import pytest
 from stacks.config import PROJECT as CONFIG_PROJECT
 from stacks.config import ConfigError, validate
 from stacks.gitops_tree import repo_url_issues
-from tools.cleanup_stacks import PROJECT, STACK_PREFIX, STARTED_TAG, aws_region, missing_tools, orphans
+from tools.cleanup_stacks import PROJECT, STACK_PREFIX, aws_region, missing_tools, orphans, run_tags
 from tools.leak_check import destroy_blockers, error_lines, find_leaks
 from tools.leak_delete import delete_leaks
 from tools.mocks import ROOT
@@ -32,6 +34,7 @@ from tools.mocks import ROOT
 OPT_IN = "EKS_PLATFORM_IT"
 API_CIDR = "EKS_PLATFORM_IT_API_CIDR"  # the runner's egress /32: the API endpoint admits only it
 GITOPS_REPO = "EKS_PLATFORM_IT_GITOPS_REPO"  # the repository ArgoCD clones (this one, or a fork)
+STACK_FILE = "EKS_PLATFORM_IT_STACK_FILE"  # optional: where the run writes its stack's name (CI's cleanup)
 # ArgoCD syncs this folder on an ephemeral stack: platform/gitops/<it-random> cannot exist.
 IT_GITOPS_PATH = "tests/integration/gitops"
 # The one service of an ephemeral stack: its namespace is where ArgoCD deploys the GitOps folder's
@@ -284,10 +287,16 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
         else "GitHub OIDC provider: none in the account, the stack creates one"
     )
     name = f"{STACK_PREFIX}{uuid.uuid4().hex[:8]}"
+    if os.environ.get(STACK_FILE):  # before the stack exists: CI's cleanup then always knows its name
+        Path(os.environ[STACK_FILE]).write_text(name)
     stack = auto.create_or_select_stack(stack_name=name, work_dir=str(ROOT))
     try:
-        # `make it-cleanup` ages an in-progress stack by this tag (stack ls has no time for it).
-        stack.workspace.set_tag(name, STARTED_TAG, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        # `make it-cleanup` tells a live run from a dead one by these tags only (tools/cleanup_stacks.py
+        # `stale`); CI's post-run cleanup names this stack through the file.
+        for key, value in run_tags(
+            os.environ, dt.datetime.now(dt.UTC), socket.gethostname(), getpass.getuser()
+        ).items():
+            stack.workspace.set_tag(name, key, value)
         config = it_config(
             region,
             os.environ[API_CIDR],

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
+import yaml
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from pulumi.automation._cmd import CommandResult
@@ -223,6 +224,12 @@ class FakeStack:
     destroy_errors: list[str] = field(default_factory=list)
     exported: dict[str, Any] = field(default_factory=state)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    region: str | None = "eu-west-1"  # its config's aws:region
+
+    def get_config(self, key: str) -> Any:
+        if key != "aws:region" or self.region is None:
+            raise create_command_error(CommandResult("", f"error: configuration key '{key}' not found", 255))
+        return type("ConfigValue", (), {"value": self.region, "secret": False})()
 
     def cancel(self) -> None:
         self.log.append(f"{self.name}:cancel")
@@ -276,7 +283,11 @@ class FakeAccount:
 
 
 def run_cleanup(
-    stacks: dict[str, FakeStack], summaries: list[Summary], log: list[str], account: FakeAccount | None = None
+    stacks: dict[str, FakeStack],
+    summaries: list[Summary],
+    log: list[str],
+    account: FakeAccount | None = None,
+    fallback_region: str | None = None,
 ) -> Any:
     def select(name: str) -> FakeStack:
         if name not in stacks:
@@ -285,15 +296,25 @@ def run_cleanup(
 
     printed: list[str] = []
     account = account or FakeAccount(log)
+
+    def in_region(region: str) -> FakeAccount:
+        log.append(f"account({region})")
+        return account
+
     outcomes = clean_all(
-        summaries, select, lambda name: log.append(f"{name}:remove"), account, printed.append
+        summaries,
+        select,
+        lambda name: log.append(f"{name}:remove"),
+        in_region,
+        printed.append,
+        fallback_region=fallback_region,
     )
     return outcomes, printed
 
 
 def ops(log: list[str]) -> list[str]:
     """The Pulumi and AWS steps of the log (not the searches)."""
-    return [line for line in log if ":find" not in line]
+    return [line for line in log if ":find" not in line and not line.startswith("account(")]
 
 
 def test_a_locked_stack_is_cancelled_refreshed_destroyed_checked_and_removed() -> None:
@@ -301,6 +322,7 @@ def test_a_locked_stack_is_cancelled_refreshed_destroyed_checked_and_removed() -
     stacks = {"it-a": FakeStack("it-a", log, locked=True)}
     (outcome,), printed = run_cleanup(stacks, [Summary("it-a")], log)
     assert log == [
+        "account(eu-west-1)",
         "it-a:kubernetes(kube)",
         "it-a:refresh",
         "it-a:cancel",
@@ -390,7 +412,7 @@ def test_a_destroy_blocked_by_what_controllers_left_is_retried_after_deleting_it
     account = FakeAccount(log, held={"it-a": [eni, vpc]})
     (outcome,), _ = run_cleanup({"it-a": stack}, [Summary("it-a")], log, account)
     assert ops(log)[-5:-1] == ["it-a:destroy", "delete eni-1", "it-a:destroy", "delete vpc-1"]
-    assert "blocked the destroy: error: deleting EC2 VPC (vpc-1)" in outcome.report[1]
+    assert "blocked the destroy: error: deleting EC2 VPC (vpc-1)" in outcome.report[2]
 
 
 ####################################################################################################
@@ -409,10 +431,10 @@ def test_a_pending_create_found_in_aws_is_deleted_then_cleared() -> None:
     stack = FakeStack("it-a", log, exported=state(NAT, ids=("nat-known",)))
     account = FakeAccount(log, held={"it-a": [orphan, known]})
     (outcome,), _ = run_cleanup({"it-a": stack}, [Summary("it-a")], log, account)
-    assert log[:4] == ["it-a:kubernetes(kube)", "it-a:find(NAT gateway)", "delete nat-new", "it-a:refresh"]
+    assert log[1:5] == ["it-a:kubernetes(kube)", "it-a:find(NAT gateway)", "delete nat-new", "it-a:refresh"]
     refresh = next(kwargs for call, kwargs in stack.calls if call == "refresh")
     assert refresh["clear_pending_creates"] is True
-    assert outcome.report[1].startswith("deleted NAT gateway nat-new (created by the killed run")
+    assert outcome.report[2].startswith("deleted NAT gateway nat-new (created by the killed run")
 
 
 def test_a_pending_create_of_an_unknown_type_stops_the_stack_before_anything_is_cleared() -> None:
@@ -504,12 +526,8 @@ def test_an_unreachable_cluster_is_said_and_left_to_the_state_and_the_leak_check
     ]
 
 
-def test_it_cleanup_defaults_to_the_region_the_tests_use(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_cleanup_falls_back_to_the_region_the_tests_use(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    with pytest.raises(SystemExit) as info:
-        cleanup.main(["--dry-run"])
-    assert info.value.code == 2, "no region: refused, never a guess"
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
     monkeypatch.setattr(cleanup, "missing_tools", lambda: ["stop here"])
     seen: dict[str, Any] = {}
@@ -521,6 +539,33 @@ def test_it_cleanup_defaults_to_the_region_the_tests_use(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", spy)
     assert cleanup.main([]) == 2 and seen["args"].region == "us-east-2"
+
+
+def test_each_stack_is_searched_and_deleted_in_its_own_configured_region() -> None:
+    # The machine runs in eu-west-1; a developer's stacks were made in eu-central-1 and us-east-2.
+    log: list[str] = []
+    leak = Leak("volume", "vol-1")
+    stacks = {
+        "it-a": FakeStack("it-a", log, region="eu-central-1"),
+        "it-b": FakeStack("it-b", log, region="us-east-2"),
+        "it-c": FakeStack("it-c", log, region=None),  # no aws:region: the fallback
+    }
+    account = FakeAccount(log, held={"it-a": [leak]})
+    summaries = [Summary("it-a"), Summary("it-b"), Summary("it-c")]
+    outcomes = run_cleanup(stacks, summaries, log, account, fallback_region="eu-west-1")[0]
+    assert [line for line in log if line.startswith("account(")] == [
+        "account(eu-central-1)",
+        "account(us-east-2)",
+        "account(eu-west-1)",
+    ]
+    assert [o.report[0] for o in outcomes] == ["region eu-central-1", "region us-east-2", "region eu-west-1"]
+    assert "delete vol-1" in log
+
+
+def test_a_stack_without_a_region_anywhere_is_not_searched_blindly() -> None:
+    log: list[str] = []
+    (outcome,), _ = run_cleanup({"it-a": FakeStack("it-a", log, region=None)}, [Summary("it-a")], log)
+    assert not outcome.ok and "no aws:region" in outcome.error[0] and log == []
 
 
 ####################################################################################################
@@ -558,7 +603,54 @@ def test_stale_picks_old_it_stacks_only_and_reads_times_as_utc() -> None:
         Summary("dev", dt.datetime(2026, 11, 1)),
     ]
     assert [s.name for s in stale(summaries, NOW, 6)] == ["it-old"]
-    assert [s.name for s in stale(summaries, NOW, 0)] == ["it-old", "it-recent"]
+    # No start tag: the last update must itself be older than any run, whatever --older-than says.
+    assert [s.name for s in stale(summaries, NOW, 0)] == ["it-old"]
+
+
+def hours_ago(hours: float) -> dt.datetime:
+    return NOW - dt.timedelta(hours=hours)
+
+
+def test_a_live_run_between_up_and_destroy_is_never_stale_whatever_older_than_says() -> None:
+    # `up` ended 10 minutes ago, the checks run: nothing in progress, a recent last update.
+    testing = Summary("it-live", hours_ago(1 / 6).replace(tzinfo=None))
+    started = {"it-live": hours_ago(0.5)}
+    assert stale([testing], NOW, 0, started=started) == []
+    # The same stack once its run started longer ago than any run lasts: a dead run's stack.
+    assert [s.name for s in stale([testing], NOW, 0, started={"it-live": hours_ago(5)})] == ["it-live"]
+    # ... and --older-than still spares a stack touched recently.
+    assert stale([testing], NOW, 6, started={"it-live": hours_ago(5)}) == []
+
+
+def test_a_run_younger_than_any_run_is_never_cancelled() -> None:
+    running = Summary("it-up", None, update_in_progress=True)
+    assert stale([running], NOW, 0, started={"it-up": hours_ago(cleanup.MAX_RUN_HOURS - 0.1)}) == []
+    assert stale([running], NOW, 0, started={"it-up": hours_ago(cleanup.MAX_RUN_HOURS)}) == [running]
+    assert stale([running], NOW, 0) == [], "no start time: never cancelled"
+
+
+def test_the_longest_run_the_workflow_allows_is_shorter_than_max_run_hours() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "integration.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    assert job["timeout-minutes"] / 60 < cleanup.MAX_RUN_HOURS
+
+
+def test_a_named_stack_is_cleaned_whatever_its_age_and_only_it() -> None:
+    summaries = [Summary("acme/eks-platform/it-mine", None, True), Summary("it-other"), Summary("dev")]
+    picked, unknown = cleanup.named(summaries, ["it-mine", "it-gone", "dev"])
+    assert [s.name for s in picked] == ["acme/eks-platform/it-mine"]
+    assert unknown == ["dev", "it-gone"]
+
+
+def test_a_run_tags_its_start_and_whose_run_it_is() -> None:
+    ci = {"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "acme/eks-platform"}
+    tags = cleanup.run_tags(ci, NOW, "runner-1", "runner")
+    assert tags == {
+        cleanup.STARTED_TAG: "2026-11-30T12:00:00+00:00",
+        cleanup.RUN_TAG: "github-actions acme/eks-platform run 42",
+    }
+    assert cleanup.parse_started(tags[cleanup.STARTED_TAG]) == NOW
+    assert cleanup.run_tags({}, NOW, "laptop", "alice")[cleanup.RUN_TAG] == "alice@laptop"
 
 
 def stack_ls(*rows: dict[str, Any]) -> list[Any]:
@@ -589,11 +681,6 @@ FINISHED = {
 def test_a_stack_whose_update_is_in_progress_is_never_stale_by_age() -> None:
     summaries = stack_ls(RUNNING, FIRST_UP, FINISHED)
     assert [s.name for s in stale(summaries, NOW, 0)] == ["it-done"]
-    assert [s.name for s in stale(summaries, NOW, 6, include_in_progress=True)] == [
-        "it-done",
-        "it-first",
-        "it-live",
-    ]
 
 
 def test_an_in_progress_stack_is_dead_once_its_start_is_older_than_any_run() -> None:

@@ -547,5 +547,10 @@ def test_the_weekly_workflow_gives_the_run_what_it_requires_and_cleans_its_own_k
     assert any(f"{it.API_CIDR}=" in run for run in runs[:test]), "the runner's /32, before the tests"
     credentials = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
     assert credentials["with"]["aws-region"], "AWS_REGION for the tests and the cleanup alike"
-    cleanup_step = runs[-1]
-    assert "--include-in-progress" in cleanup_step and "--older-than 0" in cleanup_step
+    # After the run: exactly its own stack, by the name the test wrote before creating it; then
+    # older runs' stacks by the age rule only (never a live one, never a cancel of a young run).
+    own, older = runs[-2:]
+    assert it.STACK_FILE in job["env"] and f'--stack $(cat "${it.STACK_FILE}")' in own
+    assert older == 'make it-cleanup ARGS="--older-than 0"'
+    assert not any("--include-in-progress" in run for run in runs)
+    assert all(step.get("if") == "always()" for step in job["steps"][-2:])

@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 STACK_TAG = "platform:stack"
 KARPENTER_POOL_TAG = "karpenter.sh/nodepool"
+EKS_CLUSTER_TAG = "aws:eks:cluster-name"  # EKS tags its cluster security group with it
 PART = "part of its parent"  # TYPE_KINDS value: deleted with the resource that holds it
 
 
@@ -164,11 +165,34 @@ def _network_interfaces(aws: Clients, scope: Scope) -> list[Leak]:
     ]
 
 
+def eks_cluster_group(group: dict[str, Any], scope: Scope) -> bool:
+    """EKS's own cluster security group: EKS creates it with the cluster, names it
+    `eks-cluster-sg-<cluster>-<uniqueID>`, tags it `aws:eks:cluster-name=<cluster>` (and
+    `kubernetes.io/cluster/<cluster>=owned`), and deletes it with the cluster (EKS User Guide, "View
+    Amazon EKS security group requirements for clusters", Default cluster security group)."""
+    return tags_of(group).get(EKS_CLUSTER_TAG) == scope.cluster or group["GroupName"].startswith(
+        f"eks-cluster-sg-{scope.cluster}-"
+    )
+
+
 def _security_groups(aws: Clients, scope: Scope) -> list[Leak]:
+    """The stack's groups. EKS's cluster group belongs to a live cluster while there is one (the
+    control-plane ENIs and the managed nodes use it; its delete fails with DependencyViolation and
+    stops every later cleanup): it is a leak only once its cluster is gone."""
     groups = _ec2(aws, "describe_security_groups", "SecurityGroups", "GroupId", _by_stack_or_cluster(scope))
-    return [
-        Leak("security group", g["GroupId"], g["GroupName"]) for g in groups if g["GroupName"] != "default"
-    ]
+    leaks, cluster_live = [], None
+    for g in groups:
+        if g["GroupName"] == "default":
+            continue
+        detail = g["GroupName"]
+        if eks_cluster_group(g, scope):
+            if cluster_live is None:
+                cluster_live = _cluster(aws, scope) is not None
+            if cluster_live:
+                continue  # EKS deletes it with the cluster
+            detail += ", EKS's cluster security group, its cluster gone"
+        leaks.append(Leak("security group", g["GroupId"], detail))
+    return leaks
 
 
 def _launch_templates(aws: Clients, scope: Scope) -> list[Leak]:

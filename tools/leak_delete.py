@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
 from tools.leak_check import ALIASES, KINDS, Clients, Leak, pages
 
 KMS_PENDING_DAYS = 7  # the shortest deletion window KMS allows
@@ -43,7 +45,13 @@ def _nat_gateway(aws: Clients, leak: Leak) -> None:
 
 def _security_group(aws: Clients, leak: Leak) -> None:
     ec2 = aws("ec2")
-    (group,) = ec2.describe_security_groups(GroupIds=[leak.id])["SecurityGroups"]
+    try:
+        (group,) = ec2.describe_security_groups(GroupIds=[leak.id])["SecurityGroups"]
+    except ClientError as err:
+        # EKS's cluster group goes with its cluster, deleted earlier in the same batch (KINDS order).
+        if err.response.get("Error", {}).get("Code") == "InvalidGroup.NotFound":
+            return
+        raise
     # Rules naming other groups keep those from being deleted: drop this group's rules first.
     if group.get("IpPermissions"):
         ec2.revoke_security_group_ingress(GroupId=leak.id, IpPermissions=group["IpPermissions"])

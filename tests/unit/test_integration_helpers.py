@@ -848,3 +848,44 @@ def test_a_load_balancer_of_the_cluster_is_found_and_deleted(aws: boto3.Session)
     assert leak.kind == "load balancer" and "k8s-svc" in leak.id
     assert delete_leaks(aws, [leak]) == [Deleted(leak)]
     assert find_leaks(aws, "eks-platform", STACK, kinds=["load balancer"]) == []
+
+
+####################################################################################################
+# M3: EKS's cluster security group belongs to its cluster, never to a pending create
+
+
+def test_a_pending_security_group_never_deletes_the_live_clusters_own_group() -> None:
+    cluster = f"eks-platform-{STACK}"
+    with mock_aws():
+        session = boto3.Session(region_name="eu-west-1")
+        ec2 = session.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+
+        def group(name: str, tags: dict[str, str]) -> str:
+            spec = [
+                {"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ]
+            return str(
+                ec2.create_security_group(
+                    GroupName=name, Description=name, VpcId=vpc, TagSpecifications=spec
+                )["GroupId"]
+            )
+
+        owned = {f"kubernetes.io/cluster/{cluster}": "owned"}
+        eks_group = group(f"eks-cluster-sg-{cluster}-1234", {**owned, "aws:eks:cluster-name": cluster})
+        orphan = group(f"{cluster}-nodes", {"platform:stack": STACK})
+        eks = session.client("eks")
+        eks.create_cluster(name=cluster, roleArn="arn:aws:iam::123456789012:role/x", resourcesVpcConfig={})
+        pending = [cleanup.PendingCreate("urn:sg", "aws:ec2/securityGroup:SecurityGroup")]
+        found = find_leaks(session, "eks-platform", STACK, cleanup.pending_kinds(pending))
+        delete, unresolved = cleanup.resolve_pending(pending, found, set())
+        assert [leak.id for leak in delete] == [orphan] and unresolved == []
+        # Once the cluster is gone, a group EKS left behind is a leak like any other.
+        eks.delete_cluster(name=cluster)
+        found = find_leaks(session, "eks-platform", STACK, {"security group"})
+        assert {leak.id for leak in found} == {eks_group, orphan}
+        assert "its cluster gone" in next(leak.detail for leak in found if leak.id == eks_group)
+        # Deleted with its cluster earlier in the same batch: already gone is done, not a failure.
+        ec2.delete_security_group(GroupId=eks_group)
+        (done,) = delete_leaks(session, [Leak("security group", eks_group)])
+        assert done.error is None

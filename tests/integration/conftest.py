@@ -247,6 +247,7 @@ class EphemeralStack:
     region: str
     cluster_name: str
     kubeconfig: Path
+    system_nodes: int  # the system node group's desiredSize
 
     def kubectl(self, *args: str, timeout: int = 120) -> Any:
         """Run kubectl against the stack's cluster; JSON output is parsed."""
@@ -311,7 +312,8 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
         kubeconfig = tmp_path_factory.mktemp("kube") / "config"
         value = result.outputs["kubeconfig"].value
         kubeconfig.write_text(value if isinstance(value, str) else json.dumps(value))
-        yield EphemeralStack(name, region, result.outputs["clusterName"].value, kubeconfig)
+        system_nodes = int(config["eks-platform:systemNodeGroup"]["desiredSize"])
+        yield EphemeralStack(name, region, result.outputs["clusterName"].value, kubeconfig, system_nodes)
     finally:
         # The dependency graph deletes Applications and NodePools (Karpenter still running) before
         # the cluster and the VPC. A failed destroy keeps the stack for `make it-cleanup` and says

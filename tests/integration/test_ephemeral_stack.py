@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from components.karpenter import node_pool_spec
+from components.nodegroups import SYSTEM_LABEL
 from components.secrets import SecretTarget, external_secret_spec
 from stacks.scaling import NodePoolConfig, TaintConfig
 from tests.integration.conftest import IT_GITOPS_PATH, IT_SERVICE, EphemeralStack
@@ -51,12 +52,24 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def node_problems(nodes: list[dict[str, Any]], system_nodes: int) -> list[str]:
+    """Why the nodes are not as the stack asked (empty: all Ready, and exactly `system_nodes` of the
+    system node group, told by the label the program gives it: a Karpenter node never stands in)."""
+    problems = []
+    for node in nodes:
+        conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+        if conditions.get("Ready") != "True":
+            problems.append(f"{node['metadata']['name']} is not Ready")
+    key, value = SYSTEM_LABEL
+    system = [n for n in nodes if (n["metadata"].get("labels") or {}).get(key) == value]
+    if len(system) != system_nodes:
+        problems.append(f"{len(system)} node(s) labelled {key}={value}, want {system_nodes} (desiredSize)")
+    return problems
+
+
 def test_nodes_are_ready(ephemeral: EphemeralStack) -> None:
     nodes = ephemeral.kubectl("get", "nodes", "-o", "json")["items"]
-    assert len(nodes) >= 2
-    for node in nodes:
-        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
-        assert ready == "True", node["metadata"]["name"]
+    assert node_problems(nodes, ephemeral.system_nodes) == []
 
 
 # The Karpenter test runs its workload on a NodePool of its own, so that the nodes it proves

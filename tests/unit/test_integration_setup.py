@@ -318,6 +318,22 @@ def _ready_pod(name: str, ready: str, image_id: str) -> dict[str, Any]:
     }
 
 
+def test_the_nodes_check_counts_only_the_system_groups_nodes() -> None:
+    def node(name: str, ready: str = "True", pool: str = "system") -> dict[str, Any]:
+        labels = {"eks-platform.io/node-pool": pool}
+        return {
+            "metadata": {"name": name, "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]},
+        }
+
+    desired = json.loads(raw_config()["eks-platform:systemNodeGroup"])["desiredSize"]
+    assert checks.node_problems([node("a"), node("b")], desired) == []
+    # A Karpenter node never stands in for a missing system node.
+    (missing,) = checks.node_problems([node("a"), node("k", pool="default")], desired)
+    assert "1 node(s) labelled eks-platform.io/node-pool=system, want 2" in missing
+    assert checks.node_problems([node("a"), node("b", "False")], desired) == ["b is not Ready"]
+
+
 def test_the_argocd_check_fails_unless_every_pod_is_ready_with_the_pinned_image() -> None:
     pinned = f"registry.k8s.io/pause@{PAUSE_DIGEST}"
     assert checks.ready_pods(

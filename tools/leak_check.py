@@ -233,6 +233,21 @@ def _vpc_endpoints(aws: Clients, scope: Scope) -> list[Leak]:
     return [Leak("VPC endpoint", e["VpcEndpointId"], e["ServiceName"]) for e in endpoints]
 
 
+def _route_tables(aws: Clients, scope: Scope) -> list[Leak]:
+    """The stack's route tables, not a VPC's main one (it goes with its VPC)."""
+    tables = _ec2(aws, "describe_route_tables", "RouteTables", "RouteTableId", _by_stack(scope))
+    return [
+        Leak("route table", t["RouteTableId"], t.get("VpcId", "-"))
+        for t in tables
+        if not any(a.get("Main") for a in t.get("Associations", []))
+    ]
+
+
+def _subnets(aws: Clients, scope: Scope) -> list[Leak]:
+    subnets = _ec2(aws, "describe_subnets", "Subnets", "SubnetId", _by_stack(scope))
+    return [Leak("subnet", n["SubnetId"], f"{n.get('VpcId', '-')}, {n['CidrBlock']}") for n in subnets]
+
+
 def _vpcs(aws: Clients, scope: Scope) -> list[Leak]:
     vpcs = _ec2(aws, "describe_vpcs", "Vpcs", "VpcId", _by_stack(scope))
     return [Leak("VPC", v["VpcId"], v["CidrBlock"]) for v in vpcs]
@@ -397,6 +412,10 @@ KINDS: dict[str, Search] = {
     "EIP": _addresses,
     "security group": _security_groups,
     "internet gateway": _internet_gateways,
+    # A subnet or route table the state does not know (a killed run's pending create) keeps its
+    # VPC from being deleted (DependencyViolation): each is a kind of its own, deleted before it.
+    "route table": _route_tables,
+    "subnet": _subnets,
     "VPC": _vpcs,
     "log group": _log_groups,
     "ECR repository": _repositories,
@@ -414,14 +433,15 @@ ALIASES = {"classic load balancer": "load balancer"}
 
 # Every type an integration stack registers, and the children of its remote components (they are
 # real resources in the state, and can be pending creates): the kinds it leaves when it leaks.
-_VPC_PARTS = ("aws:ec2/subnet:Subnet", "aws:ec2/routeTable:RouteTable", "aws:ec2/route:Route")
 TYPE_KINDS: dict[str, tuple[str, ...] | str] = {
-    "awsx:ec2:Vpc": ("VPC", "NAT gateway", "EIP", "internet gateway"),
+    "awsx:ec2:Vpc": ("VPC", "NAT gateway", "EIP", "internet gateway", "route table", "subnet"),
     "aws:ec2/vpc:Vpc": ("VPC",),
     "aws:ec2/natGateway:NatGateway": ("NAT gateway",),
     "aws:ec2/eip:Eip": ("EIP",),
     "aws:ec2/internetGateway:InternetGateway": ("internet gateway",),
-    **dict.fromkeys(_VPC_PARTS, PART),
+    "aws:ec2/subnet:Subnet": ("subnet",),
+    "aws:ec2/routeTable:RouteTable": ("route table",),
+    "aws:ec2/route:Route": PART,
     "aws:ec2/routeTableAssociation:RouteTableAssociation": PART,
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": PART,
     "aws:ec2/flowLog:FlowLog": PART,  # deleted with the VPC it logs

@@ -68,6 +68,14 @@ def _internet_gateway(aws: Clients, leak: Leak) -> None:
     ec2.delete_internet_gateway(InternetGatewayId=leak.id)
 
 
+def _route_table(aws: Clients, leak: Leak) -> None:
+    ec2 = aws("ec2")
+    (table,) = ec2.describe_route_tables(RouteTableIds=[leak.id])["RouteTables"]
+    for association in table.get("Associations", []):
+        ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+    ec2.delete_route_table(RouteTableId=leak.id)
+
+
 def _vpc(aws: Clients, leak: Leak) -> None:
     """The VPC and what only it holds (subnets, its non-main route tables); the rest are kinds."""
     ec2 = aws("ec2")
@@ -143,6 +151,8 @@ DELETERS: dict[str, Callable[[Clients, Leak], None]] = {
     "EIP": lambda aws, leak: aws("ec2").release_address(AllocationId=leak.id),
     "security group": _security_group,
     "internet gateway": _internet_gateway,
+    "route table": _route_table,
+    "subnet": lambda aws, leak: aws("ec2").delete_subnet(SubnetId=leak.id),
     "VPC": _vpc,
     "log group": lambda aws, leak: aws("logs").delete_log_group(logGroupName=leak.id),
     "ECR repository": lambda aws, leak: aws("ecr").delete_repository(repositoryName=leak.id, force=True),

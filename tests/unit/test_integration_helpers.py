@@ -733,7 +733,11 @@ def test_every_kind_a_stack_leaves_is_found_by_its_tags_or_names_and_deleted(aws
     vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=tag_spec("vpc", stack_tags))["Vpc"][
         "VpcId"
     ]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.99.0.0/24")["Subnet"]["SubnetId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc, CidrBlock="10.99.0.0/24", TagSpecifications=tag_spec("subnet", stack_tags)
+    )["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=tag_spec("route-table", stack_tags))
+    ec2.associate_route_table(RouteTableId=table["RouteTable"]["RouteTableId"], SubnetId=subnet)
     gateway = ec2.create_internet_gateway(TagSpecifications=tag_spec("internet-gateway", stack_tags))
     ec2.attach_internet_gateway(InternetGatewayId=gateway["InternetGateway"]["InternetGatewayId"], VpcId=vpc)
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_spec("elastic-ip", stack_tags))
@@ -889,3 +893,29 @@ def test_a_pending_security_group_never_deletes_the_live_clusters_own_group() ->
         ec2.delete_security_group(GroupId=eks_group)
         (done,) = delete_leaks(session, [Leak("security group", eks_group)])
         assert done.error is None
+
+
+def test_a_pending_subnet_is_deleted_so_that_the_vpc_delete_can_succeed() -> None:
+    with mock_aws():
+        session = boto3.Session(region_name="eu-west-1")
+        ec2 = session.client("ec2")
+        tags = tag_spec("vpc", {"platform:stack": STACK})
+        vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=tags)["Vpc"]["VpcId"]
+        known = ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock="10.99.1.0/24",
+            TagSpecifications=tag_spec("subnet", {"platform:stack": STACK}),
+        )
+        orphan = ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock="10.99.2.0/24",
+            TagSpecifications=tag_spec("subnet", {"platform:stack": STACK}),
+        )
+        pending = [cleanup.PendingCreate("urn:subnet", "aws:ec2/subnet:Subnet")]
+        assert cleanup.pending_kinds(pending) == {"subnet"}
+        found = find_leaks(session, "eks-platform", STACK, cleanup.pending_kinds(pending))
+        delete, unresolved = cleanup.resolve_pending(pending, found, {vpc, known["Subnet"]["SubnetId"]})
+        assert [leak.id for leak in delete] == [orphan["Subnet"]["SubnetId"]] and unresolved == []
+        assert [d.error for d in delete_leaks(session, delete)] == [None]
+        ec2.delete_subnet(SubnetId=known["Subnet"]["SubnetId"])  # what the destroy deletes
+        ec2.delete_vpc(VpcId=vpc)  # nothing left in it

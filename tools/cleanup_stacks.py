@@ -11,7 +11,9 @@ Which stacks. A run's liveness comes from the run itself, never from the backend
 `destroy` (the checks) a live run has no update in progress and a last update as recent as its
 `up`, and Pulumi Cloud's `stack ls` lists every `it-*` stack the token can see, developers' runs
 included. So each run tags its stack before `up` with `eks-platform:it-started` (UTC) and
-`eks-platform:it-run` (whose run), and a stack is stale only once that start is older than
+`eks-platform:it-run` (whose run; both backends keep stack tags: pulumi/pulumi
+`pkg/backend/diy/stack_tags.go` at v3.259.0 persists them for a self-managed one; a stack whose
+tags cannot be read counts as untagged), and a stack is stale only once that start is older than
 MAX_RUN_HOURS (longer than any run), whatever `--older-than` says; a finished one's last update must
 also be older than `--older-than`. (`pulumi stack ls --json` omits `lastUpdate` while an update
 runs: pulumi/pulumi `pkg/cmd/pulumi/stack/stack_list.go` `formatStackSummariesJSON` at v3.259.0,

@@ -322,7 +322,9 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
             stack.destroy(on_output=print, color="never")
         except auto.CommandError as err:
             blockers = [*error_lines(str(err)), *map(str, destroy_blockers(session, name))]
-            pytest.fail(f"destroy of {name} failed; run `make it-cleanup`. Blocked by: {blockers}")
+            pytest.fail(
+                f"destroy of {name} failed; run `make it-cleanup ARGS='--stack {name}'`. Blocked by: {blockers}"
+            )
         leaks = find_leaks(session, PROJECT, name)
         deleted = delete_leaks(session, orphans(leaks, set())) if leaks else []
         left = find_leaks(session, PROJECT, name) if leaks else []

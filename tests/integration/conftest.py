@@ -323,7 +323,8 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
         except auto.CommandError as err:
             blockers = [*error_lines(str(err)), *map(str, destroy_blockers(session, name))]
             pytest.fail(
-                f"destroy of {name} failed; run `make it-cleanup ARGS='--stack {name}'`. Blocked by: {blockers}"
+                f"destroy of {name} failed; run `make it-cleanup ARGS='--stack {name}'`. "
+                f"Blocked by: {blockers}"
             )
         leaks = find_leaks(session, PROJECT, name)
         deleted = delete_leaks(session, orphans(leaks, set())) if leaks else []

@@ -167,12 +167,11 @@ def stale(
     for summary in summaries:
         if not short_name(summary.name).startswith(STACK_PREFIX):
             continue
-        began = as_utc((started or {}).get(summary.name))
-        updated = as_utc(summary.last_update)
-        if in_progress(summary) or updated is None:
+        began, updated = as_utc((started or {}).get(summary.name)), as_utc(summary.last_update)
+        if updated is None or summary.update_in_progress:  # in progress: never cancel a young run
             old = began is not None and began <= dead
         else:
-            old = updated <= cutoff and (began <= dead if began is not None else updated <= dead)
+            old = updated <= cutoff and (began or updated) <= dead
         if old:
             picked.append(summary)
     return sorted(picked, key=lambda s: s.name)

@@ -919,3 +919,47 @@ def test_a_pending_subnet_is_deleted_so_that_the_vpc_delete_can_succeed() -> Non
         assert [d.error for d in delete_leaks(session, delete)] == [None]
         ec2.delete_subnet(SubnetId=known["Subnet"]["SubnetId"])  # what the destroy deletes
         ec2.delete_vpc(VpcId=vpc)  # nothing left in it
+
+
+def test_main_spares_a_live_run_and_cleans_a_dead_one_in_its_own_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make it-cleanup ARGS='--older-than 0'` on a machine in eu-west-1, with a colleague's live run
+    (between `up` and `destroy`) and a dead run made in us-east-2."""
+    from pulumi import automation as auto
+
+    now = dt.datetime.now(dt.UTC)
+    log: list[str] = []
+    summaries = [
+        Summary("it-live", (now - dt.timedelta(minutes=10)).replace(tzinfo=None)),
+        Summary("it-dead", (now - dt.timedelta(hours=5)).replace(tzinfo=None)),
+    ]
+    started = {"it-live": now - dt.timedelta(minutes=40), "it-dead": now - dt.timedelta(hours=6)}
+    stacks = {"it-live": FakeStack("it-live", log), "it-dead": FakeStack("it-dead", log, region="us-east-2")}
+
+    class Workspace:
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def list_stacks(self) -> list[Summary]:
+            return summaries
+
+        def list_tags(self, name: str) -> dict[str, str]:
+            return {cleanup.STARTED_TAG: started[name].isoformat()}
+
+        def remove_stack(self, name: str) -> None:
+            log.append(f"{name}:remove")
+
+    def account(session: Any) -> FakeAccount:
+        log.append(f"account({session.region_name})")
+        return FakeAccount(log)
+
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setattr(cleanup, "missing_tools", lambda: [])
+    monkeypatch.setattr(cleanup, "AwsAccount", account)
+    monkeypatch.setattr(auto, "LocalWorkspace", Workspace)
+    monkeypatch.setattr(auto, "select_stack", lambda stack_name, **_: stacks[stack_name])
+    assert cleanup.main(["--older-than", "0"]) == 0
+    assert not [line for line in log if line.startswith("it-live")], "a live run is never touched"
+    assert "account(us-east-2)" in log and "account(eu-west-1)" not in log
+    assert "it-dead:destroy" in log and "it-dead:remove" in log

@@ -28,7 +28,8 @@ def test_no_partition_literal_in_components_or_stacks() -> None:
     for folder in ("components", "stacks"):
         for path in sorted((ROOT / folder).rglob("*")):
             if path.suffix == ".py":
-                found += [f"{path.relative_to(ROOT)}:{line}" for line, s in _code_strings(path) if LITERAL in s]
+                strings = _code_strings(path)
+                found += [f"{path.relative_to(ROOT)}:{line}" for line, s in strings if LITERAL in s]
             elif path.is_file() and path.suffix in (".sh", ".yaml", ".json", ".txt"):
                 found += [
                     f"{path.relative_to(ROOT)}:{n}"

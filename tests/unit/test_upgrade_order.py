@@ -42,9 +42,7 @@ def documented_steps(text: str) -> list[list[str]]:
 
 def out_of_order(steps: list[list[str]], plan: PlanResult) -> list[str]:
     graph = build(plan.records, plan.lookups)
-    members = [
-        [(name, r.urn) for name in step for r in plan.records if NAMES[name](r)] for step in steps
-    ]
+    members = [[(name, r.urn) for name in step for r in plan.records if NAMES[name](r)] for step in steps]
     wrong = []
     for i, earlier in enumerate(members):
         for later in members[i + 1 :]:

@@ -83,6 +83,33 @@ def test_push_deploys_and_only_dev_previews_pull_requests(identity: PlanResult, 
     assert settings.protect is (identity.stack == "prod")
 
 
+def test_every_run_first_gates_on_the_offline_plan(identity: PlanResult, configs) -> None:
+    """The pack's rules and the rehearsal on the normal deploy path: the settings' one pre-run command
+    runs `tools.plan --gate` for this stack with the interpreter of the project's virtualenv, whatever
+    the order of the executor's dependency step (components/deployments.py gate_command)."""
+    import yaml
+
+    from components.deployments import gate_command
+    from tools.mocks import ROOT
+
+    (command,) = identity.one(SETTINGS).get("operationContext.preRunCommands")
+    assert command == gate_command(configs[identity.stack].deployments.repo_dir, identity.stack)
+    venv = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    steps = command.split(" && ")
+    assert steps[0] == 'cd "$(git rev-parse --show-toplevel)"'
+    assert steps[1:] == [
+        f"python3 -m venv {venv}",
+        f"{venv}/bin/python -m pip install --quiet -r requirements.txt",
+        f"{venv}/bin/python -m tools.plan --stack {identity.stack} --gate",
+    ]
+
+
+def test_the_gate_goes_to_the_project_folder() -> None:
+    from components.deployments import gate_command
+
+    assert gate_command("infra/eks/", "dev").startswith('cd "$(git rev-parse --show-toplevel)/infra/eks" && ')
+
+
 def test_the_write_role_is_for_updates_and_prod_refuses_previews(identity: PlanResult, configs) -> None:
     deploy = configs[identity.stack].deployments
     oidc, _ = trust(identity, "deploy")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from analysis import teardown
+from analysis import admin_trust, role_order, teardown
 from analysis.appliers import applied_by, judge
 from analysis.graph import Graph, build
 from analysis.internals import check as internals
@@ -211,6 +211,8 @@ def section(
         *check(rehearsal.graph),
         *internals(rehearsal.graph),
         *applier_findings,
+        *admin_trust.findings(rehearsal.graph, identity),
+        *role_order.findings(rehearsal.graph),
         *teardown.check(rehearsal.graph),
     ]
     return document, sorted(found, key=lambda f: (f.rule, f.urn or "", f.message))

@@ -131,19 +131,20 @@ def oidc_trust(
     }
 
 
-def operator_trust(account_id: str, principal_arns: tuple[str, ...]) -> dict[str, object]:
+def operator_trust(partition: str, account_id: str, principal_arns: tuple[str, ...]) -> dict[str, object]:
     """Who may assume the role with their own AWS credentials: the operators and the role itself.
 
     The role assumes itself when a Deployments run (already in the role) executes the kubeconfig's
     `aws eks get-token --role <this role>`; IAM no longer lets a role assume itself implicitly.
     The accounts' roots are the principals and `aws:PrincipalArn` names the roles, because IAM
-    rejects a trust policy naming a role that does not exist yet (this role, at creation).
+    rejects a trust policy naming a role that does not exist yet (this role, at creation). The
+    root ARNs carry the identity's partition (aws, aws-cn, aws-us-gov), as every ARN the program builds.
     """
     accounts = sorted({account_id} | {arn.split(":")[4] for arn in principal_arns})
     return {
         "Sid": "OperatorsAndTheRoleItself",
         "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+        "Principal": {"AWS": [f"arn:{partition}:iam::{a}:root" for a in accounts]},
         "Action": "sts:AssumeRole",
         "Condition": {"ArnEquals": {"aws:PrincipalArn": sorted(principal_arns)}},
     }
@@ -226,7 +227,7 @@ class DeployRoles(pulumi.ComponentResource):
         )
         # Its old parent too: main's platform stack created it next to the deploy role.
         boundary = create_boundary(args.permissions, scope, opts=kept)
-        operators = operator_trust(ident.account_id, (own_arn, *args.operator_role_arns))
+        operators = operator_trust(ident.partition, ident.account_id, (own_arn, *args.operator_role_arns))
         where = (args.organization, args.project, args.stack)
         role = aws.iam.Role(
             f"{name}-deploy",

@@ -29,6 +29,28 @@ INFRA_PATHS = (
 )
 
 
+def gate_command(repo_dir: str, stack: str) -> str:
+    """The pre-run command of every run of `stack`: the offline plan with `--gate` (tools/plan.py),
+    which prints the mandatory findings and fails the run before `pulumi` starts when there is one
+    (exit 1) or the stack file is invalid (exit 2).
+
+    One line, because each pre-run command runs in its own shell (Pulumi docs, Deployments >
+    Settings > Pre-run Commands). Pulumi's docs do not say whether the executor's dependency step
+    (`virtualenv` for Python, Deployments > Settings > Skipping Automatic Dependency Installation)
+    runs before or after the pre-run commands, nor in which folder they start, so the line
+    assumes neither: it goes to the project folder from the clone's top, and creates or reuses the
+    project's virtualenv (`.venv`, Pulumi.yaml `runtime.options.virtualenv`) with requirements.txt,
+    the interpreter and packages the program then runs with (a no-op when the step ran first).
+    """
+    folder = "" if repo_dir in (".", "") else f"/{repo_dir.strip('/')}"
+    return (
+        f'cd "$(git rev-parse --show-toplevel){folder}"'
+        " && python3 -m venv .venv"
+        " && .venv/bin/python -m pip install --quiet -r requirements.txt"
+        f" && .venv/bin/python -m tools.plan --stack {stack} --gate"
+    )
+
+
 def deploy_paths(repo_dir: str, stack: str) -> list[str]:
     """The repository paths whose change deploys `stack`, relative to the repository root."""
     prefix = "" if repo_dir in (".", "") else f"{repo_dir.strip('/')}/"
@@ -127,6 +149,10 @@ class Deployments(pulumi.ComponentResource):
                     )
                 ),
                 options=ps.OperationContextOptionsArgs(skip_intermediate_deployments=True),
+                # The pack's rules and the rehearsal on the normal deploy path (the Makefile's
+                # `--policy-pack policy` covers only `make preview|up`); pulumi-pulumiservice 1.5.0's
+                # OperationContextOptions has no policy-pack option (docs/deploy-path.md).
+                pre_run_commands=[gate_command(args.repo_dir, args.stack)],
             ),
             opts=kept,
         )

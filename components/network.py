@@ -135,7 +135,7 @@ class Network(pulumi.ComponentResource):
             permissions_boundary=args.permissions_boundary,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicy(
+        role_policy = aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
             policy=log_group.arn.apply(
@@ -157,7 +157,12 @@ class Network(pulumi.ComponentResource):
             log_destination=log_group.arn,
             iam_role_arn=role.arn,
             max_aggregation_interval=60,
-            opts=pulumi.ResourceOptions(parent=self),
+            # After the role's policy: the service publishes with the role's permissions, and a flow
+            # log that starts before the policy exists reports deliverLogsStatus FAILED, "Access
+            # error ... the IAM role associated with the flow log does not have sufficient
+            # permissions" (EC2 API reference, FlowLog.deliverLogsErrorMessage). Its inputs alone
+            # order it after the role, the group and the VPC, not the policy.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
         if args.interface_endpoints:

@@ -166,7 +166,9 @@ def check_region(value: str) -> str:
 
 def _check_role_arn(value: str) -> str:
     if not _ROLE_ARN.fullmatch(value):
-        raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+        raise ValueError(
+            f"{value!r} is not an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>)"
+        )
     return value
 
 

@@ -9,7 +9,9 @@ placeholders and the program's warnings), then the findings, placeholders, cost 
 Helm releases, capacity and stack outputs, each under a heading; `--tree` adds the resource tree
 with each resource's key settings; `--summary` prints the summary only. The last line is the
 verdict (plan_view.verdict): findings by level, deploy path, monthly cost, first `up`. Findings do
-not change the exit code (the tests decide what must pass). `--json` writes the plan document
+not change the exit code (the tests decide what must pass), except with `--gate`: it prints only the
+mandatory findings and the verdict, and exits 1 when there is one (the pre-run gate of every Pulumi
+Deployments run, components/deployments.py gate_command). `--json` writes the plan document
 (contract: tests/fixtures/plan.schema.json). A config error prints every problem and exits 2
 without writing JSON.
 
@@ -335,6 +337,11 @@ def _plan(argv: list[str] | None) -> int:
     parser.add_argument("--objects", action="store_true", help="print every rendered Helm object")
     parser.add_argument("--tree", action="store_true", help="also print the resource tree with key settings")
     parser.add_argument("--summary", action="store_true", help="print the summary and the verdict only")
+    parser.add_argument(
+        "--gate",
+        action="store_true",
+        help="print the mandatory findings and the verdict only; exit 1 when there is one",
+    )
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -378,7 +385,7 @@ def _plan(argv: list[str] | None) -> int:
             *values_placeholders(REPO_ROOT, args.stack, services),
         ]
     ]
-    if not args.quiet:
+    if not (args.quiet or args.gate):
         render_text(plan, result, console, tree=args.tree, objects=args.objects, summary=args.summary)
     for n in plan.helm.errors:
         errors.print(
@@ -390,9 +397,18 @@ def _plan(argv: list[str] | None) -> int:
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         if not args.quiet:
             console.print(f"Wrote {args.json}")
-    if not args.quiet:
+    return _finish(document, console, gate=args.gate, quiet=args.quiet, failed=bool(plan.helm.errors))
+
+
+def _finish(document: dict[str, Any], console: Console, *, gate: bool, quiet: bool, failed: bool) -> int:
+    """The verdict line and the exit code; with `gate`, the mandatory findings first, and exit 1
+    when there is one (the Deployments pre-run gate)."""
+    blocking = [f for f in document["findings"] if f["level"] == "mandatory"] if gate else []
+    if blocking:
+        render_findings(blocking, console)
+    if gate or not quiet:
         render_verdict(document, console)
-    return 1 if plan.helm.errors else 0
+    return 1 if failed or blocking else 0
 
 
 def identity_document(result: PlanResult, production: bool) -> dict[str, Any]:

@@ -45,11 +45,10 @@ def test_dev_stack_file_validates():
     assert cfg.network.az_count == 3
     assert cfg.network.flow_log_retention_days == 14
     assert cfg.cluster.endpoint_public_access is True
-    # The team's range, then Pulumi Deployments' hosted runners (push-to-deploy reaches the endpoint).
-    hosted = ("34.208.94.47/32", "34.212.116.224/32", "44.241.59.217/32", "52.40.198.20/32")
-    assert cfg.cluster.public_access_cidrs == tuple(
-        ipaddress.IPv4Network(c) for c in ("203.0.113.0/24", *hosted)
-    )
+    # The team's range only: Pulumi publishes no egress addresses for its hosted runners, so dev's
+    # push-to-deploy runs on agents in the VPC (platform/rehearsal.yaml hostedRunnerEgress).
+    assert cfg.cluster.public_access_cidrs == (ipaddress.IPv4Network("203.0.113.0/24"),)
+    assert cfg.deployments.agent.enabled is True
     assert cfg.cluster.log_retention_days == 30
     assert cfg.system_node_group.instance_types == ("t4g.large",)
     assert cfg.system_node_group.architecture == "arm64"

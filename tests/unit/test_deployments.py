@@ -83,6 +83,33 @@ def test_push_deploys_and_only_dev_previews_pull_requests(identity: PlanResult, 
     assert settings.protect is (identity.stack == "prod")
 
 
+def test_every_run_first_gates_on_the_offline_plan(identity: PlanResult, configs) -> None:
+    """The pack's rules and the rehearsal on the normal deploy path: the settings' one pre-run command
+    runs `tools.plan --gate` for this stack with the interpreter of the project's virtualenv, whatever
+    the order of the executor's dependency step (components/deployments.py gate_command)."""
+    import yaml
+
+    from components.deployments import gate_command
+    from tools.mocks import ROOT
+
+    (command,) = identity.one(SETTINGS).get("operationContext.preRunCommands")
+    assert command == gate_command(configs[identity.stack].deployments.repo_dir, identity.stack)
+    venv = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    steps = command.split(" && ")
+    assert steps[0] == 'cd "$(git rev-parse --show-toplevel)"'
+    assert steps[1:] == [
+        f"python3 -m venv {venv}",
+        f"{venv}/bin/python -m pip install --quiet -r requirements.txt",
+        f"{venv}/bin/python -m tools.plan --stack {identity.stack} --gate",
+    ]
+
+
+def test_the_gate_goes_to_the_project_folder() -> None:
+    from components.deployments import gate_command
+
+    assert gate_command("infra/eks/", "dev").startswith('cd "$(git rev-parse --show-toplevel)/infra/eks" && ')
+
+
 def test_the_write_role_is_for_updates_and_prod_refuses_previews(identity: PlanResult, configs) -> None:
     deploy = configs[identity.stack].deployments
     oidc, _ = trust(identity, "deploy")
@@ -164,14 +191,14 @@ def test_deploy_sessions_outlast_a_full_create_or_destroy(identity: PlanResult) 
     assert identity.one(SETTINGS).get("operationContext.oidc.aws.duration") == "4h0m0s"
 
 
-def test_prod_deploys_on_its_own_agent_pool_and_dev_on_pulumi_runners(identity_plans) -> None:
-    prod, dev = identity_plans["prod"], identity_plans["dev"]
-    pool = prod.one(POOL)
-    assert pool.get("organizationName") == "example-org" and pool.protect
-    assert pool.urn in prod.one(SETTINGS).dependencies
-    assert "agentPoolId" in prod.one(SETTINGS).raw_inputs
-    assert dev.of_type(POOL) == []
-    assert "agentPoolId" not in dev.one(SETTINGS).raw_inputs
+def test_each_stack_deploys_on_its_own_agent_pool(identity: PlanResult) -> None:
+    """Prod's endpoint is private; dev's admits only the team's range, and Pulumi publishes no egress
+    addresses for its hosted runners (platform/rehearsal.yaml hostedRunnerEgress): both run on agents."""
+    pool = identity.one(POOL)
+    assert pool.get("organizationName") == "example-org"
+    assert pool.protect is (identity.stack == "prod")
+    assert pool.urn in identity.one(SETTINGS).dependencies
+    assert "agentPoolId" in identity.one(SETTINGS).raw_inputs
 
 
 def test_the_agent_token_secret_can_be_rebuilt_at_once(prod_identity: PlanResult, prod: PlanResult) -> None:

@@ -190,6 +190,14 @@ def test_flow_logs_capture_all_traffic(plan: PlanResult) -> None:
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
 
 
+def test_the_flow_log_starts_after_its_roles_policy(plan: PlanResult) -> None:
+    """The service publishes with the role's permissions: a flow log created before the role's policy
+    reports "Access error" (EC2 API reference, FlowLog.deliverLogsErrorMessage)."""
+    flow = plan.one("aws:ec2/flowLog:FlowLog")
+    (policy,) = [r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("flow-logs")]
+    assert policy.urn in flow.dependencies
+
+
 def test_s3_gateway_endpoint_is_always_there(plan: PlanResult) -> None:
     (spec,) = plan.one("awsx:ec2:Vpc").get("vpcEndpointSpecs")
     assert spec["serviceName"].endswith(".s3") and spec["vpcEndpointType"] == "Gateway"

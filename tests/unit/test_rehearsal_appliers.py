@@ -13,7 +13,9 @@ from tests.unit.rehearsal_plans import reg
 
 DEPLOY = "arn:aws:iam::123456789012:role/p-deploy"
 ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-PULUMI_EGRESS = ["34.208.94.47/32", "34.212.116.224/32", "44.241.59.217/32", "52.40.198.20/32"]
+# Pulumi Cloud's published addresses: "the external-facing addresses of the Pulumi Cloud SaaS", not
+# the hosted runners' egress, which Pulumi does not publish (platform/rehearsal.yaml hostedRunnerEgress).
+PULUMI_CLOUD = ["34.208.94.47/32", "34.212.116.224/32", "44.241.59.217/32", "52.40.198.20/32"]
 
 
 def plan(
@@ -103,7 +105,13 @@ def test_a_kubeconfig_role_without_an_entry_fails_both_paths() -> None:
 
 @pytest.mark.parametrize(
     ("cidrs", "reaches"),
-    [(None, True), (["0.0.0.0/0"], True), (PULUMI_EGRESS, True), (["203.0.113.0/24"], False)],
+    [
+        (None, True),
+        (["0.0.0.0/0"], True),
+        (PULUMI_CLOUD, False),
+        (["203.0.113.0/24", *PULUMI_CLOUD], False),
+        (["203.0.113.0/24"], False),
+    ],
 )
 def test_hosted_runners_reach_a_public_endpoint_only_through_its_cidrs(
     cidrs: list[str] | None, reaches: bool

@@ -188,7 +188,7 @@ def test_shipped_plan_has_no_mandatory_finding_policy_or_rehearsal(
     plan_documents: dict[str, dict[str, Any]], stack: str
 ) -> None:
     """The gate over the whole plan document, policy and rehearsal findings alike: both shipped
-    stacks would deploy (dev's push-to-deploy included: its endpoint admits the hosted runners)."""
+    stacks would deploy (dev's push-to-deploy included: it runs on agents in dev's VPC)."""
     blocking = [f for f in plan_documents[stack]["findings"] if f["level"] == "mandatory"]
     assert not blocking, f"{stack} would not deploy:\n" + "\n".join(
         f"{f['rule']} {f['urn']}: {f['message']}" for f in blocking

@@ -18,8 +18,9 @@ import pytest
 from analysis import teardown
 from analysis.graph import build
 from analysis.rehearsal import create_minutes, rehearse, section
+from tests.integration.conftest import it_config
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import PlanResult, Registration
+from tools.mocks import PlanResult, Registration, run_program
 from tools.policy_check import Finding
 
 ADDON = "aws:eks/addon:Addon"
@@ -91,22 +92,33 @@ def test_karpenter_and_its_node_pools_go_before_coredns_and_their_credentials(pl
             assert needs <= set(r.dependencies), r.name
 
 
-def test_dev_deletes_its_monitoring_claims_and_prod_keeps_claims_and_volumes(
-    plans: dict[str, PlanResult],
-) -> None:
-    def policies(plan: PlanResult) -> set[str]:
-        values = release(plan, "kube-prometheus-stack").get("values")
-        return {
-            values["prometheus"]["prometheusSpec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
-            values["alertmanager"]["alertmanagerSpec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
-        }
+def test_dev_claims_no_volume_and_prod_keeps_claims_and_volumes(plans: dict[str, PlanResult]) -> None:
+    """A dev destroy has no volume to leave: nothing in it claims one. Prod's claims outlive their
+    StatefulSets on a class that retains the volumes (kept by design: docs/retiring-a-stack.md)."""
 
     def reclaim(plan: PlanResult) -> str:
         (storage_class,) = [o for o in addon_objects(plan) if o["kind"] == "StorageClass"]
         return str(storage_class["reclaimPolicy"])
 
-    assert policies(plans["dev"]) == {"Delete"} and reclaim(plans["dev"]) == "Delete"
-    assert policies(plans["prod"]) == {"Retain"} and reclaim(plans["prod"]) == "Retain"
+    assert teardown.claim_uses(build(plans["dev"].records)) == [] and reclaim(plans["dev"]) == "Delete"
+    kept = teardown.claim_uses(build(plans["prod"].records))
+    assert {u.claim.what for u in kept} == {
+        "Prometheus' volumes",
+        "Alertmanager's volumes",
+        "Grafana's volume",
+        "redis-ha's volumes",
+    }
+    assert {(u.reclaim, u.when_deleted) for u in kept} == {("Retain", "Retain"), ("Retain", None)}
+    assert reclaim(plans["prod"]) == "Retain"
+
+
+def test_an_ephemeral_integration_stack_claims_no_volume() -> None:
+    """The integration run's leak check (tools/leak_check.py) finds a tagged volume as a leak: an
+    it-* stack is dev-like (not production) and so claims none."""
+    config = it_config("eu-west-1", "203.0.113.10/32", "https://github.com/example-org/eks-platform.git")
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    plan = run_program("it-0000abcd", raw)
+    assert teardown.claim_uses(build(plan.records)) == []
 
 
 def addon_objects(plan: PlanResult) -> list[dict[str, Any]]:
@@ -120,10 +132,13 @@ def test_dev_repositories_are_force_deleted_and_prod_keeps_them(plans: dict[str,
         assert all(r.protect and r.retain_on_delete for r in repositories) is (stack == "prod")
 
 
-def test_the_rehearsal_section_lists_each_controller_and_its_needs(dev: PlanResult) -> None:
+def test_the_rehearsal_section_lists_each_controller_and_its_needs(plans: dict[str, PlanResult]) -> None:
+    dev, prod = plans["dev"], plans["prod"]
     part = {c["controller"]: c for c in section(dev.records)[0]["teardown"]}
     assert set(part) == {"karpenter", "ebs-csi"}
-    assert namespaces(dev).urn in part["ebs-csi"]["cleansUp"]
+    assert part["ebs-csi"]["cleansUp"] == []  # dev claims no volume
+    prod_part = {c["controller"]: c for c in section(prod.records)[0]["teardown"]}
+    assert namespaces(prod).urn in prod_part["ebs-csi"]["cleansUp"]
     assert {r.urn for r in node_objects(dev)} <= set(part["karpenter"]["cleansUp"])
     dns = next(n for n in part["karpenter"]["needs"] if n["what"] == "CoreDNS")
     assert dns["resources"] == [addon(dev, "coredns").urn]
@@ -132,12 +147,31 @@ def test_the_rehearsal_section_lists_each_controller_and_its_needs(dev: PlanResu
 # -- the review's blockers, reintroduced ---------------------------------------------------------
 
 
+def with_claims(plan: PlanResult, when_deleted: str = "Delete") -> PlanResult:
+    """Dev as it was: Prometheus and Alertmanager on claims of the gp3 class (reclaim Delete in dev)."""
+
+    def claims(r: Registration) -> Registration:
+        values = json.loads(json.dumps(r.get("values")))
+        claim = {"volumeClaimTemplate": {"spec": {"storageClassName": "gp3-encrypted"}}}
+        policy = {"whenDeleted": when_deleted, "whenScaled": "Retain"}
+        prometheus = values["prometheus"]["prometheusSpec"]
+        alertmanager = values["alertmanager"]["alertmanagerSpec"]
+        prometheus["storageSpec"], alertmanager["storage"] = claim, claim
+        prometheus["persistentVolumeClaimRetentionPolicy"] = policy
+        alertmanager["persistentVolumeClaimRetentionPolicy"] = policy
+        return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "values": values})
+
+    stack = release(plan, "kube-prometheus-stack")
+    return mutate(plan, claims, lambda r: r.urn == stack.urn)
+
+
 @pytest.mark.parametrize(("stack", "level"), [("dev", "mandatory"), ("prod", "advisory")])
 def test_blocker_4_namespaces_not_ordered_after_the_volume_driver(
     plans: dict[str, PlanResult], stack: str, level: str
 ) -> None:
-    """Dev would leak its volumes (mandatory); prod retains them anyway (advisory)."""
-    plan = plans[stack]
+    """Dev (with its former claims) would leak its volumes (mandatory); prod retains them anyway
+    (advisory)."""
+    plan = with_claims(plans["dev"]) if stack == "dev" else plans[stack]
     addons = {r.urn for r in plan.records if "platform:addons:ClusterAddons" in r.urn}
     broken = mutate(plan, without(addons), lambda r: r.urn == namespaces(plan).urn)
     found = findings(broken, teardown.RULE)
@@ -147,17 +181,10 @@ def test_blocker_4_namespaces_not_ordered_after_the_volume_driver(
 
 
 def test_blocker_4_claims_kept_after_their_statefulset_in_dev(dev: PlanResult) -> None:
-    def keep(r: Registration) -> Registration:
-        values = json.loads(json.dumps(r.get("values")))
-        values["prometheus"]["prometheusSpec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] = (
-            "Retain"
-        )
-        return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "values": values})
-
     stack = release(dev, "kube-prometheus-stack")
-    found = findings(mutate(dev, keep, lambda r: r.urn == stack.urn), teardown.RULE_RETENTION)
-    assert [(f.level, f.urn) for f in found] == [("advisory", stack.urn)]
-    assert "Prometheus' volumes outlive their StatefulSet" in found[0].message
+    found = findings(with_claims(dev, when_deleted="Retain"), teardown.RULE_RETENTION)
+    assert [(f.level, f.urn) for f in found] == [("advisory", stack.urn)] * 2
+    assert any("Prometheus' volumes outlive their StatefulSet" in f.message for f in found)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

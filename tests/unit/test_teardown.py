@@ -68,7 +68,7 @@ def without(urns: set[str]) -> Any:
 
 
 def test_neither_stack_has_a_teardown_finding(plan: PlanResult) -> None:
-    assert findings(plan, teardown.RULE, teardown.RULE_RETENTION) == []
+    assert findings(plan, teardown.RULE, teardown.RULE_RETENTION, teardown.RULE_RECLAIM) == []
 
 
 def test_namespaces_go_before_the_volume_driver_and_its_dns(plan: PlanResult) -> None:
@@ -163,6 +163,40 @@ def with_claims(plan: PlanResult, when_deleted: str = "Delete") -> PlanResult:
 
     stack = release(plan, "kube-prometheus-stack")
     return mutate(plan, claims, lambda r: r.urn == stack.urn)
+
+
+def test_volume_race_dev_claims_reintroduced_are_a_mandatory_finding(dev: PlanResult) -> None:
+    """The third review's race: the claims go, the CSI add-on is deleted next, and nothing awaits
+    the volumes' detach and deletion. Ordered as well as it can be, dev's claims still leak."""
+    stack = release(dev, "kube-prometheus-stack")
+    broken = with_claims(dev)
+    found = findings(broken, teardown.RULE_RECLAIM)
+    assert [(f.level, f.urn) for f in found] == [("mandatory", stack.urn)] * 2
+    assert {f.message.split("reclaim policy of ", 1)[1].split(" is ", 1)[0] for f in found} == {
+        "Prometheus' volumes",
+        "Alertmanager's volumes",
+    }
+    assert all("the release kube-prometheus-stack deletes their claims" in f.message for f in found)
+    assert all("nothing awaits the PersistentVolume" in f.message for f in found)
+    # The orderings of blocker 4 hold: this finding is about what no ordering can fix.
+    assert findings(broken, teardown.RULE) == []
+
+
+def test_volume_race_dev_grafana_persistence_reintroduced_is_a_mandatory_finding(dev: PlanResult) -> None:
+    def persist(r: Registration) -> Registration:
+        values = json.loads(json.dumps(r.get("values")))
+        values["grafana"]["persistence"]["enabled"] = True
+        return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "values": values})
+
+    stack = release(dev, "kube-prometheus-stack")
+    found = findings(mutate(dev, persist, lambda r: r.urn == stack.urn), teardown.RULE_RECLAIM)
+    assert [(f.level, f.urn) for f in found] == [("mandatory", stack.urn)]
+    assert "Grafana's volume" in found[0].message and "the release kube-prometheus-stack" in found[0].message
+
+
+def test_prods_retained_claims_are_not_a_leak(prod: PlanResult) -> None:
+    assert teardown.claim_uses(build(prod.records))
+    assert findings(prod, teardown.RULE_RECLAIM) == []
 
 
 @pytest.mark.parametrize(("stack", "level"), [("dev", "mandatory"), ("prod", "advisory")])
@@ -285,23 +319,36 @@ def rules_fired(records: list[Any]) -> list[tuple[str, str, str]]:
     return [(f.rule, f.level.value, str(f.urn).rsplit("::", 1)[-1]) for f in teardown.check(build(records))]
 
 
-def test_a_namespace_ordered_after_the_driver_and_claims_deleted_with_their_statefulset_pass() -> None:
-    csi = "urn:pulumi:s::p::aws:eks/addon:Addon::csi"
-    assert rules_fired(synthetic(ns_deps=(csi,), when_deleted="Delete", reclaim="Delete")) == []
+RECLAIM = ("rehearsal-volume-reclaim", "mandatory", "kps")
+CSI = "urn:pulumi:s::p::aws:eks/addon:Addon::csi"
 
 
-def test_a_namespace_deleted_after_the_driver_leaks_deleted_volumes_only() -> None:
+def test_retained_claims_ordered_after_the_driver_pass() -> None:
+    assert rules_fired(synthetic(ns_deps=(CSI,), when_deleted="Retain", reclaim="Retain")) == []
+
+
+def test_deleted_volumes_of_a_destroyed_driver_are_a_leak_however_ordered() -> None:
+    """Ordered after the driver, claims deleted with their StatefulSet: the volumes still go
+    unawaited once the claims are gone (the race of the third review)."""
+    ordered = synthetic(ns_deps=(CSI,), when_deleted="Delete", reclaim="Delete")
+    assert rules_fired(ordered) == [RECLAIM]
+    kept_driver = [dataclasses.replace(r, retain_on_delete=True) if r.urn == CSI else r for r in ordered]
+    assert rules_fired(kept_driver) == []  # the destroy leaves the driver running: it finishes
+    without_driver = [r for r in ordered if r.urn != CSI]
+    assert RECLAIM not in rules_fired(without_driver)  # a driver the stack does not delete
+
+
+def test_a_namespace_deleted_after_the_driver_is_mandatory_for_deleted_volumes_only() -> None:
     leak = synthetic(ns_deps=(), when_deleted="Delete", reclaim="Delete")
-    assert rules_fired(leak) == [("rehearsal-teardown", "mandatory", "ns")]
+    assert rules_fired(leak) == [("rehearsal-teardown", "mandatory", "ns"), RECLAIM]
     kept = synthetic(ns_deps=(), when_deleted="Retain", reclaim="Retain")
     assert rules_fired(kept) == [("rehearsal-teardown", "advisory", "ns")]
 
 
 def test_claims_whose_fate_differs_from_their_volumes_are_advisories() -> None:
-    csi = "urn:pulumi:s::p::aws:eks/addon:Addon::csi"
-    outlive = rules_fired(synthetic(ns_deps=(csi,), when_deleted="Retain", reclaim="Delete"))
-    assert outlive == [("rehearsal-claim-retention", "advisory", "kps")]
-    orphan = rules_fired(synthetic(ns_deps=(csi,), when_deleted="Delete", reclaim="Retain"))
+    outlive = rules_fired(synthetic(ns_deps=(CSI,), when_deleted="Retain", reclaim="Delete"))
+    assert outlive == [("rehearsal-claim-retention", "advisory", "kps"), RECLAIM]
+    orphan = rules_fired(synthetic(ns_deps=(CSI,), when_deleted="Delete", reclaim="Retain"))
     assert orphan == [("rehearsal-claim-retention", "advisory", "kps")]
 
 
@@ -309,14 +356,12 @@ def test_operator_claims_in_a_namespace_the_stack_does_not_own_are_never_deleted
     records = synthetic(ns_deps=(), when_deleted="Retain", reclaim="Delete", own_namespace=False)
     assert ("rehearsal-teardown", "mandatory", "kps") in rules_fired(records)
     deleted = synthetic(ns_deps=(), when_deleted="Delete", reclaim="Delete", own_namespace=False)
-    assert rules_fired(deleted) == []
+    assert ("rehearsal-teardown", "mandatory", "kps") not in rules_fired(deleted)
 
 
 def test_a_need_the_plan_does_not_have_is_not_required() -> None:
     """A stack without the Pod Identity agent add-on (IRSA, say) is not told to order after it."""
-    records = synthetic(
-        ns_deps=("urn:pulumi:s::p::aws:eks/addon:Addon::csi",), when_deleted="Delete", reclaim="Delete"
-    )
+    records = synthetic(ns_deps=(CSI,), when_deleted="Retain", reclaim="Retain")
     assert not any(r.get("addonName") == "eks-pod-identity-agent" for r in records)
     assert rules_fired(records) == []
 

@@ -278,9 +278,9 @@ def retention(graph: Graph) -> Iterator[Finding]:
 def unawaited_reclaims(graph: Graph) -> Iterator[Finding]:
     """Claims whose volumes a destroy deletes without awaiting them (`rehearsal-volume-reclaim`)."""
     data = rules().volumeReclaim
-    drivers = [
-        r for r in graph.nodes.values() if _matches(r, data.driver) and not (r.protect or r.retain_on_delete)
-    ]
+    # `protect` does not count: a protected stack is unprotected before its destroy
+    # (docs/retiring-a-stack.md), while retainOnDelete leaves the driver running after it.
+    drivers = [r for r in graph.nodes.values() if _matches(r, data.driver) and not r.retain_on_delete]
     if not drivers:
         return
     for use in claim_uses(graph):

@@ -334,6 +334,8 @@ def test_deleted_volumes_of_a_destroyed_driver_are_a_leak_however_ordered() -> N
     assert rules_fired(ordered) == [RECLAIM]
     kept_driver = [dataclasses.replace(r, retain_on_delete=True) if r.urn == CSI else r for r in ordered]
     assert rules_fired(kept_driver) == []  # the destroy leaves the driver running: it finishes
+    protected = [dataclasses.replace(r, protect=True) if r.urn == CSI else r for r in ordered]
+    assert rules_fired(protected) == [RECLAIM]  # unprotected before a real destroy
     without_driver = [r for r in ordered if r.urn != CSI]
     assert RECLAIM not in rules_fired(without_driver)  # a driver the stack does not delete
 

@@ -13,6 +13,10 @@ they need and why, with sources, are data: platform/teardown.yaml. Rule ids:
   destroy may delete the need first: it hangs or leaves cloud resources behind); a claim of an
   operator's StatefulSet in a namespace the stack does not delete; a resource whose delete fails
   unless an input allows it (a pushed-to ECR repository without `force_delete`).
+- `rehearsal-volume-reclaim`: a claim whose volume is reclaimed with `Delete` in a stack whose
+  destroy deletes the CSI driver: the holder's delete ends when the claim is gone, the driver's
+  add-on is deleted next, and nothing awaits the volume's detach and deletion, so it may be left
+  (`volumeReclaim` in the data). Retained volumes are kept by design, not leaked.
 - `rehearsal-claim-retention` (advisory): a StatefulSet's claims outlive it although their volumes
   would be deleted (only the namespace then deletes them), or go with it although their
   StorageClass keeps the volumes (a reinstalled release starts empty beside a Released volume).
@@ -36,6 +40,7 @@ from tools.policy_check import Finding
 
 RULE = "rehearsal-teardown"
 RULE_RETENTION = "rehearsal-claim-retention"
+RULE_RECLAIM = "rehearsal-volume-reclaim"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICIES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -117,8 +122,15 @@ class Blocker(_Data):
     source: str
 
 
+class VolumeReclaim(_Data):
+    driver: Match
+    why: str
+    source: str
+
+
 class Teardown(_Data):
     controllers: dict[str, Controller]
+    volumeReclaim: VolumeReclaim  # noqa: N815
     claims: dict[str, tuple[Claim, ...]]
     deleteBlockers: tuple[Blocker, ...] = ()  # noqa: N815
 
@@ -263,6 +275,32 @@ def retention(graph: Graph) -> Iterator[Finding]:
         )
 
 
+def unawaited_reclaims(graph: Graph) -> Iterator[Finding]:
+    """Claims whose volumes a destroy deletes without awaiting them (`rehearsal-volume-reclaim`)."""
+    data = rules().volumeReclaim
+    # `protect` does not count: a protected stack is unprotected before its destroy
+    # (docs/retiring-a-stack.md), while retainOnDelete leaves the driver running after it.
+    drivers = [r for r in graph.nodes.values() if _matches(r, data.driver) and not r.retain_on_delete]
+    if not drivers:
+        return
+    for use in claim_uses(graph):
+        if use.reclaim != "Delete":
+            continue
+        if use.claim.owner == "helm" or use.when_deleted == "Delete":
+            holder = f"the release {use.release.get('name') or use.release.name}"
+        else:
+            holder = f"the namespace {use.namespace}"
+        yield _finding(
+            RULE_RECLAIM,
+            "mandatory",
+            use.release,
+            f"{_label(use.release)}: the reclaim policy of {use.claim.what} is Delete, and {holder} "
+            f"deletes their claims; but {data.why}. Keep no claim in a stack that is destroyed (an "
+            "emptyDir), or retain the volumes (reclaimPolicy Retain) and list them in "
+            "docs/retiring-a-stack.md.",
+        )
+
+
 # -- controllers ----------------------------------------------------------------------------------
 
 
@@ -362,7 +400,7 @@ def delete_blockers(graph: Graph) -> Iterator[Finding]:
 
 def check(graph: Graph) -> list[Finding]:
     """Every teardown finding, sorted by rule, resource and message."""
-    found = {*needs_on_delete(graph), *retention(graph), *delete_blockers(graph)}
+    found = {*needs_on_delete(graph), *retention(graph), *unawaited_reclaims(graph), *delete_blockers(graph)}
     return sorted(found, key=lambda f: (f.rule, f.urn or "", f.message))
 
 

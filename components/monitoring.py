@@ -24,10 +24,12 @@ class MonitoringArgs:
     retention: str
     retention_size: str
     storage_gib: int
-    # True (prod): Prometheus' and Alertmanager's claims outlive their StatefulSets, so a replaced
-    # release binds the same volumes again (the StorageClass retains them too). False (dev): the
-    # claims go with the StatefulSets, and with them their volumes.
-    keep_volumes: bool
+    # True (prod): Prometheus, Alertmanager and Grafana keep their data on claims of this
+    # StorageClass (which retains the volumes), and the claims outlive their StatefulSets, so a
+    # replaced release binds the same volumes again. False (dev): no claim at all; each keeps its
+    # data in an emptyDir on its node's disk (see `storage_values`).
+    persistent: bool
+    storage_class: str
     # "slack" or "webhook" when a receiver URL is configured; None routes alerts nowhere.
     receiver: str | None
     rules: list[dict[str, Any]]
@@ -49,38 +51,84 @@ def _spread(selector: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def claim_retention(keep_volumes: bool) -> dict[str, str]:
-    """The StatefulSets' `persistentVolumeClaimRetentionPolicy` (apps/v1, GA in Kubernetes 1.32).
+# Alertmanager's silences and notification log: a few MiB; the room its claim (prod) or emptyDir
+# (dev) gets.
+ALERTMANAGER_GIB = 2
+# Kept by prod's claims when their StatefulSet is deleted or scaled down (apps/v1
+# `persistentVolumeClaimRetentionPolicy`): a replaced release binds the same volumes again, and a
+# replica count lowered by mistake deletes no data.
+KEEP_CLAIMS = {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
-    The operator copies it from the Prometheus/Alertmanager spec onto the StatefulSet it creates
-    (prometheus-operator v0.93.0 pkg/prometheus/server/statefulset.go, pkg/alertmanager/statefulset.go;
-    field in the CRDs of prometheus-operator-crds 31.0.1), and kube-prometheus-stack 88.5.3 passes
-    `*Spec.persistentVolumeClaimRetentionPolicy` through (templates/prometheus/prometheus.yaml,
-    templates/alertmanager/alertmanager.yaml). With `whenDeleted: Delete` the StatefulSet controller
-    makes the StatefulSet own the claims, so the garbage collector deletes them when the release's
-    uninstall deletes the custom resource (and with it the StatefulSet). Scale-down keeps claims in
-    both stacks: a replica count lowered by mistake must not delete data.
+
+def _claim(storage_class: str, gib: int) -> dict[str, Any]:
+    spec = {
+        "storageClassName": storage_class,
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{gib}Gi"}},
+    }
+    return {"volumeClaimTemplate": {"spec": spec}}
+
+
+def storage_values(args: MonitoringArgs) -> dict[str, Any]:
+    """Where Prometheus, Alertmanager and Grafana keep their data: claims in prod, none in dev.
+
+    Prod: claims of the retaining StorageClass, kept when their StatefulSets go (listed in
+    docs/retiring-a-stack.md). Dev has no claim to leak: a destroy deletes the namespace and then
+    the EBS CSI add-on, and nothing awaits a deleted claim's volume (the provisioner refuses
+    DeleteVolume while the volume is still attached: kubernetes-csi/external-provisioner
+    pkg/controller/controller.go `canDeleteVolume`), so a volume may be left (platform/teardown.yaml).
+
+    Without a claim, prometheus-operator gives the StatefulSet an emptyDir (`storage.emptyDir`, or
+    nothing set; v0.93.0 pkg/prometheus/server/statefulset.go and pkg/alertmanager/statefulset.go,
+    the `switch` on the storage spec), capped by `sizeLimit` (in the Prometheus and Alertmanager
+    CRDs of v0.93.0). The kubelet evicts a pod whose emptyDir outgrows its sizeLimit (kubernetes
+    pkg/kubelet/eviction/eviction_manager.go `emptyDirLimitEviction`), so
+    `retentionSize` (85 % of it) prunes first. The Prometheus container asks for that much ephemeral
+    storage, so it is scheduled (and Karpenter launches a node) only where the disk has room.
+    Grafana without persistence mounts an emptyDir (grafana 12.11.1 templates/_pod.tpl, volume
+    `storage`). kube-prometheus-stack 88.5.3 passes `storageSpec` and `storage` through as they are
+    (templates/prometheus/prometheus.yaml, templates/alertmanager/alertmanager.yaml).
     """
-    return {"whenDeleted": "Retain" if keep_volumes else "Delete", "whenScaled": "Retain"}
+    gib = args.storage_gib
+    if args.persistent:
+        return {
+            "prometheus": {
+                "prometheusSpec": {
+                    "storageSpec": _claim(args.storage_class, gib),
+                    "persistentVolumeClaimRetentionPolicy": KEEP_CLAIMS,
+                }
+            },
+            "alertmanager": {
+                "alertmanagerSpec": {
+                    "storage": _claim(args.storage_class, ALERTMANAGER_GIB),
+                    "persistentVolumeClaimRetentionPolicy": KEEP_CLAIMS,
+                }
+            },
+            "grafana": {"persistence": {"enabled": True, "storageClassName": args.storage_class}},
+        }
+    return {
+        "prometheus": {
+            "prometheusSpec": {
+                "storageSpec": {"emptyDir": {"sizeLimit": f"{gib}Gi"}},
+                "resources": {"requests": {"ephemeral-storage": f"{gib}Gi"}},
+            }
+        },
+        "alertmanager": {
+            "alertmanagerSpec": {"storage": {"emptyDir": {"sizeLimit": f"{ALERTMANAGER_GIB}Gi"}}}
+        },
+        "grafana": {"persistence": {"enabled": False}},
+    }
 
 
 def stack_values(args: MonitoringArgs) -> dict[str, Any]:
-    """What differs per stack: replicas, PDBs, zone spread, retention, storage, claims, receiver."""
+    """What differs per stack: replicas, PDBs, zone spread, retention, storage, receiver."""
     ha = args.high_availability
-    retention = claim_retention(args.keep_volumes)
     prometheus: dict[str, Any] = {
         "replicas": 2 if ha else 1,
         "retention": args.retention,
         "retentionSize": args.retention_size,
-        "storageSpec": {
-            "volumeClaimTemplate": {"spec": {"resources": {"requests": {"storage": f"{args.storage_gib}Gi"}}}}
-        },
-        "persistentVolumeClaimRetentionPolicy": retention,
     }
-    alertmanager: dict[str, Any] = {
-        "replicas": 3 if ha else 1,
-        "persistentVolumeClaimRetentionPolicy": retention,
-    }
+    alertmanager: dict[str, Any] = {"replicas": 3 if ha else 1}
     if ha:
         prometheus["topologySpreadConstraints"] = _spread({"app.kubernetes.io/name": "prometheus"})
         alertmanager["topologySpreadConstraints"] = _spread({"app.kubernetes.io/name": "alertmanager"})
@@ -95,6 +143,7 @@ def stack_values(args: MonitoringArgs) -> dict[str, Any]:
             "podDisruptionBudget": {"enabled": ha, "minAvailable": 2},
         },
     }
+    values = merge(values, storage_values(args))
     if args.receiver is None:
         # No URL configured: no secret to mount, and every alert goes to the null receiver.
         values["alertmanager"]["alertmanagerSpec"]["secrets"] = []
@@ -109,13 +158,14 @@ class Monitoring(pulumi.ComponentResource):
 
     Guarantees: pinned charts; the operator's CRDs in their own release (templates, so they upgrade
     with it; protected in prod, because uninstalling it deletes every monitor and rule); Prometheus
-    scrapes every ServiceMonitor/PodMonitor/rule in the cluster, keeps data for the configured
-    retention on encrypted gp3 volumes (retained in prod through the StorageClass and the claims'
-    retention policy; in dev the claims, and so the volumes, go with their StatefulSets), with 2 replicas,
-    a PDB and zone spread in prod; Alertmanager runs 3 replicas in prod and reads its receiver URL
-    from a Secret (External Secrets, from Secrets Manager), never from values; Grafana's admin
-    login comes from the `grafana-admin` Secret; dashboards under platform/dashboards/ load through
-    the sidecar. Rules and ServiceMonitors come from platform/monitoring/.
+    scrapes every ServiceMonitor/PodMonitor/rule in the cluster and keeps data for the configured
+    retention: in prod on encrypted gp3 volumes (retained through the StorageClass and the claims'
+    retention policy), with 2 replicas, a PDB and zone spread; in dev on its node's disk (an
+    emptyDir with a size limit: no claim, so no volume a destroy could leave, and Alertmanager and
+    Grafana likewise); Alertmanager runs 3 replicas in prod and reads its receiver URL from a
+    Secret (External Secrets, from Secrets Manager), never from values; Grafana's admin login
+    comes from the `grafana-admin` Secret; dashboards under platform/dashboards/ load through the
+    sidecar. Rules and ServiceMonitors come from platform/monitoring/.
     """
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):

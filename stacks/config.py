@@ -123,6 +123,7 @@ class PlatformConfig(Model):
             self._protect_issues,
             self._service_cidr_issues,
             self._per_az_issues,
+            self._prometheus_disk_issues,
             self._ami_release_issues,
             self._capacity_issues,
         )
@@ -160,6 +161,23 @@ class PlatformConfig(Model):
                 self.system_node_group.min_size,
                 f"a production stack keeps at least one system node in each of its "
                 f"{self.network.az_count} AZs",
+            )
+        ]
+
+    def _prometheus_disk_issues(self) -> list[Issue]:
+        # Outside production Prometheus keeps its data in an emptyDir on its Karpenter node's disk
+        # (components/monitoring.py storage_values), which also holds the OS, the images and the
+        # other pods' ephemeral storage.
+        room = self.karpenter.node_disk_gib // 2
+        if self.production or self.monitoring.storage_gib <= room:
+            return []
+        return [
+            (
+                "monitoring.storageGiB",
+                self.monitoring.storage_gib,
+                f"outside production Prometheus keeps its data on its node's disk: at most half of "
+                f"karpenter.nodeDiskGiB ({self.karpenter.node_disk_gib}), {room} GiB; lower it or "
+                "raise karpenter.nodeDiskGiB",
             )
         ]
 

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.addons import STORAGE_CLASS, ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.gitops import ARGOCD_SECRET_LABELS
 from components.karpenter import Karpenter, KarpenterArgs
@@ -60,9 +60,11 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     )
     charts = chart_specs()
     cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
-    # One decision for the monitoring volumes: prod keeps them (the StorageClass retains the EBS
-    # volume, the StatefulSets keep their claims), dev deletes both, so one destroy removes them.
-    keep_volumes = cfg.production
+    # One decision for the monitoring data: prod keeps it on volumes that outlive everything (the
+    # StorageClass retains them, the StatefulSets keep their claims; docs/retiring-a-stack.md);
+    # dev keeps it on its nodes' disks and claims no volume, because a destroy does not await a
+    # deleted claim's volume (components/monitoring.py storage_values).
+    persistent = cfg.production
     addons = ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
@@ -73,7 +75,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             addon_versions=addon_versions(cfg.cluster.kubernetes_version),
             coredns_replicas=3 if cfg.production else 2,
             high_availability=cfg.production,
-            reclaim_policy="Retain" if keep_volumes else "Delete",
+            reclaim_policy="Retain" if persistent else "Delete",
             node_group=nodes.node_group,
             volume_tags=cfg.all_tags,
         ),
@@ -217,15 +219,16 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             retention=cfg.monitoring.retention,
             retention_size=cfg.monitoring.retention_size,
             storage_gib=cfg.monitoring.storage_gib,
-            keep_volumes=keep_volumes,
+            persistent=persistent,
+            storage_class=STORAGE_CLASS,
             receiver=cfg.monitoring.receiver if receiver_url is not None else None,
             rules=manifests("monitoring/rules"),
             service_monitors=manifests("monitoring/servicemonitors"),
             dashboards=dashboards(),
             protect=cfg.protect,
-            # Its namespace and Secrets first; Prometheus runs on Karpenter's nodes; its volumes
+            # Its namespace and Secrets first; Prometheus runs on Karpenter's nodes; prod's claims
             # need the EBS CSI driver and the StorageClass (add-ons), which on destroy must
-            # outlive the PVCs so the volumes are deleted, not left behind.
+            # outlive them.
             depends_on=[namespaces, secrets, karpenter, addons],
         ),
         opts=k8s_opts,

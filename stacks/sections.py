@@ -359,7 +359,12 @@ MIN_PROMETHEUS_GIB = 20
 class MonitoringConfig(Model):
     retention: str = Field(default="15d", description="How long Prometheus keeps samples (e.g. 15d, 12w).")
     storage_gib: StrictInt = Field(
-        default=50, alias="storageGiB", description="Encrypted gp3 volume per Prometheus replica, GiB."
+        default=50,
+        alias="storageGiB",
+        description=(
+            "Room per Prometheus replica, GiB: an encrypted gp3 volume in production, an emptyDir's "
+            "size limit on the node's disk elsewhere (at most half of karpenter.nodeDiskGiB)."
+        ),
     )
     receiver: Literal["slack", "webhook"] = Field(
         default="slack", description="Kind of the URL in the `alertReceiverUrl` secret."

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.config import PROJECT
+from stacks.config import PROJECT, validate
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
 from tools.mocks import PlanResult, run_program, stack_config
@@ -44,9 +44,41 @@ def test_retention_and_storage_come_from_config(plan: PlanResult, configs) -> No
     spec = stack_release(plan).get("values")["prometheus"]["prometheusSpec"]
     assert spec["retention"] == monitoring.retention
     assert spec["retentionSize"] == monitoring.retention_size
-    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
-    assert claim["resources"]["requests"]["storage"] == f"{monitoring.storage_gib}Gi"
-    assert claim["storageClassName"] == "gp3-encrypted"  # encrypted, retained in prod
+    size = f"{monitoring.storage_gib}Gi"
+    if plan.stack == "prod":
+        claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+        assert claim["resources"]["requests"]["storage"] == size
+        assert claim["storageClassName"] == "gp3-encrypted"  # encrypted, retained
+    else:
+        assert spec["storageSpec"] == {"emptyDir": {"sizeLimit": size}}
+        # Scheduled (and a node launched) only where the disk has room for it.
+        assert spec["resources"]["requests"]["ephemeral-storage"] == size
+
+
+def test_prod_keeps_every_monitoring_claim_and_dev_has_none(plans: dict[str, PlanResult]) -> None:
+    """Dev claims no volume (a destroy does not await a deleted claim's volume); prod keeps its
+    claims when their StatefulSets go, on a class that retains the volumes."""
+    for stack, persistent in (("dev", False), ("prod", True)):
+        values = stack_release(plans[stack]).get("values")
+        prometheus = values["prometheus"]["prometheusSpec"]
+        alertmanager = values["alertmanager"]["alertmanagerSpec"]
+        claims = [
+            "volumeClaimTemplate" in prometheus["storageSpec"],
+            "volumeClaimTemplate" in alertmanager["storage"],
+            values["grafana"]["persistence"]["enabled"],
+        ]
+        assert claims == [persistent] * 3, stack
+        if persistent:
+            claim = alertmanager["storage"]["volumeClaimTemplate"]["spec"]
+            assert claim["storageClassName"] == "gp3-encrypted"
+            assert values["grafana"]["persistence"]["storageClassName"] == "gp3-encrypted"
+            for spec in (prometheus, alertmanager):
+                assert spec["persistentVolumeClaimRetentionPolicy"] == {
+                    "whenDeleted": "Retain",
+                    "whenScaled": "Retain",
+                }
+        else:
+            assert alertmanager["storage"] == {"emptyDir": {"sizeLimit": "2Gi"}}
 
 
 def test_prometheus_scrapes_every_monitor_in_the_cluster(plan: PlanResult) -> None:
@@ -135,3 +167,15 @@ BAD = [
 @pytest.mark.parametrize(("monitoring", "key", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_monitoring_config_is_rejected(monitoring, key, message) -> None:
     assert_section_rejected("prod", "monitoring", monitoring, key, message)
+
+
+def test_dev_prometheus_must_fit_its_nodes_disk_and_prod_need_not() -> None:
+    """Outside production Prometheus' data is an emptyDir on its Karpenter node's disk."""
+    assert_section_rejected("dev", "monitoring", {"storageGiB": 51}, "monitoring.storageGiB", r"half of")
+    raw, _ = stack_config("dev")
+    raw[f"{PROJECT}:monitoring"] = json.dumps({"storageGiB": 80})
+    raw[f"{PROJECT}:karpenter"] = json.dumps({**json.loads(raw[f"{PROJECT}:karpenter"]), "nodeDiskGiB": 160})
+    validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
+    raw, _ = stack_config("prod")
+    raw[f"{PROJECT}:monitoring"] = json.dumps({"storageGiB": 500})
+    validate(raw, PROJECT, "prod", "Pulumi.prod.yaml")

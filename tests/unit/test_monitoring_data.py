@@ -360,18 +360,15 @@ def test_prometheus_selects_every_monitor_probe_and_rule_in_the_cluster() -> Non
         assert spec.get(f"{kind}NamespaceSelector", {}) == {}, kind
 
 
-@pytest.mark.parametrize(
-    "volume",
-    ["prometheus.prometheusSpec.storageSpec", "alertmanager.alertmanagerSpec.storage"],
-)
-def test_stateful_parts_keep_their_data_on_encrypted_gp3(volume: str) -> None:
-    claim = dig(VALUES, volume)["volumeClaimTemplate"]["spec"]
-    assert claim["storageClassName"] == "gp3-encrypted"
-    assert claim["accessModes"] == ["ReadWriteOnce"]
-    assert claim["resources"]["requests"]["storage"]
+def test_the_base_values_decide_no_storage() -> None:
+    """Where the data lives is the component's choice per stack (claims in prod, emptyDir in dev):
+    a claim in the base values would merge into dev's emptyDir and come back."""
+    assert "storageSpec" not in VALUES["prometheus"]["prometheusSpec"]
+    assert "storage" not in VALUES["alertmanager"]["alertmanagerSpec"]
+    assert "enabled" not in VALUES["grafana"]["persistence"]
 
 
-def test_grafana_admin_from_a_secret_persistence_and_dashboard_sidecar() -> None:
+def test_grafana_admin_from_a_secret_pvc_persistence_and_dashboard_sidecar() -> None:
     grafana = VALUES["grafana"]
     assert grafana["admin"] == {
         "existingSecret": "grafana-admin",
@@ -379,8 +376,7 @@ def test_grafana_admin_from_a_secret_persistence_and_dashboard_sidecar() -> None
         "passwordKey": "admin-password",
     }
     assert "adminPassword" not in grafana and "adminUser" not in grafana
-    assert grafana["persistence"]["enabled"] is True
-    assert grafana["persistence"]["storageClassName"] == "gp3-encrypted"
+    assert grafana["persistence"]["type"] == "pvc"
     dashboards = grafana["sidecar"]["dashboards"]
     assert dashboards["enabled"] is True
     assert dashboards["label"] == "grafana_dashboard"

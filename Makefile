@@ -155,8 +155,10 @@ preview up destroy: $(STAMP) cli-check
 # role that the identity project (`make up PROJECT=identity`) created first. The flag lives in a
 # temporary copy of the stack file passed with `--config-file` (a flag `pulumi up -c` would have
 # saved to Pulumi.<stack>.yaml: pulumi.com CLI docs, `pulumi up`), so an interrupted run leaves
-# nothing in the committed file. Refused once the stack has a cluster: a bootstrap run would delete
-# every Kubernetes object. STS caps a role-chained session at 1 hour; a bootstrap takes 20-25 minutes.
+# nothing in the committed file; the copy ends in .yaml because the CLI picks the file's marshaller
+# by extension and refuses any other ("no marshaler found for file format": pulumi/pulumi
+# sdk/go/common/workspace/project.go marshallerForPath). Refused once the stack has a cluster: a
+# bootstrap run would delete every Kubernetes object. STS caps a role-chained session at 1 hour; a bootstrap takes 20-25 minutes.
 bootstrap: $(STAMP) cli-check
 	pulumi stack select $(STACK)
 	@if pulumi stack output clusterName --stack $(STACK) >/dev/null 2>&1; then echo "$(STACK) already has a cluster: bootstrap is for the first up only (docs/deploy-path.md)."; exit 2; fi
@@ -165,7 +167,7 @@ bootstrap: $(STAMP) cli-check
 	if [ -z "$$role" ]; then echo "The identity stack $(STACK) has no deployRoleArn: run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
 	boundary=$$(pulumi -C identity stack output boundaryArn --stack $(STACK) 2>/dev/null) || boundary=""; \
 	if [ -z "$$boundary" ]; then echo "The identity stack $(STACK) has no boundaryArn (every role the platform creates carries it): run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
-	config=$$(mktemp); trap 'rm -f "$$config"' EXIT; \
+	config=$$(mktemp "$${TMPDIR:-/tmp}/bootstrap-XXXXXX.yaml"); trap 'rm -f "$$config"' EXIT; \
 	cp Pulumi.$(STACK).yaml "$$config"; \
 	pulumi config set --config-file "$$config" --stack $(STACK) --path deployments.bootstrap true; \
 	creds=$$(aws sts assume-role --role-arn "$$role" --role-session-name "bootstrap-$(STACK)" \

@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap destroy-prepare cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -51,6 +51,8 @@ help:
 	@echo "                                              policy/; PROJECT=identity: the deploy identity (admins)"
 	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack, as the deploy role:"
 	@echo "                                              cluster and agents only (the flag is never written to a file)"
+	@echo "  make destroy-prepare STACK=prod             destroy, step 1: unprotect what the bootstrap deployment drops"
+	@echo "                                              (listed from the plan; docs/deploy-path.md, Destroy)"
 	@echo "  make cli-check                              check that the pulumi and aws CLIs are installed"
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
 	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
@@ -176,6 +178,18 @@ bootstrap: $(STAMP) cli-check
 	if [ $$# -ne 3 ]; then echo "Could not assume $$role (are you one of cluster.adminRoleArns?)."; exit 2; fi; \
 	env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$1" AWS_SECRET_ACCESS_KEY="$$2" AWS_SESSION_TOKEN="$$3" \
 	  pulumi up --stack $(STACK) --config-file "$$config" --policy-pack $(CURDIR)/policy
+
+# Destroy, step 1 of a private-endpoint stack (docs/deploy-path.md "Destroy"): lift `protect`, in
+# the stack's state, from exactly the resources the bootstrap deployment (step 2) drops and may drop,
+# listed from the plan (tools/destroy_path.py): the engine refuses to delete a protected resource
+# (pulumi/pulumi pkg/resource/deploy/step.go). The list is computed first, so a refusal unprotects
+# nothing. `pulumi state unprotect [urn]... --yes` (pulumi.com CLI docs).
+destroy-prepare: $(STAMP) cli-check
+	@set -e; \
+	urns=$$($(PY) -m tools.destroy_path --stack $(STACK)); \
+	if [ -z "$$urns" ]; then echo "Nothing to unprotect."; exit 0; fi; \
+	pulumi state unprotect --yes --stack $(STACK) $$urns; \
+	echo "Unprotected what the bootstrap deployment drops. Next, with no other push in between (a run re-applies protect): commit deployments: {bootstrap: true} to Pulumi.$(STACK).yaml on the deploy branch (docs/deploy-path.md)."
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)

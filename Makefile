@@ -31,7 +31,8 @@ help:
 	@echo "                                              every rendered Helm object; PROJECT=identity plans"
 	@echo "                                              the stack's deploy identity (identity/)"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json] [MARKDOWN=summary.md]"
-	@echo "                                              compare two offline plans (changes, findings, cost)"
+	@echo "                                              compare two offline plans (changes, findings, cost);"
+	@echo "                                              PROJECT=identity compares the deploy identity's plans"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
 	@echo "  make new-service NAME=<name>                a microservice in every stack: stack file entries, code,"
@@ -98,7 +99,7 @@ A ?=
 B ?=
 MARKDOWN ?=
 diff: $(STAMP)
-	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER)) $(if $(filter identity,$(PROJECT)),--project identity)) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
 
 # Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
 # is refused (exit 2) and nothing is written.

@@ -65,7 +65,11 @@ class Deployments(pulumi.ComponentResource):
     with a person's token, creates or changes it. The token secret is protected in production but
     has no recovery window: it is a credential re-issued with the pool, not data, and a 30-day
     window would keep its name taken and block a rebuild (the policy pack exempts it likewise).
-    It does not create the Pulumi Cloud stack.
+    It does not create the Pulumi Cloud stack. The pool and the settings are not protected: they
+    hold no data, one `make up PROJECT=identity` recreates them, and a change of organization
+    replaces both (pulumi-pulumiservice agent_pool.go `organizationName` replaceOnChanges,
+    deployment_settings.go Diff: organization, project, stack), which the engine refuses for a
+    protected resource (docs/deploy-path.md, "Changing the organization").
     """
 
     agent_pool_id: pulumi.Output[str] | None
@@ -80,7 +84,7 @@ class Deployments(pulumi.ComponentResource):
                 organization_name=args.organization,
                 name=f"{args.project}-{args.stack}",
                 description=f"Runs Pulumi Deployments of {args.project}/{args.stack} inside its VPC",
-                opts=kept,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             token = aws.secretsmanager.Secret(
                 f"{name}-agent-token",
@@ -128,7 +132,7 @@ class Deployments(pulumi.ComponentResource):
                 ),
                 options=ps.OperationContextOptionsArgs(skip_intermediate_deployments=True),
             ),
-            opts=kept,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.agent_pool_id = pool.agent_pool_id if pool else None
         self.register_outputs({"agent_pool_id": self.agent_pool_id})

@@ -850,3 +850,49 @@ def test_keys_of_other_stacks_cannot_be_retagged_into_scope(
         "aws:ResourceTag/platform:stack": plan.stack,
         "aws:ResourceTag/platform:project": plan.project,
     }
+
+
+# -- the boundary keeps every role of the stack off the identity (review 19, M2) -------------------
+
+
+def test_every_identity_deny_of_the_role_is_in_the_boundary(identity_plans: dict[str, PlanResult]) -> None:
+    """The deploy role may PutRolePolicy on any bounded role of the stack (the agent hosts' role,
+    whose user data it controls): what the boundary allows of the identity, a push can reach
+    through that role. Every identity Deny of the role (identity_denies) is in the boundary, with
+    the same resources; only the token's two boot reads (components/agent.py) are left to roles."""
+    identity = identity_plans["prod"]
+    (role_policy,) = [
+        r for r in identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.get("name") == DEPLOY_POLICY_NAME
+    ]
+    role = {s.get("Sid"): s for s in json.loads(role_policy.get("policy"))["Statement"]}
+    boundary = {s.get("Sid"): s for s in json.loads(boundary_of(identity).get("policy"))["Statement"]}
+    sids = ("NotTheDeployIdentity", "NotTheAgentToken", "NotTheAgentTokenKey", "NotTheAgentTokenKeyAlias")
+    for sid in (*sids, "KeepTheBoundaryPolicy"):
+        assert boundary[sid]["Effect"] == "Deny" and boundary[sid]["Resource"] == role[sid]["Resource"], sid
+        assert boundary[sid].get("Condition") == role[sid].get("Condition"), sid
+    assert boundary["NotTheAgentToken"]["NotAction"] == "secretsmanager:GetSecretValue"
+    assert boundary["NotTheAgentTokenKey"]["NotAction"] == "kms:Decrypt"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_bounded_role_can_reach_the_identity(identity_plans: dict[str, PlanResult], stack: str) -> None:
+    """Probed as the pack probes the deploy role (identity_reach): the boundary's grants
+    (`secretsmanager:*` on `<prefix>/*`, `kms:*` on the stack's tagged keys) reach the token, its
+    key and the identity roles only if a Deny is missing."""
+    boundary = boundary_of(identity_plans[stack])
+    name = str(boundary.get("name"))
+    assert list(identity_reach(boundary.get("policy"), boundary_name=name)) == []
+    without = json.loads(boundary.get("policy"))
+    without["Statement"] = [s for s in without["Statement"] if not str(s.get("Sid")).startswith("NotThe")]
+    reached = list(identity_reach(json.dumps(without), boundary_name=name))
+    assert any("deploy-agent-token" in r and "PutSecretValue" in r for r in reached), reached
+    assert any("kms:ScheduleKeyDeletion" in r for r in reached), reached
+    assert all("any role of the stack (the boundary)" in r for r in reached)
+    # The pack says so on the plan: deploy-role-least-privilege fails the boundary without them.
+    plan = identity_plans[stack]
+    assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
+    broken = replace_input(
+        plan, BOUNDARY_TYPE, lambda r: r.get("name") == name, "policy", lambda p: json.dumps(without)
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any("any role of the stack (the boundary)" in m and "deploy-agent-token" in m for m in messages)

@@ -83,6 +83,9 @@ class Statement(BaseModel):
     resources: tuple[str, ...] = Field(min_length=1)
     condition: dict[str, dict[str, str | tuple[str, ...]]] | None = None
     why: str | None = None
+    # False: the boundary does not copy this statement of the role (boundary.extra holds a
+    # broader one the platform's roles need).
+    boundary: bool = True
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Statement:
@@ -383,7 +386,7 @@ def boundary_policy(data: DeployRoleData, scope: StackScope, *, identity: Deploy
     """The stack's permissions boundary: the most any role the stack creates may ever do, never
     the identity project's resources (identity_denies)."""
     statements: list[dict[str, Any]] = [
-        *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra)),
+        *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra) if s.boundary),
         *(_statement(s, scope, "Deny") for s in data.boundary.denies),
         {
             "Sid": "NoBoundaryEscape",

@@ -57,6 +57,11 @@ BOUNDED_ROLE_WRITES = frozenset(
 # Services whose resources the stack names (or tags), so "*" is never needed for their writes and
 # data reads (Service Authorization Reference: each has resource-level permissions).
 SCOPABLE_SERVICES = frozenset({"secretsmanager", "kms", "logs", "ecr", "sqs", "eks", "events", "autoscaling"})
+# Services whose resources the deploy role reaches by the stack's tag only (generated IDs): a write
+# on "*" needs an aws:ResourceTag / aws:RequestTag condition (EC2 supports both on most actions:
+# Service Authorization Reference, EC2). Not in the boundary, whose EC2 ceiling serves the
+# controllers' own resources (platform/deploy-role.yaml Ec2Ceiling).
+TAG_SCOPED_SERVICES = frozenset({"ec2"})
 # What a bounded role may hold of IAM: passing a role (conditioned), a service-linked role
 # (conditioned) and reads.
 BOUNDARY_IAM = re.compile(r"^iam:(PassRole|CreateServiceLinkedRole|Get\w+|List\w+)$", re.IGNORECASE)
@@ -130,6 +135,8 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
             continue
         if service in SCOPABLE_SERVICES and not verb.startswith(("Describe", "List")):
             yield f'statement {sid} grants {action} on "*": scope it to the stack\'s names or tags'
+        elif service in TAG_SCOPED_SERVICES and not boundary and not verb.startswith("Describe"):
+            yield f'statement {sid} grants {action} on "*" with no tag condition: require the stack\'s tag'
 
 
 @rules.resource(

@@ -682,6 +682,12 @@ def replace_input(
             {"Sid": "Bad", "Action": "logs:DeleteLogGroup", "Resource": "*"},
             'grants logs:DeleteLogGroup on "*"',
         ),
+        # User data of any instance runs code as its role; a detached volume leaves the snapshot deny.
+        (
+            {"Sid": "Bad", "Action": "ec2:ModifyInstanceAttribute", "Resource": "*"},
+            'grants ec2:ModifyInstanceAttribute on "*" with no tag condition',
+        ),
+        ({"Sid": "Bad", "Action": "ec2:*", "Resource": "*"}, 'grants ec2:* on "*" with no tag condition'),
     ],
 )
 def test_the_pack_fails_a_reintroduced_hole(
@@ -769,7 +775,7 @@ def test_boundary_names_agree() -> None:
 def test_ec2_star_cannot_take_data_out(
     plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
 ) -> None:
-    """`ec2:*` on "*" is unscopable today; snapshots, images, exports and consoles are denied."""
+    """Snapshots, images, exports and consoles are denied, to the role and to the boundary."""
     sent = sent_policy(identity_plans[plan.stack], data)
     (deny,) = [s for s in statements(sent, "Deny") if s["Sid"] == "NoDataOutOfEc2"]
     assert {"ec2:CreateSnapshot", "ec2:ModifySnapshotAttribute", "ec2:GetConsoleOutput"} <= set(
@@ -896,3 +902,40 @@ def test_no_bounded_role_can_reach_the_identity(identity_plans: dict[str, PlanRe
     )
     messages = _rule(evaluate(broken), "deploy-role-least-privilege")
     assert any("any role of the stack (the boundary)" in m and "deploy-agent-token" in m for m in messages)
+
+
+# -- EC2 by the stack's tag (review 19, M3) --------------------------------------------------------
+
+
+def test_ec2_writes_need_the_stacks_tag(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    """ModifyInstanceAttribute (user data) on any instance ran code as that instance's role,
+    Attach/DetachVolume on any volume left the snapshot deny, any security group could be opened:
+    every EC2 write of the role on "*" now requires the stack's resource tag, and creations name
+    the new resource by its request tag."""
+    sent = sent_policy(identity_plans[plan.stack], data)
+    for s in statements(sent):
+        ec2 = [a for a in listed(s["Action"]) if a.startswith("ec2:") and not a.startswith("ec2:Describe")]
+        if ec2 and "*" in listed(s["Resource"]):
+            keys = {k for cond in s.get("Condition", {}).values() for k in cond}
+            assert "aws:ResourceTag/platform:stack" in keys, s["Sid"]
+    by_sid = {s["Sid"]: s for s in statements(sent)}
+    assert (
+        by_sid["Ec2OwnResources"]["Condition"]["StringEquals"]["aws:ResourceTag/platform:stack"] == plan.stack
+    )
+    assert by_sid["Ec2Create"]["Condition"]["StringEquals"]["aws:RequestTag/platform:stack"] == plan.stack
+    assert "ec2:RunInstances" not in listed(by_sid["Ec2Create"]["Action"])
+
+
+def test_the_boundary_denies_what_the_role_denies_of_ec2(identity_plans: dict[str, PlanResult]) -> None:
+    identity = identity_plans["prod"]
+    (role_policy,) = [
+        r for r in identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.get("name") == DEPLOY_POLICY_NAME
+    ]
+    role = {s["Sid"]: s for s in statements(json.loads(role_policy.get("policy")), "Deny")}
+    boundary = {s["Sid"]: s for s in statements(json.loads(boundary_of(identity).get("policy")), "Deny")}
+    assert set(listed(role["NoDataOutOfEc2"]["Action"])) <= set(listed(boundary["NoDataOutOfEc2"]["Action"]))
+    assert {"ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CreateImage"} <= set(
+        listed(boundary["NoDataOutOfEc2"]["Action"])
+    )

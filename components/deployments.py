@@ -52,6 +52,8 @@ class DeploymentsArgs:
     token_key_arn: pulumi.Input[str]
     prefix: str
     protect: bool
+    # The Pulumi Cloud team granted write on the stack (who may create its deployments), or None.
+    deployers_team: str | None = None
 
 
 class Deployments(pulumi.ComponentResource):
@@ -134,5 +136,19 @@ class Deployments(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        if args.deployers_team:
+            # Write on the stack is what creating a deployment needs (RBAC scope
+            # stack_deployment:create); a REST-API deployment may override the branch and commit
+            # and still gets the deploy role. Only this team (and org admins) should hold it: the
+            # org's default stack permission is an admin setting (docs/deploy-path.md).
+            ps.TeamStackPermission(
+                f"{name}-deployers",
+                organization=args.organization,
+                project=args.project,
+                stack=args.stack,
+                team=args.deployers_team,
+                permission=ps.TeamStackPermissionScope.EDIT,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.agent_pool_id = pool.agent_pool_id if pool else None
         self.register_outputs({"agent_pool_id": self.agent_pool_id})

@@ -324,6 +324,7 @@ def test_reintroducing_the_identity_into_the_platform_plan_is_mandatory(
         org = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-org-resource-in-run"}  # type: ignore[union-attr]
         assert org == {
             "eks-platform-prod-deployments-agents",
+            "eks-platform-prod-deployments-deployers",
             "eks-platform-prod-deployments-settings",
         }
 
@@ -414,3 +415,13 @@ def test_deployments_of_the_identity_project_itself_are_a_finding() -> None:
     assert [(f.rule, str(f.urn).rsplit("::", 1)[-1]) for f in findings] == [
         ("identity-applied-by-itself", "settings")
     ]
+
+
+def test_only_the_deployers_team_may_write_prod(identity_plans, configs) -> None:
+    """A deployment created through the REST API may override branch and commit and still runs as the
+    deploy role (its OIDC subject names no branch): write on prod's stack (RBAC scope
+    stack_deployment:create) goes to one team, and production refuses a stack without it."""
+    (grant,) = identity_plans["prod"].of_type("pulumiservice:index:TeamStackPermission")
+    assert grant.get("team") == "platform-admins" and grant.get("permission") == 102
+    assert grant.get("stack") == "prod" and grant.get("project") == "eks-platform"
+    assert not identity_plans["dev"].of_type("pulumiservice:index:TeamStackPermission")

@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap destroy-prepare cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -31,7 +31,8 @@ help:
 	@echo "                                              every rendered Helm object; PROJECT=identity plans"
 	@echo "                                              the stack's deploy identity (identity/)"
 	@echo "  make diff STACK=<s> BASE=<rev> | OTHER=<s> | A=<plan.json> B=<plan.json> [JSON=diff.json] [MARKDOWN=summary.md]"
-	@echo "                                              compare two offline plans (changes, findings, cost)"
+	@echo "                                              compare two offline plans (changes, findings, cost);"
+	@echo "                                              PROJECT=identity compares the deploy identity's plans"
 	@echo "  make diagram STACK=<stack> [OUT=file.md]    Mermaid diagram of the stack's plan"
 	@echo "  make charts                                 pull the pinned Helm charts into .charts/, lock their sha256"
 	@echo "  make new-service NAME=<name>                a microservice in every stack: stack file entries, code,"
@@ -51,6 +52,8 @@ help:
 	@echo "                                              policy/; PROJECT=identity: the deploy identity (admins)"
 	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack, as the deploy role:"
 	@echo "                                              cluster and agents only (the flag is never written to a file)"
+	@echo "  make destroy-prepare STACK=prod             destroy, step 1: unprotect what the bootstrap deployment drops"
+	@echo "                                              (listed from the plan; docs/deploy-path.md, Destroy)"
 	@echo "  make cli-check                              check that the pulumi and aws CLIs are installed"
 	@echo "  make addon-versions STACK=<stack>           compare pinned EKS add-ons with what AWS offers"
 	@echo "  make ami-versions STACK=<stack>             compare the system nodes' pinned AMI release with AWS's current"
@@ -97,7 +100,7 @@ A ?=
 B ?=
 MARKDOWN ?=
 diff: $(STAMP)
-	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER))) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
+	$(PY) -m tools.diff $(if $(A)$(B),--a $(A) --b $(B),--stack $(STACK) $(if $(BASE),--base $(BASE)) $(if $(OTHER),--other $(OTHER)) $(if $(filter identity,$(PROJECT)),--project identity)) $(if $(JSON),--json $(JSON)) $(if $(MARKDOWN),--markdown $(MARKDOWN))
 
 # Day two: a new service or stack, each ready for `make plan` and `make test`; a bad or existing name
 # is refused (exit 2) and nothing is written.
@@ -156,8 +159,10 @@ preview up destroy: $(STAMP) cli-check
 # role that the identity project (`make up PROJECT=identity`) created first. The flag lives in a
 # temporary copy of the stack file passed with `--config-file` (a flag `pulumi up -c` would have
 # saved to Pulumi.<stack>.yaml: pulumi.com CLI docs, `pulumi up`), so an interrupted run leaves
-# nothing in the committed file. Refused once the stack has a cluster: a bootstrap run would delete
-# every Kubernetes object. STS caps a role-chained session at 1 hour; a bootstrap takes 20-25 minutes.
+# nothing in the committed file; the copy ends in .yaml because the CLI picks the file's marshaller
+# by extension and refuses any other ("no marshaler found for file format": pulumi/pulumi
+# sdk/go/common/workspace/project.go marshallerForPath). Refused once the stack has a cluster: a
+# bootstrap run would delete every Kubernetes object. STS caps a role-chained session at 1 hour; a bootstrap takes 20-25 minutes.
 bootstrap: $(STAMP) cli-check
 	pulumi stack select $(STACK)
 	@if pulumi stack output clusterName --stack $(STACK) >/dev/null 2>&1; then echo "$(STACK) already has a cluster: bootstrap is for the first up only (docs/deploy-path.md)."; exit 2; fi
@@ -166,7 +171,7 @@ bootstrap: $(STAMP) cli-check
 	if [ -z "$$role" ]; then echo "The identity stack $(STACK) has no deployRoleArn: run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
 	boundary=$$(pulumi -C identity stack output boundaryArn --stack $(STACK) 2>/dev/null) || boundary=""; \
 	if [ -z "$$boundary" ]; then echo "The identity stack $(STACK) has no boundaryArn (every role the platform creates carries it): run 'make up PROJECT=identity STACK=$(STACK)' first (docs/deploy-path.md)."; exit 2; fi; \
-	config=$$(mktemp); trap 'rm -f "$$config"' EXIT; \
+	config=$$(mktemp "$${TMPDIR:-/tmp}/bootstrap-XXXXXX.yaml"); trap 'rm -f "$$config"' EXIT; \
 	cp Pulumi.$(STACK).yaml "$$config"; \
 	pulumi config set --config-file "$$config" --stack $(STACK) --path deployments.bootstrap true; \
 	creds=$$(aws sts assume-role --role-arn "$$role" --role-session-name "bootstrap-$(STACK)" \
@@ -175,6 +180,18 @@ bootstrap: $(STAMP) cli-check
 	if [ $$# -ne 3 ]; then echo "Could not assume $$role (are you one of cluster.adminRoleArns?)."; exit 2; fi; \
 	env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$$1" AWS_SECRET_ACCESS_KEY="$$2" AWS_SESSION_TOKEN="$$3" \
 	  pulumi up --stack $(STACK) --config-file "$$config" --policy-pack $(CURDIR)/policy
+
+# Destroy, step 1 of a private-endpoint stack (docs/deploy-path.md "Destroy"): lift `protect`, in
+# the stack's state, from exactly the resources the bootstrap deployment (step 2) drops and may drop,
+# listed from the plan (tools/destroy_path.py): the engine refuses to delete a protected resource
+# (pulumi/pulumi pkg/resource/deploy/step.go). The list is computed first, so a refusal unprotects
+# nothing. `pulumi state unprotect [urn]... --yes` (pulumi.com CLI docs).
+destroy-prepare: $(STAMP) cli-check
+	@set -e; \
+	urns=$$($(PY) -m tools.destroy_path --stack $(STACK)); \
+	if [ -z "$$urns" ]; then echo "Nothing to unprotect."; exit 0; fi; \
+	pulumi state unprotect --yes --stack $(STACK) $$urns; \
+	echo "Unprotected what the bootstrap deployment drops. Next, with no other push in between (a run re-applies protect): commit deployments: {bootstrap: true} to Pulumi.$(STACK).yaml on the deploy branch (docs/deploy-path.md)."
 
 addon-versions: $(STAMP)
 	$(PY) -m tools.addon_versions --stack $(STACK)

@@ -10,8 +10,12 @@ For two stacks of one commit (dev against prod), the stack name is masked in URN
 real differences between the stacks. Inputs are compared as the plan documents hold them, secrets
 already "[secret]" on both sides.
 
-Findings (same stack only): deleting a protected resource, and changing an input that forces the
-replacement of a stateful resource, per `platform/replacement.yaml` (each type with its source).
+Findings (same stack only): deleting a protected resource, changing an input that forces the
+replacement of a stateful resource, per `platform/replacement.yaml` (each type with its source),
+and changing an input that forces the replacement of a protected resource of any type listed
+there (`diff-replaces-protected`): a replacement deletes the old resource, and the engine refuses
+to delete a protected one (pulumi/pulumi pkg/resource/deploy/step.go, deleteProtectedError), so
+the run fails until it is unprotected.
 The cost change compares the two documents' `cost.fixedMonthly` (estimated when a document
 predates the cost section).
 """
@@ -30,6 +34,7 @@ from stacks.data import load_yaml
 
 RULE_DELETE_PROTECTED = "diff-deletes-protected"
 RULE_REPLACE_STATEFUL = "diff-replaces-stateful"
+RULE_REPLACE_PROTECTED = "diff-replaces-protected"
 
 
 class StatefulType(BaseModel):
@@ -39,6 +44,8 @@ class StatefulType(BaseModel):
     source: str
     replaceOn: tuple[str, ...] = Field(min_length=1)  # noqa: N815 (the data file's key)
     statefulWhenValuesContain: tuple[str, ...] = ()  # noqa: N815
+    # False for a type that holds no data: its replacement matters only when it is protected.
+    stateful: bool = True
 
 
 class ReplacementRules(BaseModel):
@@ -201,9 +208,14 @@ def _contains_key(value: Any, keys: tuple[str, ...]) -> bool:
     return False
 
 
+def _replaced_on(resource: Mapping[str, Any]) -> StatefulType | None:
+    """The replacement rule of `resource`'s type, stateful or not."""
+    return replacement_rules().types.get(resource["type"])
+
+
 def _stateful(resource: Mapping[str, Any]) -> StatefulType | None:
-    rule = replacement_rules().types.get(resource["type"])
-    if rule is None:
+    rule = _replaced_on(resource)
+    if rule is None or not rule.stateful:
         return None
     if rule.statefulWhenValuesContain and not _contains_key(
         resource.get("inputs", {}).get("values"), rule.statefulWhenValuesContain
@@ -243,16 +255,24 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any], *, base_label: 
             message = f"{gone['type']} {gone['name']} is protected and would be deleted"
             report.findings.append(_finding(RULE_DELETE_PROTECTED, urn, message))
     for urn in sorted(old.keys() & new.keys()):
-        rule = _stateful(old[urn])
+        rule, replaced_on = _stateful(old[urn]), _replaced_on(old[urn])
+        replace_on = replaced_on.replaceOn if replaced_on else ()
         inputs = tuple(
-            InputChange(path, before, after,
-                        bool(rule) and _forces_replacement(path, rule.replaceOn if rule else ()))
+            InputChange(path, before, after, _forces_replacement(path, replace_on))
             for path, before, after in changes(old[urn].get("inputs", {}), new[urn].get("inputs", {}))
-        )  # fmt: skip
+        )
         if not inputs:
             continue
         report.changed.append(Changed(urn, new[urn]["type"], inputs))
         replacing = [c.path for c in inputs if c.replaces]
+        if same_stack and replaced_on and replacing and old[urn].get("protect"):
+            message = (
+                f"{replaced_on.what} {new[urn]['name']} is protected and would be replaced: "
+                f"{', '.join(replacing)} changed ({replaced_on.source} in platform/replacement.yaml); "
+                "the engine refuses to delete a protected resource, so unprotect it first "
+                "(`pulumi state unprotect <urn>`) or avoid the change"
+            )
+            report.findings.append(_finding(RULE_REPLACE_PROTECTED, urn, message))
         if same_stack and rule and replacing:
             message = (
                 f"{rule.what} {new[urn]['name']} would be replaced (deleted and recreated): "

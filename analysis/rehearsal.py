@@ -21,6 +21,7 @@ from typing import Any
 
 from analysis import admin_trust, role_order, teardown
 from analysis.appliers import applied_by, judge
+from analysis.destroy_path import destroy_path
 from analysis.graph import Graph, build
 from analysis.internals import check as internals
 from analysis.prerequisites import check, facts
@@ -192,13 +193,15 @@ def section(
     records: Sequence[Registration],
     lookups: Sequence[Mapping[str, Any]] = (),
     identity: Sequence[Registration] = (),
+    bootstrap: Sequence[Registration] | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
     """The plan document's `rehearsal` section (create, destroy, appliers, who applies each
     resource) and the rehearsal's findings.
 
     `lookups`: the provider functions the program called (PlanResult.lookups), which show what it
     adopts when it exists. `identity`: the stack's identity plan (identity/), which holds the
-    Deployments settings (analysis/appliers.py).
+    Deployments settings (analysis/appliers.py). `bootstrap`: what the program declares with
+    `deployments.bootstrap: true`, the destroy path's second step (analysis/destroy_path.py).
     """
     rehearsal = rehearse(records, lookups)
     appliers, applier_findings = judge(rehearsal.graph, identity)
@@ -215,4 +218,9 @@ def section(
         *role_order.findings(rehearsal.graph),
         *teardown.check(rehearsal.graph),
     ]
+    if bootstrap is not None:
+        # A workstation ("make up") cannot reach the endpoint: prod's three-step destroy.
+        private = any(a.path == "make up" and not a.reaches for a in appliers)
+        document["destroyPath"], destroy_findings = destroy_path(records, bootstrap, private=private)
+        found += destroy_findings
     return document, sorted(found, key=lambda f: (f.rule, f.urn or "", f.message))

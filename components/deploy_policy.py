@@ -57,6 +57,12 @@ BOUNDARY_POLICY_DENY = (
     "TagPolicy",
     "UntagPolicy",
 )
+# What the boundary leaves of the agent token secret and its key: the two reads the agent hosts'
+# role (bounded) boots with (components/agent.py). Every other action on them is denied, by
+# NotAction (IAM User Guide, "IAM JSON policy elements: NotAction": with Deny, every action not
+# listed; the Resource keeps it to the token and its key).
+AGENT_TOKEN_READ = "secretsmanager:GetSecretValue"  # noqa: S105 - an action, not a secret
+AGENT_TOKEN_KEY_READ = "kms:Decrypt"  # noqa: S105
 # The key aliases' actions (the token key's alias is under the stack's prefix, OwnKeyAliases).
 ALIAS_ACTIONS = ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias")
 # The placeholders a statement's resources and condition values may use (StackScope.fill).
@@ -77,6 +83,9 @@ class Statement(BaseModel):
     resources: tuple[str, ...] = Field(min_length=1)
     condition: dict[str, dict[str, str | tuple[str, ...]]] | None = None
     why: str | None = None
+    # False: the boundary does not copy this statement of the role (boundary.extra holds a
+    # broader one the platform's roles need).
+    boundary: bool = True
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Statement:
@@ -240,8 +249,6 @@ def _document(statements: list[dict[str, Any]]) -> str:
 def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity) -> str:
     """The inline policy of the deploy role (`identity.role_arn`) of the stack `scope`."""
     role_arn = identity.role_arn
-    secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
-    kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
     iam = data.iam
     arn = scope.iam_arn
     own = [f"{arn}:role/{scope.prefix}-*"]
@@ -305,35 +312,7 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployId
         },
         # The kubeconfig's `aws eks get-token --role-arn` assumes this role again, and nothing else.
         {"Sid": "AssumeItself", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn},
-        # The identity project's: the role itself, the preview role (and any role it names
-        # `<prefix>-deployments-*`), the pool's token secret and its key. Admins change them.
-        {
-            "Sid": "NotTheDeployIdentity",
-            "Effect": "Deny",
-            "Action": _iam(IDENTITY_ROLE_DENY),
-            "Resource": sorted(
-                {role_arn, identity.preview_role_arn, f"{arn}:role/{scope.prefix}-deployments-*"}
-            ),
-        },
-        {
-            "Sid": "NotTheAgentToken",
-            "Effect": "Deny",
-            "Action": "secretsmanager:*",
-            "Resource": f"{secrets}:secret:{identity.token_secret_name}-*",
-        },
-        {
-            "Sid": "NotTheAgentTokenKey",
-            "Effect": "Deny",
-            "Action": "kms:*",
-            "Resource": f"{kms}:key/*",
-            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": identity.token_key_alias}},
-        },
-        {
-            "Sid": "NotTheAgentTokenKeyAlias",
-            "Effect": "Deny",
-            "Action": list(ALIAS_ACTIONS),
-            "Resource": f"{kms}:{identity.token_key_alias}",
-        },
+        *identity_denies(scope, identity),
         *(_statement(s, scope, "Deny") for s in data.denies),
         # No role of the stack loses its boundary, and the boundary itself never changes: only an
         # admin applies a change to it (docs/deploy-role.md).
@@ -343,6 +322,57 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployId
             "Action": "iam:DeleteRolePermissionsBoundary",
             "Resource": "*",
         },
+    ]
+    return _document(statements)
+
+
+def identity_denies(
+    scope: StackScope, identity: DeployIdentity, *, agent_reads: bool = False
+) -> list[dict[str, Any]]:
+    """The identity project's resources inside the stack's reach, denied: the deploy role itself,
+    the preview role (and any role named `<prefix>-deployments-*`), the pool's token secret and its
+    key, and the boundary policy. Both the deploy role's policy and the boundary carry them: the
+    deploy role may PutRolePolicy on any bounded role of the stack (the agent hosts' role, whose
+    user data it controls), and the boundary's own grants (`secretsmanager:*` on `<prefix>/*`,
+    `kms:*` on the stack's tagged keys) reach the token and its key. `agent_reads` (the boundary)
+    leaves the agent hosts' two reads of the token (AGENT_TOKEN_READ, AGENT_TOKEN_KEY_READ): the
+    deploy role, which writes the hosts' user data, could read it through them anyway."""
+    token, key = (
+        ({"NotAction": AGENT_TOKEN_READ}, {"NotAction": AGENT_TOKEN_KEY_READ})
+        if agent_reads
+        else ({"Action": "secretsmanager:*"}, {"Action": "kms:*"})
+    )
+    arn = scope.iam_arn
+    secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
+    kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
+    return [
+        {
+            "Sid": "NotTheDeployIdentity",
+            "Effect": "Deny",
+            "Action": _iam(IDENTITY_ROLE_DENY),
+            "Resource": sorted(
+                {identity.role_arn, identity.preview_role_arn, f"{arn}:role/{scope.prefix}-deployments-*"}
+            ),
+        },
+        {
+            "Sid": "NotTheAgentToken",
+            "Effect": "Deny",
+            **token,
+            "Resource": f"{secrets}:secret:{identity.token_secret_name}-*",
+        },
+        {
+            "Sid": "NotTheAgentTokenKey",
+            "Effect": "Deny",
+            **key,
+            "Resource": f"{kms}:key/*",
+            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": identity.token_key_alias}},
+        },
+        {
+            "Sid": "NotTheAgentTokenKeyAlias",
+            "Effect": "Deny",
+            "Action": list(ALIAS_ACTIONS),
+            "Resource": f"{kms}:{identity.token_key_alias}",
+        },
         {
             "Sid": "KeepTheBoundaryPolicy",
             "Effect": "Deny",
@@ -350,13 +380,13 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployId
             "Resource": boundary_arn(scope),
         },
     ]
-    return _document(statements)
 
 
-def boundary_policy(data: DeployRoleData, scope: StackScope) -> str:
-    """The stack's permissions boundary: the most any role the stack creates may ever do."""
+def boundary_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity) -> str:
+    """The stack's permissions boundary: the most any role the stack creates may ever do, never
+    the identity project's resources (identity_denies)."""
     statements: list[dict[str, Any]] = [
-        *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra)),
+        *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra) if s.boundary),
         *(_statement(s, scope, "Deny") for s in data.boundary.denies),
         {
             "Sid": "NoBoundaryEscape",
@@ -364,18 +394,13 @@ def boundary_policy(data: DeployRoleData, scope: StackScope) -> str:
             "Action": _iam(("DeleteRolePermissionsBoundary", "PutRolePermissionsBoundary")),
             "Resource": "*",
         },
-        {
-            "Sid": "KeepTheBoundaryPolicy",
-            "Effect": "Deny",
-            "Action": _iam(BOUNDARY_POLICY_DENY),
-            "Resource": boundary_arn(scope),
-        },
+        *identity_denies(scope, identity, agent_reads=True),
     ]
     return _document(statements)
 
 
 def create_boundary(
-    data: DeployRoleData, scope: StackScope, *, opts: pulumi.ResourceOptions
+    data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity, opts: pulumi.ResourceOptions
 ) -> aws.iam.Policy:
     """The boundary as a customer managed policy named `<prefix>-boundary` (ARN: boundary_arn).
 
@@ -387,6 +412,6 @@ def create_boundary(
         f"{scope.prefix}{BOUNDARY_SUFFIX}",
         name=f"{scope.prefix}{BOUNDARY_SUFFIX}",
         description=f"Permissions boundary of every role {scope.prefix} creates (docs/deploy-role.md)",
-        policy=boundary_policy(data, scope),
+        policy=boundary_policy(data, scope, identity=identity),
         opts=opts,
     )

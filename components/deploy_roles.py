@@ -226,7 +226,7 @@ class DeployRoles(pulumi.ComponentResource):
             cluster_name=args.cluster_name,
         )
         # Its old parent too: main's platform stack created it next to the deploy role.
-        boundary = create_boundary(args.permissions, scope, opts=kept)
+        boundary = create_boundary(args.permissions, scope, identity=kept_off(ident, args.prefix), opts=kept)
         operators = operator_trust(ident.partition, ident.account_id, (own_arn, *args.operator_role_arns))
         where = (args.organization, args.project, args.stack)
         role = aws.iam.Role(

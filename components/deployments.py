@@ -74,6 +74,8 @@ class DeploymentsArgs:
     token_key_arn: pulumi.Input[str]
     prefix: str
     protect: bool
+    # The Pulumi Cloud team granted write on the stack (who may create its deployments), or None.
+    deployers_team: str | None = None
 
 
 class Deployments(pulumi.ComponentResource):
@@ -87,7 +89,11 @@ class Deployments(pulumi.ComponentResource):
     with a person's token, creates or changes it. The token secret is protected in production but
     has no recovery window: it is a credential re-issued with the pool, not data, and a 30-day
     window would keep its name taken and block a rebuild (the policy pack exempts it likewise).
-    It does not create the Pulumi Cloud stack.
+    It does not create the Pulumi Cloud stack. The pool and the settings are not protected: they
+    hold no data, one `make up PROJECT=identity` recreates them, and a change of organization
+    replaces both (pulumi-pulumiservice agent_pool.go `organizationName` replaceOnChanges,
+    deployment_settings.go Diff: organization, project, stack), which the engine refuses for a
+    protected resource (docs/deploy-path.md, "Changing the organization").
     """
 
     agent_pool_id: pulumi.Output[str] | None
@@ -102,7 +108,7 @@ class Deployments(pulumi.ComponentResource):
                 organization_name=args.organization,
                 name=f"{args.project}-{args.stack}",
                 description=f"Runs Pulumi Deployments of {args.project}/{args.stack} inside its VPC",
-                opts=kept,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             token = aws.secretsmanager.Secret(
                 f"{name}-agent-token",
@@ -154,7 +160,21 @@ class Deployments(pulumi.ComponentResource):
                 # OperationContextOptions has no policy-pack option (docs/deploy-path.md).
                 pre_run_commands=[gate_command(args.repo_dir, args.stack)],
             ),
-            opts=kept,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        if args.deployers_team:
+            # Write on the stack is what creating a deployment needs (RBAC scope
+            # stack_deployment:create); a REST-API deployment may override the branch and commit
+            # and still gets the deploy role. Only this team (and org admins) should hold it: the
+            # org's default stack permission is an admin setting (docs/deploy-path.md).
+            ps.TeamStackPermission(
+                f"{name}-deployers",
+                organization=args.organization,
+                project=args.project,
+                stack=args.stack,
+                team=args.deployers_team,
+                permission=ps.TeamStackPermissionScope.EDIT,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.agent_pool_id = pool.agent_pool_id if pool else None
         self.register_outputs({"agent_pool_id": self.agent_pool_id})

@@ -23,7 +23,7 @@ from typing import Any
 
 from policy import iamdoc
 from policy.model import Context, Level, Resource, RuleSet, Source
-from policy.props import document, get
+from policy.props import document, get, items
 from policy.resource_types import EKS_CLUSTER, IAM_POLICY, IAM_ROLE, IAM_ROLE_POLICY
 
 rules = RuleSet()
@@ -57,6 +57,11 @@ BOUNDED_ROLE_WRITES = frozenset(
 # Services whose resources the stack names (or tags), so "*" is never needed for their writes and
 # data reads (Service Authorization Reference: each has resource-level permissions).
 SCOPABLE_SERVICES = frozenset({"secretsmanager", "kms", "logs", "ecr", "sqs", "eks", "events", "autoscaling"})
+# Services whose resources the deploy role reaches by the stack's tag only (generated IDs): a write
+# on "*" needs an aws:ResourceTag / aws:RequestTag condition (EC2 supports both on most actions:
+# Service Authorization Reference, EC2). Not in the boundary, whose EC2 ceiling serves the
+# controllers' own resources (platform/deploy-role.yaml Ec2Ceiling).
+TAG_SCOPED_SERVICES = frozenset({"ec2"})
 # What a bounded role may hold of IAM: passing a role (conditioned), a service-linked role
 # (conditioned) and reads.
 BOUNDARY_IAM = re.compile(r"^iam:(PassRole|CreateServiceLinkedRole|Get\w+|List\w+)$", re.IGNORECASE)
@@ -130,6 +135,8 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
             continue
         if service in SCOPABLE_SERVICES and not verb.startswith(("Describe", "List")):
             yield f'statement {sid} grants {action} on "*": scope it to the stack\'s names or tags'
+        elif service in TAG_SCOPED_SERVICES and not boundary and not verb.startswith("Describe"):
+            yield f'statement {sid} grants {action} on "*" with no tag condition: require the stack\'s tag'
 
 
 @rules.resource(
@@ -169,8 +176,9 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
                 yield f"the permissions boundary allows {action}: a bounded role could change IAM"
         yield from _iam_problems(statement, boundary=boundary)
         yield from _unscoped_problems(statement, boundary=boundary)
-    if not boundary:
-        yield from identity_reach(policy)
+    # The boundary too: the deploy role may PutRolePolicy on any bounded role of the stack, so
+    # what the boundary allows of the identity, a push can give itself through that role.
+    yield from identity_reach(policy, boundary_name=str(get(props, "name")) if boundary else None)
     limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
     if (size := compact_size(policy)) > limit:
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
@@ -244,6 +252,10 @@ IDENTITY_PROBES: tuple[tuple[str, tuple[tuple[str, str, dict[str, list[str]]], .
     ),
 )
 _OWN_ROLE = re.compile(r"^arn:([a-z-]+):iam::(\d{12}):role/(.+)" + re.escape(IDENTITY_SUFFIX) + "$")
+# The agent hosts' role (bounded) reads the pool token at boot (components/agent.py), so the
+# boundary allows these two on the token; every other probe it must deny.
+AGENT_READS = frozenset({"secretsmanager:GetSecretValue", "kms:Decrypt"})
+_ACCOUNT = re.compile(r"^arn:([a-z-]+):[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
 _REGIONAL = re.compile(r"^arn:[a-z-]+:(?:secretsmanager|kms|logs):([a-z0-9-]+):\d{12}:")
 
 
@@ -265,14 +277,21 @@ def _deny_applies(statement: Mapping[str, Any], context: Mapping[str, list[str]]
     return True
 
 
+def _action_hit(statement: Mapping[str, Any], action: str) -> bool:
+    """Whether `action` is in the statement: listed under Action, or not listed under NotAction
+    (IAM User Guide, "IAM JSON policy elements: NotAction")."""
+    not_action = get(statement, "NotAction")
+    if not_action is not None:
+        return not _matches([str(a) for a in items(not_action)], action, actions=True)
+    return _matches(iamdoc.actions(statement), action, actions=True)
+
+
 def permits(policy: Any, action: str, resource: str, context: Mapping[str, list[str]]) -> bool:
     """Whether `policy` allows `action` on `resource`: an Allow matches (its conditions assumed
     met: the worst case) and no Deny that holds for `context` matches."""
 
     def hit(s: Mapping[str, Any]) -> bool:
-        return _matches(iamdoc.actions(s), action, actions=True) and _matches(
-            iamdoc.resources(s), resource, actions=False
-        )
+        return _action_hit(s, action) and _matches(iamdoc.resources(s), resource, actions=False)
 
     docs = iamdoc.statements(policy)
     if not any(iamdoc.allows(s) and hit(s) for s in docs):
@@ -280,21 +299,36 @@ def permits(policy: Any, action: str, resource: str, context: Mapping[str, list[
     return not any(get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context) for s in docs)
 
 
-def identity_reach(policy: Any) -> Iterator[str]:
-    """What the deploy policy lets its role change of the identity project's resources."""
-    own = next(
-        (
-            m
-            for s in iamdoc.statements(policy)
-            if iamdoc.allows(s)
-            for r in iamdoc.resources(s)
-            if (m := _OWN_ROLE.match(r))
-        ),
-        None,
+def _owner(policy: Any, boundary_name: str | None) -> tuple[str, str, str] | None:
+    """(partition, account, prefix) of the stack: from the deploy role's own ARN (AssumeItself),
+    or, for the boundary (named `<prefix>-boundary`), from its name and any account ARN in it."""
+    if boundary_name is None:
+        own = next(
+            (
+                m
+                for s in iamdoc.statements(policy)
+                if iamdoc.allows(s)
+                for r in iamdoc.resources(s)
+                if (m := _OWN_ROLE.match(r))
+            ),
+            None,
+        )
+        return (own.group(1), own.group(2), own.group(3)) if own else None
+    account = next(
+        (m for s in iamdoc.statements(policy) for r in iamdoc.resources(s) if (m := _ACCOUNT.match(r))), None
     )
-    if own is None:
+    return (
+        (account.group(1), account.group(2), boundary_name.removesuffix(BOUNDARY_SUFFIX)) if account else None
+    )
+
+
+def identity_reach(policy: Any, *, boundary_name: str | None = None) -> Iterator[str]:
+    """What the deploy policy (or, given its name, the boundary) lets a role change of the
+    identity project's resources."""
+    owner = _owner(policy, boundary_name)
+    if owner is None:
         return  # the role's own ARN (AssumeItself) is not in the policy: nothing to derive from
-    partition, account, prefix = own.groups()
+    partition, account, prefix = owner
     region = next(
         (
             m.group(1)
@@ -307,11 +341,14 @@ def identity_reach(policy: Any) -> Iterator[str]:
     fill = {"p": partition, "a": account, "r": region, "x": prefix}
     for what, probes in IDENTITY_PROBES:
         for action, template, context in probes:
+            if boundary_name and action in AGENT_READS:
+                continue
             resource = template.format(**fill)
             ctx = {k: [v.format(**fill) for v in vs] for k, vs in context.items()}
             if permits(policy, action, resource, ctx):
+                who = "any role of the stack (the boundary)" if boundary_name else "the deploy role"
                 yield (
-                    f"lets the deploy role {action} on {resource}: the identity project's {what}, "
+                    f"lets {who} {action} on {resource}: the identity project's {what}, "
                     "which only admins change (make up PROJECT=identity)"
                 )
 
@@ -319,14 +356,13 @@ def identity_reach(policy: Any) -> Iterator[str]:
 def outside_boundary(policy: Any, boundary: Any) -> list[str]:
     """(Sid, action, resource) of the policy's Allow statements the boundary does not allow: no
     boundary Allow matches both, or a boundary Deny does. Conditions are not compared: the
-    boundary's are tag and service conditions the stack's own resources meet."""
+    boundary's are tag and service conditions the stack's own resources meet; a conditional Deny
+    (the agent token key's, by alias) counts only when its condition holds with no context."""
     allows = [s for s in iamdoc.statements(boundary) if iamdoc.allows(s)]
-    denies = [s for s in iamdoc.statements(boundary) if get(s, "Effect") == "Deny"]
+    denies = [s for s in iamdoc.statements(boundary) if get(s, "Effect") == "Deny" and _deny_applies(s, {})]
 
     def hit(s: Mapping[str, Any], action: str, resource: str) -> bool:
-        return _matches(iamdoc.actions(s), action, actions=True) and _matches(
-            iamdoc.resources(s), resource, actions=False
-        )
+        return _action_hit(s, action) and _matches(iamdoc.resources(s), resource, actions=False)
 
     return [
         f"{get(s, 'Sid', '(no Sid)')}: {action} on {resource}"

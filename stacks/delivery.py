@@ -294,6 +294,13 @@ class DeploymentsConfig(Model):
     agent: AgentConfig = Field(
         default_factory=AgentConfig, description="Deployments agents inside the VPC (private API endpoint)."
     )
+    deployers_team: str | None = Field(
+        default=None,
+        description=(
+            "Pulumi Cloud team granted write on this stack: who may create its deployments "
+            '(required in production; docs/deploy-path.md, "Who may run a deployment").'
+        ),
+    )
     bootstrap: StrictBool = Field(
         default=False,
         description="First `up` only (`make bootstrap`): the cluster and the agents, no Kubernetes objects.",
@@ -322,6 +329,17 @@ class DeploymentsConfig(Model):
                 issues.append(("organization", self.organization, "set the Pulumi Cloud organization"))
             if not _GITHUB_REPO.fullmatch(self.github_repository):
                 issues.append(("githubRepository", self.github_repository, "must be `owner/repo` on GitHub"))
+            if self.deployers_team is None and is_production(info):
+                issues.append(
+                    (
+                        "deployersTeam",
+                        None,
+                        "name the Pulumi Cloud team that may create this stack's deployments: anyone "
+                        "with write on the stack can run any commit as the deploy role",
+                    )
+                )
+            elif self.deployers_team is not None and not _ORG.fullmatch(self.deployers_team):
+                issues.append(("deployersTeam", self.deployers_team, "must be a Pulumi Cloud team name"))
         if not _BRANCH.fullmatch(self.branch) or "*" in self.branch:
             issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
         if self.repo_dir.startswith("/") or ".." in self.repo_dir.split("/"):

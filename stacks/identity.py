@@ -130,6 +130,7 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
             token_key_arn=key.key_arn,
             prefix=prefix,
             protect=cfg.protect,
+            deployers_team=deploy.deployers_team,
         ),
         # The Pulumi Cloud provider reads PULUMI_ACCESS_TOKEN, as the CLI does: the admin's token.
         opts=pulumi.ResourceOptions(

@@ -3,6 +3,7 @@
     python -m tools.diff --stack prod --base main        the stack at a git revision vs this checkout
     python -m tools.diff --stack dev --other prod        two stacks of this checkout
     python -m tools.diff --a old.json --b new.json       two saved plan documents
+    ... --project identity                               the stack's deploy identity (identity/)
     ... [--json diff.json] [--markdown summary.md]
 
 `--base` plans the revision in a temporary `git worktree` with this checkout's Python, then removes
@@ -36,11 +37,13 @@ class UsageError(Exception):
     pass
 
 
-def _plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
-    """Run `tools.plan` of `checkout` for one stack with this interpreter and read its JSON."""
+def _plan_in(checkout: Path, stack: str, out: Path, project: str = "platform") -> dict[str, Any]:
+    """Run `tools.plan` of `checkout` for one stack (of the platform, or its identity project: it
+    reads the same stack file) with this interpreter and read its JSON."""
     if not (checkout / f"Pulumi.{stack}.yaml").exists():
         raise UsageError(f"no stack file Pulumi.{stack}.yaml in {checkout}")
     command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--json", str(out), "--quiet"]
+    command += ["--project", project] if project != "platform" else []
     done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=False)  # noqa: S603 (our interpreter)
     if done.returncode != 0:
         raise UsageError(f"planning {stack} in {checkout} failed:\n{done.stderr or done.stdout}")
@@ -48,7 +51,9 @@ def _plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
     return document
 
 
-def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any] | None:
+def _plan_at_revision(
+    revision: str, stack: str, work: Path, project: str = "platform"
+) -> dict[str, Any] | None:
     """The stack's plan at `revision`; None when the stack has no stack file there (it is new)."""
     if revision.startswith("-"):
         raise UsageError(f"{revision!r} is not a git revision")
@@ -60,7 +65,7 @@ def _plan_at_revision(revision: str, stack: str, work: Path) -> dict[str, Any] |
     try:
         if not (tree / f"Pulumi.{stack}.yaml").exists():
             return None
-        return _plan_in(tree, stack, work / "base.json")
+        return _plan_in(tree, stack, work / "base.json", project)
     finally:
         remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)]
         subprocess.run(remove, capture_output=True, check=False)  # noqa: S603
@@ -214,14 +219,14 @@ def compare(args: argparse.Namespace) -> DiffReport:
     with tempfile.TemporaryDirectory(prefix="plan-diff-") as tmp:
         work = Path(tmp)
         if args.base:
-            base = _plan_at_revision(args.base, args.stack, work)
-            head = _plan_in(ROOT, args.stack, work / "head.json")
+            base = _plan_at_revision(args.base, args.stack, work, args.project)
+            head = _plan_in(ROOT, args.stack, work / "head.json", args.project)
             label = f"{args.stack}@{args.base}"
             if base is None:  # a new stack: everything in it is added
                 base, label = empty_plan(head), f"{label} (no Pulumi.{args.stack}.yaml: all added)"
             return diff_plans(base, head, base_label=label, head_label=f"{args.stack}@working tree")
-        base = _plan_in(ROOT, args.stack, work / "base.json")
-        head = _plan_in(ROOT, args.other, work / "head.json")
+        base = _plan_in(ROOT, args.stack, work / "base.json", args.project)
+        head = _plan_in(ROOT, args.other, work / "head.json", args.project)
         return diff_plans(base, head)
 
 
@@ -230,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack to plan (with --base or --other)")
     parser.add_argument("--base", metavar="REVISION", help="git revision to compare the working tree with")
     parser.add_argument("--other", metavar="STACK", help="second stack of this checkout")
+    parser.add_argument(
+        "--project",
+        choices=("platform", "identity"),
+        default="platform",
+        help="the platform stack, or its deploy identity (identity/, applied by admins)",
+    )
     parser.add_argument("--a", type=Path, metavar="FILE", help="saved plan document (before)")
     parser.add_argument("--b", type=Path, metavar="FILE", help="saved plan document (after)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the diff document")

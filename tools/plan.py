@@ -46,6 +46,7 @@ from stacks import placeholders
 from stacks.config import OFFLINE_KEY
 from stacks.delivery import REPO_ROOT, values_placeholders
 from stacks.identity import IDENTITY_PROJECT
+from tools.destroy_path import run_bootstrap
 from tools.mocks import (
     ROOT,
     PlanResult,
@@ -240,9 +241,11 @@ def analyse(result: PlanResult, cfg: PlatformConfig, identity: PlanResult | None
     document = result.document()
     findings = evaluate(result, production=cfg.production)
     identity = identity or run_identity(cfg.stack)
-    # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others.
+    # The deploy rehearsal (analysis/rehearsal.py): its own section, its findings among the others;
+    # a private endpoint's destroy path runs the bootstrap program (analysis/destroy_path.py).
+    bootstrap = None if cfg.cluster.endpoint_public_access else run_bootstrap(cfg.stack).records
     document["rehearsal"], rehearsal_findings = rehearsal_section(
-        result.records, result.lookups, identity.records
+        result.records, result.lookups, identity.records, bootstrap
     )
     findings += rehearsal_findings
     # Every Helm release rendered by Helm's engine (analysis/render.py), its objects validated.

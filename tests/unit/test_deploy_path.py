@@ -216,8 +216,18 @@ def test_make_up_checks_for_the_aws_cli(tmp_path: Path) -> None:
 
 # A Pulumi CLI with no platform cluster yet and an identity stack that has its deploy role; `config
 # set --config-file F` writes the key into F as the real CLI would; `up` prints the credentials.
+# Like the real CLI it refuses a config file whose extension is not .json/.yaml/.yml: it picks the
+# marshaller by extension ("no marshaler found for file format": pulumi/pulumi
+# sdk/go/common/workspace/project.go marshallerForPath, sdk/go/common/encoding/marshal.go).
 FAKE_PULUMI = """#!/bin/sh
 echo "pulumi $*"
+file=$(echo "$*" | sed -n 's/.*--config-file \\([^ ]*\\).*/\\1/p')
+if [ -n "$file" ]; then
+  case "$file" in
+    *.json|*.yaml|*.yml) ;;
+    *) echo "error: no marshaler found for file format '.${file##*.}'" >&2; exit 255 ;;
+  esac
+fi
 case "$*" in
   *"stack output clusterName"*) exit 1 ;;
   *"-C identity stack output deployRoleArn"*)

@@ -682,6 +682,12 @@ def replace_input(
             {"Sid": "Bad", "Action": "logs:DeleteLogGroup", "Resource": "*"},
             'grants logs:DeleteLogGroup on "*"',
         ),
+        # User data of any instance runs code as its role; a detached volume leaves the snapshot deny.
+        (
+            {"Sid": "Bad", "Action": "ec2:ModifyInstanceAttribute", "Resource": "*"},
+            'grants ec2:ModifyInstanceAttribute on "*" with no tag condition',
+        ),
+        ({"Sid": "Bad", "Action": "ec2:*", "Resource": "*"}, 'grants ec2:* on "*" with no tag condition'),
     ],
 )
 def test_the_pack_fails_a_reintroduced_hole(
@@ -769,7 +775,7 @@ def test_boundary_names_agree() -> None:
 def test_ec2_star_cannot_take_data_out(
     plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
 ) -> None:
-    """`ec2:*` on "*" is unscopable today; snapshots, images, exports and consoles are denied."""
+    """Snapshots, images, exports and consoles are denied, to the role and to the boundary."""
     sent = sent_policy(identity_plans[plan.stack], data)
     (deny,) = [s for s in statements(sent, "Deny") if s["Sid"] == "NoDataOutOfEc2"]
     assert {"ec2:CreateSnapshot", "ec2:ModifySnapshotAttribute", "ec2:GetConsoleOutput"} <= set(
@@ -850,3 +856,86 @@ def test_keys_of_other_stacks_cannot_be_retagged_into_scope(
         "aws:ResourceTag/platform:stack": plan.stack,
         "aws:ResourceTag/platform:project": plan.project,
     }
+
+
+# -- the boundary keeps every role of the stack off the identity (review 19, M2) -------------------
+
+
+def test_every_identity_deny_of_the_role_is_in_the_boundary(identity_plans: dict[str, PlanResult]) -> None:
+    """The deploy role may PutRolePolicy on any bounded role of the stack (the agent hosts' role,
+    whose user data it controls): what the boundary allows of the identity, a push can reach
+    through that role. Every identity Deny of the role (identity_denies) is in the boundary, with
+    the same resources; only the token's two boot reads (components/agent.py) are left to roles."""
+    identity = identity_plans["prod"]
+    (role_policy,) = [
+        r for r in identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.get("name") == DEPLOY_POLICY_NAME
+    ]
+    role = {s.get("Sid"): s for s in json.loads(role_policy.get("policy"))["Statement"]}
+    boundary = {s.get("Sid"): s for s in json.loads(boundary_of(identity).get("policy"))["Statement"]}
+    sids = ("NotTheDeployIdentity", "NotTheAgentToken", "NotTheAgentTokenKey", "NotTheAgentTokenKeyAlias")
+    for sid in (*sids, "KeepTheBoundaryPolicy"):
+        assert boundary[sid]["Effect"] == "Deny" and boundary[sid]["Resource"] == role[sid]["Resource"], sid
+        assert boundary[sid].get("Condition") == role[sid].get("Condition"), sid
+    assert boundary["NotTheAgentToken"]["NotAction"] == "secretsmanager:GetSecretValue"
+    assert boundary["NotTheAgentTokenKey"]["NotAction"] == "kms:Decrypt"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_bounded_role_can_reach_the_identity(identity_plans: dict[str, PlanResult], stack: str) -> None:
+    """Probed as the pack probes the deploy role (identity_reach): the boundary's grants
+    (`secretsmanager:*` on `<prefix>/*`, `kms:*` on the stack's tagged keys) reach the token, its
+    key and the identity roles only if a Deny is missing."""
+    boundary = boundary_of(identity_plans[stack])
+    name = str(boundary.get("name"))
+    assert list(identity_reach(boundary.get("policy"), boundary_name=name)) == []
+    without = json.loads(boundary.get("policy"))
+    without["Statement"] = [s for s in without["Statement"] if not str(s.get("Sid")).startswith("NotThe")]
+    reached = list(identity_reach(json.dumps(without), boundary_name=name))
+    assert any("deploy-agent-token" in r and "PutSecretValue" in r for r in reached), reached
+    assert any("kms:ScheduleKeyDeletion" in r for r in reached), reached
+    assert all("any role of the stack (the boundary)" in r for r in reached)
+    # The pack says so on the plan: deploy-role-least-privilege fails the boundary without them.
+    plan = identity_plans[stack]
+    assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
+    broken = replace_input(
+        plan, BOUNDARY_TYPE, lambda r: r.get("name") == name, "policy", lambda p: json.dumps(without)
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any("any role of the stack (the boundary)" in m and "deploy-agent-token" in m for m in messages)
+
+
+# -- EC2 by the stack's tag (review 19, M3) --------------------------------------------------------
+
+
+def test_ec2_writes_need_the_stacks_tag(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    """ModifyInstanceAttribute (user data) on any instance ran code as that instance's role,
+    Attach/DetachVolume on any volume left the snapshot deny, any security group could be opened:
+    every EC2 write of the role on "*" now requires the stack's resource tag, and creations name
+    the new resource by its request tag."""
+    sent = sent_policy(identity_plans[plan.stack], data)
+    for s in statements(sent):
+        ec2 = [a for a in listed(s["Action"]) if a.startswith("ec2:") and not a.startswith("ec2:Describe")]
+        if ec2 and "*" in listed(s["Resource"]):
+            keys = {k for cond in s.get("Condition", {}).values() for k in cond}
+            assert "aws:ResourceTag/platform:stack" in keys, s["Sid"]
+    by_sid = {s["Sid"]: s for s in statements(sent)}
+    assert (
+        by_sid["Ec2OwnResources"]["Condition"]["StringEquals"]["aws:ResourceTag/platform:stack"] == plan.stack
+    )
+    assert by_sid["Ec2Create"]["Condition"]["StringEquals"]["aws:RequestTag/platform:stack"] == plan.stack
+    assert "ec2:RunInstances" not in listed(by_sid["Ec2Create"]["Action"])
+
+
+def test_the_boundary_denies_what_the_role_denies_of_ec2(identity_plans: dict[str, PlanResult]) -> None:
+    identity = identity_plans["prod"]
+    (role_policy,) = [
+        r for r in identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.get("name") == DEPLOY_POLICY_NAME
+    ]
+    role = {s["Sid"]: s for s in statements(json.loads(role_policy.get("policy")), "Deny")}
+    boundary = {s["Sid"]: s for s in statements(json.loads(boundary_of(identity).get("policy")), "Deny")}
+    assert set(listed(role["NoDataOutOfEc2"]["Action"])) <= set(listed(boundary["NoDataOutOfEc2"]["Action"]))
+    assert {"ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CreateImage"} <= set(
+        listed(boundary["NoDataOutOfEc2"]["Action"])
+    )

@@ -80,7 +80,9 @@ def test_push_deploys_and_only_dev_previews_pull_requests(identity: PlanResult, 
     # One role per settings, and it writes: a pull request may not run with it in production.
     assert vcs["previewPullRequests"] is (identity.stack != "prod")
     assert settings.get("operationContext.options.skipIntermediateDeployments") is True
-    assert settings.protect is (identity.stack == "prod")
+    # No data, recreated by `make up PROJECT=identity`, replaced by an organization change (the
+    # engine refuses to replace a protected resource): never protected.
+    assert settings.protect is False
 
 
 def test_every_run_first_gates_on_the_offline_plan(identity: PlanResult, configs) -> None:
@@ -193,10 +195,12 @@ def test_deploy_sessions_outlast_a_full_create_or_destroy(identity: PlanResult) 
 
 def test_each_stack_deploys_on_its_own_agent_pool(identity: PlanResult) -> None:
     """Prod's endpoint is private; dev's admits only the team's range, and Pulumi publishes no egress
-    addresses for its hosted runners (platform/rehearsal.yaml hostedRunnerEgress): both run on agents."""
+    addresses for its hosted runners (platform/rehearsal.yaml hostedRunnerEgress): both run on agents.
+    The pool is never protected: an organization change replaces it (the engine refuses to replace a
+    protected resource)."""
     pool = identity.one(POOL)
     assert pool.get("organizationName") == "example-org"
-    assert pool.protect is (identity.stack == "prod")
+    assert pool.protect is False
     assert pool.urn in identity.one(SETTINGS).dependencies
     assert "agentPoolId" in identity.one(SETTINGS).raw_inputs
 
@@ -349,6 +353,7 @@ def test_reintroducing_the_identity_into_the_platform_plan_is_mandatory(
         org = {f.urn.rsplit("::", 1)[-1] for f in found if f.rule == "identity-org-resource-in-run"}  # type: ignore[union-attr]
         assert org == {
             "eks-platform-prod-deployments-agents",
+            "eks-platform-prod-deployments-deployers",
             "eks-platform-prod-deployments-settings",
         }
 
@@ -439,3 +444,13 @@ def test_deployments_of_the_identity_project_itself_are_a_finding() -> None:
     assert [(f.rule, str(f.urn).rsplit("::", 1)[-1]) for f in findings] == [
         ("identity-applied-by-itself", "settings")
     ]
+
+
+def test_only_the_deployers_team_may_write_prod(identity_plans, configs) -> None:
+    """A deployment created through the REST API may override branch and commit and still runs as the
+    deploy role (its OIDC subject names no branch): write on prod's stack (RBAC scope
+    stack_deployment:create) goes to one team, and production refuses a stack without it."""
+    (grant,) = identity_plans["prod"].of_type("pulumiservice:index:TeamStackPermission")
+    assert grant.get("team") == "platform-admins" and grant.get("permission") == 102
+    assert grant.get("stack") == "prod" and grant.get("project") == "eks-platform"
+    assert not identity_plans["dev"].of_type("pulumiservice:index:TeamStackPermission")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from analysis.diff import (
     RULE_DELETE_PROTECTED,
+    RULE_REPLACE_PROTECTED,
     RULE_REPLACE_STATEFUL,
     ReplacementRules,
     diff_plans,
@@ -66,8 +67,10 @@ def test_a_changed_cidr_replaces_the_vpc_and_a_changed_retention_does_not(prod: 
     changes = {(c.type, i.path): i for c in report.changed for i in c.inputs}
     assert changes[("awsx:ec2:Vpc", "cidrBlock")].replaces
     assert not changes[("aws:cloudwatch/logGroup:LogGroup", "retentionInDays")].replaces
-    (finding,) = report.findings
-    assert finding["rule"] == RULE_REPLACE_STATEFUL and "cidrBlock" in finding["message"]
+    # The VPC is protected in prod: the replacement would also fail on the protection.
+    assert sorted(f["rule"] for f in report.findings) == [RULE_REPLACE_PROTECTED, RULE_REPLACE_STATEFUL]
+    (finding,) = [f for f in report.findings if f["rule"] == RULE_REPLACE_STATEFUL]
+    assert "cidrBlock" in finding["message"]
 
 
 def test_renaming_a_release_replaces_it_only_when_it_keeps_volumes(prod: PlanResult) -> None:
@@ -127,7 +130,7 @@ def test_cli_compares_saved_plans_and_writes_json_and_markdown(
     assert diff_cli.main(["--a", str(a), "--b", str(b), "--json", str(out), "--markdown", str(md)]) == 0
     written = json.loads(out.read_text())
     assert set(written) >= {"added", "removed", "changed", "findings", "cost"}
-    assert written["findings"][0]["rule"] == RULE_REPLACE_STATEFUL
+    assert RULE_REPLACE_STATEFUL in {f["rule"] for f in written["findings"]}
     assert "(replaces)" in md.read_text() and "replaces" in capsys.readouterr().out
 
 
@@ -324,7 +327,7 @@ def test_a_stack_missing_at_base_is_all_added(
         "cost": {"currency": "USD", "fixedMonthly": 12.5, "pricesAsOf": "x"},
     }
 
-    def plan_in(checkout: Path, stack: str, out: Path) -> dict[str, Any]:
+    def plan_in(checkout: Path, stack: str, out: Path, project: str = "platform") -> dict[str, Any]:
         assert checkout == ROOT and stack == "newstack", "the base is not planned: it has no stack file"
         return head
 
@@ -339,3 +342,56 @@ def test_a_stack_missing_at_base_is_all_added(
     assert written["base"] == "newstack@HEAD (no Pulumi.newstack.yaml: all added)"
     assert written["cost"] == {"currency": "USD", "before": 0.0, "after": 12.5, "change": 12.5}
     assert "all added" in md.read_text() and "make diff:" not in capsys.readouterr().err
+
+
+# -- the deploy identity (identity/): Pulumi Cloud resources that a change replaces ------------------
+
+
+def test_an_organization_change_replaces_the_pool_and_the_settings(
+    identity_plans: dict[str, PlanResult],
+) -> None:
+    """pulumi-pulumiservice @dc76a0186fd9: AgentPool.organizationName is replaceOnChanges
+    (agent_pool.go), DeploymentSettings replaces on organization, project, stack
+    (deployment_settings.go Diff). They hold no data: replaced, not a stateful finding."""
+    base = identity_plans["prod"].document()
+    head = copy.deepcopy(base)
+    pool = _find(head, "pulumiservice:index:AgentPool")
+    settings = _find(head, "pulumiservice:index:DeploymentSettings")
+    pool["inputs"]["organizationName"] = "new-org"
+    settings["inputs"]["organization"] = "new-org"
+    report = diff_plans(base, head)
+    replaced = {(c.type, i.path) for c in report.changed for i in c.inputs if i.replaces}
+    assert replaced == {
+        ("pulumiservice:index:AgentPool", "organizationName"),
+        ("pulumiservice:index:DeploymentSettings", "organization"),
+    }
+    # Not protected (components/deployments.py): the identity `up` replaces them.
+    assert not pool["protect"] and not settings["protect"]
+    assert report.findings == []
+
+
+def test_replacing_a_protected_resource_is_a_finding(identity_plans: dict[str, PlanResult]) -> None:
+    """The engine refuses to delete a protected resource (pulumi/pulumi pkg/resource/deploy/step.go),
+    and a replacement deletes the old one: `make diff` says so before the `up` fails."""
+    base = identity_plans["prod"].document()
+    _find(base, "pulumiservice:index:AgentPool")["protect"] = True
+    head = copy.deepcopy(base)
+    _find(head, "pulumiservice:index:AgentPool")["inputs"]["organizationName"] = "new-org"
+    _find(head, "pulumiservice:index:AgentPool")["inputs"]["description"] = "renamed"
+    (finding,) = diff_plans(base, head).findings
+    assert finding["rule"] == RULE_REPLACE_PROTECTED and "organizationName" in finding["message"]
+    assert "description" not in finding["message"]
+
+
+def test_cli_plans_the_identity_project(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(command)
+        empty = {"stack": "prod", "resources": [], "cost": {"currency": "USD", "fixedMonthly": 0.0}}
+        Path(command[command.index("--json") + 1]).write_text(json.dumps(empty))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert diff_cli.main(["--stack", "prod", "--other", "prod", "--project", "identity"]) == 0
+    assert all(c[-2:] == ["--project", "identity"] for c in seen) and len(seen) == 2

@@ -304,8 +304,10 @@ def deploy(*statements: dict[str, Any]) -> dict[str, Any]:
 
 BOUNDARY_ARN = "arn:aws:iam::123456789012:policy/eks-platform-dev-boundary"
 BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}}
+STACK_TAG = {"StringEquals": {"aws:ResourceTag/platform:stack": "dev"}}
 DEPLOY = deploy(
-    allow(["ec2:*", "eks:DescribeAddonVersions"]),
+    allow(["ec2:Describe*", "eks:DescribeAddonVersions"]),
+    allow("ec2:*", "*", Condition=STACK_TAG),
     allow("eks:*", "arn:aws:eks:eu-west-1:123456789012:cluster/eks-platform-dev"),
     allow("iam:GetRole", OWN),
     allow("iam:CreateRole", OWN, Condition=BOUNDED),
@@ -558,7 +560,7 @@ CASES = [
     # The deploy role's policy (named platform-deploy) is judged by deploy-role-least-privilege,
     # not by the workload rules; any other name still is.
     Case("iam-no-service-wildcard", RP, DEPLOY, {**DEPLOY, "name": "other"}),
-    Case("iam-no-unscoped-write", RP, DEPLOY, {**DEPLOY, "name": "other"}),
+    Case("iam-no-unscoped-write", RP, DEPLOY, {**deploy(allow("ec2:*")), "name": "other"}),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("*")), expect="allows *"),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:*")), expect="by wildcard"),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateRole")), expect="on *"),
@@ -577,6 +579,14 @@ CASES = [
         expect='grants secretsmanager:GetSecretValue on "*"',
     ),
     Case("deploy-role-least-privilege", RP, DEPLOY, deploy(allow("eks:*")), expect='grants eks:* on "*"'),
+    # EC2 IDs are generated: a write on "*" must be conditioned on the stack's tag.
+    Case(
+        "deploy-role-least-privilege",
+        RP,
+        DEPLOY,
+        deploy(allow("ec2:ModifyInstanceAttribute")),
+        expect='grants ec2:ModifyInstanceAttribute on "*" with no tag condition',
+    ),
     # The boundary (a managed policy named <prefix>-boundary): no IAM writes, reads are fine.
     Case(
         "deploy-role-least-privilege",

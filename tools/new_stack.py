@@ -8,6 +8,8 @@ The steps of docs/adding-a-stack.md:
   `tags.environment` naming the source stack names the new one;
 - platform/gitops/<name>/: each Application of the source stack's folder, with its environment label
   and values file changed to the new stack;
+- identity/Pulumi.<name>.yaml: the stack's deploy identity (it sets nothing: stacks/identity.py reads
+  the platform's stack file), which an admin applies before the stack's first `up`;
 - services/<service>/deploy/<name>.yaml for each service: the source stack's values, pulling from the
   new stack's own registry (`<project>-<name>/<service>`), tag reset to the placeholder of a
   registry that holds no image yet;
@@ -28,9 +30,11 @@ from typing import Any
 import yaml as pyyaml
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from analysis.appliers import IDENTITY_FIRST
 from components.iam import ROLE_NAME_MAX
 from stacks import placeholders
 from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
+from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
 from tools.new_service import ZERO_TAG
@@ -46,6 +50,31 @@ from tools.scaffold import (
 )
 
 ROLE = "aws:iam/role:Role"
+IDENTITY_DIR = "identity"
+
+
+def first_up(stack: str, private: bool | None) -> str:
+    """How a new stack is created in Pulumi and deployed the first time: what the command prints
+    last and docs/adding-a-stack.md step 4 quotes (tests/unit/test_new_commands.py compares them).
+    `private`: the stack's API endpoint is private (then the first `up` is `make bootstrap`);
+    None: both cases, for the guide. The platform's roles need the identity stack's deploy role and
+    permissions boundary `<prefix>-boundary` (stacks/phase_base.py), so it comes first: `make plan`
+    says so for every resource ("first up: <IDENTITY_FIRST>", analysis/appliers.py)."""
+    up = f"`make up STACK={stack}` (from inside `cluster.publicAccessCidrs`)"
+    bootstrap = f"`make bootstrap STACK={stack}` (docs/deploy-path.md), then a deployment on its agents"
+    first = {
+        True: bootstrap,
+        False: up,
+        None: f"with a public endpoint {up}; with a private one (`cluster.endpointPublicAccess: false`, "
+        f"as in prod) {bootstrap}",
+    }[private]
+    return (
+        f"`pulumi stack init {stack}` and `pulumi -C {IDENTITY_DIR} stack init {stack}`; set any secrets "
+        f"(`pulumi config set --secret alertReceiverUrl https://...`); an admin runs "
+        f"`make up PROJECT=identity STACK={stack}` first: the deploy role and the permissions boundary "
+        f"that every role of the stack carries (`make plan STACK={stack}` gives each resource's first up "
+        f'as "{IDENTITY_FIRST}"); then `make preview STACK={stack}` and the first `up`: {first}.'
+    )
 
 
 def check_name(name: str, source: str, root: Path) -> None:
@@ -159,6 +188,14 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     changes = Changes(root)
     if not (root / f"Pulumi.{name}.yaml").exists():
         changes.create(f"Pulumi.{name}.yaml", _stack_file(name, source, project, root))
+    identity = root / IDENTITY_DIR / f"Pulumi.{source}.yaml"
+    if identity.exists() and not (root / IDENTITY_DIR / f"Pulumi.{name}.yaml").exists():
+        text = (
+            identity.read_text()
+            .replace(f'"{source}"', f'"{name}"')
+            .replace(f"Pulumi.{source}.yaml", f"Pulumi.{name}.yaml")
+        )
+        changes.create(f"{IDENTITY_DIR}/Pulumi.{name}.yaml", text)
     for app in sorted((root / GITOPS_TREE / source).glob("*.yaml")):
         changes.create(f"{GITOPS_TREE}/{name}/{app.name}", _application(name, source, project, app))
     for values in sorted(root.glob(values_file("*", source))):
@@ -184,10 +221,14 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     if found:
         lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
         lines += placeholder_lines(found)
+    public = (pyyaml.safe_load(kept.read_text())["config"].get(f"{project}:cluster") or {}).get(
+        "endpointPublicAccess", ClusterConfig.model_fields["endpoint_public_access"].default
+    )
     lines += [
-        f"Next: `make plan STACK={name}`, `make test`, then commit; `pulumi stack init {name}` and "
-        f"`make preview STACK={name}` (docs/adding-a-stack.md, step 4). The services' workflows build "
-        "into dev and promote to prod: a stack that should receive images needs its own promotion step.",
+        f"Next: `make plan STACK={name}`, `make test`, then commit. Then (docs/adding-a-stack.md, step 4): "
+        + first_up(name, private=public is not True),
+        "The services' workflows build into dev and promote to prod: a stack that should receive images "
+        "needs its own promotion step.",
     ]
     return lines
 

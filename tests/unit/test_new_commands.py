@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 import tools.mocks
+from analysis.appliers import IDENTITY_FIRST
 from tests.checkout import copy_checkout
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
@@ -73,6 +74,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = copy_checkout(tmp_path_factory.mktemp("day-two") / "repo")
     done = _run(repo, "-c", COMMANDS)
     assert done.returncode == 0, done.stdout + done.stderr
+    (repo.parent / "printed.txt").write_text(done.stdout)
     return repo
 
 
@@ -120,6 +122,28 @@ def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Pa
     assert app["metadata"]["labels"]["eks-platform.io/environment"] == STACK
     for workflow in (f"{SERVICE}.yml", f"{SERVICE}-promote.yml"):
         assert (repo / ".github" / "workflows" / workflow).is_file()
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_new_stack_says_its_first_up_comes_after_its_identity_as_the_guide_does(repo: Path) -> None:
+    """The platform's roles need the identity stack's deploy role and boundary first: the command's
+    closing text, docs/adding-a-stack.md step 4 and `make plan`'s first-up column say the same."""
+    printed = _words((repo.parent / "printed.txt").read_text())
+    public = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["eks-platform:cluster"]
+    assert public["endpointPublicAccess"] is True
+    assert _words(new_stack.first_up(STACK, private=False)) in printed
+    assert f"make up PROJECT=identity STACK={STACK}" in printed
+    assert f"`make bootstrap STACK={STACK}`" in new_stack.first_up(STACK, private=True)
+    guide = _words((ROOT / "docs" / "adding-a-stack.md").read_text())
+    assert _words(new_stack.first_up("staging", None)) in guide
+    assert IDENTITY_FIRST in guide.replace("\n", " ")
+    identity = (repo / "identity" / f"Pulumi.{STACK}.yaml").read_text()
+    assert identity == (ROOT / "identity" / "Pulumi.dev.yaml").read_text().replace(
+        '"dev"', f'"{STACK}"'
+    ).replace("Pulumi.dev.yaml", f"Pulumi.{STACK}.yaml")
 
 
 def test_the_generated_service_code_lints(repo: Path) -> None:

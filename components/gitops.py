@@ -14,6 +14,11 @@ from components.helm import ChartSpec, merge, release
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 SERVICES_PROJECT, PLATFORM_PROJECT = "microservices", "platform"
+# The AppProject Argo CD creates with every permission when none exists (argo-cd v3.4.4
+# server/server.go initializeDefaultProject): an Application naming it could deploy anything anywhere.
+DEFAULT_PROJECT = "default"
+# The app-of-apps Application (argocd/root) that syncs the stack's GitOps folder.
+ROOT_APPLICATION = "root"
 # The key of the OIDC client secret, in Secrets Manager's JSON value and so in the Kubernetes Secret.
 CLIENT_SECRET_KEY = "clientSecret"  # noqa: S105 (a key name, not a password)
 # Argo CD resolves `$<secret>:<key>` only in Secrets carrying this label (argo-cd v3.4.4
@@ -239,7 +244,7 @@ class GitOps(pulumi.ComponentResource):
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata={
-                "name": "root",
+                "name": ROOT_APPLICATION,
                 "namespace": NAMESPACE,
                 # Deleting the root app deletes what it synced (the service Applications) first.
                 "finalizers": ["resources-finalizer.argocd.argoproj.io"],

@@ -201,6 +201,7 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     for values in sorted(root.glob(values_file("*", source))):
         service = values.parent.parent.name
         changes.create(values_file(service, name), _values(name, source, project, values))
+    changes.refuse_overwrites(f"stack {name!r}")
     return changes
 
 

@@ -24,6 +24,7 @@ from analysis.appliers import IDENTITY_FIRST
 from tests.checkout import copy_checkout
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
+from tools.scaffold import Changes, RefusedError
 
 
 def _unused(base: str, taken: set[str]) -> str:
@@ -187,6 +188,11 @@ def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytes
         ("kube-orders", "is reserved"),
         ("argocd", "is reserved"),
         ("default", "is reserved"),
+        # The root Application argocd/root, whose file the service's Application would have been.
+        ("root", "is reserved"),
+        ("microservices", "is reserved"),
+        ("monitoring", "is reserved"),
+        ("kube-public", "is reserved"),
         (f"{SERVICE}-promote", "is reserved"),
         ("json", "would shadow the module"),
         ("tools", "would shadow the module"),
@@ -219,6 +225,29 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
 def test_new_stack_refuses(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(new_stack.main, argv, capsys)
     assert err.startswith("make new-stack: ") and problem in err, err
+
+
+def test_the_platforms_names_come_from_the_plan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every namespace and Argo CD object the plan creates is reserved, not only the listed ones."""
+    names = new_service.platform_names("dev")
+    assert {"root", "argocd", "kube-system", "external-secrets", "monitoring"} <= names
+    assert EXISTING not in names, "the services' own namespaces are theirs"
+    monkeypatch.setattr(new_service, "platform_names", lambda stack: names | {"platform-extra"})
+    err = _refused(new_service.main, ["platform-extra"], capsys)
+    assert "is reserved: stack" in err and "plan uses it for the platform" in err, err
+
+
+def test_a_command_never_overwrites_a_file(tmp_path: Path) -> None:
+    (tmp_path / "platform" / "gitops" / "dev").mkdir(parents=True)
+    (tmp_path / "platform" / "gitops" / "dev" / "root.yaml").write_text("kind: Application\n")
+    changes = Changes(tmp_path)
+    changes.create("platform/gitops/dev/other.yaml", "")
+    changes.refuse_overwrites("service 'other'")
+    changes.create("platform/gitops/dev/root.yaml", "")
+    with pytest.raises(RefusedError, match=r"service 'root' would overwrite platform/gitops/dev/root\.yaml"):
+        changes.refuse_overwrites("service 'root'")
 
 
 def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -204,13 +204,18 @@ def _registry(root: Path, stack: str, region: str) -> str:
     return f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
 
 
-def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
-    tag_comment = {
+def tag_comment(stack: str) -> str:
+    """Who sets a values file's image.tag in `stack` (the comment above it)."""
+    return {
         BUILD_STACK: "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built.",
         PROMOTE_STACK: "Set by the pull request of .github/workflows/promote-service.yml (dev's image).",
     }.get(stack, "Set by hand: no workflow deploys to this stack (docs/adding-a-stack.md).")
+
+
+def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
+    tag = tag_comment(stack)
     tokens = {"SERVICE": name, "STACK": stack, "PROJECT": project, "REGISTRY": registry}
-    text = fill(_template("values.yaml.tmpl"), {**tokens, "TAG_COMMENT": tag_comment})
+    text = fill(_template("values.yaml.tmpl"), {**tokens, "TAG_COMMENT": tag})
     if production:
         text += fill(_template("values-production.yaml.tmpl"), {"ZONES": str(zones)})
     return text

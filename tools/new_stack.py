@@ -11,8 +11,9 @@ The steps of docs/adding-a-stack.md:
 - identity/Pulumi.<name>.yaml: the stack's deploy identity (it sets nothing: stacks/identity.py reads
   the platform's stack file), which an admin applies before the stack's first `up`;
 - services/<service>/deploy/<name>.yaml for each service: the source stack's values, pulling from the
-  new stack's own registry (`<project>-<name>/<service>`), tag reset to the placeholder of a
-  registry that holds no image yet;
+  new stack's own registry (`<project>-<name>/<service>`) in the documentation account unless the
+  new stack's file (one that existed) names the source's registry account, tag reset to the
+  placeholder of a registry that holds no image yet, with the comment of who sets it there;
 - the generated docs regenerated; the documentation placeholders listed.
 
 A bad or reserved name, a name too long for the stack's IAM role names, a stack that exists or a
@@ -37,7 +38,7 @@ from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
 from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
-from tools.new_service import ZERO_TAG
+from tools.new_service import PLACEHOLDER_ACCOUNT, ZERO_TAG, tag_comment
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -50,6 +51,11 @@ from tools.scaffold import (
 )
 
 ROLE = "aws:iam/role:Role"
+_ARN_ACCOUNT = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):", re.ASCII)
+_REPOSITORY_LINE = re.compile(
+    r"^(?P<key>\s*repository:\s*[\"']?)(?P<account>\d{12})(?P<rest>\.dkr\.ecr\.)", re.M | re.ASCII
+)
+_TAG_LINE = re.compile(r"^\s+tag:")
 IDENTITY_DIR = "identity"
 
 
@@ -164,12 +170,44 @@ def _application(name: str, source: str, project: str, path: Path) -> str:
     return text
 
 
-def _values(name: str, source: str, project: str, path: Path) -> str:
+def stack_accounts(path: Path) -> set[str]:
+    """The AWS accounts a stack file names in its ARNs (e.g. cluster.adminRoleArns)."""
+    return set(_ARN_ACCOUNT.findall(path.read_text())) if path.exists() else set()
+
+
+def _registry_account(text: str, accounts: set[str]) -> str:
+    """The new stack pulls from its own registry (docs/delivery-accounts.md: an account per stack):
+    the source's registry account is kept only when the new stack's file names it; otherwise the
+    documentation account, which the plan lists among the placeholders to replace."""
+
+    def account(match: re.Match[str]) -> str:
+        kept = match["account"] in accounts
+        return f"{match['key']}{match['account'] if kept else PLACEHOLDER_ACCOUNT}{match['rest']}"
+
+    return _REPOSITORY_LINE.sub(account, text)
+
+
+def _tag_comment(text: str, name: str) -> str:
+    """The comment above image.tag says who sets it in the new stack, not in the source."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if _TAG_LINE.match(line)), None)
+    if at is None:
+        return text
+    start = at
+    while start > 0 and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    comment = f"{indent}# {tag_comment(name)} The zeros are a placeholder until then."
+    return "\n".join([*lines[:start], comment, *lines[at:]])
+
+
+def _values(name: str, source: str, project: str, path: Path, accounts: set[str]) -> str:
     yaml = round_trip()
     values = yaml.load(path.read_text())
     if isinstance(values.get("image"), dict) and "tag" in values["image"]:
         values["image"]["tag"] = DoubleQuotedScalarString(ZERO_TAG)
     text = _renamed(dump(yaml, values), source, name, project)
+    text = _tag_comment(_registry_account(text, accounts), name)
     service = path.parent.parent.name
     repository = str((pyyaml.safe_load(text).get("image") or {}).get("repository", ""))
     _check(path.name, text, repository.endswith(f"/{project}-{name}/{service}"))
@@ -198,9 +236,12 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
         changes.create(f"{IDENTITY_DIR}/Pulumi.{name}.yaml", text)
     for app in sorted((root / GITOPS_TREE / source).glob("*.yaml")):
         changes.create(f"{GITOPS_TREE}/{name}/{app.name}", _application(name, source, project, app))
+    # A stack file written by this command is the source's copy: its accounts are the source's.
+    kept = root / f"Pulumi.{name}.yaml"
+    accounts = stack_accounts(kept) if kept.exists() else set()
     for values in sorted(root.glob(values_file("*", source))):
         service = values.parent.parent.name
-        changes.create(values_file(service, name), _values(name, source, project, values))
+        changes.create(values_file(service, name), _values(name, source, project, values, accounts))
     changes.refuse_overwrites(f"stack {name!r}")
     return changes
 

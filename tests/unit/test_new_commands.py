@@ -21,6 +21,7 @@ import yaml
 
 import tools.mocks
 from analysis.appliers import IDENTITY_FIRST
+from stacks import placeholders
 from tests.checkout import copy_checkout
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
@@ -268,3 +269,34 @@ def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch
     assert changes.edited == {}, "the entries are kept as written"
     created = {p.relative_to(repo).as_posix() for p in changes.created}
     assert {f"services/{SERVICE}/deploy/{s}.yaml" for s in stack_names()} <= created
+
+
+def _new_values(repo: Path, stack: str) -> str:
+    changes = new_stack.plan_changes(stack, "dev", repo)
+    return changes.created[repo / "services" / EXISTING / "deploy" / f"{stack}.yaml"]
+
+
+def test_a_new_stack_pulls_from_its_own_accounts_registry(tmp_path: Path) -> None:
+    """docs/delivery-accounts.md: an account per stack. The source's registry account is not copied:
+    the new values name the documentation account (a placeholder the plan lists) unless the new
+    stack's own file names the source's account."""
+    repo = copy_checkout(tmp_path / "repo")
+    source = repo / "services" / EXISTING / "deploy" / "dev.yaml"
+    source.write_text(source.read_text().replace("123456789012.dkr", "999999999999.dkr"))
+    text = _new_values(repo, STACK)
+    (repository,) = [line.split()[-1] for line in text.splitlines() if "repository:" in line]
+    assert repository.startswith("123456789012.dkr.ecr.") and repository.endswith(
+        f"/eks-platform-{STACK}/{EXISTING}"
+    )
+    assert any("AWS documentation account" in why for _, _, why in placeholders.find({"r": repository}))
+    stack_file = (repo / "Pulumi.dev.yaml").read_text().replace("123456789012", "999999999999")
+    (repo / f"Pulumi.{STACK}.yaml").write_text(stack_file)
+    assert "repository: 999999999999.dkr.ecr." in _new_values(repo, STACK)
+
+
+def test_a_new_stacks_tag_comment_says_who_sets_it_there(tmp_path: Path) -> None:
+    repo = copy_checkout(tmp_path / "repo")
+    text = _new_values(repo, STACK)
+    assert "build-service.yml" not in text and "commit SHA it built" not in text
+    before_tag = text.split('  tag: "')[0].splitlines()[-1]
+    assert before_tag == f"  # {new_service.tag_comment(STACK)} The zeros are a placeholder until then."

@@ -91,7 +91,22 @@ def check_name(name: str, source: str, root: Path) -> None:
             f"stack name {name!r} is reserved: `make it-cleanup` destroys stacks named {STACK_PREFIX}* "
             "(the integration tests' ephemeral stacks)"
         )
-    stacks = stack_names(root)
+    stacks, project = stack_names(root), project_name()
+    for other in stacks:
+        if other != name and (name.startswith(f"{other}-") or other.startswith(f"{name}-")):
+            short, long = sorted((name, other), key=len)
+            raise RefusedError(
+                f"stack name {name!r} is refused next to stack {other!r}: the platform scopes a stack's IAM "
+                f"by name prefix (the deploy role and the boundary allow `<project>-<stack>-*` roles, "
+                f"policies and secrets), so {short}'s `{project}-{short}-*` would cover {long}'s "
+                f"`{project}-{long}-*` names and give {short} power over {long}. Choose a name that neither "
+                f"extends nor is extended by another stack's name followed by `-`"
+            )
+    if not source:
+        raise RefusedError(
+            f"FROM is required: the stack to copy, `make new-stack NAME={name} FROM=<stack>`; "
+            f"the stacks are {', '.join(stacks)}"
+        )
     if source not in stacks:
         shown = ", ".join(stacks)
         raise RefusedError(f"no stack {source!r} to copy (FROM=<stack>): the stacks are {shown}")

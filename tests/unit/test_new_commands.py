@@ -218,7 +218,16 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
             ["staging", "--from", "nope"],
             f"no stack 'nope' to copy (FROM=<stack>): the stacks are {', '.join(stack_names())}",
         ),
-        (["staging", "--from", ""], "no stack '' to copy"),
+        (
+            ["staging", "--from", ""],
+            "FROM is required: the stack to copy, `make new-stack NAME=staging FROM=<stack>`",
+        ),
+        # A name extending another's, or extended by it: IAM scopes a stack by `<project>-<stack>-*`.
+        (["dev-eu", "--from", "dev"], "stack name 'dev-eu' is refused next to stack 'dev'"),
+        (
+            ["prod-2", "--from", "dev"],
+            "so prod's `eks-platform-prod-*` would cover prod-2's `eks-platform-prod-2-*`",
+        ),
         (["dev", "--from", "prod"], "stack 'dev' exists (platform/gitops/dev"),
         (["s" * 40, "--from", "dev"], "is too long: the IAM role"),
     ],
@@ -300,3 +309,14 @@ def test_a_new_stacks_tag_comment_says_who_sets_it_there(tmp_path: Path) -> None
     assert "build-service.yml" not in text and "commit SHA it built" not in text
     before_tag = text.split('  tag: "')[0].splitlines()[-1]
     assert before_tag == f"  # {new_service.tag_comment(STACK)} The zeros are a placeholder until then."
+
+
+def test_a_new_stack_whose_name_an_existing_stack_extends_is_refused(tmp_path: Path) -> None:
+    """`a` next to `a-b`: a's `<project>-a-*` scope would cover a-b's names."""
+    for stack in ("a-b", "c"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    with pytest.raises(
+        RefusedError, match=r"stack name 'a' is refused next to stack 'a-b'.*give a power over a-b"
+    ):
+        new_stack.check_name("a", "c", tmp_path)
+    new_stack.check_name("ab", "c", tmp_path)

@@ -114,13 +114,20 @@ def _folder_issues(path: str | None, folder: str | None) -> list[tuple[str, Any,
             ]
     if folder is None or (REPO_ROOT / folder).is_dir():
         return []
+    stack = PurePosixPath(folder).name
+    create = (
+        # The stack's own folder of the tree: a new stack, copied by hand (docs/adding-a-stack.md).
+        f"`make new-stack NAME={stack} FROM=<stack>` creates it and every service's values file for "
+        f"the stack (and keeps this stack file)"
+        if path is None
+        else f"create {folder}/ with the stack's Applications (see {GITOPS_TREE}/README.md)"
+    )
     return [
         (
             "path",
             folder,
             f"the folder {folder}/ does not exist in this repository, so ArgoCD could not sync the "
-            f"root Application; create {folder}/ with the stack's Applications (see "
-            f"{GITOPS_TREE}/README.md), or set delivery.gitops.path to an existing folder",
+            f"root Application; {create}, or set delivery.gitops.path to an existing folder",
         )
     ]
 

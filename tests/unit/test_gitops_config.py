@@ -303,3 +303,21 @@ def test_the_readmes_quoted_errors_are_what_the_plan_prints(
 
     assert _printed("prod", example("prod", ["other"], repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
     assert _printed("dev", example("dev", ["orders"]), capsys) == quoted["Pulumi.dev.yaml"]
+
+
+def test_adding_a_stacks_quoted_error_is_what_the_plan_prints_for_a_copied_stack_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/adding-a-stack.md step 1: `cp Pulumi.dev.yaml Pulumi.staging.yaml`, then `make plan
+    STACK=staging` prints exactly the block the guide quotes (the folder, pointing to make new-stack)."""
+    text = (REPO_ROOT / "docs" / "adding-a-stack.md").read_text()
+    (block,) = re.findall(
+        r"```\n((?: {3}Invalid configuration in Pulumi\.staging\.yaml:\n).*?) {3}```", text, re.S
+    )
+    quoted = [line.removeprefix("   ") for line in block.splitlines()]
+    (tmp_path / "Pulumi.staging.yaml").write_text((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(plan_cli, "ROOT", tmp_path)
+    raw, _ = stack_config("dev")
+    assert _printed("staging", raw, capsys) == quoted
+    assert "`make new-stack NAME=staging FROM=<stack>`" in quoted[1]

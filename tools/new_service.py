@@ -80,6 +80,7 @@ _RELEASE = "kubernetes:helm.sh/v3:Release"
 _CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 _ARGO = "kubernetes:argoproj.io/"
 ECR_NAME_MAX = 256
+REPLACE_REPOSITORY = "# replace with your repository"
 PLACEHOLDER_ACCOUNT = "123456789012"
 ZERO_TAG = "0" * 40
 _GITHUB_URL = re.compile(r"https://github\.com/(?P<repo>[^/]+/[^/]+?)(?:\.git)?/?")
@@ -233,7 +234,10 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
         delivery["services"] = CommentedSeq()
     entries = delivery["services"]
     if not any(entry.get("name") == name for entry in entries):
-        entries.append(CommentedMap([("name", name), ("githubRepository", repository), ("branch", BRANCH)]))
+        entry = CommentedMap([("name", name), ("githubRepository", repository), ("branch", BRANCH)])
+        if placeholders.why(repository):  # as the committed entries say it (Pulumi.dev.yaml)
+            entry.yaml_add_eol_comment(REPLACE_REPOSITORY, "githubRepository")
+        entries.append(entry)
         changes.edit(stack_file, dump(yaml, document))
     index = next(i for i, entry in enumerate(entries) if entry.get("name") == name)
     key = f"{stack_file}: {project}:delivery.services.{index}.githubRepository"

@@ -111,7 +111,9 @@ def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Pa
         gitops = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         url = gitops["eks-platform:delivery"]["gitops"]["repoUrl"]
         repository = url.removeprefix("https://github.com/").removesuffix(".git")
-        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}"]
+        # The example repository keeps the committed entries' note (a placeholder to replace).
+        note = f"  {new_service.REPLACE_REPOSITORY}" if placeholders.why(repository) else ""
+        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}{note}"]
         before = (ROOT / f"Pulumi.{stack}.yaml").read_text().splitlines()
         after = (repo / f"Pulumi.{stack}.yaml").read_text().splitlines()
         diff = [d for d in difflib.ndiff(before, after) if d[:1] in "+-"]
@@ -320,3 +322,16 @@ def test_a_new_stack_whose_name_an_existing_stack_extends_is_refused(tmp_path: P
     ):
         new_stack.check_name("a", "c", tmp_path)
     new_stack.check_name("ab", "c", tmp_path)
+
+
+def test_the_guide_names_the_shared_accounts_provider_keys() -> None:
+    """A stack in an account that holds another: the two keys delivery-accounts.md names exist."""
+    from stacks.delivery import DeliveryConfig, DeploymentsConfig
+
+    guide = (ROOT / "docs" / "adding-a-stack.md").read_text()
+    for model, field in (
+        (DeliveryConfig, "github_oidc_provider_arn"),
+        (DeploymentsConfig, "pulumi_oidc_provider_arn"),
+    ):
+        alias = model.model_fields[field].alias
+        assert alias is not None and alias in guide

@@ -118,7 +118,7 @@ def _folder_issues(path: str | None, folder: str | None) -> list[tuple[str, Any,
     create = (
         # The stack's own folder of the tree: a new stack, copied by hand (docs/adding-a-stack.md).
         f"`make new-stack NAME={stack} FROM=<stack>` creates it and every service's values file for "
-        f"the stack (and keeps this stack file)"
+        f"the stack (and keeps this stack file), or create {folder}/ with the stack's Applications by hand"
         if path is None
         else f"create {folder}/ with the stack's Applications (see {GITOPS_TREE}/README.md)"
     )

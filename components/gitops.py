@@ -14,6 +14,11 @@ from components.helm import ChartSpec, merge, release
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 SERVICES_PROJECT, PLATFORM_PROJECT = "microservices", "platform"
+# The AppProject Argo CD creates with every permission when none exists (argo-cd v3.4.4
+# server/server.go initializeDefaultProject): an Application naming it could deploy anything anywhere.
+DEFAULT_PROJECT = "default"
+# The app-of-apps Application (argocd/root) that syncs the stack's GitOps folder.
+ROOT_APPLICATION = "root"
 # The key of the OIDC client secret, in Secrets Manager's JSON value and so in the Kubernetes Secret.
 CLIENT_SECRET_KEY = "clientSecret"  # noqa: S105 (a key name, not a password)
 # Argo CD resolves `$<secret>:<key>` only in Secrets carrying this label (argo-cd v3.4.4
@@ -183,6 +188,24 @@ def platform_project(args: GitOpsArgs) -> dict[str, Any]:
     }
 
 
+def default_project() -> dict[str, Any]:
+    """The `default` AppProject, stripped of every permission. Argo CD creates it when it is missing
+    with sourceRepos *, destinations */* and clusterResourceWhitelist */* (argo-cd v3.4.4
+    server/server.go initializeDefaultProject; it only creates, never resets an existing one), so any
+    Application in the GitOps tree naming `project: default` could deploy anything anywhere. Argo CD
+    v3.4.4 docs/user-guide/projects.md ("The Default Project": it can be modified, not deleted) gives
+    this spec to remove all its permissions; clusterResourceWhitelist is set empty as well, because
+    the patch below takes over only the fields it names."""
+    return {
+        "description": "Locked by the platform: use the microservices or platform project",
+        "sourceRepos": [],
+        "sourceNamespaces": [],
+        "destinations": [],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceBlacklist": [{"group": "*", "kind": "*"}],
+    }
+
+
 def root_application(args: GitOpsArgs, name: str) -> dict[str, Any]:
     return {
         "project": PLATFORM_PROJECT,
@@ -203,7 +226,8 @@ class GitOps(pulumi.ComponentResource):
     replicas, PDBs), single replicas elsewhere; the local admin user disabled in prod (SSO only)
     and the initial admin secret never read or exported; a `microservices` AppProject limited to
     the GitOps repository, this cluster and the services' namespaces, with no cluster-scoped
-    resources; a `platform` project whose root Application may only create Applications; the root
+    resources; a `platform` project whose root Application may only create Applications; Argo CD's
+    `default` project stripped of every permission (no Application may use it); the root
     Application syncs this stack's folder automatically (prune, self-heal, retries with backoff).
     The in-cluster cluster Secret carries the platform's facts as labels and annotations.
     Repository credentials, for a private repository, arrive as an ExternalSecret (Secrets).
@@ -234,17 +258,33 @@ class GitOps(pulumi.ComponentResource):
                 (PLATFORM_PROJECT, platform_project(args)),
             )
         ]
+        # A patch (server-side apply), not a CustomResource: Argo CD's server has usually created
+        # `default` by now, and pulumi-kubernetes from 4.29.0 fails a create of an object that exists
+        # (its release notes: "use client-side create for new resources"). `pulumi.com/patchForce`
+        # (the Patch resources' docs) takes the fields over from argocd-server, which created them.
+        locked = k8s.apiextensions.CustomResourcePatch(
+            f"{name}-project-{DEFAULT_PROJECT}",
+            api_version="argoproj.io/v1alpha1",
+            kind="AppProject",
+            metadata={
+                "name": DEFAULT_PROJECT,
+                "namespace": NAMESPACE,
+                "annotations": {"pulumi.com/patchForce": "true"},
+            },
+            spec=default_project(),
+            opts=after,
+        )
         k8s.apiextensions.CustomResource(
             f"{name}-root",
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata={
-                "name": "root",
+                "name": ROOT_APPLICATION,
                 "namespace": NAMESPACE,
                 # Deleting the root app deletes what it synced (the service Applications) first.
                 "finalizers": ["resources-finalizer.argocd.argoproj.io"],
             },
             spec=root_application(args, name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[argocd, *projects]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[argocd, *projects, locked]),
         )
         self.register_outputs({})

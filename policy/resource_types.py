@@ -19,6 +19,7 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
+APP_PROJECT_PATCH = "kubernetes:argoproj.io/v1alpha1:AppProjectPatch"
 
 KMS_KEY = "aws:kms/key:Key"
 KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"

@@ -11,7 +11,15 @@ from typing import Any
 from policy.helm_profiles import chart_name
 from policy.model import Context, Level, Resource, RuleSet, Source, bpg, cis
 from policy.props import falsy, get, is_map, items, truthy
-from policy.resource_types import APP_PROJECT, CONFIG_GROUP, HELM, NAMESPACE, NETWORK_POLICY, STORAGE_CLASS
+from policy.resource_types import (
+    APP_PROJECT,
+    APP_PROJECT_PATCH,
+    CONFIG_GROUP,
+    HELM,
+    NAMESPACE,
+    NETWORK_POLICY,
+    STORAGE_CLASS,
+)
 
 rules = RuleSet()
 M, A = Level.MANDATORY, Level.ADVISORY
@@ -84,7 +92,7 @@ def storage_retain(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator
 
 @rules.resource(
     "argocd-project-scoped",
-    types=(APP_PROJECT,),
+    types=(APP_PROJECT, APP_PROJECT_PATCH),
     description="Argo CD projects name their source repos and destinations and grant no cluster-wide kinds.",
     sources=(ARGO_PROJECTS,),
     prod=M,
@@ -113,6 +121,47 @@ def project_scoped(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator
 def admin_disabled(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
     if chart_name(props) == "argo-cd" and not falsy(get(props, ("values", "configs", "cm", "admin.enabled"))):
         yield "configs.cm.admin.enabled is not false: the local admin password works"
+
+
+def _locked(spec: Any) -> bool:
+    """No source, no destination, no cluster-scoped kind, every namespaced kind denied."""
+    return (
+        not items(get(spec, "sourceRepos"))
+        and not items(get(spec, "destinations"))
+        and not items(get(spec, "clusterResourceWhitelist"))
+        and any(
+            get(k, "group") == "*" and get(k, "kind") == "*"
+            for k in items(get(spec, "namespaceResourceBlacklist"))
+        )
+    )
+
+
+@rules.stack(
+    "argocd-default-project-locked",
+    description="Argo CD's `default` project, which it creates with every permission, is stripped of them.",
+    sources=(
+        Source("argocd", "User guide: projects, The Default Project (remove all its permissions)"),
+        Source("argocd", "v3.4.4 server/server.go initializeDefaultProject (created with every permission)"),
+    ),
+    prod=M,
+    dev=M,
+)
+def default_project_locked(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    argocd = [r for r in resources if r.type in HELM and chart_name(r.props) == "argo-cd"]
+    locked = [
+        r
+        for r in resources
+        if r.type in (APP_PROJECT, APP_PROJECT_PATCH)
+        and get(r.props, "metadata.name") == "default"
+        and _locked(get(r.props, "spec"))
+    ]
+    if argocd and not locked:
+        yield (
+            argocd[0].urn,
+            "Argo CD's `default` AppProject keeps the permissions it is created with (any repository, "
+            "any destination, every cluster-scoped kind): an Application naming `project: default` in "
+            "the GitOps tree could deploy anything anywhere; manage it with no source and no destination",
+        )
 
 
 def _is_default_deny(policy: Mapping[str, Any]) -> bool:

@@ -341,7 +341,7 @@ def validate(
         # The production flag is context for the sections' own production rules, so those are
         # reported together with every other error rather than after them; the stack names the
         # default GitOps folder (delivery.gitops.path), which must exist.
-        context = {"production": data.get("production", False), "stack": stack}
+        context = {"production": data.get("production", False), "stack": stack, "project": project}
         cfg = PlatformConfig.model_validate(data, context=context)
     except ValidationError as err:
         issues += format_errors(err, project, PlatformConfig)

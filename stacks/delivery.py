@@ -114,13 +114,20 @@ def _folder_issues(path: str | None, folder: str | None) -> list[tuple[str, Any,
             ]
     if folder is None or (REPO_ROOT / folder).is_dir():
         return []
+    stack = PurePosixPath(folder).name
+    create = (
+        # The stack's own folder of the tree: a new stack, copied by hand (docs/adding-a-stack.md).
+        f"`make new-stack NAME={stack} FROM=<stack>` creates it and every service's values file for "
+        f"the stack (and keeps this stack file), or create {folder}/ with the stack's Applications by hand"
+        if path is None
+        else f"create {folder}/ with the stack's Applications (see {GITOPS_TREE}/README.md)"
+    )
     return [
         (
             "path",
             folder,
             f"the folder {folder}/ does not exist in this repository, so ArgoCD could not sync the "
-            f"root Application; create {folder}/ with the stack's Applications (see "
-            f"{GITOPS_TREE}/README.md), or set delivery.gitops.path to an existing folder",
+            f"root Application; {create}, or set delivery.gitops.path to an existing folder",
         )
     ]
 
@@ -157,6 +164,32 @@ def service_file_issues(root: Path, stack: str, services: list[str]) -> list[tup
         )
         for name in missing
     ]
+
+
+def secret_prefix_issues(
+    root: Path, stack: str, prefix: str, services: list[str]
+) -> list[tuple[str, Any, str]]:
+    """A values file whose externalSecrets.prefix is not the stack's own `<project>-<stack>`: its
+    ExternalSecrets would read another stack's Secrets Manager names (charts/microservice
+    templates/externalsecret.yaml reads `<prefix>/<service>/<key>`)."""
+    issues: list[tuple[str, Any, str]] = []
+    for name in services:
+        path = root / values_file(name, stack)
+        if not path.is_file():
+            continue
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        secrets = values.get("externalSecrets") if isinstance(values, dict) else None
+        if isinstance(secrets, dict) and secrets.get("secrets") and secrets.get("prefix") != prefix:
+            issues.append(
+                (
+                    "services",
+                    name,
+                    f"{values_file(name, stack)}: externalSecrets.prefix is {secrets.get('prefix')!r}, must "
+                    f"be {prefix!r}: a service reads only its own secrets, {prefix}/{name}/<key> "
+                    "(docs/secrets.md)",
+                )
+            )
+    return issues
 
 
 def values_placeholders(root: Path, stack: str, services: list[str]) -> list[tuple[str, str, str]]:
@@ -202,6 +235,9 @@ class DeliveryConfig(Model):
             # values file. A stack syncing a folder of its own (the integration run's
             # tests/integration/gitops) deploys its services' workloads from that folder instead.
             issues += service_file_issues(REPO_ROOT, stack, names)
+            project = (info.context or {}).get("project")
+            if project is not None:
+                issues += secret_prefix_issues(REPO_ROOT, stack, f"{project}-{stack}", names)
         arn = self.github_oidc_provider_arn
         if arn is not None and not _OIDC_ARN.fullmatch(arn):
             issues.append(("githubOidcProviderArn", arn, "not the ARN of a GitHub Actions OIDC provider"))

@@ -22,7 +22,9 @@ hand-added entry) is completed: its entries are kept, the files are created.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,12 +32,14 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from components.gitops import DEFAULT_PROJECT, PLATFORM_PROJECT, ROOT_APPLICATION, SERVICES_PROJECT
 from components.iam import ROLE_NAME_MAX
 from components.netpol import PLATFORM_NAMESPACES
 from stacks import placeholders
+from stacks.config import ConfigError
 from stacks.delivery import GitOpsConfig, values_file, values_placeholders
 from stacks.sections import NetworkConfig
-from tools.mocks import ROOT, project_name, stack_config, stack_names
+from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -53,11 +57,30 @@ TEMPLATES = Path(__file__).resolve().parent / "templates" / "service"
 BUILD_STACK, PROMOTE_STACK = "dev", "prod"
 # The branch whose CI may push images: the workflows' push trigger and the CI role's trust.
 BRANCH = "main"
-# Namespaces Kubernetes and the platform own: a service named so would share them.
+# Names Kubernetes, Argo CD and the platform own, whatever a plan says: a service named so would share
+# their namespace, or its Application (argocd/<name>) would replace theirs. Kubernetes' own namespaces;
+# the AppProject `default` that Argo CD creates (argo-cd v3.4.4 server/server.go
+# initializeDefaultProject); the platform's projects and root Application (components/gitops.py) and
+# its namespaces (components/netpol.py). platform_names() adds what the plan creates.
 RESERVED = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", *(n.namespace for n in PLATFORM_NAMESPACES)}
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        DEFAULT_PROJECT,
+        ROOT_APPLICATION,
+        SERVICES_PROJECT,
+        PLATFORM_PROJECT,
+        *(n.namespace for n in PLATFORM_NAMESPACES),
+    }
 )
+_NAMESPACE = "kubernetes:core/v1:Namespace"
+_RELEASE = "kubernetes:helm.sh/v3:Release"
+_CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+_ARGO = "kubernetes:argoproj.io/"
 ECR_NAME_MAX = 256
+REPLACE_REPOSITORY = "# replace with your repository"
 PLACEHOLDER_ACCOUNT = "123456789012"
 ZERO_TAG = "0" * 40
 _GITHUB_URL = re.compile(r"https://github\.com/(?P<repo>[^/]+/[^/]+?)(?:\.git)?/?")
@@ -77,14 +100,50 @@ def _template(name: str) -> str:
     return (TEMPLATES / name).read_text()
 
 
+@functools.cache
+def platform_names(stack: str) -> frozenset[str]:
+    """What the stack's plan names in the cluster besides its services: every namespace it creates or
+    deploys into, and every Argo CD object (the root Application, the projects). Empty when the stack
+    file does not load (a hand-added entry without files: this command completes it)."""
+    try:
+        plan = run_stack(stack)
+    except ConfigError:
+        return frozenset()
+    names: set[str] = set()
+    for record in plan.records:
+        objects = list(record.get("objs") or []) if record.type == _CONFIG_GROUP else [record.inputs]
+        for obj in objects:
+            found = obj.get("metadata") if isinstance(obj, dict) else None
+            metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+            if record.type == _NAMESPACE or obj.get("kind") == "Namespace" or record.type.startswith(_ARGO):
+                names.add(str(metadata.get("name", "")))
+            names.add(str(metadata.get("namespace", "")))
+        if record.type == _RELEASE:
+            names.add(str(record.get("namespace") or ""))
+    services = {str(s.get("name")) for s in _stack_services(stack)}
+    return frozenset(names - services - {""})
+
+
+def _stack_services(stack: str) -> list[dict[str, Any]]:
+    raw, _ = stack_config(stack)
+    delivery = raw.get(f"{project_name()}:delivery")
+    return list((json.loads(delivery) if delivery else {}).get("services") or [])
+
+
 def check_name(name: str, root: Path, stacks: list[str], project: str) -> None:
     """Refuse a name that is not a DNS label, is reserved, or makes a name AWS would reject."""
     check_label("service", name)
     if name in RESERVED or name.startswith("kube-"):
         raise RefusedError(
-            f"service name {name!r} is reserved: the namespaces {', '.join(sorted(RESERVED))} and "
-            "kube-* belong to Kubernetes and the platform"
+            f"service name {name!r} is reserved: the names {', '.join(sorted(RESERVED))} and kube-* "
+            "belong to Kubernetes, Argo CD and the platform (namespaces, AppProjects, the root Application)"
         )
+    for stack in stacks:
+        if name in platform_names(stack):
+            raise RefusedError(
+                f"service name {name!r} is reserved: stack {stack}'s plan uses it for the platform (a "
+                "namespace or an Argo CD object); the service's namespace and Application would be shared"
+            )
     if name.endswith("-promote"):
         raise RefusedError(
             f"service name {name!r} is reserved: <service>-promote.yml is a service's promotion workflow"
@@ -146,13 +205,18 @@ def _registry(root: Path, stack: str, region: str) -> str:
     return f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
 
 
-def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
-    tag_comment = {
+def tag_comment(stack: str) -> str:
+    """Who sets a values file's image.tag in `stack` (the comment above it)."""
+    return {
         BUILD_STACK: "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built.",
         PROMOTE_STACK: "Set by the pull request of .github/workflows/promote-service.yml (dev's image).",
     }.get(stack, "Set by hand: no workflow deploys to this stack (docs/adding-a-stack.md).")
+
+
+def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
+    tag = tag_comment(stack)
     tokens = {"SERVICE": name, "STACK": stack, "PROJECT": project, "REGISTRY": registry}
-    text = fill(_template("values.yaml.tmpl"), {**tokens, "TAG_COMMENT": tag_comment})
+    text = fill(_template("values.yaml.tmpl"), {**tokens, "TAG_COMMENT": tag})
     if production:
         text += fill(_template("values-production.yaml.tmpl"), {"ZONES": str(zones)})
     return text
@@ -170,7 +234,10 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
         delivery["services"] = CommentedSeq()
     entries = delivery["services"]
     if not any(entry.get("name") == name for entry in entries):
-        entries.append(CommentedMap([("name", name), ("githubRepository", repository), ("branch", BRANCH)]))
+        entry = CommentedMap([("name", name), ("githubRepository", repository), ("branch", BRANCH)])
+        if placeholders.why(repository):  # as the committed entries say it (Pulumi.dev.yaml)
+            entry.yaml_add_eol_comment(REPLACE_REPOSITORY, "githubRepository")
+        entries.append(entry)
         changes.edit(stack_file, dump(yaml, document))
     index = next(i for i, entry in enumerate(entries) if entry.get("name") == name)
     key = f"{stack_file}: {project}:delivery.services.{index}.githubRepository"
@@ -225,6 +292,7 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
         changes.create(f"services/{name}/{target.format(package=package)}", fill(_template(template), tokens))
     for template, suffix in (("workflow.yml.tmpl", ""), ("promote.yml.tmpl", "-promote")):
         changes.create(f".github/workflows/{name}{suffix}.yml", fill(_template(template), tokens))
+    changes.refuse_overwrites(f"service {name!r}")
     return changes, found_placeholders
 
 

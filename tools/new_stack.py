@@ -8,9 +8,12 @@ The steps of docs/adding-a-stack.md:
   `tags.environment` naming the source stack names the new one;
 - platform/gitops/<name>/: each Application of the source stack's folder, with its environment label
   and values file changed to the new stack;
+- identity/Pulumi.<name>.yaml: the stack's deploy identity (it sets nothing: stacks/identity.py reads
+  the platform's stack file), which an admin applies before the stack's first `up`;
 - services/<service>/deploy/<name>.yaml for each service: the source stack's values, pulling from the
-  new stack's own registry (`<project>-<name>/<service>`), tag reset to the placeholder of a
-  registry that holds no image yet;
+  new stack's own registry (`<project>-<name>/<service>`) in the documentation account unless the
+  new stack's file (one that existed) names the source's registry account, tag reset to the
+  placeholder of a registry that holds no image yet, with the comment of who sets it there;
 - the generated docs regenerated; the documentation placeholders listed.
 
 A bad or reserved name, a name too long for the stack's IAM role names, a stack that exists or a
@@ -28,12 +31,14 @@ from typing import Any
 import yaml as pyyaml
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from analysis.appliers import IDENTITY_FIRST
 from components.iam import ROLE_NAME_MAX
 from stacks import placeholders
 from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
+from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
-from tools.new_service import ZERO_TAG
+from tools.new_service import PLACEHOLDER_ACCOUNT, ZERO_TAG, tag_comment
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -46,6 +51,36 @@ from tools.scaffold import (
 )
 
 ROLE = "aws:iam/role:Role"
+_ARN_ACCOUNT = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):", re.ASCII)
+_REPOSITORY_LINE = re.compile(
+    r"^(?P<key>\s*repository:\s*[\"']?)(?P<account>\d{12})(?P<rest>\.dkr\.ecr\.)", re.M | re.ASCII
+)
+_TAG_LINE = re.compile(r"^\s+tag:")
+IDENTITY_DIR = "identity"
+
+
+def first_up(stack: str, private: bool | None) -> str:
+    """How a new stack is created in Pulumi and deployed the first time: what the command prints
+    last and docs/adding-a-stack.md step 4 quotes (tests/unit/test_new_commands.py compares them).
+    `private`: the stack's API endpoint is private (then the first `up` is `make bootstrap`);
+    None: both cases, for the guide. The platform's roles need the identity stack's deploy role and
+    permissions boundary `<prefix>-boundary` (stacks/phase_base.py), so it comes first: `make plan`
+    says so for every resource ("first up: <IDENTITY_FIRST>", analysis/appliers.py)."""
+    up = f"`make up STACK={stack}` (from inside `cluster.publicAccessCidrs`)"
+    bootstrap = f"`make bootstrap STACK={stack}` (docs/deploy-path.md), then a deployment on its agents"
+    first = {
+        True: bootstrap,
+        False: up,
+        None: f"with a public endpoint {up}; with a private one (`cluster.endpointPublicAccess: false`, "
+        f"as in prod) {bootstrap}",
+    }[private]
+    return (
+        f"`pulumi stack init {stack}` and `pulumi -C {IDENTITY_DIR} stack init {stack}`; set any secrets "
+        f"(`pulumi config set --secret alertReceiverUrl https://...`); an admin runs "
+        f"`make up PROJECT=identity STACK={stack}` first: the deploy role and the permissions boundary "
+        f"that every role of the stack carries (`make plan STACK={stack}` gives each resource's first up "
+        f'as "{IDENTITY_FIRST}"); then `make preview STACK={stack}` and the first `up`: {first}.'
+    )
 
 
 def check_name(name: str, source: str, root: Path) -> None:
@@ -56,7 +91,22 @@ def check_name(name: str, source: str, root: Path) -> None:
             f"stack name {name!r} is reserved: `make it-cleanup` destroys stacks named {STACK_PREFIX}* "
             "(the integration tests' ephemeral stacks)"
         )
-    stacks = stack_names(root)
+    stacks, project = stack_names(root), project_name()
+    for other in stacks:
+        if other != name and (name.startswith(f"{other}-") or other.startswith(f"{name}-")):
+            short, long = sorted((name, other), key=len)
+            raise RefusedError(
+                f"stack name {name!r} is refused next to stack {other!r}: the platform scopes a stack's IAM "
+                f"by name prefix (the deploy role and the boundary allow `<project>-<stack>-*` roles, "
+                f"policies and secrets), so {short}'s `{project}-{short}-*` would cover {long}'s "
+                f"`{project}-{long}-*` names and give {short} power over {long}. Choose a name that neither "
+                f"extends nor is extended by another stack's name followed by `-`"
+            )
+    if not source:
+        raise RefusedError(
+            f"FROM is required: the stack to copy, `make new-stack NAME={name} FROM=<stack>`; "
+            f"the stacks are {', '.join(stacks)}"
+        )
     if source not in stacks:
         shown = ", ".join(stacks)
         raise RefusedError(f"no stack {source!r} to copy (FROM=<stack>): the stacks are {shown}")
@@ -135,12 +185,48 @@ def _application(name: str, source: str, project: str, path: Path) -> str:
     return text
 
 
-def _values(name: str, source: str, project: str, path: Path) -> str:
+def stack_accounts(path: Path) -> set[str]:
+    """The AWS accounts a stack file names in its ARNs (e.g. cluster.adminRoleArns)."""
+    return set(_ARN_ACCOUNT.findall(path.read_text())) if path.exists() else set()
+
+
+def _registry_account(text: str, accounts: set[str]) -> str:
+    """The new stack pulls from its own registry (docs/delivery-accounts.md: an account per stack):
+    the source's registry account is kept only when the new stack's file names it; otherwise the
+    documentation account, which the plan lists among the placeholders to replace."""
+
+    def account(match: re.Match[str]) -> str:
+        kept = match["account"] in accounts
+        return f"{match['key']}{match['account'] if kept else PLACEHOLDER_ACCOUNT}{match['rest']}"
+
+    return _REPOSITORY_LINE.sub(account, text)
+
+
+def _tag_comment(text: str, name: str) -> str:
+    """The comment above image.tag says who sets it in the new stack, not in the source."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if _TAG_LINE.match(line)), None)
+    if at is None:
+        return text
+    start = at
+    while start > 0 and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    comment = f"{indent}# {tag_comment(name)} The zeros are a placeholder until then."
+    return "\n".join([*lines[:start], comment, *lines[at:]])
+
+
+def _values(name: str, source: str, project: str, path: Path, accounts: set[str]) -> str:
     yaml = round_trip()
     values = yaml.load(path.read_text())
     if isinstance(values.get("image"), dict) and "tag" in values["image"]:
         values["image"]["tag"] = DoubleQuotedScalarString(ZERO_TAG)
+    secrets = values.get("externalSecrets")
+    if isinstance(secrets, dict) and secrets.get("prefix") == f"{project}-{source}":
+        # The service's secrets are read from the new stack's own names (docs/secrets.md).
+        secrets["prefix"] = f"{project}-{name}"
     text = _renamed(dump(yaml, values), source, name, project)
+    text = _tag_comment(_registry_account(text, accounts), name)
     service = path.parent.parent.name
     repository = str((pyyaml.safe_load(text).get("image") or {}).get("repository", ""))
     _check(path.name, text, repository.endswith(f"/{project}-{name}/{service}"))
@@ -159,11 +245,23 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     changes = Changes(root)
     if not (root / f"Pulumi.{name}.yaml").exists():
         changes.create(f"Pulumi.{name}.yaml", _stack_file(name, source, project, root))
+    identity = root / IDENTITY_DIR / f"Pulumi.{source}.yaml"
+    if identity.exists() and not (root / IDENTITY_DIR / f"Pulumi.{name}.yaml").exists():
+        text = (
+            identity.read_text()
+            .replace(f'"{source}"', f'"{name}"')
+            .replace(f"Pulumi.{source}.yaml", f"Pulumi.{name}.yaml")
+        )
+        changes.create(f"{IDENTITY_DIR}/Pulumi.{name}.yaml", text)
     for app in sorted((root / GITOPS_TREE / source).glob("*.yaml")):
         changes.create(f"{GITOPS_TREE}/{name}/{app.name}", _application(name, source, project, app))
+    # A stack file written by this command is the source's copy: its accounts are the source's.
+    kept = root / f"Pulumi.{name}.yaml"
+    accounts = stack_accounts(kept) if kept.exists() else set()
     for values in sorted(root.glob(values_file("*", source))):
         service = values.parent.parent.name
-        changes.create(values_file(service, name), _values(name, source, project, values))
+        changes.create(values_file(service, name), _values(name, source, project, values, accounts))
+    changes.refuse_overwrites(f"stack {name!r}")
     return changes
 
 
@@ -184,10 +282,14 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     if found:
         lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
         lines += placeholder_lines(found)
+    public = (pyyaml.safe_load(kept.read_text())["config"].get(f"{project}:cluster") or {}).get(
+        "endpointPublicAccess", ClusterConfig.model_fields["endpoint_public_access"].default
+    )
     lines += [
-        f"Next: `make plan STACK={name}`, `make test`, then commit; `pulumi stack init {name}` and "
-        f"`make preview STACK={name}` (docs/adding-a-stack.md, step 4). The services' workflows build "
-        "into dev and promote to prod: a stack that should receive images needs its own promotion step.",
+        f"Next: `make plan STACK={name}`, `make test`, then commit. Then (docs/adding-a-stack.md, step 4): "
+        + first_up(name, private=public is not True),
+        "The services' workflows build into dev and promote to prod: a stack that should receive images "
+        "needs its own promotion step.",
     ]
     return lines
 

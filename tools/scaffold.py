@@ -79,6 +79,15 @@ class Changes:
         if (self.root / relative).read_text() != text:
             self.edited[self.root / relative] = text
 
+    def refuse_overwrites(self, what: str) -> None:
+        """Refuse when a file to create exists already: a command never overwrites one."""
+        clash = sorted(self._shown(p) for p in self.created if p.exists())
+        if clash:
+            raise RefusedError(
+                f"{what} would overwrite {', '.join(clash)}: a new name's files must not exist yet; "
+                "choose another name"
+            )
+
     def write(self) -> None:
         clash = [p for p in self.created if p.exists()]
         if clash:  # checked by the commands already; a race would otherwise overwrite a file

@@ -22,7 +22,7 @@ import yaml
 
 from analysis.helm import RenderError, render_chart
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT, stack_names
+from tools.mocks import ROOT, PlanResult, stack_names
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHART = ROOT / "charts" / "microservice"
@@ -657,3 +657,22 @@ def test_dockerignore_keeps_tests_and_deploy_values_out_of_the_build_context(ser
     rules = [line for line in ignore if line and not line.startswith("#")]
     assert rules[0] == "*", "an allow-list: everything is excluded, then what the image needs is re-included"
     assert not any(rule.lstrip("!").startswith(("tests", "deploy")) for rule in rules if rule.startswith("!"))
+
+
+def test_the_docs_say_which_service_fields_exist_and_that_no_service_gets_an_aws_role(
+    plan: PlanResult, configs: dict[str, Any]
+) -> None:
+    """docs/delivery.md "AWS access for a service" lists ServiceConfig's fields and says the platform
+    makes no Pod Identity association for a service: both stay true, or the doc changes with them."""
+    from stacks.delivery import ServiceConfig
+
+    text = (ROOT / "docs" / "delivery.md").read_text()
+    listed = re.search(r"<!-- service-fields -->(.*?)<!-- /service-fields -->", text, re.S)
+    assert listed is not None
+    fields = [f.alias for f in ServiceConfig.model_fields.values()]
+    assert re.findall(r"`([A-Za-z]+)`", listed[1]) == fields
+    services = {s.name for s in configs[plan.stack].delivery.services}
+    bound = {
+        r.get("namespace") for r in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    }
+    assert not services & bound, "a service has an association: rewrite docs/delivery.md's section"

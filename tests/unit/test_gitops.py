@@ -235,3 +235,24 @@ def test_sso_in_dev_adds_sign_in_and_keeps_the_admin() -> None:
     assert configs["rbac"]["policy.csv"] == "g, platform, role:admin\n"
     spec = argocd_external_secrets(result)["argocd-sso"]["spec"]
     assert spec["dataFrom"] == [{"extract": {"key": "eks-platform-dev/argocd-sso"}}]
+
+
+def test_argocds_default_project_is_stripped_of_every_permission(plan: PlanResult) -> None:
+    """Argo CD creates `default` with every permission (argo-cd v3.4.4 server/server.go
+    initializeDefaultProject) and keeps an existing one: the platform patches it empty, taking the
+    fields over from argocd-server, so no Application of the GitOps tree may use it."""
+    (patch,) = [r for r in plan.of_type(PROJECT_TYPE + "Patch") if r.get("metadata")["name"] == "default"]
+    assert patch.get("metadata")["namespace"] == "argocd"
+    assert patch.get("metadata")["annotations"] == {"pulumi.com/patchForce": "true"}
+    spec = patch.get("spec")
+    assert spec["sourceRepos"] == spec["destinations"] == spec["clusterResourceWhitelist"] == []
+    assert spec["namespaceResourceBlacklist"] == [{"group": "*", "kind": "*"}]
+    (root,) = plan.of_type(APP_TYPE)
+    assert patch.urn in root.dependencies, "locked before the root Application syncs the tree"
+    validate_custom_resource(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            **{k: patch.inputs[k] for k in ("metadata", "spec")},
+        }
+    )

@@ -230,6 +230,35 @@ def test_a_stack_no_service_has_files_for_names_the_new_stack_command(
         assert "`make new-stack NAME=staging FROM=<stack>`" in issue.message
 
 
+@pytest.mark.parametrize("prefix", ["", "eks-platform-prod-x"])
+def test_a_values_file_reading_another_stacks_secrets_is_a_config_error(
+    prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """externalSecrets (docs/secrets.md) reads <prefix>/<service>/<key>: the plan refuses a prefix
+    other than the stack's own, which would reach another stack's (or no) Secrets Manager names."""
+    raw, _ = stack_config("dev")
+    services = [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"])["services"]]
+    (tmp_path / "platform" / "gitops" / "dev").mkdir(parents=True)
+    for service in services:
+        target = tmp_path / "services" / service / "deploy" / "dev.yaml"
+        target.parent.mkdir(parents=True)
+        values = yaml.safe_load((REPO_ROOT / "services" / service / "deploy" / "dev.yaml").read_text())
+        values["externalSecrets"] = {"prefix": prefix, "secrets": [{"name": "db", "key": "db"}]}
+        target.write_text(yaml.safe_dump(values))
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    with pytest.raises(ConfigError) as info:
+        validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
+    issues = [i for i in info.value.issues if i.key == f"{PROJECT}:delivery.services"]
+    assert [i.value for i in issues] == services
+    assert all(f"must be '{PROJECT}-dev'" in i.message for i in issues)
+    for service in services:  # the stack's own prefix passes
+        target = tmp_path / "services" / service / "deploy" / "dev.yaml"
+        values = yaml.safe_load(target.read_text())
+        values["externalSecrets"]["prefix"] = f"{PROJECT}-dev"
+        target.write_text(yaml.safe_dump(values))
+    validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
+
+
 # -- the errors platform/gitops/README.md quotes are what `make plan` prints ----------------------
 
 
@@ -274,3 +303,21 @@ def test_the_readmes_quoted_errors_are_what_the_plan_prints(
 
     assert _printed("prod", example("prod", ["other"], repoUrl=REPO), capsys) == quoted["Pulumi.prod.yaml"]
     assert _printed("dev", example("dev", ["orders"]), capsys) == quoted["Pulumi.dev.yaml"]
+
+
+def test_adding_a_stacks_quoted_error_is_what_the_plan_prints_for_a_copied_stack_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/adding-a-stack.md step 1: `cp Pulumi.dev.yaml Pulumi.staging.yaml`, then `make plan
+    STACK=staging` prints exactly the block the guide quotes (the folder, pointing to make new-stack)."""
+    text = (REPO_ROOT / "docs" / "adding-a-stack.md").read_text()
+    (block,) = re.findall(
+        r"```\n((?: {3}Invalid configuration in Pulumi\.staging\.yaml:\n).*?) {3}```", text, re.S
+    )
+    quoted = [line.removeprefix("   ") for line in block.splitlines()]
+    (tmp_path / "Pulumi.staging.yaml").write_text((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    monkeypatch.setattr(stacks.delivery, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(plan_cli, "ROOT", tmp_path)
+    raw, _ = stack_config("dev")
+    assert _printed("staging", raw, capsys) == quoted
+    assert "`make new-stack NAME=staging FROM=<stack>`" in quoted[1]

@@ -20,9 +20,12 @@ import pytest
 import yaml
 
 import tools.mocks
+from analysis.appliers import IDENTITY_FIRST
+from stacks import placeholders
 from tests.checkout import copy_checkout
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
+from tools.scaffold import Changes, RefusedError
 
 
 def _unused(base: str, taken: set[str]) -> str:
@@ -73,6 +76,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = copy_checkout(tmp_path_factory.mktemp("day-two") / "repo")
     done = _run(repo, "-c", COMMANDS)
     assert done.returncode == 0, done.stdout + done.stderr
+    (repo.parent / "printed.txt").write_text(done.stdout)
     return repo
 
 
@@ -107,7 +111,9 @@ def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Pa
         gitops = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         url = gitops["eks-platform:delivery"]["gitops"]["repoUrl"]
         repository = url.removeprefix("https://github.com/").removesuffix(".git")
-        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}"]
+        # The example repository keeps the committed entries' note (a placeholder to replace).
+        note = f"  {new_service.REPLACE_REPOSITORY}" if placeholders.why(repository) else ""
+        entry = [f"+       - name: {SERVICE}", f"+         githubRepository: {repository}{note}"]
         before = (ROOT / f"Pulumi.{stack}.yaml").read_text().splitlines()
         after = (repo / f"Pulumi.{stack}.yaml").read_text().splitlines()
         diff = [d for d in difflib.ndiff(before, after) if d[:1] in "+-"]
@@ -120,6 +126,28 @@ def test_the_files_are_in_place_and_the_stack_files_only_gain_the_entry(repo: Pa
     assert app["metadata"]["labels"]["eks-platform.io/environment"] == STACK
     for workflow in (f"{SERVICE}.yml", f"{SERVICE}-promote.yml"):
         assert (repo / ".github" / "workflows" / workflow).is_file()
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_new_stack_says_its_first_up_comes_after_its_identity_as_the_guide_does(repo: Path) -> None:
+    """The platform's roles need the identity stack's deploy role and boundary first: the command's
+    closing text, docs/adding-a-stack.md step 4 and `make plan`'s first-up column say the same."""
+    printed = _words((repo.parent / "printed.txt").read_text())
+    public = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["eks-platform:cluster"]
+    assert public["endpointPublicAccess"] is True
+    assert _words(new_stack.first_up(STACK, private=False)) in printed
+    assert f"make up PROJECT=identity STACK={STACK}" in printed
+    assert f"`make bootstrap STACK={STACK}`" in new_stack.first_up(STACK, private=True)
+    guide = _words((ROOT / "docs" / "adding-a-stack.md").read_text())
+    assert _words(new_stack.first_up("staging", None)) in guide
+    assert IDENTITY_FIRST in guide.replace("\n", " ")
+    identity = (repo / "identity" / f"Pulumi.{STACK}.yaml").read_text()
+    assert identity == (ROOT / "identity" / "Pulumi.dev.yaml").read_text().replace(
+        '"dev"', f'"{STACK}"'
+    ).replace("Pulumi.dev.yaml", f"Pulumi.{STACK}.yaml")
 
 
 def test_the_generated_service_code_lints(repo: Path) -> None:
@@ -163,6 +191,11 @@ def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytes
         ("kube-orders", "is reserved"),
         ("argocd", "is reserved"),
         ("default", "is reserved"),
+        # The root Application argocd/root, whose file the service's Application would have been.
+        ("root", "is reserved"),
+        ("microservices", "is reserved"),
+        ("monitoring", "is reserved"),
+        ("kube-public", "is reserved"),
         (f"{SERVICE}-promote", "is reserved"),
         ("json", "would shadow the module"),
         ("tools", "would shadow the module"),
@@ -187,7 +220,16 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
             ["staging", "--from", "nope"],
             f"no stack 'nope' to copy (FROM=<stack>): the stacks are {', '.join(stack_names())}",
         ),
-        (["staging", "--from", ""], "no stack '' to copy"),
+        (
+            ["staging", "--from", ""],
+            "FROM is required: the stack to copy, `make new-stack NAME=staging FROM=<stack>`",
+        ),
+        # A name extending another's, or extended by it: IAM scopes a stack by `<project>-<stack>-*`.
+        (["dev-eu", "--from", "dev"], "stack name 'dev-eu' is refused next to stack 'dev'"),
+        (
+            ["prod-2", "--from", "dev"],
+            "so prod's `eks-platform-prod-*` would cover prod-2's `eks-platform-prod-2-*`",
+        ),
         (["dev", "--from", "prod"], "stack 'dev' exists (platform/gitops/dev"),
         (["s" * 40, "--from", "dev"], "is too long: the IAM role"),
     ],
@@ -195,6 +237,29 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
 def test_new_stack_refuses(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(new_stack.main, argv, capsys)
     assert err.startswith("make new-stack: ") and problem in err, err
+
+
+def test_the_platforms_names_come_from_the_plan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every namespace and Argo CD object the plan creates is reserved, not only the listed ones."""
+    names = new_service.platform_names("dev")
+    assert {"root", "argocd", "kube-system", "external-secrets", "monitoring"} <= names
+    assert EXISTING not in names, "the services' own namespaces are theirs"
+    monkeypatch.setattr(new_service, "platform_names", lambda stack: names | {"platform-extra"})
+    err = _refused(new_service.main, ["platform-extra"], capsys)
+    assert "is reserved: stack" in err and "plan uses it for the platform" in err, err
+
+
+def test_a_command_never_overwrites_a_file(tmp_path: Path) -> None:
+    (tmp_path / "platform" / "gitops" / "dev").mkdir(parents=True)
+    (tmp_path / "platform" / "gitops" / "dev" / "root.yaml").write_text("kind: Application\n")
+    changes = Changes(tmp_path)
+    changes.create("platform/gitops/dev/other.yaml", "")
+    changes.refuse_overwrites("service 'other'")
+    changes.create("platform/gitops/dev/root.yaml", "")
+    with pytest.raises(RefusedError, match=r"service 'root' would overwrite platform/gitops/dev/root\.yaml"):
+        changes.refuse_overwrites("service 'root'")
 
 
 def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,3 +280,73 @@ def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch
     assert changes.edited == {}, "the entries are kept as written"
     created = {p.relative_to(repo).as_posix() for p in changes.created}
     assert {f"services/{SERVICE}/deploy/{s}.yaml" for s in stack_names()} <= created
+
+
+def _new_values(repo: Path, stack: str) -> str:
+    changes = new_stack.plan_changes(stack, "dev", repo)
+    return changes.created[repo / "services" / EXISTING / "deploy" / f"{stack}.yaml"]
+
+
+def test_a_new_stack_pulls_from_its_own_accounts_registry(tmp_path: Path) -> None:
+    """docs/delivery-accounts.md: an account per stack. The source's registry account is not copied:
+    the new values name the documentation account (a placeholder the plan lists) unless the new
+    stack's own file names the source's account."""
+    repo = copy_checkout(tmp_path / "repo")
+    source = repo / "services" / EXISTING / "deploy" / "dev.yaml"
+    source.write_text(source.read_text().replace("123456789012.dkr", "999999999999.dkr"))
+    text = _new_values(repo, STACK)
+    (repository,) = [line.split()[-1] for line in text.splitlines() if "repository:" in line]
+    assert repository.startswith("123456789012.dkr.ecr.") and repository.endswith(
+        f"/eks-platform-{STACK}/{EXISTING}"
+    )
+    assert any("AWS documentation account" in why for _, _, why in placeholders.find({"r": repository}))
+    stack_file = (repo / "Pulumi.dev.yaml").read_text().replace("123456789012", "999999999999")
+    (repo / f"Pulumi.{STACK}.yaml").write_text(stack_file)
+    assert "repository: 999999999999.dkr.ecr." in _new_values(repo, STACK)
+
+
+def test_a_new_stacks_tag_comment_says_who_sets_it_there(tmp_path: Path) -> None:
+    repo = copy_checkout(tmp_path / "repo")
+    text = _new_values(repo, STACK)
+    assert "build-service.yml" not in text and "commit SHA it built" not in text
+    before_tag = text.split('  tag: "')[0].splitlines()[-1]
+    assert before_tag == f"  # {new_service.tag_comment(STACK)} The zeros are a placeholder until then."
+
+
+def test_a_new_stack_whose_name_an_existing_stack_extends_is_refused(tmp_path: Path) -> None:
+    """`a` next to `a-b`: a's `<project>-a-*` scope would cover a-b's names."""
+    for stack in ("a-b", "c"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    with pytest.raises(
+        RefusedError, match=r"stack name 'a' is refused next to stack 'a-b'.*give a power over a-b"
+    ):
+        new_stack.check_name("a", "c", tmp_path)
+    new_stack.check_name("ab", "c", tmp_path)
+
+
+def test_the_guide_names_the_shared_accounts_provider_keys() -> None:
+    """A stack in an account that holds another: the two keys delivery-accounts.md names exist."""
+    from stacks.delivery import DeliveryConfig, DeploymentsConfig
+
+    guide = (ROOT / "docs" / "adding-a-stack.md").read_text()
+    for model, field in (
+        (DeliveryConfig, "github_oidc_provider_arn"),
+        (DeploymentsConfig, "pulumi_oidc_provider_arn"),
+    ):
+        alias = model.model_fields[field].alias
+        assert alias is not None and alias in guide
+
+
+def test_a_new_stacks_service_reads_its_secrets_from_the_new_stacks_names(tmp_path: Path) -> None:
+    """externalSecrets.prefix is the stack's own `<project>-<stack>` (the plan refuses another)."""
+    repo = copy_checkout(tmp_path / "repo")
+    source = repo / "services" / EXISTING / "deploy" / "dev.yaml"
+    source.write_text(
+        source.read_text()
+        + "externalSecrets:\n  prefix: eks-platform-dev\n  secrets:\n    - {name: db, key: database}\n"
+    )
+    values = yaml.safe_load(_new_values(repo, STACK))
+    assert values["externalSecrets"] == {
+        "prefix": f"eks-platform-{STACK}",
+        "secrets": [{"name": "db", "key": "database"}],
+    }

@@ -824,6 +824,15 @@ DEPLOY_ROLE = {
 }
 NODE_ROLE = {"name": "eks-platform-dev-node", "permissionsBoundary": BOUNDARY_ARN}
 EKS_OWN_ROLES = {"serviceRole": "r", "skipDefaultNodeGroup": True}
+LOCKED_DEFAULT = {
+    "metadata": {"name": "default", "namespace": "argocd"},
+    "spec": {
+        "sourceRepos": [],
+        "destinations": [],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceBlacklist": [{"group": "*", "kind": "*"}],
+    },
+}
 STACK_CASES = [
     StackCase(
         "deploy-role-bounded-roles",
@@ -906,6 +915,24 @@ STACK_CASES = [
         [(t.NAMESPACE, NS_X), (t.NETWORK_POLICY, DENY_X)],
         [(t.NAMESPACE, NS_X), (t.NETWORK_POLICY, put(DENY_X, "spec.ingress", [{}]))],
         expect="namespace x",
+    ),
+    StackCase(
+        "argocd-default-project-locked",
+        [(t.HELM_RELEASE, {"chart": "argo-cd"}), (t.APP_PROJECT_PATCH, LOCKED_DEFAULT)],
+        [
+            (t.HELM_RELEASE, {"chart": "argo-cd"}),
+            (
+                t.APP_PROJECT_PATCH,
+                put(LOCKED_DEFAULT, "spec.destinations", [{"server": "*", "namespace": "*"}]),
+            ),
+        ],
+        expect="`default` AppProject keeps the permissions",
+    ),
+    StackCase(
+        "argocd-default-project-locked",
+        [(t.HELM_RELEASE, {"chart": "argo-cd"}), (t.APP_PROJECT, LOCKED_DEFAULT)],
+        [(t.HELM_RELEASE, {"chart": "argo-cd"})],
+        expect="project: default",
     ),
     StackCase(
         "vpc-flow-logs-enabled",

@@ -17,6 +17,9 @@ import yaml
 from analysis.helm import RenderError, render_chart
 from analysis.render import kube_version
 from analysis.validate import validate_rendered
+from components.gitops import GitOpsArgs, services_project
+from components.helm import ChartSpec
+from components.secrets import STORE
 from tests.conftest import STACKS
 from tests.schemas import validate_custom_resource
 from tools.mocks import ROOT, PlanResult
@@ -108,6 +111,16 @@ def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
         ),
         ({"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}}, "ports"),
         ({"networkPolicy": {"ingressFrom": [{"podSelectr": {}}]}}, "podSelectr"),
+        # A key outside the service's own <prefix>/<service>/ folder of Secrets Manager.
+        (
+            {"externalSecrets": {"prefix": "eks-platform-prod", "secrets": [{"name": "db", "key": "../x"}]}},
+            "key",
+        ),
+        (
+            {"externalSecrets": {"prefix": "eks-platform-prod", "secrets": [{"name": "db", "key": "/x"}]}},
+            "key",
+        ),
+        ({"externalSecrets": {"secrets": [{"name": "db", "key": "database"}]}}, "externalSecrets.prefix"),
     ],
 )
 def test_a_values_file_that_breaks_the_schema_fails_to_render(
@@ -119,3 +132,58 @@ def test_a_values_file_that_breaks_the_schema_fails_to_render(
     bad.write_text(yaml.safe_dump(merged(yaml.safe_load(good.read_text()), change)))
     with pytest.raises(RenderError, match=message):
         render(bad, SERVICES[0], "1.35")
+
+
+SECRETS = {
+    "externalSecrets": {"prefix": "eks-platform-dev", "secrets": [{"name": "database", "key": "database"}]},
+    "envFromSecrets": ["database"],
+}
+
+
+def test_a_service_brings_its_own_secrets_through_the_platforms_store(tmp_path: Path) -> None:
+    """docs/secrets.md: externalSecrets renders one ExternalSecret per entry, read through the
+    platform's ClusterSecretStore from <prefix>/<service>/<key> alone (the Secrets the ESO role may
+    read: components/secrets.py, `secret:<prefix>/*`), valid against the ExternalSecret CRD."""
+    service = SERVICES[0]
+    good = ROOT / "services" / service / "deploy" / "dev.yaml"
+    values = tmp_path / "dev.yaml"
+    values.write_text(yaml.safe_dump(merged(yaml.safe_load(good.read_text()), SECRETS)))
+    objects = render(values, service, "1.35")
+    (secret,) = [o for o in objects if o["kind"] == "ExternalSecret"]
+    validate_custom_resource(secret)
+    assert secret["metadata"]["name"] == "database"
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": STORE}
+    assert secret["spec"]["target"] == {"name": "database", "creationPolicy": "Owner"}
+    assert secret["spec"]["dataFrom"] == [{"extract": {"key": f"eks-platform-dev/{service}/database"}}]
+    # The operator fetches, not the service's pods: their NetworkPolicies are the same as without.
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    assert policies == [o for o in render(good, service, "1.35") if o["kind"] == "NetworkPolicy"]
+
+
+def test_the_services_project_admits_every_kind_the_chart_renders(tmp_path: Path) -> None:
+    """Every namespaced kind of charts/microservice (ExternalSecret included) may be synced by the
+    `microservices` AppProject into a service namespace (components/gitops.py services_project)."""
+    service = SERVICES[0]
+    values = tmp_path / "dev.yaml"
+    good = ROOT / "services" / service / "deploy" / "dev.yaml"
+    values.write_text(yaml.safe_dump(merged(yaml.safe_load(good.read_text()), SECRETS)))
+    args = GitOpsArgs(
+        chart=ChartSpec(chart="argo-cd", version="1"),
+        base_values={},
+        high_availability=False,
+        repo_url="https://github.com/o/r.git",
+        revision="main",
+        path="platform/gitops/dev",
+        service_namespaces=(service,),
+        labels={},
+        annotations={},
+        sso=None,
+        depends_on=[],
+    )
+    spec = services_project(args)
+    denied = {(d["group"], d["kind"]) for d in spec["namespaceResourceBlacklist"]}
+    allowed = spec.get("namespaceResourceWhitelist")
+    for obj in render(values, service, "1.35"):
+        group = obj["apiVersion"].rpartition("/")[0]
+        assert (group, obj["kind"]) not in denied
+        assert allowed is None or {"group": group, "kind": obj["kind"]} in allowed

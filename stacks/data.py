@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,12 @@ from components.helm import ChartSpec
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
 DEPLOY_ROLE_FILE = "deploy-role.yaml"
+# Written by `make charts` (tools/charts.py); read by the plan's rendering (model/charts.py `locked_sha`).
+LOCK_FILE = PLATFORM_DIR / "charts-lock.yaml"
+LOCK_HEADER = (
+    "# Written by `make charts` (tools/charts.py): the sha256 of each chart package of charts.yaml,\n"
+    "# recorded on its first pull. Later pulls must match. Bumping a version records the new package.\n"
+)
 # libyaml's safe loader when PyYAML has it (it does in its wheels): ten times the pure-Python speed
 # on the monitoring values and rules every plan reads.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -63,3 +70,23 @@ def dashboards() -> dict[str, str]:
 def deploy_role_data() -> DeployRoleData:
     """platform/deploy-role.yaml, validated: the deploy role's permissions (docs/deploy-role.md)."""
     return DeployRoleData.model_validate(load_yaml(DEPLOY_ROLE_FILE))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockEntry:
+    """One package recorded in the lock: the chart reference and version it was pulled as."""
+
+    chart: str
+    version: str
+    sha256: str
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, LockEntry]:
+    """The lock file's entries by release key of charts.yaml (empty when there is no lock yet)."""
+    if not path.exists():
+        return {}
+    loaded = read_yaml(path) or {}
+    try:
+        return {key: LockEntry(**entry) for key, entry in loaded.items()}
+    except TypeError as err:
+        raise ValueError(f"{path.name}: malformed entry ({err}); delete it and run `make charts`") from err

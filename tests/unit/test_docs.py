@@ -11,12 +11,13 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from model.records import PlanResult
 from policy.helm_profiles import PROFILES
 from policy.rules import RULES
 from stacks.data import load_yaml
 from tests import docscheck
 from tools import config_reference, policy_doc
-from tools.mocks import ROOT, PlanResult
+from tools.mocks import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [ROOT / "README.md", *DOCS, ROOT / "platform" / "gitops" / "README.md"]

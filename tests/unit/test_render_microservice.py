@@ -17,9 +17,10 @@ import yaml
 from analysis.helm import RenderError, render_chart
 from analysis.render import kube_version
 from analysis.validate import validate_rendered
+from model.records import PlanResult
 from tests.conftest import STACKS
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT, PlanResult
+from tools.mocks import ROOT
 
 CHART = ROOT / "charts" / "microservice"
 SERVICES = sorted(p.parent.parent.name for p in (ROOT / "services").glob("*/deploy/dev.yaml"))

@@ -23,6 +23,7 @@ from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions
+from stacks.scaling import MINIMUM_IP_TARGET, WARM_IP_TARGET
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             log_retention_days=cfg.cluster.log_retention_days,
             existing_log_group=log_group_exists(base.aws_provider, f"/aws/eks/{cfg.cluster_name}/cluster"),
             addon_versions=versions,
+            warm_ip_target=WARM_IP_TARGET,
+            minimum_ip_target=MINIMUM_IP_TARGET,
             protect=cfg.protect,
             tags=cfg.all_tags,
         ),

@@ -14,13 +14,14 @@ import pulumi_random as random
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.gitops import ARGOCD_SECRET_LABELS
-from components.karpenter import Karpenter, KarpenterArgs
+from components.karpenter import BusinessHours, Karpenter, KarpenterArgs, NodePoolArgs, Taint
 from components.monitoring import RECEIVER_KEYS, Monitoring, MonitoringArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.secrets import Secrets, SecretsArgs, SecretTarget
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions, chart_specs, dashboards, manifests, values
 from stacks.phase_base import ClusterPhase, Foundation, key_window
+from stacks.scaling import NodePoolConfig
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             ami_alias=cfg.karpenter.ami_alias,
             node_disk_gib=cfg.karpenter.node_disk_gib,
             max_pods_per_node=cfg.karpenter.max_pods_per_node,
-            node_pools=cfg.karpenter.node_pools,
+            node_pools=tuple(node_pool_args(p) for p in cfg.karpenter.node_pools),
             tags=cfg.all_tags,
             system_nodes=nodes.node_group,
             dns=addons.coredns,
@@ -232,3 +233,26 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     )
 
     return Services(k8s_opts, karpenter, namespaces, secrets, addons, monitoring)
+
+
+def node_pool_args(pool: NodePoolConfig) -> NodePoolArgs:
+    """A NodePool's config (validated, with its defaults) as the Karpenter component takes it."""
+    hours = pool.business_hours
+    return NodePoolArgs(
+        name=pool.name,
+        capacity_types=pool.capacity_types,
+        architectures=pool.architectures,
+        instance_categories=pool.instance_categories,
+        min_generation=pool.min_generation,
+        min_cpu=pool.min_cpu,
+        cpu_limit=pool.cpu_limit,
+        memory_limit_gib=pool.memory_limit_gib,
+        expire_after=pool.expire_after,
+        termination_grace_period=pool.termination_grace_period,
+        consolidation_policy=pool.consolidation_policy,
+        consolidate_after=pool.consolidate_after,
+        disruption_budget_percent=pool.disruption_budget_percent,
+        business_hours=BusinessHours(schedule=hours.schedule, duration=hours.duration) if hours else None,
+        taints=tuple(Taint(key=t.key, value=t.value, effect=t.effect) for t in pool.taints),
+        weight=pool.weight,
+    )

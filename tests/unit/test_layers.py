@@ -1,6 +1,7 @@
 """The house reads one way (README, Layout): each layer imports only the layers below it.
 
     stacks/data.py (the one reader of platform/) <- model/ <- analyses (analysis/, policy/) <- tools/
+    components/ <- stacks/ (the program: a component takes what it needs through its Args)
 
 Read from the source (every import statement, also those inside functions), not from what happens
 to be imported at run time, so a lazy import cannot hide a wrong edge.
@@ -22,6 +23,8 @@ FORBIDDEN = {
     "model": ("analysis", "tools", "stacks"),
     "analysis": ("tools", "stacks"),
     "policy": ("analysis", "tools", "stacks"),
+    # A component takes what it needs through its Args; the composition (stacks/) maps config to them.
+    "components": ("stacks", "model", "analysis", "tools"),
 }
 BELOW_EVERY_LAYER = {"stacks.data"}
 

@@ -1,7 +1,14 @@
-"""The one reader of the data files under `platform/` (YAML only, parsed safely)."""
+"""The one reader of the data files under `platform/` (YAML parsed safely, JSON).
+
+Every module that needs pinned data (the program, the offline engine, the model, the analyses, the
+tools) asks here, by name relative to platform/; nothing else knows where platform/ is
+(tests/unit/test_layers.py). Writers (`make charts`, `make addon-versions`) take their file's path
+from here too.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +20,8 @@ from components.helm import ChartSpec
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
 DEPLOY_ROLE_FILE = "deploy-role.yaml"
+# The EKS add-ons' configuration schemas `make addon-versions` records (tools/addon_versions.py).
+ADDON_SCHEMA_DIR = PLATFORM_DIR / "addon-schemas"
 # Written by `make charts` (tools/charts.py); read by the plan's rendering (model/charts.py `locked_sha`).
 LOCK_FILE = PLATFORM_DIR / "charts-lock.yaml"
 LOCK_HEADER = (
@@ -90,3 +99,17 @@ def read_lock(path: Path = LOCK_FILE) -> dict[str, LockEntry]:
         return {key: LockEntry(**entry) for key, entry in loaded.items()}
     except TypeError as err:
         raise ValueError(f"{path.name}: malformed entry ({err}); delete it and run `make charts`") from err
+
+
+def addon_schema_path(addon: str, version: str, folder: Path | None = None) -> Path:
+    """Where `make addon-versions` records the configuration schema of one add-on version."""
+    return (folder or ADDON_SCHEMA_DIR) / f"{addon}-{version}.json"
+
+
+def addon_schema(addon: str, version: str, folder: Path | None = None) -> dict[str, Any] | None:
+    """The recorded `configurationSchema` of one add-on version, or None when none is recorded."""
+    path = addon_schema_path(addon, version, folder)
+    if not path.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["configurationSchema"]
+    return schema

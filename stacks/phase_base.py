@@ -48,8 +48,8 @@ class ClusterPhase:
 
 
 def key_window(cfg: PlatformConfig) -> int:
-    """KMS keys' deletion window: 30 days in prod (DESIGN.md Environments), AWS's minimum elsewhere."""
-    return 30 if cfg.production else 7
+    """KMS keys' deletion window (stacks/profile.py)."""
+    return cfg.profile.kms_deletion_window_days
 
 
 # -- phase 1: foundation ------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     cluster_arn = identity.arn("eks", f"cluster/{cfg.cluster_name}")
     # One decision for the monitoring volumes: prod keeps them (the StorageClass retains the EBS
     # volume, the StatefulSets keep their claims), dev deletes both, so one destroy removes them.
-    keep_volumes = cfg.production
+    keep_volumes = cfg.profile.keep_volumes
     addons = ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
@@ -72,8 +72,8 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
             addon_versions=addon_versions(cfg.cluster.kubernetes_version),
-            coredns_replicas=3 if cfg.production else 2,
-            high_availability=cfg.production,
+            coredns_replicas=cfg.profile.coredns_replicas,
+            high_availability=cfg.profile.high_availability,
             reclaim_policy="Retain" if keep_volumes else "Delete",
             node_group=nodes.node_group,
             volume_tags=cfg.all_tags,
@@ -93,7 +93,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             crd_chart=charts["karpenter-crd"],
             chart=charts["karpenter"],
             base_values=values("karpenter"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             ami_alias=cfg.karpenter.ami_alias,
             node_disk_gib=cfg.karpenter.node_disk_gib,
             max_pods_per_node=cfg.karpenter.max_pods_per_node,
@@ -111,7 +111,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             metrics_server_values=values("metrics-server"),
             vpa_chart=charts["vertical-pod-autoscaler"],
             vpa_values=values("vertical-pod-autoscaler"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             recommend_for=(
                 ("kube-system", "karpenter"),
                 ("kube-system", "coredns"),
@@ -183,11 +183,11 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             prefix=prefix,
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
-            recovery_window_days=30 if cfg.production else 0,
+            recovery_window_days=cfg.profile.secret_recovery_window_days,
             key_deletion_window_days=key_window(cfg),
             chart=charts["external-secrets"],
             base_values=values("external-secrets"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             protect=cfg.protect,
             alert_receiver_url=receiver_url,
             alert_receiver_key=RECEIVER_KEYS[cfg.monitoring.receiver],
@@ -214,7 +214,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             crd_chart=charts["prometheus-operator-crds"],
             chart=charts["kube-prometheus-stack"],
             base_values=values("kube-prometheus-stack"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             retention=cfg.monitoring.retention,
             retention_size=cfg.monitoring.retention_size,
             storage_gib=cfg.monitoring.storage_gib,

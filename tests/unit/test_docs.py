@@ -35,6 +35,15 @@ def test_configuration_reference_matches_the_model() -> None:
     )
 
 
+def test_the_production_profile_table_matches_stacks_profile() -> None:
+    current = config_reference.document_section(
+        read(config_reference.REFERENCE), config_reference.PROFILE_START, config_reference.PROFILE_END
+    )
+    assert current == config_reference.profile_section(), (
+        "docs/configuration.md is stale: run `python -m tools.config_reference --write`"
+    )
+
+
 def test_every_model_key_is_documented_once() -> None:
     keys = [k for k, *_ in config_reference.rows()]
     assert len(keys) == len(set(keys))

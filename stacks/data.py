@@ -22,7 +22,7 @@ PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
 DEPLOY_ROLE_FILE = "deploy-role.yaml"
 # The EKS add-ons' configuration schemas `make addon-versions` records (tools/addon_versions.py).
 ADDON_SCHEMA_DIR = PLATFORM_DIR / "addon-schemas"
-# Written by `make charts` (tools/charts.py); read by the plan's rendering (model/charts.py `locked_sha`).
+# platform/charts-lock.yaml: written by `make charts`, read by the plan's rendering (analysis/render.py).
 LOCK_FILE = PLATFORM_DIR / "charts-lock.yaml"
 LOCK_HEADER = (
     "# Written by `make charts` (tools/charts.py): the sha256 of each chart package of charts.yaml,\n"

@@ -19,7 +19,6 @@ describe-addon-configuration", pulumi_eks 4.4.0 `_inputs.py`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,8 @@ import yaml
 from jsonschema import Draft7Validator, SchemaError
 from jsonschema.validators import validator_for
 
-from stacks.data import PLATFORM_DIR
+from stacks.data import addon_schema, addon_schema_path
 
-SCHEMA_DIR = PLATFORM_DIR / "addon-schemas"
 SECRET = "[secret]"  # noqa: S105 (the plan's mask for a secret, not a password)
 # pulumi-eks's add-on options: (option, add-on name, the option's version key, its "enabled" default).
 EKS_OPTIONS = (
@@ -51,11 +49,6 @@ class AddonConfig:
     # A JSON/YAML string (aws:eks/addon:Addon), an object (pulumi-eks), or "[secret]".
     values: Any
     where: str
-
-
-def schema_path(addon: str, version: str, folder: Path = SCHEMA_DIR) -> Path:
-    """Where `make addon-versions` records the configuration schema of one add-on version."""
-    return folder / f"{addon}-{version}.json"
 
 
 def configurations(resources: Iterable[Mapping[str, Any]]) -> list[AddonConfig]:
@@ -95,15 +88,6 @@ def configurations(resources: Iterable[Mapping[str, Any]]) -> list[AddonConfig]:
     return out
 
 
-def load_schema(addon: str, version: str, folder: Path = SCHEMA_DIR) -> dict[str, Any] | None:
-    """The recorded `configurationSchema` of one add-on version, or None when none is recorded."""
-    path = schema_path(addon, version, folder)
-    if not path.is_file():
-        return None
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["configurationSchema"]
-    return schema
-
-
 def problems(values: Any, schema: Mapping[str, Any]) -> list[str]:
     """What in `values` the schema refuses, each as `<path>: <reason>`; empty when it conforms.
 
@@ -125,7 +109,6 @@ def problems(values: Any, schema: Mapping[str, Any]) -> list[str]:
 def findings(resources: Iterable[Mapping[str, Any]], folder: Path | None = None) -> list[dict[str, Any]]:
     """The plan's findings (plan.schema.json `findings`) for every add-on's configuration values,
     against the schemas recorded in `folder` (platform/addon-schemas/)."""
-    folder = folder or SCHEMA_DIR
     out: list[dict[str, Any]] = []
     for config in configurations(resources):
         label = f"{config.addon} {config.version or '(version not pinned)'} {config.where}"
@@ -144,9 +127,9 @@ def findings(resources: Iterable[Mapping[str, Any]], folder: Path | None = None)
         if config.values == SECRET:
             out.append(unverified("the values are secret"))
             continue
-        path = schema_path(config.addon, config.version, folder)
+        path = addon_schema_path(config.addon, config.version, folder)
         try:
-            schema = load_schema(config.addon, config.version, folder)
+            schema = addon_schema(config.addon, config.version, folder)
             if schema is not None:
                 validator_for(schema, default=Draft7Validator).check_schema(schema)
         except (ValueError, KeyError, SchemaError) as err:

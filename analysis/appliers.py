@@ -39,9 +39,9 @@ from typing import Any
 from analysis.graph import Graph
 from analysis.internals import grants_creator_admin
 from analysis.prerequisites import facts
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 # A pool's id is computed by Pulumi Cloud (unknown in a plan): the settings' dependency on the pool
 # resource says the same (pulumi/pulumi-pulumiservice schema.json @dc76a0186fd9).

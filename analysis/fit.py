@@ -26,14 +26,14 @@ from typing import Any
 
 import yaml
 
+from model.findings import Finding
+from model.records import Registration
 from policy.helm_profiles import SYSTEM_NODE_LABEL, workloads
 from policy.model import Level
 from policy.props import get, is_map
-from stacks.data import read_yaml
-from tools.mocks import ROOT, Registration
-from tools.policy_check import Finding
+from stacks.data import load_yaml
 
-DATA = ROOT / "platform" / "capacity.yaml"
+DATA = "capacity.yaml"
 NODE_GROUP = "eks:index:ManagedNodeGroup"
 ADDON = "aws:eks/addon:Addon"
 CLUSTER = "eks:index:Cluster"
@@ -70,7 +70,7 @@ class Pod:
 
 @cache
 def data() -> dict[str, Any]:
-    loaded: dict[str, Any] = read_yaml(DATA)
+    loaded: dict[str, Any] = load_yaml(DATA)
     return loaded
 
 
@@ -122,9 +122,7 @@ def allocatable(instance_type: str) -> tuple[float, float, int]:
     """(CPU cores, memory GiB, max pods) the kubelet offers pods on one node of this type."""
     types = data()["instanceTypes"]
     if instance_type not in types:
-        raise KeyError(
-            f"instance type {instance_type!r} is not in {DATA.name} instanceTypes: {sorted(types)}"
-        )
+        raise KeyError(f"instance type {instance_type!r} is not in {DATA} instanceTypes: {sorted(types)}")
     spec = types[instance_type]
     max_pods = spec["enis"] * (spec["ipsPerEni"] - 1) + 2
     memory = spec["memoryGiB"] * (1 - data()["vmMemoryOverheadPercent"] / 100)

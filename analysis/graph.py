@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.mocks import Registration
+from model.records import Registration
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from model.findings import Finding
+from model.records import Account, Registration, reveal
 from policy.model import Level
 from stacks.data import load_yaml
 
 if TYPE_CHECKING:
     from analysis.graph import Graph
-    from tools.mocks import Account, Registration
-    from tools.policy_check import Finding
 
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 
@@ -102,8 +102,6 @@ def children(component_type: str, name: str, inputs: Mapping[str, Any]) -> list[
 
 def _children_of(r: Registration) -> list[dict[str, Any]]:
     """What the engine recorded (after the transforms), else what the data says the component builds."""
-    from tools.mocks import reveal
-
     return r.children or children(r.type, r.name, reveal(r.raw_inputs))
 
 
@@ -121,8 +119,6 @@ def _matches_name(pattern: str, name: str) -> bool:
 
 
 def _finding(rule: str, level: Level, urn: str, message: str) -> Finding:
-    from tools.policy_check import Finding
-
     return Finding(f"rehearsal-{rule}", level, urn, message)
 
 
@@ -289,8 +285,6 @@ def destroyed(records: list[Registration], account: Account) -> Account:
     the delete (a secret in its recovery window: `scheduledForDeletion`), and what EKS recreates
     after its cluster is deleted (`afterDestroy`) comes back with its defaults.
     """
-    from tools.mocks import Account
-
     specs = data()["imports"]
     held = {
         spec["account"]: {n: dict(s) for n, s in getattr(account, spec["account"]).items()}
@@ -319,6 +313,4 @@ def after_destroy(
     records: list[Registration], held: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """The log groups AWS holds after the plan's stack is destroyed, starting from `held` (`destroyed`)."""
-    from tools.mocks import Account
-
     return {name: dict(state) for name, state in destroyed(records, Account(held)).log_groups.items()}

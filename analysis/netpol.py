@@ -34,10 +34,10 @@ from analysis.netpol_credentials import (
 )
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
 from components.netpol import kubernetes_service_ip
-from stacks.data import PLATFORM_DIR, read_yaml
+from stacks.data import load_yaml, read_yaml
 
-ROOT = PLATFORM_DIR.parent
-FLOWS_FILE = PLATFORM_DIR / "network-flows.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS_FILE = "network-flows.yaml"
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 NETPOL_TYPE = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
@@ -93,43 +93,43 @@ def vpc_cidr(document: Mapping[str, Any]) -> str:
     raise ValueError("the plan has no awsx:ec2:Vpc: no VPC CIDR to place pods and the API server in")
 
 
-def _check_address(path: Path, name: str, spec: Mapping[str, Any]) -> None:
+def _check_address(source: str, name: str, spec: Mapping[str, Any]) -> None:
     if "address" not in spec:
         return
     if "serviceAccount" in spec or "namespace" in spec:
-        raise ValueError(
-            f"{path.name}: endpoint {name!r} is an address: it has no namespace or serviceAccount"
-        )
+        raise ValueError(f"{source}: endpoint {name!r} is an address: it has no namespace or serviceAccount")
     if spec["address"] in ADDRESS_KINDS:
         return
     try:
         ipaddress.ip_address(spec["address"])
     except ValueError:
         raise ValueError(
-            f"{path.name}: endpoint {name!r} has address {spec['address']!r}: "
+            f"{source}: endpoint {name!r} has address {spec['address']!r}: "
             f"not one of {', '.join(ADDRESS_KINDS)} or an IP address"
         ) from None
 
 
-def load_table(path: Path = FLOWS_FILE) -> dict[str, Any]:
-    table: dict[str, Any] = read_yaml(path)
+def load_table(path: Path | None = None) -> dict[str, Any]:
+    """platform/network-flows.yaml (or the table at `path`), checked."""
+    table: dict[str, Any] = read_yaml(path) if path else load_yaml(FLOWS_FILE)
+    source = path.name if path else FLOWS_FILE
     names = set(table["endpoints"])
     for name, spec in table["endpoints"].items():
-        _check_address(path, name, spec)
+        _check_address(source, name, spec)
     for required in (POD_IDENTITY_AGENT, IMDS):
         if required not in names:
-            raise ValueError(f"{path.name}: endpoint {required!r} is missing (the analysis requires it)")
+            raise ValueError(f"{source}: endpoint {required!r} is missing (the analysis requires it)")
         if len(table["endpoints"][required].get("ports") or {}) != 1:
-            raise ValueError(f"{path.name}: endpoint {required!r} needs exactly one port, the one pods call")
+            raise ValueError(f"{source}: endpoint {required!r} needs exactly one port, the one pods call")
     for kind in ("allowed", "denied"):
         for row in table[kind]:
             for end in ("from", "to"):
                 if row[end] not in names:
-                    raise ValueError(f"{path.name}: {kind} flow names unknown endpoint {row[end]!r}")
+                    raise ValueError(f"{source}: {kind} flow names unknown endpoint {row[end]!r}")
     for name, spec in table["endpoints"].items():
         if spec.get("alternativeTo", name) not in names:
             raise ValueError(
-                f"{path.name}: endpoint {name!r} is an alternative to unknown {spec['alternativeTo']!r}"
+                f"{source}: endpoint {name!r} is an alternative to unknown {spec['alternativeTo']!r}"
             )
     return table
 

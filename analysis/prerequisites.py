@@ -3,7 +3,7 @@
     findings = check(graph)              # graph = analysis.graph.build(records)
 
 Each rule reads the engine's graph (analysis/graph.py) and the facts of platform/rehearsal.yaml, and
-reports `Finding`s (tools/policy_check.py) with rule ids `rehearsal-<name>`. Every rule here is
+reports `Finding`s (model/findings.py) with rule ids `rehearsal-<name>`. Every rule here is
 `mandatory`: when it fires, a real first deploy, destroy or rebuild fails or leaves resources behind.
 Each docstring names the source of the constraint.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 from analysis import internals
 from analysis.graph import Graph
+from model.findings import Finding
+from model.records import Registration, reveal
 from policy.model import Level
 from stacks.data import load_yaml
-from tools.mocks import Registration, reveal
-from tools.policy_check import Finding
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"

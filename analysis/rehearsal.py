@@ -25,9 +25,9 @@ from analysis.destroy_path import destroy_path
 from analysis.graph import Graph, build
 from analysis.internals import check as internals
 from analysis.prerequisites import check, facts
+from model.findings import Finding
+from model.records import Registration
 from stacks.data import load_yaml
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 _SLEEP = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 

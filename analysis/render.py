@@ -39,7 +39,8 @@ import helm_python
 from analysis import helm as analysis_helm
 from analysis.helm import RenderError, asks_api_versions, render_chart, served_api_versions
 from components.helm import ChartSpec
-from tools.charts import LOCK_FILE, cache_dir, locked_sha, package_name, read_lock, sha256
+from model.charts import cache_dir, locked_sha, package_name, sha256
+from stacks.data import LOCK_FILE, read_lock
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CLUSTER_TYPE = "eks:index:Cluster"

@@ -33,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis.graph import Graph
 from analysis.prerequisites import chart, objects, releases, top
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
 from stacks.data import load_yaml
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 RULE = "rehearsal-teardown"
 RULE_RETENTION = "rehearsal-claim-retention"

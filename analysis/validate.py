@@ -35,7 +35,7 @@ import kubernetes_validate.utils as kv  # type: ignore[import-untyped]
 from packaging.version import Version
 from referencing import Registry, Resource
 
-from tools.charts import ROOT
+from model.charts import ROOT
 
 SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
 _OWN_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()

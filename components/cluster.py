@@ -13,7 +13,6 @@ import pulumi_eks as eks
 from components.addons import pinned_addon
 from components.iam import document, irsa_trust, role_with_policies, service_trust
 from components.identity import AwsIdentity
-from stacks.scaling import MINIMUM_IP_TARGET, WARM_IP_TARGET
 
 # Every control-plane log type EKS offers.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -78,6 +77,10 @@ class ClusterArgs:
     # Whether the control-plane log group already exists in the account (identity.log_group_exists).
     existing_log_group: bool
     addon_versions: dict[str, str]
+    # Free IPs the VPC CNI keeps per node (and at least this many) instead of a whole spare /28;
+    # the stack's IP-capacity check counts with the same numbers (stacks/scaling.py).
+    warm_ip_target: int
+    minimum_ip_target: int
     protect: bool
     tags: dict[str, str]
 
@@ -261,10 +264,8 @@ class Cluster(pulumi.ComponentResource):
                     "enableNetworkPolicy": "true",
                     "env": {
                         "ENABLE_PREFIX_DELEGATION": "true",
-                        # Free IPs kept per node instead of a whole spare /28 (the capacity model's
-                        # numbers, stacks/scaling.py).
-                        "WARM_IP_TARGET": str(WARM_IP_TARGET),
-                        "MINIMUM_IP_TARGET": str(MINIMUM_IP_TARGET),
+                        "WARM_IP_TARGET": str(args.warm_ip_target),
+                        "MINIMUM_IP_TARGET": str(args.minimum_ip_target),
                     },
                 }
             ),

@@ -16,7 +16,6 @@ from components.identity import AwsIdentity
 from components.karpenter_policy import controller_policy
 from components.nodegroups import SYSTEM_LABEL
 from components.settle import pod_identity_settled
-from stacks.scaling import NodePoolConfig
 
 NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
 NODE_CLASS = "default"
@@ -48,6 +47,43 @@ QUEUE_RETENTION_SECONDS = 300
 
 
 @dataclass(frozen=True, kw_only=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusinessHours:
+    """A window in which Karpenter disrupts no node of the pool: opens at `schedule` (cron, UTC)."""
+
+    schedule: str
+    duration: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePoolArgs:
+    """One NodePool (the stack's config validates it: stacks/scaling.py `NodePoolConfig`)."""
+
+    name: str
+    capacity_types: tuple[str, ...]
+    architectures: tuple[str, ...]
+    instance_categories: tuple[str, ...]
+    min_generation: int
+    min_cpu: int
+    cpu_limit: int
+    memory_limit_gib: int
+    expire_after: str
+    termination_grace_period: str
+    consolidation_policy: str
+    consolidate_after: str
+    disruption_budget_percent: int
+    business_hours: BusinessHours | None
+    taints: tuple[Taint, ...]
+    weight: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class KarpenterArgs:
     identity: AwsIdentity
     # The stack's permissions boundary (arn:<partition>:iam::<account>:policy/<prefix>-boundary), on
@@ -66,7 +102,7 @@ class KarpenterArgs:
     ami_alias: str
     node_disk_gib: int
     max_pods_per_node: int
-    node_pools: tuple[NodePoolConfig, ...]
+    node_pools: tuple[NodePoolArgs, ...]
     tags: dict[str, str]
     # The system nodes the controller runs on.
     system_nodes: pulumi.Resource
@@ -305,8 +341,8 @@ def node_class_spec(args: KarpenterArgs, instance_profile: pulumi.Input[str]) ->
     }
 
 
-def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
-    """A NodePool from its config: requirements, limits, expiry and disruption budgets."""
+def node_pool_spec(pool: NodePoolArgs) -> dict[str, Any]:
+    """A NodePool: requirements, limits, expiry and disruption budgets."""
     requirements = [
         {"key": "kubernetes.io/arch", "operator": "In", "values": list(pool.architectures)},
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(pool.capacity_types)},
@@ -337,7 +373,7 @@ def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
         "terminationGracePeriod": pool.termination_grace_period,
     }
     if pool.taints:
-        template_spec["taints"] = [t.model_dump(by_alias=True) for t in pool.taints]
+        template_spec["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
     spec: dict[str, Any] = {
         "template": {"metadata": {"labels": {SYSTEM_LABEL[0]: pool.name}}, "spec": template_spec},
         "limits": {"cpu": str(pool.cpu_limit), "memory": f"{pool.memory_limit_gib}Gi"},

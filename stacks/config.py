@@ -27,6 +27,7 @@ from stacks import placeholders
 from stacks.delivery import DeliveryConfig, DeploymentsConfig
 from stacks.errors import OTHER_NAMESPACES, ConfigError, ConfigIssue, format_errors, unknown_namespace
 from stacks.fields import RESERVED_TAG_KEYS, TAG_KEY, Issue, Model, check_all, check_region
+from stacks.profile import StackProfile, profile
 from stacks.scaling import Capacity, CapacityConfig, KarpenterConfig, capacity
 from stacks.sections import (
     ClusterConfig,
@@ -130,7 +131,7 @@ class PlatformConfig(Model):
         return self
 
     def _protect_issues(self) -> list[Issue]:
-        if not self.production or self.protect:
+        if not self.profile.requires_protect or self.protect:
             return []
         return [
             (
@@ -153,7 +154,10 @@ class PlatformConfig(Model):
         ]
 
     def _per_az_issues(self) -> list[Issue]:
-        if not self.production or self.system_node_group.min_size >= self.network.az_count:
+        if (
+            not self.profile.requires_system_node_per_az
+            or self.system_node_group.min_size >= self.network.az_count
+        ):
             return []
         return [
             (
@@ -169,7 +173,7 @@ class PlatformConfig(Model):
         # (components/monitoring.py storage_values), which also holds the OS, the images and the
         # other pods' ephemeral storage.
         room = self.karpenter.node_disk_gib // 2
-        if self.production or self.monitoring.storage_gib <= room:
+        if self.profile.keep_volumes or self.monitoring.storage_gib <= room:
             return []
         return [
             (
@@ -203,7 +207,7 @@ class PlatformConfig(Model):
         release = self.system_node_group.ami_release_version
         key = "systemNodeGroup.amiReleaseVersion"
         if release is None:
-            if not self.production:
+            if not self.profile.requires_pinned_ami:
                 return []  # dev follows the latest release for its Kubernetes version
             return [
                 (
@@ -243,6 +247,11 @@ class PlatformConfig(Model):
     @property
     def cluster_name(self) -> str:
         return self.prefix
+
+    @property
+    def profile(self) -> StackProfile:
+        """What `production` changes (stacks/profile.py): the phases build with it."""
+        return profile(self.production)
 
     @property
     def all_tags(self) -> dict[str, str]:
@@ -345,7 +354,7 @@ def validate(
         cfg = PlatformConfig.model_validate(data, context=context)
     except ValidationError as err:
         issues += format_errors(err, project, PlatformConfig)
-    if data.get("production") is True and not offline:
+    if profile(data.get("production") is True).refuses_placeholders and not offline:
         issues += [
             ConfigIssue(key, value, f"{reason}: a documentation placeholder; replace it before deploying")
             for key, value, reason in placeholders.find(raw, secret_keys)

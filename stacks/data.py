@@ -1,7 +1,15 @@
-"""The one reader of the data files under `platform/` (YAML only, parsed safely)."""
+"""The one reader of the data files under `platform/` (YAML parsed safely, JSON).
+
+Every module that needs pinned data (the program, the offline engine, the model, the analyses, the
+tools) asks here, by name relative to platform/; nothing else knows where platform/ is
+(tests/unit/test_layers.py). Writers (`make charts`, `make addon-versions`) take their file's path
+from here too.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,14 @@ from components.helm import ChartSpec
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
 DEPLOY_ROLE_FILE = "deploy-role.yaml"
+# The EKS add-ons' configuration schemas `make addon-versions` records (tools/addon_versions.py).
+ADDON_SCHEMA_DIR = PLATFORM_DIR / "addon-schemas"
+# platform/charts-lock.yaml: written by `make charts`, read by the plan's rendering (analysis/render.py).
+LOCK_FILE = PLATFORM_DIR / "charts-lock.yaml"
+LOCK_HEADER = (
+    "# Written by `make charts` (tools/charts.py): the sha256 of each chart package of charts.yaml,\n"
+    "# recorded on its first pull. Later pulls must match. Bumping a version records the new package.\n"
+)
 # libyaml's safe loader when PyYAML has it (it does in its wheels): ten times the pure-Python speed
 # on the monitoring values and rules every plan reads.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -63,3 +79,37 @@ def dashboards() -> dict[str, str]:
 def deploy_role_data() -> DeployRoleData:
     """platform/deploy-role.yaml, validated: the deploy role's permissions (docs/deploy-role.md)."""
     return DeployRoleData.model_validate(load_yaml(DEPLOY_ROLE_FILE))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockEntry:
+    """One package recorded in the lock: the chart reference and version it was pulled as."""
+
+    chart: str
+    version: str
+    sha256: str
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, LockEntry]:
+    """The lock file's entries by release key of charts.yaml (empty when there is no lock yet)."""
+    if not path.exists():
+        return {}
+    loaded = read_yaml(path) or {}
+    try:
+        return {key: LockEntry(**entry) for key, entry in loaded.items()}
+    except TypeError as err:
+        raise ValueError(f"{path.name}: malformed entry ({err}); delete it and run `make charts`") from err
+
+
+def addon_schema_path(addon: str, version: str, folder: Path | None = None) -> Path:
+    """Where `make addon-versions` records the configuration schema of one add-on version."""
+    return (folder or ADDON_SCHEMA_DIR) / f"{addon}-{version}.json"
+
+
+def addon_schema(addon: str, version: str, folder: Path | None = None) -> dict[str, Any] | None:
+    """The recorded `configurationSchema` of one add-on version, or None when none is recorded."""
+    path = addon_schema_path(addon, version, folder)
+    if not path.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["configurationSchema"]
+    return schema

@@ -11,7 +11,7 @@ import yaml
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
 from stacks import placeholders
-from stacks.fields import InstanceType, Model, cross_field, instance_architecture, is_production
+from stacks.fields import InstanceType, Model, cross_field, instance_architecture, profile_of
 from stacks.gitops_tree import repo_url_issues
 from stacks.sso import SsoConfig
 
@@ -87,7 +87,7 @@ class GitOpsConfig(Model):
             issues.append(("repoUrl", self.repo_url, "must be an https:// git URL (host and path)"))
         elif stack is not None and not folder_issues:
             issues += repo_url_issues(REPO_ROOT, self.folder(stack), self.repo_url)
-        if self.sso is None and is_production(info):
+        if self.sso is None and profile_of(info).requires_argocd_sso:
             issues.append(
                 (
                     "sso",
@@ -292,12 +292,12 @@ _POLICY_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy/[\w+=,
 ADMIN_POLICIES = ("AdministratorAccess", "IAMFullAccess")
 
 
-def _policy_arn_issues(arns: tuple[str, ...], production: bool) -> list[tuple[str, Any, str]]:
+def _policy_arn_issues(arns: tuple[str, ...], refuse_admin: bool) -> list[tuple[str, Any, str]]:
     issues: list[tuple[str, Any, str]] = []
     if bad := [a for a in arns if not _POLICY_ARN.fullmatch(a)]:
         issues.append(("rolePolicyArns", bad, "not IAM managed policy ARNs"))
     admin = [a for a in arns if a.rsplit("/", 1)[-1] in ADMIN_POLICIES]
-    if admin and production:
+    if admin and refuse_admin:
         issues.append(
             (
                 "rolePolicyArns",
@@ -345,7 +345,7 @@ class DeploymentsConfig(Model):
     @model_validator(mode="after")
     def _valid(self, info: ValidationInfo) -> DeploymentsConfig:
         issues: list[tuple[str, Any, str]] = []
-        if self.enabled and is_production(info) and not self.agent.enabled:
+        if self.enabled and profile_of(info).requires_deploy_agents and not self.agent.enabled:
             issues.append(
                 (
                     "agent.enabled",
@@ -365,7 +365,7 @@ class DeploymentsConfig(Model):
                 issues.append(("organization", self.organization, "set the Pulumi Cloud organization"))
             if not _GITHUB_REPO.fullmatch(self.github_repository):
                 issues.append(("githubRepository", self.github_repository, "must be `owner/repo` on GitHub"))
-            if self.deployers_team is None and is_production(info):
+            if self.deployers_team is None and profile_of(info).requires_deployers_team:
                 issues.append(
                     (
                         "deployersTeam",
@@ -380,7 +380,7 @@ class DeploymentsConfig(Model):
             issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
         if self.repo_dir.startswith("/") or ".." in self.repo_dir.split("/"):
             issues.append(("repoDir", self.repo_dir, "must be a relative path inside the repository"))
-        issues += _policy_arn_issues(self.role_policy_arns, is_production(info))
+        issues += _policy_arn_issues(self.role_policy_arns, profile_of(info).refuses_admin_policies)
         arn = self.pulumi_oidc_provider_arn
         if arn is not None and not re.fullmatch(
             r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/api\.pulumi\.com/oidc", arn

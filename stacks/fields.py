@@ -29,6 +29,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from stacks.profile import StackProfile, profile
+
 # Kubernetes minor versions EKS offers, with the support tier each is in as of 2026-11
 # (1.34 leaves standard support on 2026-12-02). Bump this table with the EKS release calendar.
 KUBERNETES_VERSIONS: dict[str, Literal["standard", "extended"]] = {
@@ -83,8 +85,6 @@ TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}", re.ASCII)
 # Tag keys the platform sets itself; a stack's extra tags may not override them.
 RESERVED_TAG_KEYS = ("platform:project", "platform:stack", "managed-by")
 _RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-# The widest CIDR a production stack may open its API endpoint to.
-MIN_PRODUCTION_PUBLIC_PREFIX = 16
 
 
 def is_rfc1918(network: ipaddress.IPv4Network) -> bool:
@@ -190,6 +190,11 @@ Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_parse_cidr)]
 def is_production(info: ValidationInfo) -> bool:
     """Whether the stack being validated is marked production (validation context)."""
     return bool((info.context or {}).get("production"))
+
+
+def profile_of(info: ValidationInfo) -> StackProfile:
+    """The profile of the stack being validated (stacks/profile.py): what it must set."""
+    return profile(is_production(info))
 
 
 # A cross-field problem: the key (relative to the model), the value shown, and why.

@@ -23,6 +23,7 @@ from components.network import Network, NetworkArgs
 from components.nodegroups import SystemNodeGroup, SystemNodeGroupArgs
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions
+from stacks.scaling import MINIMUM_IP_TARGET, WARM_IP_TARGET
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ class ClusterPhase:
 
 
 def key_window(cfg: PlatformConfig) -> int:
-    """KMS keys' deletion window: 30 days in prod (DESIGN.md Environments), AWS's minimum elsewhere."""
-    return 30 if cfg.production else 7
+    """KMS keys' deletion window (stacks/profile.py)."""
+    return cfg.profile.kms_deletion_window_days
 
 
 # -- phase 1: foundation ------------------------------------------------------------------------
@@ -150,6 +151,8 @@ def cluster_phase(cfg: PlatformConfig, base: Foundation) -> ClusterPhase:
             log_retention_days=cfg.cluster.log_retention_days,
             existing_log_group=log_group_exists(base.aws_provider, f"/aws/eks/{cfg.cluster_name}/cluster"),
             addon_versions=versions,
+            warm_ip_target=WARM_IP_TARGET,
+            minimum_ip_target=MINIMUM_IP_TARGET,
             protect=cfg.protect,
             tags=cfg.all_tags,
         ),

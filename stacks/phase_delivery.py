@@ -45,7 +45,7 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
         GitOpsArgs(
             chart=charts["argo-cd"],
             base_values=values("argocd"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             repo_url=gitops.repo_url,
             revision=gitops.revision,
             path=gitops.folder(cfg.stack),

@@ -14,13 +14,14 @@ import pulumi_random as random
 from components.addons import STORAGE_CLASS, ClusterAddons, ClusterAddonsArgs
 from components.autoscaling import PodAutoscaling, PodAutoscalingArgs
 from components.gitops import ARGOCD_SECRET_LABELS
-from components.karpenter import Karpenter, KarpenterArgs
+from components.karpenter import BusinessHours, Karpenter, KarpenterArgs, NodePoolArgs, Taint
 from components.monitoring import RECEIVER_KEYS, Monitoring, MonitoringArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.secrets import Secrets, SecretsArgs, SecretTarget
 from stacks.config import PlatformConfig
 from stacks.data import addon_versions, chart_specs, dashboards, manifests, values
 from stacks.phase_base import ClusterPhase, Foundation, key_window
+from stacks.scaling import NodePoolConfig
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     # StorageClass retains them, the StatefulSets keep their claims; docs/retiring-a-stack.md);
     # dev keeps it on its nodes' disks and claims no volume, because a destroy does not await a
     # deleted claim's volume (components/monitoring.py storage_values).
-    persistent = cfg.production
+    persistent = cfg.profile.keep_volumes
     addons = ClusterAddons(
         f"{prefix}-addons",
         ClusterAddonsArgs(
@@ -73,8 +74,8 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
             addon_versions=addon_versions(cfg.cluster.kubernetes_version),
-            coredns_replicas=3 if cfg.production else 2,
-            high_availability=cfg.production,
+            coredns_replicas=cfg.profile.coredns_replicas,
+            high_availability=cfg.profile.high_availability,
             reclaim_policy="Retain" if persistent else "Delete",
             node_group=nodes.node_group,
             volume_tags=cfg.all_tags,
@@ -94,11 +95,11 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             crd_chart=charts["karpenter-crd"],
             chart=charts["karpenter"],
             base_values=values("karpenter"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             ami_alias=cfg.karpenter.ami_alias,
             node_disk_gib=cfg.karpenter.node_disk_gib,
             max_pods_per_node=cfg.karpenter.max_pods_per_node,
-            node_pools=cfg.karpenter.node_pools,
+            node_pools=tuple(node_pool_args(p) for p in cfg.karpenter.node_pools),
             tags=cfg.all_tags,
             system_nodes=nodes.node_group,
             dns=addons.coredns,
@@ -112,7 +113,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             metrics_server_values=values("metrics-server"),
             vpa_chart=charts["vertical-pod-autoscaler"],
             vpa_values=values("vertical-pod-autoscaler"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             recommend_for=(
                 ("kube-system", "karpenter"),
                 ("kube-system", "coredns"),
@@ -184,11 +185,11 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             prefix=prefix,
             cluster_name=cluster.cluster_name,
             cluster_arn=cluster_arn,
-            recovery_window_days=30 if cfg.production else 0,
+            recovery_window_days=cfg.profile.secret_recovery_window_days,
             key_deletion_window_days=key_window(cfg),
             chart=charts["external-secrets"],
             base_values=values("external-secrets"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             protect=cfg.protect,
             alert_receiver_url=receiver_url,
             alert_receiver_key=RECEIVER_KEYS[cfg.monitoring.receiver],
@@ -215,7 +216,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
             crd_chart=charts["prometheus-operator-crds"],
             chart=charts["kube-prometheus-stack"],
             base_values=values("kube-prometheus-stack"),
-            high_availability=cfg.production,
+            high_availability=cfg.profile.high_availability,
             retention=cfg.monitoring.retention,
             retention_size=cfg.monitoring.retention_size,
             storage_gib=cfg.monitoring.storage_gib,
@@ -235,3 +236,26 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
     )
 
     return Services(k8s_opts, karpenter, namespaces, secrets, addons, monitoring)
+
+
+def node_pool_args(pool: NodePoolConfig) -> NodePoolArgs:
+    """A NodePool's config (validated, with its defaults) as the Karpenter component takes it."""
+    hours = pool.business_hours
+    return NodePoolArgs(
+        name=pool.name,
+        capacity_types=pool.capacity_types,
+        architectures=pool.architectures,
+        instance_categories=pool.instance_categories,
+        min_generation=pool.min_generation,
+        min_cpu=pool.min_cpu,
+        cpu_limit=pool.cpu_limit,
+        memory_limit_gib=pool.memory_limit_gib,
+        expire_after=pool.expire_after,
+        termination_grace_period=pool.termination_grace_period,
+        consolidation_policy=pool.consolidation_policy,
+        consolidate_after=pool.consolidate_after,
+        disruption_budget_percent=pool.disruption_budget_percent,
+        business_hours=BusinessHours(schedule=hours.schedule, duration=hours.duration) if hours else None,
+        taints=tuple(Taint(key=t.key, value=t.value, effect=t.effect) for t in pool.taints),
+        weight=pool.weight,
+    )

@@ -21,7 +21,6 @@ from stacks.fields import (
     KUBERNETES_VERSIONS,
     MAX_AZS,
     MIN_AZS,
-    MIN_PRODUCTION_PUBLIC_PREFIX,
     Cidr,
     InstanceType,
     Issue,
@@ -30,8 +29,8 @@ from stacks.fields import (
     RoleArn,
     check_all,
     instance_architecture,
-    is_production,
     is_rfc1918,
+    profile_of,
 )
 
 
@@ -93,7 +92,7 @@ class NetworkConfig(Model):
     @field_validator("nat_strategy")
     @classmethod
     def _nat_per_az_in_production(cls, value: str, info: ValidationInfo) -> str:
-        if is_production(info) and value != "onePerAz":
+        if profile_of(info).requires_nat_per_az and value != "onePerAz":
             raise ValueError(
                 "a production stack needs one NAT gateway per AZ, "
                 "so one AZ's loss does not cut the others off"
@@ -180,7 +179,7 @@ class ClusterConfig(Model):
     def _consistent(self, info: ValidationInfo) -> ClusterConfig:
         check_all(
             self._service_cidr_issues,
-            lambda: self._public_access_issues(is_production(info)),
+            lambda: self._public_access_issues(profile_of(info).min_public_access_prefix),
             self._version_issues,
             self._admin_issues,
         )
@@ -197,18 +196,18 @@ class ClusterConfig(Model):
             )
         ]
 
-    def _public_access_issues(self, production: bool) -> list[Issue]:
+    def _public_access_issues(self, widest: int | None) -> list[Issue]:
         issues: list[Issue] = []
-        if production:
+        if widest is not None:
             for c in self.public_access_cidrs:
-                if c.prefixlen < MIN_PRODUCTION_PUBLIC_PREFIX:
+                if c.prefixlen < widest:
                     issues.append(
                         (
                             "publicAccessCidrs",
                             str(c),
                             f"opens the API endpoint to {c.num_addresses:,} addresses; a production "
                             f"stack lists its deployers' egress CIDRs "
-                            f"(/{MIN_PRODUCTION_PUBLIC_PREFIX} or narrower)",
+                            f"(/{widest} or narrower)",
                         )
                     )
         if self.endpoint_public_access and not self.public_access_cidrs:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PlatformConfig, validate
 from tests.skips import pytest_terminal_summary  # noqa: F401 (a hook: pytest finds it here)
-from tools.mocks import PlanResult, project_name, run_stack, stack_config, stack_names
+from tools.mocks import project_name, run_stack, stack_config, stack_names
 
 STACKS = tuple(stack_names())
 

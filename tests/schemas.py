@@ -19,8 +19,8 @@ import pytest
 
 from analysis.helm import RenderError, load_objects, render_chart
 from analysis.validate import SHARED_SCHEMAS, crd_schemas, file_schema
+from model.charts import cache_dir, package_name
 from stacks.data import chart_specs
-from tools.charts import cache_dir, package_name
 
 SHARED_DIR = SHARED_SCHEMAS
 

@@ -30,8 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from analysis.addon_config import SCHEMA_DIR, schema_path
-from stacks.data import addon_versions
+from stacks.data import ADDON_SCHEMA_DIR, addon_schema_path, addon_versions
 from tools.stackcli import load_config
 
 
@@ -90,13 +89,13 @@ def record_schemas(
     region: str,
     *,
     refresh: bool = False,
-    folder: Path = SCHEMA_DIR,
+    folder: Path = ADDON_SCHEMA_DIR,
     today: datetime.date | None = None,
 ) -> list[Path]:
     """Write the schema of every pinned add-on version that has none recorded (all with `refresh`)."""
     written = []
     for addon in sorted(pins):
-        path = schema_path(addon, pins[addon], folder)
+        path = addon_schema_path(addon, pins[addon], folder)
         if path.exists() and not refresh:
             continue
         record = schema_record(eks, addon, pins[addon], region, today or datetime.date.today())
@@ -107,7 +106,7 @@ def record_schemas(
 
 
 def main(
-    argv: list[str] | None = None, session: boto3.Session | None = None, schema_dir: Path = SCHEMA_DIR
+    argv: list[str] | None = None, session: boto3.Session | None = None, schema_dir: Path = ADDON_SCHEMA_DIR
 ) -> int:
     parser = argparse.ArgumentParser(prog="make addon-versions", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")

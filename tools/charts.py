@@ -16,12 +16,9 @@ Exit codes: 0 every chart cached and locked, 1 a chart could not be pulled or di
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import helm_python
@@ -30,62 +27,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from components.helm import ChartSpec
-from stacks.data import PLATFORM_DIR, chart_specs, read_yaml
-
-ROOT = PLATFORM_DIR.parent
-LOCK_FILE = PLATFORM_DIR / "charts-lock.yaml"
-CACHE_ENV = "EKS_PLATFORM_CHARTS"
-_LOCK_HEADER = (
-    "# Written by `make charts` (tools/charts.py): the sha256 of each chart package of charts.yaml,\n"
-    "# recorded on its first pull. Later pulls must match. Bumping a version records the new package.\n"
-)
-
-
-def cache_dir() -> Path:
-    """The chart cache: `$EKS_PLATFORM_CHARTS` when set, else `.charts/` in the repository."""
-    return Path(os.environ.get(CACHE_ENV) or ROOT / ".charts")
-
-
-def package_name(chart: str, version: str) -> str:
-    """The file Helm's pull writes: `<chart name>-<version>.tgz` (the last part of an OCI reference)."""
-    return f"{chart.rstrip('/').rsplit('/', 1)[-1]}-{version}.tgz"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@dataclass(frozen=True, kw_only=True)
-class LockEntry:
-    """One package recorded in the lock: the chart reference and version it was pulled as."""
-
-    chart: str
-    version: str
-    sha256: str
-
-
-def read_lock(path: Path = LOCK_FILE) -> dict[str, LockEntry]:
-    """The lock file's entries by release key of charts.yaml (empty when there is no lock yet)."""
-    if not path.exists():
-        return {}
-    loaded = read_yaml(path) or {}
-    try:
-        return {key: LockEntry(**entry) for key, entry in loaded.items()}
-    except TypeError as err:
-        raise ValueError(f"{path.name}: malformed entry ({err}); delete it and run `make charts`") from err
+from model.charts import CACHE_ENV, cache_dir, locked_sha, package_name, sha256
+from stacks.data import LOCK_FILE, LOCK_HEADER, LockEntry, chart_specs, read_lock
 
 
 def write_lock(entries: Mapping[str, LockEntry], path: Path = LOCK_FILE) -> None:
     body = {key: {"chart": e.chart, "version": e.version, "sha256": e.sha256} for key, e in entries.items()}
-    path.write_text(_LOCK_HEADER + yaml.safe_dump(body, sort_keys=True), encoding="utf-8")
-
-
-def locked_sha(lock: Mapping[str, LockEntry], spec: ChartSpec) -> str | None:
-    """The sha256 the lock holds for this exact chart and version, or None when it holds none."""
-    for entry in lock.values():
-        if entry.chart == spec.chart and entry.version == spec.version:
-            return entry.sha256
-    return None
+    path.write_text(LOCK_HEADER + yaml.safe_dump(body, sort_keys=True), encoding="utf-8")
 
 
 def helm_pull(spec: ChartSpec, destination: Path) -> None:

@@ -1,7 +1,9 @@
 """The configuration reference, generated from the config model (the single source of truth).
 
-    python -m tools.config_reference          print the table
-    python -m tools.config_reference --write  rewrite it in docs/configuration.md between the markers
+    python -m tools.config_reference          print the tables
+    python -m tools.config_reference --write  rewrite them in docs/configuration.md between the markers
+
+Two tables: every key of the model, and what `production: true` changes (stacks/profile.py).
 
 tests/unit/test_docs.py fails when docs/configuration.md and the model disagree.
 """
@@ -19,10 +21,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from stacks import profile
 from stacks.config import PROJECT, PlatformConfig
 from tools.mocks import ROOT
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+PROFILE_START, PROFILE_END = "<!-- production-profile:start -->", "<!-- production-profile:end -->"
 REFERENCE = ROOT / "docs" / "configuration.md"
 # Keys the loader fills in itself rather than reading from the stack file.
 _NOT_CONFIG = {"project", "stack"}
@@ -105,8 +109,18 @@ def section() -> str:
     return f"{START}\n{table()}\n{END}"
 
 
-def document_section(text: str) -> str:
-    start, end = text.index(START), text.index(END) + len(END)
+def profile_table() -> str:
+    lines = ["| what | `production: true` | otherwise |", "|---|---|---|"]
+    lines += [f"| {what} | {prod} | {other} |" for what, prod, other in profile.rows()]
+    return "\n".join(lines)
+
+
+def profile_section() -> str:
+    return f"{PROFILE_START}\n{profile_table()}\n{PROFILE_END}"
+
+
+def document_section(text: str, start_marker: str = START, end_marker: str = END) -> str:
+    start, end = text.index(start_marker), text.index(end_marker) + len(end_marker)
     return text[start:end]
 
 
@@ -115,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the table in docs/configuration.md")
     args = parser.parse_args(argv)
     if not args.write:
-        print(table())
+        print(f"{table()}\n\n{profile_table()}")
         return 0
     text = REFERENCE.read_text()
-    REFERENCE.write_text(text.replace(document_section(text), section()))
+    text = text.replace(document_section(text), section())
+    text = text.replace(document_section(text, PROFILE_START, PROFILE_END), profile_section())
+    REFERENCE.write_text(text)
     return 0
 
 

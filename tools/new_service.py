@@ -37,7 +37,7 @@ from components.iam import ROLE_NAME_MAX
 from components.netpol import PLATFORM_NAMESPACES
 from stacks import placeholders
 from stacks.config import ConfigError
-from stacks.delivery import GitOpsConfig, values_file, values_placeholders
+from stacks.delivery import GITOPS_TREE, GitOpsConfig, values_file, values_placeholders
 from stacks.sections import NetworkConfig
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
 from tools.scaffold import (
@@ -171,7 +171,7 @@ def check_name(name: str, root: Path, stacks: list[str], project: str) -> None:
 
 
 def existing_files(name: str, root: Path) -> list[str]:
-    found = [root / "services" / name, *sorted(root.glob(f"platform/gitops/*/{name}.yaml"))]
+    found = [root / "services" / name, *sorted(root.glob(f"{GITOPS_TREE}/*/{name}.yaml"))]
     found += [root / ".github" / "workflows" / f"{name}{suffix}.yml" for suffix in ("", "-promote")]
     return [p.relative_to(root).as_posix() for p in found if p.exists()]
 
@@ -256,7 +256,7 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
         "REVISION": str((delivery.get("gitops") or {}).get("revision", "main")),
     }
     application = fill(_template("application.yaml.tmpl"), tokens)
-    changes.create(f"platform/gitops/{stack}/{name}.yaml", application)
+    changes.create(f"{GITOPS_TREE}/{stack}/{name}.yaml", application)
     return found
 
 

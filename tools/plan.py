@@ -42,6 +42,8 @@ from analysis.netpol import section as netpol_section
 from analysis.rehearsal import section as rehearsal_section
 from analysis.render import RenderReport, memo_dir, render_plan
 from analysis.validate import ValidationReport, validate_rendered
+from model.findings import Finding, sort_findings
+from model.records import PlanResult, Registration
 from stacks import placeholders
 from stacks.config import OFFLINE_KEY
 from stacks.delivery import REPO_ROOT, values_placeholders
@@ -49,8 +51,6 @@ from stacks.identity import IDENTITY_PROJECT
 from tools.destroy_path import run_bootstrap
 from tools.mocks import (
     ROOT,
-    PlanResult,
-    Registration,
     StackFileError,
     run_program,
     run_stack,
@@ -67,7 +67,7 @@ from tools.plan_view import (
     render_summary,
     render_verdict,
 )
-from tools.policy_check import Finding, evaluate, evaluate_rendered, sort_findings
+from tools.policy_check import evaluate, evaluate_rendered
 from tools.rehearsal_view import render_rehearsal
 
 if TYPE_CHECKING:

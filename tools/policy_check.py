@@ -12,26 +12,15 @@ disables them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from model.findings import Finding, sort_findings
+from model.records import PlanResult
 from policy import rules_rendered
-from policy.model import Context, Level, Resource
+from policy.model import Context, Resource
 from policy.props import truthy
 from policy.rules import RESOURCE_RULES, STACK_RULES
-from tools.mocks import PlanResult, stack_config
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    level: Level
-    urn: str | None
-    message: str
-
-    def document(self) -> dict[str, Any]:
-        """This finding in the plan document's format (plan.schema.json `findings`)."""
-        return {"rule": self.rule, "level": self.level.value, "urn": self.urn, "message": self.message}
+from tools.mocks import stack_config
 
 
 def is_production(result: PlanResult) -> bool:
@@ -63,12 +52,6 @@ def evaluate_resources(resources: Sequence[Resource], production: bool) -> list[
 def evaluate_rendered(rendered: Sequence[Mapping[str, Any]], production: bool) -> list[Finding]:
     """Findings of policy/rules_rendered.py on the plan's rendered Helm objects."""
     return sort_findings([Finding(*f) for f in rules_rendered.evaluate(rendered, production)])
-
-
-def sort_findings(findings: Sequence[Finding]) -> list[Finding]:
-    """Mandatory first, then by rule, resource and message (the plan's order is deterministic)."""
-    order = {Level.MANDATORY: 0, Level.ADVISORY: 1}
-    return sorted(findings, key=lambda f: (order[f.level], f.rule, f.urn or "", f.message))
 
 
 def evaluate(result: PlanResult, *, production: bool | None = None) -> list[Finding]:

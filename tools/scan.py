@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.charts import cache_dir
+from model.charts import cache_dir
 from tools.mocks import ROOT, run_stack, stack_names
 
 EXCEPTIONS = ROOT / "policy" / "checkov-exceptions.yaml"

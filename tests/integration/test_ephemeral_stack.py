@@ -18,6 +18,7 @@ import yaml
 from components.karpenter import node_pool_spec
 from components.nodegroups import SYSTEM_LABEL
 from components.secrets import SecretTarget, external_secret_spec
+from stacks.phase_services import node_pool_args
 from stacks.scaling import NodePoolConfig, TaintConfig
 from tests.integration.conftest import IT_GITOPS_PATH, IT_SERVICE, EphemeralStack
 from tools.cleanup_stacks import IT_NODE_POOL, IT_OBJECT_LABEL
@@ -92,7 +93,7 @@ IT_CLAIMS = f"karpenter.sh/nodepool={IT_POOL.name}"
 
 def it_node_pool() -> dict[str, Any]:
     """The test's NodePool: the platform's own spec (same EC2NodeClass), tainted and labelled."""
-    spec = node_pool_spec(IT_POOL)
+    spec = node_pool_spec(node_pool_args(IT_POOL))
     spec["template"]["metadata"]["labels"][IT_LABEL[0]] = IT_LABEL[1]
     metadata = {"name": IT_POOL.name, "labels": {IT_OBJECT_LABEL: "karpenter"}}
     return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": metadata, "spec": spec}

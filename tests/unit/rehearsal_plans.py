@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tools.mocks import PlanResult, Registration
+from model.records import PlanResult, Registration
 
 AWS = "urn:pulumi:s::p::pulumi:providers:aws::aws"
 K8S = "urn:pulumi:s::p::pulumi:providers:kubernetes::k8s"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from analysis import addon_config
+from stacks.data import addon_schema
 
 OLD_EBS_CSI: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -161,7 +162,7 @@ def test_the_plan_reports_the_real_addons_unverified_until_their_schemas_are_rec
     for document in plan_documents.values():
         found = [f for f in document["findings"] if f["rule"].startswith("addon-config")]
         ebs = [f for f in found if f["urn"].endswith("-addons-ebs-csi")]
-        if addon_config.load_schema("aws-ebs-csi-driver", "v1.53.0-eksbuild.1") is None:
+        if addon_schema("aws-ebs-csi-driver", "v1.53.0-eksbuild.1") is None:
             assert [f["level"] for f in ebs] == ["advisory"] and "unverified" in ebs[0]["message"]
         else:
             assert all(f["level"] == "advisory" for f in found), found

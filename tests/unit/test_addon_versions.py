@@ -24,8 +24,7 @@ import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 from moto import mock_aws
 
-from analysis import addon_config
-from stacks.data import addon_versions
+from stacks.data import addon_schema, addon_versions
 from tools import addon_versions as tool
 from tools.mocks import stack_config
 
@@ -213,7 +212,7 @@ def test_the_schema_of_every_pinned_version_is_recorded_with_its_date_and_call(t
     )
     assert "eu-west-1" in record["source"]
     # The plan reads what the tool writes.
-    assert addon_config.load_schema("aws-ebs-csi-driver", "v1.53.0-eksbuild.1", tmp_path) == SCHEMA
+    assert addon_schema("aws-ebs-csi-driver", "v1.53.0-eksbuild.1", tmp_path) == SCHEMA
 
 
 def test_a_recorded_schema_is_kept_unless_refreshed(tmp_path: Path) -> None:

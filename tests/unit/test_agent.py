@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from components import agent
+from model.records import PlanResult, Registration
 from stacks.config import ConfigError, validate
 from stacks.data import PLATFORM_DIR
 from stacks.fields import instance_architecture
-from tools.mocks import PlanResult, Registration, stack_config
+from tools.mocks import stack_config
 
 PROJECT = "eks-platform"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.mocks import PlanResult
+from model.records import PlanResult
 
 INSTANCE = "i-0agent0000000000"
 TOKEN = "pul-0123456789abcdef0123456789abcdef01234567"

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PROJECT, ConfigError, PlatformConfig, validate
 from stacks.sections import al2023_release_minor
-from tools.mocks import PlanResult, stack_config
+from tools.mocks import stack_config
 
 KEY = f"{PROJECT}:systemNodeGroup.amiReleaseVersion"
 

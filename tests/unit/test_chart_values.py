@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tools.mocks import ROOT, PlanResult
+from model.records import PlanResult
+from tools.mocks import ROOT
 
 CHARTS = ROOT.parent / "shared" / "charts"
 HELM = "kubernetes:helm.sh/v3:Release"

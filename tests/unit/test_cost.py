@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from analysis.cost import RULE_OVER_BUDGET, estimate
 from analysis.prices import PriceBook, price_book
+from model.records import PlanResult
 from stacks.config import ConfigError, PlatformConfig, validate
 from tools import plan as plan_cli
-from tools.mocks import ROOT, PlanResult, project_name, stack_config
+from tools.mocks import ROOT, project_name, stack_config
 
 PRICES = ROOT / "platform" / "prices.yaml"
 PROVIDER = "pulumi:providers:aws"

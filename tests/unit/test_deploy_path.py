@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from model.records import Account, PlanResult, Registration
 from stacks.config import PROJECT
 from tools import mocks
-from tools.mocks import ROOT, PlanResult, Registration, run_program, stack_config
+from tools.mocks import ROOT, run_program, stack_config
 
 EKS_SCOPED = (
     "aws:eks/accessEntry:AccessEntry",
@@ -164,7 +165,7 @@ def test_bootstrap_stops_before_the_kubernetes_api() -> None:
 
 def test_a_log_group_left_by_eks_is_adopted() -> None:
     group = "/aws/eks/eks-platform-dev/cluster"
-    adopted = mocks.run_stack("dev", mocks.Account({group: {"retentionInDays": 0, "kmsKeyId": ""}}))
+    adopted = mocks.run_stack("dev", Account({group: {"retentionInDays": 0, "kmsKeyId": ""}}))
     imports = {r.name: r.import_id for r in adopted.records if r.import_id}
     assert imports == {"eks-platform-dev-cluster-control-plane-logs": group}
 

@@ -28,6 +28,7 @@ from components.deploy_policy import (
     deploy_policy,
 )
 from components.deploy_roles import agent_token_secret_name
+from model.records import PlanResult
 from policy.model import Level
 from policy.rules_deploy import (
     ACCOUNT_LEVEL,
@@ -40,7 +41,7 @@ from policy.rules_deploy import (
 )
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
-from tools.mocks import ACCOUNT_ID, ROOT, PlanResult, stack_config
+from tools.mocks import ACCOUNT_ID, ROOT, stack_config
 from tools.policy_check import evaluate
 
 DATA_FILE = f"platform/{DEPLOY_ROLE_FILE}"

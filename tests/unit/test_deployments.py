@@ -8,10 +8,10 @@ import re
 
 import pytest
 
+from model.records import PlanResult, Registration
 from stacks.config import PROJECT
 from stacks.identity import platform_config
 from tests.configcheck import assert_section_rejected
-from tools.mocks import PlanResult, Registration
 
 SETTINGS = "pulumiservice:index:DeploymentSettings"
 POOL = "pulumiservice:index:AgentPool"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from model.records import Registration
 from tools import plan as plan_cli
-from tools.mocks import Registration, _sorted_keys, canonical_order
+from tools.mocks import _sorted_keys, canonical_order
 
 
 def _reg(urn: str, parent: str | None, deps: tuple[str, ...] = ()) -> Registration:

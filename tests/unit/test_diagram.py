@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analysis.diagram import markdown, mermaid
+from model.records import PlanResult
 from tools import diagram as diagram_cli
-from tools.mocks import PlanResult
 
 
 def test_docs_architecture_is_the_generated_prod_diagram(prod: PlanResult) -> None:

@@ -21,9 +21,10 @@ from analysis.diff import (
     diff_plans,
     replacement_rules,
 )
+from model.records import MASKED, PlanResult
 from stacks.data import load_yaml
 from tools import diff as diff_cli
-from tools.mocks import MASKED, ROOT, PlanResult
+from tools.mocks import ROOT
 
 
 def _find(document: dict[str, Any], typ: str, suffix: str = "") -> dict[str, Any]:

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from analysis.rehearsal import rehearse
-from tools.mocks import ROOT, PlanResult
+from model.records import PlanResult
+from tools.mocks import ROOT
 
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 # What each of `make test`'s steps runs, as the docs name it.

@@ -11,12 +11,13 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from model.records import PlanResult
 from policy.helm_profiles import PROFILES
 from policy.rules import RULES
 from stacks.data import load_yaml
 from tests import docscheck
 from tools import config_reference, policy_doc
-from tools.mocks import ROOT, PlanResult
+from tools.mocks import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [ROOT / "README.md", *DOCS, ROOT / "platform" / "gitops" / "README.md"]
@@ -30,6 +31,15 @@ def read(path: Path) -> str:
 def test_configuration_reference_matches_the_model() -> None:
     current = config_reference.document_section(read(config_reference.REFERENCE))
     assert current == config_reference.section(), (
+        "docs/configuration.md is stale: run `python -m tools.config_reference --write`"
+    )
+
+
+def test_the_production_profile_table_matches_stacks_profile() -> None:
+    current = config_reference.document_section(
+        read(config_reference.REFERENCE), config_reference.PROFILE_START, config_reference.PROFILE_END
+    )
+    assert current == config_reference.profile_section(), (
         "docs/configuration.md is stale: run `python -m tools.config_reference --write`"
     )
 

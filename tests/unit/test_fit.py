@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from analysis import fit
+from model.records import PlanResult, Registration
 from policy.model import Level
-from tools.mocks import PlanResult, Registration
 
 
 def with_group(plan: PlanResult, **inputs: Any) -> list[Registration]:

@@ -6,8 +6,9 @@ import json
 
 import yaml
 
+from model.records import PlanResult
 from tests.schemas import validate_custom_resource
-from tools.mocks import PlanResult, run_program, stack_config
+from tools.mocks import run_program, stack_config
 
 PROJECT_TYPE = "kubernetes:argoproj.io/v1alpha1:AppProject"
 APP_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"

@@ -22,11 +22,12 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation._local_workspace import LocalWorkspace
 from pulumi.automation.errors import CommandError, create_command_error
 
+from model.records import PlanResult
 from tools import cleanup_stacks as cleanup
 from tools.cleanup_stacks import as_utc, clean_all, plain_console, stale
 from tools.leak_check import KINDS, TYPE_KINDS, Leak, destroy_blockers, error_lines, find_leaks, kinds_of
 from tools.leak_delete import DELETERS, Deleted, delete_leaks
-from tools.mocks import ROOT, PlanResult, run_program
+from tools.mocks import ROOT, run_program
 
 REGION = "eu-west-1"
 STACK = "it-0000abcd"

@@ -17,13 +17,14 @@ import yaml
 from analysis import netpol
 from analysis.netpol_eval import Flow, allows
 from analysis.rehearsal import section
+from model.records import PlanResult
 from policy.model import Level
 from stacks.config import PROJECT, ConfigError, validate
 from tests.integration import conftest as it
 from tests.integration import test_ephemeral_stack as checks
 from tests.schemas import validate_custom_resource
 from tools import cleanup_stacks as cleanup
-from tools.mocks import ROOT, PlanResult, run_program
+from tools.mocks import ROOT, run_program
 
 STACK = "it-0000abcd"
 CIDR = "203.0.113.10/32"

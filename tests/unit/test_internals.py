@@ -21,10 +21,11 @@ from analysis.graph import build, from_document
 from analysis.internals import after_destroy, check, children, destroyed, holds
 from analysis.rehearsal import section
 from components.cluster import CREATOR_ADMIN, creator_admin_off
+from model.findings import Finding
+from model.records import Account, PlanResult, Registration, reveal
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import ACCOUNT_ID, Account, PlanResult, Registration, reveal, run_stack
+from tools.mocks import ACCOUNT_ID, run_stack
 from tools.plan import run_identity
-from tools.policy_check import Finding
 
 CLUSTER = "eks:index:Cluster"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"

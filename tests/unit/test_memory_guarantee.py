@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from analysis.render import render_plan
+from model.charts import cache_dir, package_name
+from model.records import PlanResult
 from policy.helm_profiles import chart_name, workloads
 from policy.memory import PLATFORM_CONTROLLERS, memory_bytes, memory_unguaranteed
 from policy.props import get
 from policy.rules_rendered import evaluate
 from stacks.data import chart_specs
-from tools.charts import cache_dir, package_name
-from tools.mocks import PlanResult
 
 HELM = "kubernetes:helm.sh/v3:Release"
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PROJECT, validate
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
-from tools.mocks import PlanResult, run_program, stack_config
+from tools.mocks import run_program, stack_config
 
 
 def stack_release(plan: PlanResult):

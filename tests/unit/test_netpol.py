@@ -16,7 +16,8 @@ import yaml
 from analysis import netpol
 from analysis.netpol_eval import Endpoint, Flow, allows, selects
 from components.netpol import PLATFORM_NAMESPACES, all_policies, kubernetes_service_ip
-from tools.mocks import ROOT, PlanResult
+from model.records import PlanResult
+from tools.mocks import ROOT
 
 CIDR = "10.0.0.0/16"
 SERVICE_CIDR = "172.20.0.0/16"

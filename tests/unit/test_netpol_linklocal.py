@@ -26,7 +26,8 @@ from analysis import netpol_credentials as credentials
 from analysis.helm import RenderError, render_chart
 from analysis.netpol_eval import Endpoint, Flow, allows
 from components.netpol import POD_IDENTITY_AGENT, all_policies
-from tools.mocks import ROOT, PlanResult
+from model.records import PlanResult
+from tools.mocks import ROOT
 
 CIDR = "10.0.0.0/16"
 SERVICE_CIDR = "172.20.0.0/16"

@@ -8,9 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from model.records import PlanResult
 from stacks.config import ConfigError
 from tools import plan as plan_cli
-from tools.mocks import ROOT, PlanResult, run_program, stack_config, stack_names
+from tools.mocks import ROOT, run_program, stack_config, stack_names
 
 SCHEMA_PATH = ROOT / "tests" / "fixtures" / "plan.schema.json"
 SHARED_SCHEMA = ROOT.parent / "shared" / "plan.schema.json"

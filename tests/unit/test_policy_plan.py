@@ -13,10 +13,12 @@ import jsonschema
 import pytest
 from rich.console import Console
 
+from model.findings import Finding
+from model.records import PlanResult, Registration
 from policy.model import Level
 from tools import plan_view
-from tools.mocks import ROOT, PlanResult, Registration
-from tools.policy_check import Finding, evaluate, is_production
+from tools.mocks import ROOT
+from tools.policy_check import evaluate, is_production
 
 # Findings dev may have, each a deliberate dev choice (DESIGN.md, Environments) or a documented
 # platform exception; all of them advisory.

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from components.cluster import CONTROL_PLANE_LOG_TYPES
+from model.records import PlanResult
 from stacks.data import addon_versions
-from tools.mocks import PlanResult, stack_names
+from tools.mocks import stack_names
 
 AWS_PROVIDER = "pulumi:providers:aws"
 K8S_PROVIDER = "pulumi:providers:kubernetes"

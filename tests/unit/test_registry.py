@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PROJECT
 from tests.configcheck import assert_section_rejected
-from tools.mocks import PlanResult, stack_config
+from tools.mocks import stack_config
 
 REPO = "aws:ecr/repository:Repository"
 

@@ -13,8 +13,8 @@ from analysis.rehearsal import (
     rehearse,
     timeout_minutes,
 )
+from model.records import PlanResult
 from tests.unit.rehearsal_plans import reg, urn
-from tools.mocks import PlanResult
 
 ROLE = "aws:iam/role:Role"
 CLUSTER = "eks:index:Cluster"

@@ -14,9 +14,10 @@ import jsonschema
 import pytest
 
 from analysis.rehearsal import section
+from model.findings import Finding
+from model.records import PlanResult, Registration
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import ROOT, PlanResult, Registration
-from tools.policy_check import Finding
+from tools.mocks import ROOT
 
 SETTLE = "kubernetes:batch/v1:Job"  # the settle waits (components/settle.py)
 POOLS = ("pulumiservice:index:AgentPool", "pulumiservice:api/agents:Pool")

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from analysis.rehearsal import section
-from tools.mocks import ROOT, PlanResult
+from model.records import PlanResult
+from tools.mocks import ROOT
 
 ROW = re.compile(
     r"^\| (?P<stack>\w+) \| (?P<create>[\d.]+) min, (?P<waves>\d+) waves \| (?P<worst>[\d.]+) min \| "

@@ -10,10 +10,10 @@ import pytest
 
 from analysis import prerequisites as p
 from analysis.graph import Graph, build
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
 from tests.unit.rehearsal_plans import K8S, reg
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 CLUSTER = reg("cluster", "eks:index:Cluster", custom=False)
 PROVIDER = reg("k8s", "pulumi:providers:kubernetes", CLUSTER.urn)

@@ -16,7 +16,9 @@ import pytest
 from analysis import render as render_module
 from analysis.helm import RenderError, load_objects, render_chart
 from analysis.render import CLUSTER_TYPE, RELEASE_TYPE, placeholder_paths, render_plan
-from tools.charts import LockEntry, sha256, write_lock
+from model.charts import sha256
+from stacks.data import LockEntry
+from tools.charts import write_lock
 from tools.mocks import ROOT
 
 CHARTS = ROOT / "tests" / "charts"

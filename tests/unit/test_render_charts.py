@@ -17,8 +17,11 @@ import helm_python
 import pytest
 
 from components.helm import ChartSpec
+from model import charts as chart_cache
+from model.charts import sha256
+from stacks.data import read_lock
 from tools import charts
-from tools.charts import PullError, fetch, read_lock, sha256, sync
+from tools.charts import PullError, fetch, sync
 from tools.mocks import ROOT
 
 CHART = ROOT / "tests" / "charts" / "widgets"
@@ -158,7 +161,10 @@ def test_a_malformed_lock_is_refused_with_its_name(tmp_path: Path) -> None:
 
 def test_the_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EKS_PLATFORM_CHARTS", str(tmp_path))
-    assert charts.cache_dir() == tmp_path
+    assert chart_cache.cache_dir() == tmp_path
     monkeypatch.delenv("EKS_PLATFORM_CHARTS")
-    assert charts.cache_dir() == ROOT / ".charts"
-    assert charts.package_name("oci://public.ecr.aws/karpenter/karpenter", "1.14.1") == "karpenter-1.14.1.tgz"
+    assert chart_cache.cache_dir() == ROOT / ".charts"
+    assert (
+        chart_cache.package_name("oci://public.ecr.aws/karpenter/karpenter", "1.14.1")
+        == "karpenter-1.14.1.tgz"
+    )

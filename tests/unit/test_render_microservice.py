@@ -20,9 +20,10 @@ from analysis.validate import validate_rendered
 from components.gitops import GitOpsArgs, services_project
 from components.helm import ChartSpec
 from components.secrets import STORE
+from model.records import PlanResult
 from tests.conftest import STACKS
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT, PlanResult
+from tools.mocks import ROOT
 
 CHART = ROOT / "charts" / "microservice"
 SERVICES = sorted(p.parent.parent.name for p in (ROOT / "services").glob("*/deploy/dev.yaml"))

@@ -18,11 +18,12 @@ import yaml
 
 from analysis.render import render_plan
 from analysis.validate import validate_rendered
+from model.charts import cache_dir, package_name
+from model.records import PlanResult
 from stacks.data import chart_specs
 from tests.conftest import STACKS
 from tools import plan as plan_cli
-from tools.charts import cache_dir, package_name
-from tools.mocks import ROOT, PlanResult
+from tools.mocks import ROOT
 
 CHARTS = ROOT / "tests" / "charts"
 

@@ -12,8 +12,9 @@ import pytest
 
 from analysis.internals import destroyed
 from analysis.rehearsal import section
+from model.records import Account, PlanResult
 from tests.unit.rehearsal_plans import mutate
-from tools.mocks import ROOT, Account, PlanResult, run_stack
+from tools.mocks import ROOT, run_stack
 
 DOC = ROOT / "docs" / "retiring-a-stack.md"
 FLOW_LOGS = "/aws/vpc/eks-platform-prod-network/flow-logs"

@@ -8,11 +8,12 @@ import re
 import jsonschema
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PROJECT, ConfigError, validate
 from stacks.scaling import PREFIX_SIZE, WARM_IP_TARGET
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT, PlanResult, stack_config
+from tools.mocks import ROOT, stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"

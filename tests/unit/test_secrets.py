@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from model.records import PlanResult
 from stacks.config import PROJECT, SECRET_PLACEHOLDER, ConfigError, validate
 from tests.schemas import validate_custom_resource
-from tools.mocks import PlanResult, run_program, stack_config
+from tools.mocks import run_program, stack_config
 
 SECRET = "aws:secretsmanager/secret:Secret"
 

@@ -18,10 +18,11 @@ import pytest
 from analysis import teardown
 from analysis.graph import build
 from analysis.rehearsal import create_minutes, rehearse, section
+from model.findings import Finding
+from model.records import PlanResult, Registration
 from tests.integration.conftest import it_config
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import PlanResult, Registration, run_program
-from tools.policy_check import Finding
+from tools.mocks import run_program
 
 ADDON = "aws:eks/addon:Addon"
 RELEASE = "kubernetes:helm.sh/v3:Release"

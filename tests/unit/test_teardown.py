@@ -116,7 +116,13 @@ def test_dev_claims_no_volume_and_prod_keeps_claims_and_volumes(plans: dict[str,
 def test_an_ephemeral_integration_stack_claims_no_volume() -> None:
     """The integration run's leak check (tools/leak_check.py) finds a tagged volume as a leak: an
     it-* stack is dev-like (not production) and so claims none."""
-    config = it_config("eu-west-1", "203.0.113.10/32", "https://github.com/example-org/eks-platform.git")
+    config = it_config(
+        "eu-west-1",
+        "203.0.113.10/32",
+        "https://github.com/example-org/eks-platform.git",
+        "arn:aws:iam::123456789012:role/it-runner",
+        None,
+    )
     raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     plan = run_program("it-0000abcd", raw)
     assert teardown.claim_uses(build(plan.records)) == []

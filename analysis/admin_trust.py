@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from analysis.appliers import SETTINGS, admin_principals
 from analysis.graph import Graph
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 RULE = "identity-admins-differ"
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 STEP_PREPARE = "step 1 (make destroy-prepare)"
 STEP_BOOTSTRAP = "step 2 (the bootstrap deployment on the agents)"

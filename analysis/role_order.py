@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 
 from analysis.graph import Graph
+from model.findings import Finding
+from model.records import Registration
 from policy.model import Level
-from tools.mocks import Registration
-from tools.policy_check import Finding
 
 RULE = "rehearsal-role-before-policies"
 ROLE = "aws:iam/role:Role"

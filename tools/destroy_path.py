@@ -17,8 +17,9 @@ import json
 from rich.console import Console
 
 from analysis.destroy_path import destroy_path, unprotect_before_bootstrap
+from model.records import PlanResult
 from stacks.config import PROJECT
-from tools.mocks import PlanResult, run_program, run_stack, stack_config
+from tools.mocks import run_program, run_stack, stack_config
 from tools.stackcli import load_config
 
 

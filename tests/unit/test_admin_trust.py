@@ -12,7 +12,7 @@ import pytest
 from analysis.admin_trust import RULE, findings, operators
 from analysis.graph import build
 from analysis.rehearsal import section
-from tools.mocks import PlanResult, Registration
+from model.records import PlanResult, Registration
 
 NEW_ADMIN = "arn:aws:iam::123456789012:role/new-admins"
 

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from analysis.helm import RenderError, render_chart
+from model.records import PlanResult
 from tests.schemas import validate_custom_resource
-from tools.mocks import ROOT, PlanResult, stack_names
+from tools.mocks import ROOT, stack_names
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHART = ROOT / "charts" / "microservice"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from analysis.destroy_path import destroy_path, unprotect_before_bootstrap
+from model.records import PlanResult
 from tests.unit.test_deploy_path import make
 from tools.destroy_path import run_bootstrap
-from tools.mocks import PlanResult
 
 CRDS = "eks-platform-prod-monitoring-crds"
 

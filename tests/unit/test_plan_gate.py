@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from model.findings import Finding
 from policy.model import Level
 from tools import plan as plan_cli
 from tools.mocks import run_program, stack_config
-from tools.policy_check import Finding
 
 
 def test_a_plan_without_a_mandatory_finding_passes_the_gate(capsys: pytest.CaptureFixture[str]) -> None:

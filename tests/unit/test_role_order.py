@@ -10,7 +10,7 @@ import pytest
 from analysis.graph import build
 from analysis.rehearsal import section
 from analysis.role_order import RULE, findings
-from tools.mocks import PlanResult, Registration
+from model.records import PlanResult, Registration
 
 
 def flow_log_without_its_policy(plan: PlanResult) -> list[Registration]:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from analysis.graph import build
-from tools.mocks import ROOT, PlanResult, Registration
+from model.records import PlanResult, Registration
+from tools.mocks import ROOT
 
 PAGE = ROOT / "docs" / "first-deploy.md"
 INTRO = "One `up` then upgrades in dependency order:"

@@ -260,3 +260,13 @@ def test_addon_checklist_names_each_forgotten_step(dev: PlanResult) -> None:
     for step, change in steps.items():
         problems = docscheck.addon_problems(**(good | change))
         assert problems and all(step in p for p in problems), (step, problems)
+
+
+def test_git_tracks_no_symbolic_link() -> None:
+    """A worktree's `.venv` link was once committed: a fresh clone then got a link to another
+    checkout's folder (make failed with "File exists"). The repository holds files only."""
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: nothing tracked to check")
+    links = [line.split("\t", 1)[1] for line in listed.stdout.splitlines() if line.startswith("120000 ")]
+    assert links == [], f"tracked symbolic links (git rm --cached them): {links}"

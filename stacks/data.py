@@ -38,6 +38,16 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(f, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
+def parse_yaml(text: str) -> Any:
+    """One YAML document from text, with the fast safe loader."""
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
+
+
+def parse_yaml_all(text: str) -> list[Any]:
+    """Every YAML document of a text, with the fast safe loader."""
+    return list(yaml.load_all(text, Loader=_SAFE_LOADER))
+
+
 def load_yaml(relative: str) -> Any:
     return read_yaml(PLATFORM_DIR / relative)
 

@@ -7,10 +7,10 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, model_validator
 
 from stacks import placeholders
+from stacks.data import parse_yaml
 from stacks.fields import InstanceType, Model, cross_field, instance_architecture, profile_of
 from stacks.gitops_tree import repo_url_issues
 from stacks.sso import SsoConfig
@@ -177,7 +177,7 @@ def secret_prefix_issues(
         path = root / values_file(name, stack)
         if not path.is_file():
             continue
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = parse_yaml(path.read_text(encoding="utf-8")) or {}
         secrets = values.get("externalSecrets") if isinstance(values, dict) else None
         if isinstance(secrets, dict) and secrets.get("secrets") and secrets.get("prefix") != prefix:
             issues.append(
@@ -200,7 +200,7 @@ def values_placeholders(root: Path, stack: str, services: list[str]) -> list[tup
     for name in services:
         shown, path = values_file(name, stack), root / values_file(name, stack)
         if path.is_file():
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            values = parse_yaml(path.read_text(encoding="utf-8")) or {}
             for key, value, why in placeholders.find({shown: json.dumps(values, default=str)}):
                 found.append((key.replace(f"{shown}.", f"{shown}: ", 1), value, why))
     return found

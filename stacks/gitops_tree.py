@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from stacks.data import parse_yaml_all
+
 _SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -43,7 +45,7 @@ def repo_url_issues(root: Path, folder: str, repo_url: str) -> list[tuple[str, A
     for path in sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in _SUFFIXES):
         shown = f"{folder}/{path.name}"
         try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            docs = parse_yaml_all(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
             issues.append(("repoUrl", repo_url, f"{shown} is not valid YAML ({err}); ArgoCD cannot sync it"))
             continue

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from model.records import PlanResult
+from stacks.data import read_yaml
 from tools.mocks import ROOT
 
 CHARTS = ROOT.parent / "shared" / "charts"
@@ -60,7 +61,7 @@ OPTIONAL: dict[str, frozenset[str]] = {
 
 
 def _load(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text()) or {}
+    return read_yaml(path) or {}
 
 
 def chart_dir(chart: str, version: str) -> Path:

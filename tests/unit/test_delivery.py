@@ -22,6 +22,7 @@ import yaml
 
 from analysis.helm import RenderError, render_chart
 from model.records import PlanResult
+from stacks.data import read_yaml
 from tests.schemas import validate_custom_resource
 from tools.mocks import ROOT, stack_names
 
@@ -49,7 +50,7 @@ def rel(path: Path) -> str:
 
 
 def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
+    return read_yaml(path)
 
 
 def helm_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,21 @@ LAUNCH_TIMEOUT_SECONDS = 600
 DRAIN_HEARTBEAT_SECONDS = 900
 
 
+@dataclass(frozen=True)
+class Hook:
+    name: str
+    transition: str
+    timeout: int
+    default_result: str
+
+
+# A launch the agent never confirms is abandoned; a termination goes on once the host is idle.
+HOOKS = (
+    Hook(LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING", LAUNCH_TIMEOUT_SECONDS, "ABANDON"),
+    Hook(TERMINATION_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", DRAIN_HEARTBEAT_SECONDS, "CONTINUE"),
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeployAgentArgs:
     identity: AwsIdentity
@@ -231,7 +246,7 @@ class DeployAgent(pulumi.ComponentResource):
         # keeps 100 % of its hosts in service and may run up to 200 % while replacing (AWS EC2 Auto
         # Scaling User Guide, "Instance maintenance policies"); max_size leaves that room, the
         # desired count stays `hosts`. The AWS provider starts a refresh and does not wait for it.
-        aws.autoscaling.Group(
+        hosts = aws.autoscaling.Group(
             f"{name}-hosts",
             name=group_name,
             vpc_zone_identifiers=args.private_subnet_ids,
@@ -251,27 +266,41 @@ class DeployAgent(pulumi.ComponentResource):
                 ),
             ),
             # Hooks given at creation hold the very first hosts too (a separate LifecycleHook
-            # resource would come after them); a group created before them: docs/upgrades.md.
+            # resource comes after them). terraform-provider-aws (internal/service/autoscaling/
+            # group.go) marks `initial_lifecycle_hook` ForceNew and never reads it back, so a change
+            # to it, or a group created before it, would replace this fixed-name group (AlreadyExists,
+            # or a delete that waits on the run doing it). The group ignores it after creation; the
+            # LifecycleHook resources below own the hooks from then on.
             initial_lifecycle_hooks=[
                 aws.autoscaling.GroupInitialLifecycleHookArgs(
-                    name=LAUNCH_HOOK,
-                    lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                    heartbeat_timeout=LAUNCH_TIMEOUT_SECONDS,
-                    default_result="ABANDON",
-                ),
-                aws.autoscaling.GroupInitialLifecycleHookArgs(
-                    name=TERMINATION_HOOK,
-                    lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
-                    heartbeat_timeout=DRAIN_HEARTBEAT_SECONDS,
-                    default_result="CONTINUE",
-                ),
+                    name=hook.name,
+                    lifecycle_transition=hook.transition,
+                    heartbeat_timeout=hook.timeout,
+                    default_result=hook.default_result,
+                )
+                for hook in HOOKS
             ],
             health_check_type="EC2",
             # The first `up` waits for hosts whose agent runs (the launch hook), up to its timeout.
             wait_for_capacity_timeout=f"{LAUNCH_TIMEOUT_SECONDS + 300}s",
             tags=[aws.autoscaling.GroupTagArgs(key="Name", value=f"{name}-host", propagate_at_launch=True)],
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["initialLifecycleHooks"])
+            ),
         )
+        for hook in HOOKS:
+            # PutLifecycleHook creates or updates in place (lifecycle_hook.go: Create and Update are
+            # both resourceLifecycleHookPut): it adopts the initial hook of a new group, adds the
+            # hooks to a group created without them, and changes a timeout without a replacement.
+            aws.autoscaling.LifecycleHook(
+                f"{name}-{hook.name}",
+                name=hook.name,
+                autoscaling_group_name=hosts.name,
+                lifecycle_transition=hook.transition,
+                heartbeat_timeout=hook.timeout,
+                default_result=hook.default_result,
+                opts=child,
+            )
 
         self.security_group_id = group.id
         self.register_outputs({"security_group_id": self.security_group_id})

@@ -59,6 +59,8 @@ class Registration:
     raw_inputs: dict[str, Any]
     # The `import` ID the program set (ResourceOptions.import_), if any.
     import_id: str | None = None
+    # The inputs the engine keeps from the state after creation (ResourceOptions.ignore_changes).
+    ignore_changes: list[str] = field(default_factory=list)
     # A packaged component's children as the offline engine built them from
     # platform/component-internals.yaml and the component's transforms changed them (analysis/internals.py).
     children: list[dict[str, Any]] = field(default_factory=list)

@@ -453,6 +453,7 @@ TYPE_KINDS: dict[str, tuple[str, ...] | str] = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": ("VPC endpoint",),
     "aws:ec2/launchTemplate:LaunchTemplate": ("launch template",),
     "aws:autoscaling/group:Group": ("Auto Scaling group", "instance"),
+    "aws:autoscaling/lifecycleHook:LifecycleHook": PART,
     "eks:index:Cluster": ("EKS cluster", "security group", "IAM role", "OIDC provider"),
     "aws:eks/cluster:Cluster": ("EKS cluster",),
     "eks:index:ManagedNodeGroup": ("EKS node group", "Auto Scaling group", "instance"),

@@ -118,6 +118,7 @@ class RecordingMonitor(_mocks.MockMonitor):
                     dependencies=sorted(set(request.dependencies)),
                     raw_inputs=_sorted_keys(_ints(json_format.MessageToDict(request.object))),
                     import_id=request.importId or None,
+                    ignore_changes=sorted(request.ignoreChanges),
                     children=self.children.pop((request.type, request.name), []),
                 )
             )

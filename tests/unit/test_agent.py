@@ -44,6 +44,28 @@ def test_an_upgrade_launches_the_new_host_before_the_old_one_goes(prod: PlanResu
     assert int(group.get("waitForCapacityTimeout").rstrip("s")) > launching["heartbeatTimeout"]
 
 
+def test_the_hooks_change_in_place_and_never_replace_the_fixed_name_group(prod: PlanResult) -> None:
+    """terraform-provider-aws internal/service/autoscaling/group.go: `initial_lifecycle_hook` is
+    ForceNew and Read never sets it, so a hook change (or a group made before the hooks) would replace
+    the group, whose name is fixed: AlreadyExists, or a delete waiting on the run itself. The group
+    ignores its initial hooks after creation; a LifecycleHook per hook (PutLifecycleHook, an
+    in-place create-or-update) owns them, same values, on the same group."""
+    group = one(prod, "aws:autoscaling/group:Group", "hosts")
+    assert "initialLifecycleHooks" in group.ignore_changes
+    managed = {
+        r.get("name"): r
+        for r in prod.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")
+        if r.parent == group.parent
+    }
+    assert set(managed) == {agent.LAUNCH_HOOK, agent.TERMINATION_HOOK}
+    for initial in group.get("initialLifecycleHooks"):
+        hook = managed[initial["name"]]
+        assert hook.get("autoscalingGroupName") == group.get("name")
+        assert {k: hook.get(k) for k in ("lifecycleTransition", "heartbeatTimeout", "defaultResult")} == {
+            k: initial[k] for k in ("lifecycleTransition", "heartbeatTimeout", "defaultResult")
+        }
+
+
 def test_the_boot_script_completes_the_hooks_of_its_own_group(prod: PlanResult) -> None:
     group = one(prod, "aws:autoscaling/group:Group", "hosts")
     policy = one(prod, "aws:iam/rolePolicy:RolePolicy", "host")

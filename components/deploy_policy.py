@@ -141,6 +141,9 @@ class DeployRoleData(BaseModel):
     policy_name: str = Field(alias="policyName", min_length=1, max_length=128)
     types: dict[str, tuple[str, ...]]
     invokes: dict[str, tuple[str, ...]]
+    # Provider calls that name no resource, with the IAM actions they make: each must be allowed on
+    # "*" (a grant on the stack's own ARNs does not cover a list call).
+    unscoped_calls: dict[str, tuple[str, ...]] = Field(alias="unscopedCalls")
     statements: tuple[Statement, ...]
     denies: tuple[Statement, ...]
     iam: IamGrants

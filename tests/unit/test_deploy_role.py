@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
 import json
 import re
 from collections.abc import Callable
@@ -150,6 +151,42 @@ def test_every_provider_call_is_granted(
     assert "aws:index/getCallerIdentity:getCallerIdentity" in program_invokes()
     problems = ungranted(program_invokes(), data.invokes, sent_policy(identity_plans[plan.stack], data))
     assert not problems, "\n".join(problems)
+
+
+def allowed_on_anything(policy: dict[str, Any], action: str) -> bool:
+    """Whether an Allow statement on "*" (no condition) grants `action`, and no Deny on "*" names it
+    (a Deny of named ARNs does not apply to a call that names none)."""
+
+    def matches(s: dict[str, Any]) -> bool:
+        return any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(s.get("Action", [])))
+
+    allowed = any(
+        matches(s) and "*" in listed(s["Resource"]) and not s.get("Condition") for s in statements(policy)
+    )
+    return allowed and not any(
+        matches(s) and "*" in listed(s["Resource"]) for s in statements(policy, "Deny")
+    )
+
+
+def test_every_call_that_names_no_resource_is_allowed_on_anything(
+    plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
+) -> None:
+    """A grant of `secretsmanager:*` on the stack's secrets does not allow ListSecrets, which names
+    no resource: prod's rebuild lookups (components/identity.py `existing`) failed as the deploy role
+    while every prefix was "granted". Each listed call's actions must be allowed on "*"."""
+    assert set(data.unscoped_calls) <= set(data.invokes)
+    assert {"aws:secretsmanager/getSecrets:getSecrets", "aws:ecr/getRepositories:getRepositories"} <= set(
+        data.unscoped_calls
+    )
+    policy = sent_policy(identity_plans[plan.stack], data)
+    missing = [
+        f"{token}: {action}"
+        for token, actions in data.unscoped_calls.items()
+        if token in program_invokes()
+        for action in actions
+        if not allowed_on_anything(policy, action)
+    ]
+    assert missing == []
 
 
 def test_the_sent_policy_keeps_iam_to_the_stack(

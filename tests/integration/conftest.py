@@ -201,6 +201,15 @@ def github_repository(repo_url: str) -> str:
     return f"{owner}/{name}"
 
 
+def remove_own_stack(workspace: Any, name: str, env: Mapping[str, str]) -> None:
+    """`stack rm`, then empty CI's stack file: the workflow's own-stack cleanup step then has nothing
+    to clean, instead of asking `make it-cleanup --stack` for a name that no longer exists (which
+    exits 1: an unknown name is refused, so a typo never passes as clean)."""
+    workspace.remove_stack(name)
+    if env.get(STACK_FILE):
+        Path(env[STACK_FILE]).write_text("")
+
+
 def it_config(
     region: str, api_cidr: str, gitops_repo: str, admin_role_arn: str, github_oidc_provider_arn: str | None
 ) -> dict[str, Any]:
@@ -332,7 +341,7 @@ def ephemeral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralSta
         for line in deleted:
             print(line)
         if not left:
-            stack.workspace.remove_stack(name)
+            remove_own_stack(stack.workspace, name, os.environ)
         failure = teardown_report(leaks, deleted, left)
         if failure:
             pytest.fail(f"{name}: {failure}")

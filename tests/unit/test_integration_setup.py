@@ -9,6 +9,7 @@ import base64
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -571,3 +572,27 @@ def test_the_weekly_workflow_gives_the_run_what_it_requires_and_cleans_its_own_k
     assert older == 'make it-cleanup ARGS="--older-than 0"'
     assert not any("--include-in-progress" in run for run in runs)
     assert all(step.get("if") == "always()" for step in job["steps"][-2:])
+
+
+class RecordingWorkspace:
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def remove_stack(self, name: str) -> None:
+        self.removed.append(name)
+
+
+def test_a_removed_stack_leaves_ci_nothing_to_clean(tmp_path: Path) -> None:
+    """The workflow's own-stack step runs `make it-cleanup --stack <name in the file>` whenever the
+    file is not empty, and the cleanup refuses a name the backend does not list (exit 1). After a
+    passing run the test removed the stack: the file must be empty then, or every green run's job
+    fails in its last step."""
+    stack_file = tmp_path / "it-stack"
+    stack_file.write_text("it-1234abcd")
+    workspace = RecordingWorkspace()
+    it.remove_own_stack(workspace, "it-1234abcd", {it.STACK_FILE: str(stack_file)})
+    assert workspace.removed == ["it-1234abcd"]
+    assert stack_file.read_text() == ""
+    # Outside CI there is no file to empty.
+    it.remove_own_stack(workspace, "it-5678abcd", {})
+    assert workspace.removed == ["it-1234abcd", "it-5678abcd"]

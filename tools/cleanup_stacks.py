@@ -4,8 +4,8 @@
 
 Needs the Pulumi CLI (logged in to the backend the tests used), AWS credentials, and, to clean the
 test's own Kubernetes objects first, `kubectl` and the `aws` CLI. Only stacks named `it-*` of this
-project are touched, each in its own region: the `aws:region` of its config (`--region`, default
-AWS_REGION, serves only a stack without one).
+project are touched, each in its own region: its AWS provider's region in the state, else the
+`aws:region` of its config (`--region`, default AWS_REGION, serves only a stack with neither).
 
 Which stacks. A run's liveness comes from the run itself, never from the backend: between `up` and
 `destroy` (the checks) a live run has no update in progress and a last update as recent as its
@@ -363,10 +363,34 @@ def clean_stack(
     return Outcome(summary.name, tuple(steps), (), (), tuple(report))
 
 
+def state_region(state: Any) -> str | None:
+    """The region of the stack's AWS provider as its state records it (`pulumi:providers:aws`
+    resources keep their `region` input). The state travels with the backend; the stack's config
+    file (`Pulumi.<stack>.yaml`, where the test's `set_all_config` wrote `aws:region`) exists only
+    in the checkout that created the stack (pulumi/pulumi pkg/cmd/pulumi/stack/io.go loads remote
+    config only for remote stacks)."""
+    for resource in _deployment(state).get("resources") or []:
+        if resource.get("type") == "pulumi:providers:aws":
+            region = (resource.get("inputs") or {}).get("region") or (resource.get("outputs") or {}).get(
+                "region"
+            )
+            if isinstance(region, str) and region:
+                return region
+    return None
+
+
 def stack_region(stack: StackOps, fallback: str | None) -> str | None:
-    """The region the stack's resources are in: its own `aws:region` (every `it-*` stack sets it,
-    tests/integration/conftest.py it_config), else `fallback` (--region / AWS_REGION). A developer's
-    run in another region than this machine's must be searched and deleted where it is."""
+    """The region the stack's resources are in: its AWS provider's, from the state (any machine
+    sees it), else its own `aws:region` config (every `it-*` stack sets it, tests/integration/
+    conftest.py it_config; only the creating checkout has the file), else `fallback` (--region /
+    AWS_REGION). A developer's run in another region than this machine's must be searched and
+    deleted where it is."""
+    try:
+        region = state_region(stack.export_stack())
+    except Exception:  # the SDK's CommandError: no state to read
+        region = None
+    if region:
+        return region
     try:
         value = stack.get_config("aws:region")
     except Exception:  # the SDK's CommandError: the key is not set
@@ -394,7 +418,10 @@ def clean_all(
             continue
         region = stack_region(stack, fallback_region)
         if region is None:
-            why = "no aws:region in the stack's config and no --region / AWS_REGION: where would it look?"
+            why = (
+                "no AWS provider region in the state, no aws:region in the stack's config and no "
+                "--region / AWS_REGION: where would it look?"
+            )
             outcomes.append(Outcome(summary.name, (), (why,)))
             continue
         outcome = clean_stack(summary, stack, remove, accounts(region), out)

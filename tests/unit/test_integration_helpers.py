@@ -563,6 +563,19 @@ def test_each_stack_is_searched_and_deleted_in_its_own_configured_region() -> No
     assert "delete vol-1" in log
 
 
+def test_another_machine_finds_the_region_in_the_state_not_in_a_config_file_it_lacks() -> None:
+    """Only the checkout that created a stack has its Pulumi.<stack>.yaml; the backend's state has
+    the AWS provider with its region. A colleague's cleanup from eu-west-1 must search us-east-2."""
+    log: list[str] = []
+    provider = {"type": "pulumi:providers:aws", "urn": "urn:provider", "inputs": {"region": "us-east-2"}}
+    exported = state()
+    exported["deployment"]["resources"].append(provider)
+    stacks = {"it-a": FakeStack("it-a", log, region=None, exported=exported)}
+    (outcome,), _ = run_cleanup(stacks, [Summary("it-a")], log, FakeAccount(log), fallback_region="eu-west-1")
+    assert outcome.report[0] == "region us-east-2"
+    assert [line for line in log if line.startswith("account(")] == ["account(us-east-2)"]
+
+
 def test_a_stack_without_a_region_anywhere_is_not_searched_blindly() -> None:
     log: list[str] = []
     (outcome,), _ = run_cleanup({"it-a": FakeStack("it-a", log, region=None)}, [Summary("it-a")], log)

@@ -15,6 +15,7 @@ role creates, and any instance or pod running as it, can do no more than the dep
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import string
 from dataclasses import dataclass
@@ -353,8 +354,17 @@ def identity_denies(
             "Sid": "NotTheDeployIdentity",
             "Effect": "Deny",
             "Action": _iam(IDENTITY_ROLE_DENY),
+            # The two roles by name only where a clipped name escapes the pattern: the policy is
+            # near IAM's 10,240-character quota, and a longer stack name repeats in every ARN.
             "Resource": sorted(
-                {identity.role_arn, identity.preview_role_arn, f"{arn}:role/{scope.prefix}-deployments-*"}
+                {
+                    pattern := f"{arn}:role/{scope.prefix}-deployments-*",
+                    *(
+                        role
+                        for role in (identity.role_arn, identity.preview_role_arn)
+                        if not fnmatch.fnmatchcase(role, pattern)
+                    ),
+                }
             ),
         },
         {

@@ -18,8 +18,11 @@ READ_VERBS = ("Describe", "List", "Get", "BatchGet")
 DATA_SERVICES = frozenset({"secretsmanager", "ssm", "s3", "kms", "dynamodb", "sqs"})
 # Actions AWS only authorizes on "*" (no resource-level permissions).
 STAR_ONLY = frozenset({"ecr:getauthorizationtoken", "sts:getcalleridentity", "pricing:getproducts"})
-# Condition keys that scope a "*" resource to tagged resources (attribute-based access control).
-SCOPING_KEY = re.compile(r"(^|:)(ResourceTag|RequestTag)/|^kms:ViaService$|^aws:SourceArn$", re.IGNORECASE)
+# Condition keys that scope a "*" resource to tagged resources (attribute-based access control), or
+# EC2 tagging to the call that creates the resource (`ec2:CreateAction` exists only there).
+SCOPING_KEY = re.compile(
+    r"(^|:)(ResourceTag|RequestTag)/|^kms:ViaService$|^aws:SourceArn$|^ec2:CreateAction$", re.IGNORECASE
+)
 
 
 def statements(value: Any) -> list[Mapping[str, Any]]:

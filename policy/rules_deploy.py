@@ -123,6 +123,26 @@ def _iam_problems(statement: Mapping[str, Any], *, boundary: bool = False) -> It
             )
 
 
+def _retag_problems(statement: Mapping[str, Any]) -> Iterator[str]:
+    """ec2:CreateTags that can put the stack's tags on an existing resource: the stack's
+    tag-conditioned ec2:* then owns it (stop another stack's instance, change its user data, attach
+    its volume). Allowed inside a create call (`ec2:CreateAction`), on what already carries a named
+    tag (aws:ResourceTag), or on security groups (the VPC's untagged default group is adopted; the
+    residual is in docs/deploy-role.md)."""
+    if not any(_matches([a], "ec2:CreateTags", actions=True) for a in iamdoc.actions(statement)):
+        return
+    keys = {key for _, key, _ in iamdoc.conditions(statement)}
+    if "ec2:CreateAction" in keys or any(k.lower().startswith("aws:resourcetag/") for k in keys):
+        return
+    if all(r.endswith(":security-group/*") for r in iamdoc.resources(statement)):
+        return
+    sid = get(statement, "Sid", "(no Sid)")
+    yield (
+        f"statement {sid} allows ec2:CreateTags on existing resources: a push could tag another "
+        "stack's resource into its own reach; condition it on ec2:CreateAction"
+    )
+
+
 def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) -> Iterator[str]:
     """Writes and data reads on "*" of a service whose resources the stack names or tags (in the
     boundary, a ceiling, reads are fine: nodes pull AWS's own add-on images from other accounts)."""
@@ -176,6 +196,8 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
                 yield f"the permissions boundary allows {action}: a bounded role could change IAM"
         yield from _iam_problems(statement, boundary=boundary)
         yield from _unscoped_problems(statement, boundary=boundary)
+        if not boundary:
+            yield from _retag_problems(statement)
     # The boundary too: the deploy role may PutRolePolicy on any bounded role of the stack, so
     # what the boundary allows of the identity, a push can give itself through that role.
     yield from identity_reach(policy, boundary_name=str(get(props, "name")) if boundary else None)

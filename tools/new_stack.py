@@ -59,11 +59,14 @@ _TAG_LINE = re.compile(r"^\s+tag:")
 IDENTITY_DIR = "identity"
 
 
-def first_up(stack: str, private: bool | None) -> str:
+def first_up(stack: str, private: bool | None, organization: str = "<org>") -> str:
     """How a new stack is created in Pulumi and deployed the first time: what the command prints
     last and docs/adding-a-stack.md step 4 quotes (tests/unit/test_new_commands.py compares them).
     `private`: the stack's API endpoint is private (then the first `up` is `make bootstrap`);
-    None: both cases, for the guide. The platform's roles need the identity stack's deploy role and
+    None: both cases, for the guide. `organization`: the stack's `deployments.organization`; a stack
+    name without it lands in the CLI's default organization, where the identity project's
+    Deployments settings (which name `<organization>/<project>/<stack>`) would not find it. The
+    platform's roles need the identity stack's deploy role and
     permissions boundary `<prefix>-boundary` (stacks/phase_base.py), so it comes first: `make plan`
     says so for every resource ("first up: <IDENTITY_FIRST>", analysis/appliers.py)."""
     up = f"`make up STACK={stack}` (from inside `cluster.publicAccessCidrs`)"
@@ -75,7 +78,8 @@ def first_up(stack: str, private: bool | None) -> str:
         f"as in prod) {bootstrap}",
     }[private]
     return (
-        f"`pulumi stack init {stack}` and `pulumi -C {IDENTITY_DIR} stack init {stack}`; set any secrets "
+        f"`pulumi stack init {organization}/{stack}` and `pulumi -C {IDENTITY_DIR} stack init "
+        f"{organization}/{stack}` (the organization of `deployments.organization`); set any secrets "
         f"(`pulumi config set --secret alertReceiverUrl https://...`); an admin runs "
         f"`make up PROJECT=identity STACK={stack}` first: the deploy role and the permissions boundary "
         f"that every role of the stack carries (`make plan STACK={stack}` gives each resource's first up "
@@ -282,12 +286,14 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     if found:
         lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
         lines += placeholder_lines(found)
-    public = (pyyaml.safe_load(kept.read_text())["config"].get(f"{project}:cluster") or {}).get(
+    kept_config = pyyaml.safe_load(kept.read_text())["config"]
+    public = (kept_config.get(f"{project}:cluster") or {}).get(
         "endpointPublicAccess", ClusterConfig.model_fields["endpoint_public_access"].default
     )
+    organization = str((kept_config.get(f"{project}:deployments") or {}).get("organization") or "<org>")
     lines += [
         f"Next: `make plan STACK={name}`, `make test`, then commit. Then (docs/adding-a-stack.md, step 4): "
-        + first_up(name, private=public is not True),
+        + first_up(name, private=public is not True, organization=organization),
         "The services' workflows build into dev and promote to prod: a stack that should receive images "
         "needs its own promotion step.",
     ]

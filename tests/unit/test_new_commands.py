@@ -138,7 +138,12 @@ def test_the_new_stack_says_its_first_up_comes_after_its_identity_as_the_guide_d
     printed = _words((repo.parent / "printed.txt").read_text())
     public = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["eks-platform:cluster"]
     assert public["endpointPublicAccess"] is True
-    assert _words(new_stack.first_up(STACK, private=False)) in printed
+    organization = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"][
+        "eks-platform:deployments"
+    ]["organization"]
+    # In the organization the identity project's Deployments settings name, not the CLI's default.
+    assert _words(new_stack.first_up(STACK, private=False, organization=organization)) in printed
+    assert f"pulumi stack init {organization}/{STACK}" in printed
     assert f"make up PROJECT=identity STACK={STACK}" in printed
     assert f"`make bootstrap STACK={STACK}`" in new_stack.first_up(STACK, private=True)
     guide = _words((ROOT / "docs" / "adding-a-stack.md").read_text())

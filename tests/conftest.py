@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from typing import Any
 
 import pytest
@@ -18,6 +19,13 @@ from tests.skips import pytest_terminal_summary  # noqa: F401 (a hook: pytest fi
 from tools.mocks import project_name, run_stack, stack_config, stack_names
 
 STACKS = tuple(stack_names())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """moto loads its catalogue of public AMIs into every region's EC2 backend it starts (a third of
+    the moto tests' time); the tests launch from an image ID of their own, which moto does not
+    check unless MOTO_ENABLE_AMI_VALIDATION is set (moto/settings.py)."""
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

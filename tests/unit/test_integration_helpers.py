@@ -86,7 +86,7 @@ def test_finds_pvc_volumes_by_either_tag_karpenter_instances_log_groups_and_imag
         Size=10,
         TagSpecifications=tag_spec("volume", {"platform:stack": STACK}),
     )["VolumeId"]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = "ami-0123456789abcdef0"  # not validated (moto: MOTO_ENABLE_AMI_VALIDATION off)
     (instance,) = ec2.run_instances(
         ImageId=image,
         MinCount=1,
@@ -119,7 +119,7 @@ def test_finds_pvc_volumes_by_either_tag_karpenter_instances_log_groups_and_imag
 
 def test_terminated_instances_are_not_leaks(aws: boto3.Session) -> None:
     ec2 = aws.client("ec2")
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = "ami-0123456789abcdef0"  # not validated (moto: MOTO_ENABLE_AMI_VALIDATION off)
     (instance,) = ec2.run_instances(
         ImageId=image,
         MinCount=1,
@@ -827,7 +827,7 @@ def test_every_kind_a_stack_leaves_is_found_by_its_tags_or_names_and_deleted(aws
 
 def test_instances_and_their_groups_are_found_and_deleted(aws: boto3.Session) -> None:
     ec2 = aws.client("ec2")
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = "ami-0123456789abcdef0"  # not validated (moto: MOTO_ENABLE_AMI_VALIDATION off)
     template = ec2.create_launch_template(LaunchTemplateName="ng", LaunchTemplateData={"ImageId": image})
     aws.client("autoscaling").create_auto_scaling_group(
         AutoScalingGroupName="eks-system-1",

@@ -66,6 +66,13 @@ AGENT_TOKEN_READ = "secretsmanager:GetSecretValue"  # noqa: S105 - an action, no
 AGENT_TOKEN_KEY_READ = "kms:Decrypt"  # noqa: S105
 # The key aliases' actions (the token key's alias is under the stack's prefix, OwnKeyAliases).
 ALIAS_ACTIONS = ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias")
+# The only IAM actions the boundary may allow (policy/rules_deploy.py fails any other): a role
+# of the stack reads instance profiles, passes the node role to EC2, and lets Elastic Load
+# Balancing create its service-linked role. No IAM write, so no role of the stack changes a
+# boundary or a role.
+BOUNDARY_IAM = frozenset(
+    {"iam:CreateServiceLinkedRole", "iam:GetInstanceProfile", "iam:ListInstanceProfiles", "iam:PassRole"}
+)
 # The placeholders a statement's resources and condition values may use (StackScope.fill).
 PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
 # The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
@@ -77,11 +84,14 @@ class Statement(BaseModel):
     """One statement of the data file (Allow, or Deny under `denies`); `why` is required when it
     reaches "*"."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     sid: str = Field(pattern=r"^[A-Za-z0-9]+$")
     actions: tuple[str, ...] = Field(min_length=1)
-    resources: tuple[str, ...] = Field(min_length=1)
+    # Exactly one of the two: the resources it applies to, or (a Deny only) every resource but
+    # these (IAM JSON policy elements: NotResource).
+    resources: tuple[str, ...] = ()
+    not_resources: tuple[str, ...] = Field(default=(), alias="notResources")
     condition: dict[str, dict[str, str | tuple[str, ...]]] | None = None
     why: str | None = None
     # False: the boundary does not copy this statement of the role (boundary.extra holds a
@@ -89,9 +99,16 @@ class Statement(BaseModel):
     boundary: bool = True
 
     @model_validator(mode="after")
+    def _resources_or_not_resources(self) -> Statement:
+        if bool(self.resources) == bool(self.not_resources):
+            raise ValueError(f"statement {self.sid}: give exactly one of `resources` and `notResources`")
+        return self
+
+    @model_validator(mode="after")
     def _known_placeholders(self) -> Statement:
-        values = [*self.resources]
+        values = [*self.resources, *self.not_resources]
         for entries in (self.condition or {}).values():
+            values.extend(entries)  # keys too: aws:ResourceTag/kubernetes.io/cluster/{cluster}
             for v in entries.values():
                 values.extend([v] if isinstance(v, str) else v)
         used = {name for v in values for _, name, _, _ in string.Formatter().parse(v) if name is not None}
@@ -149,6 +166,15 @@ class DeployRoleData(BaseModel):
     denies: tuple[Statement, ...]
     iam: IamGrants
     boundary: BoundaryData
+
+    @model_validator(mode="after")
+    def _not_resources_only_deny(self) -> DeployRoleData:
+        if allows := [s.sid for s in (*self.statements, *self.boundary.extra) if s.not_resources]:
+            raise ValueError(
+                f"statements {', '.join(allows)}: notResources only in a Deny (denies, boundary.denies); "
+                "an Allow of every resource but a few is not least privilege"
+            )
+        return self
 
     @model_validator(mode="after")
     def _managed_policies_are_described(self) -> DeployRoleData:
@@ -234,12 +260,16 @@ def _statement(s: Statement, scope: StackScope, effect: str = "Allow") -> dict[s
         "Sid": s.sid,
         "Effect": effect,
         "Action": list(s.actions),
-        "Resource": [scope.fill(r) for r in s.resources],
     }
+    if s.not_resources:
+        out["NotResource"] = [scope.fill(r) for r in s.not_resources]
+    else:
+        out["Resource"] = [scope.fill(r) for r in s.resources]
     if s.condition:
         out["Condition"] = {
             op: {
-                k: scope.fill(v) if isinstance(v, str) else [scope.fill(x) for x in v] for k, v in kv.items()
+                scope.fill(k): scope.fill(v) if isinstance(v, str) else [scope.fill(x) for x in v]
+                for k, v in kv.items()
             }
             for op, kv in s.condition.items()
         }
@@ -331,21 +361,27 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployId
 
 
 def identity_denies(
-    scope: StackScope, identity: DeployIdentity, *, agent_reads: bool = False
+    scope: StackScope, identity: DeployIdentity, *, in_boundary: bool = False
 ) -> list[dict[str, Any]]:
     """The identity project's resources inside the stack's reach, denied: the deploy role itself,
     the preview role (and any role named `<prefix>-deployments-*`), the pool's token secret and its
     key, and the boundary policy. Both the deploy role's policy and the boundary carry them: the
     deploy role may PutRolePolicy on any bounded role of the stack (the agent hosts' role, whose
     user data it controls), and the boundary's own grants (`secretsmanager:*` on `<prefix>/*`,
-    `kms:*` on the stack's tagged keys) reach the token and its key. `agent_reads` (the boundary)
-    leaves the agent hosts' two reads of the token (AGENT_TOKEN_READ, AGENT_TOKEN_KEY_READ): the
-    deploy role, which writes the hosts' user data, could read it through them anyway."""
+    `kms:*` on the stack's tagged keys, PassRole on `<prefix>-*`) reach the token, its key and the
+    identity roles. `in_boundary` leaves the agent hosts' two reads of the token (AGENT_TOKEN_READ,
+    AGENT_TOKEN_KEY_READ: the deploy role, which writes the hosts' user data, could read it through
+    them anyway), and drops what the boundary never allows in the first place (its only IAM
+    allows are BOUNDARY_IAM; the pack fails any other, policy/rules_deploy.py): of the identity
+    roles only PassRole is denied, the boundary policy needs no Deny of its own, and the token key's
+    alias none (the boundary allows no alias action). The boundary is
+    a managed policy, held to 6,144 characters (MANAGED_POLICY_MAX)."""
     token, key = (
         ({"NotAction": AGENT_TOKEN_READ}, {"NotAction": AGENT_TOKEN_KEY_READ})
-        if agent_reads
+        if in_boundary
         else ({"Action": "secretsmanager:*"}, {"Action": "kms:*"})
     )
+    role_actions = ("PassRole",) if in_boundary else IDENTITY_ROLE_DENY
     arn = scope.iam_arn
     secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
     kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
@@ -353,7 +389,7 @@ def identity_denies(
         {
             "Sid": "NotTheDeployIdentity",
             "Effect": "Deny",
-            "Action": _iam(IDENTITY_ROLE_DENY),
+            "Action": _iam(role_actions),
             # The two roles by name only where a clipped name escapes the pattern: the policy is
             # near IAM's 10,240-character quota, and a longer stack name repeats in every ARN.
             "Resource": sorted(
@@ -380,34 +416,44 @@ def identity_denies(
             "Resource": f"{kms}:key/*",
             "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": identity.token_key_alias}},
         },
-        {
-            "Sid": "NotTheAgentTokenKeyAlias",
-            "Effect": "Deny",
-            "Action": list(ALIAS_ACTIONS),
-            "Resource": f"{kms}:{identity.token_key_alias}",
-        },
-        {
-            "Sid": "KeepTheBoundaryPolicy",
-            "Effect": "Deny",
-            "Action": _iam(BOUNDARY_POLICY_DENY),
-            "Resource": boundary_arn(scope),
-        },
+        # The boundary allows no alias action (OwnKeyAliases is the deploy role's alone).
+        *(
+            []
+            if in_boundary
+            else [
+                {
+                    "Sid": "NotTheAgentTokenKeyAlias",
+                    "Effect": "Deny",
+                    "Action": list(ALIAS_ACTIONS),
+                    "Resource": f"{kms}:{identity.token_key_alias}",
+                }
+            ]
+        ),
+        *(
+            []
+            if in_boundary
+            else [
+                {
+                    "Sid": "KeepTheBoundaryPolicy",
+                    "Effect": "Deny",
+                    "Action": _iam(BOUNDARY_POLICY_DENY),
+                    "Resource": boundary_arn(scope),
+                }
+            ]
+        ),
     ]
 
 
 def boundary_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity) -> str:
     """The stack's permissions boundary: the most any role the stack creates may ever do, never
-    the identity project's resources (identity_denies)."""
+    the identity project's resources (identity_denies). Of IAM it allows only BOUNDARY_IAM, so no
+    role of the stack can remove its boundary or change the boundary policy: that needs no Deny
+    (an action the boundary does not allow is denied; IAM User Guide, "Permissions boundaries for
+    IAM entities", the effective permissions are the intersection)."""
     statements: list[dict[str, Any]] = [
         *(_statement(s, scope) for s in (*data.statements, *data.boundary.extra) if s.boundary),
         *(_statement(s, scope, "Deny") for s in data.boundary.denies),
-        {
-            "Sid": "NoBoundaryEscape",
-            "Effect": "Deny",
-            "Action": _iam(("DeleteRolePermissionsBoundary", "PutRolePermissionsBoundary")),
-            "Resource": "*",
-        },
-        *identity_denies(scope, identity, agent_reads=True),
+        *identity_denies(scope, identity, in_boundary=True),
     ]
     return _document(statements)
 

@@ -167,7 +167,9 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
         "roles only with the boundary condition, condition PassRole and service-linked roles, use "
         'no "*" for an action the stack can scope, grant nothing account-level, fit IAM\'s size limits, '
         "and leave the identity project's resources alone (the deploy and preview roles, the agent "
-        "token secret and its key, the boundary, Pulumi's OIDC provider)."
+        "token secret and its key, the boundary, Pulumi's OIDC provider). The boundary keeps its "
+        "service wildcards to the stack's region and denies changes to EC2 resources and load "
+        "balancers that carry neither the stack's tag nor its cluster's, and nothing its controllers need."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: grant least privilege; iam:PassedToService, iam:AWSServiceName"),
@@ -201,6 +203,8 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
     # The boundary too: the deploy role may PutRolePolicy on any bounded role of the stack, so
     # what the boundary allows of the identity, a push can give itself through that role.
     yield from identity_reach(policy, boundary_name=str(get(props, "name")) if boundary else None)
+    if boundary:
+        yield from foreign_reach(policy)
     limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
     if (size := compact_size(policy)) > limit:
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
@@ -281,10 +285,14 @@ _ACCOUNT = re.compile(r"^arn:([a-z-]+):[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
 _REGIONAL = re.compile(r"^arn:[a-z-]+:(?:secretsmanager|kms|logs):([a-z0-9-]+):\d{12}:")
 
 
-def _deny_applies(statement: Mapping[str, Any], context: Mapping[str, list[str]]) -> bool:
-    """Whether a Deny's conditions hold for the request `context`. Only the string and ARN
-    equality and pattern operators are evaluated; any other condition (or a key the context
-    lacks) counts as not holding, so an unknown Deny never hides an Allow."""
+def _deny_applies(
+    statement: Mapping[str, Any], context: Mapping[str, list[str]], *, negated: bool = False
+) -> bool:
+    """Whether a Deny's conditions hold for the request `context`. The string and ARN equality
+    and pattern operators are evaluated; with `negated`, also `Null` and `StringNotEquals` (true
+    when the key is absent: IAM User Guide, "Condition operators", negated matching), for a
+    context that lists every key the request has. Any other condition (or, without `negated`, a
+    key the context lacks) counts as not holding, so an unknown Deny never hides an Allow."""
     for operator, key, values in iamdoc.conditions(statement):
         op = operator.split(":", 1)[1] if operator.startswith("ForAnyValue:") else operator
         given = context.get(key, [])
@@ -292,11 +300,24 @@ def _deny_applies(statement: Mapping[str, Any], context: Mapping[str, list[str]]
             ok = any(v in values for v in given)
         elif op in ("StringLike", "ArnLike"):
             ok = any(fnmatch.fnmatchcase(v, p) for v in given for p in values)
+        elif negated and op == "Null":
+            ok = (not given) == (values == ["true"])
+        elif negated and op == "StringNotEquals":
+            ok = not any(v in values for v in given)
         else:
             ok = False
         if not ok:
             return False
     return True
+
+
+def _resource_hit(statement: Mapping[str, Any], resource: str) -> bool:
+    """Whether `resource` is in the statement: listed under Resource, or not listed under
+    NotResource (IAM User Guide, "IAM JSON policy elements: NotResource")."""
+    not_resource = get(statement, "NotResource")
+    if not_resource is not None:
+        return not _matches([str(r) for r in items(not_resource)], resource, actions=False)
+    return _matches(iamdoc.resources(statement), resource, actions=False)
 
 
 def _action_hit(statement: Mapping[str, Any], action: str) -> bool:
@@ -308,17 +329,21 @@ def _action_hit(statement: Mapping[str, Any], action: str) -> bool:
     return _matches(iamdoc.actions(statement), action, actions=True)
 
 
-def permits(policy: Any, action: str, resource: str, context: Mapping[str, list[str]]) -> bool:
+def permits(
+    policy: Any, action: str, resource: str, context: Mapping[str, list[str]], *, negated: bool = False
+) -> bool:
     """Whether `policy` allows `action` on `resource`: an Allow matches (its conditions assumed
-    met: the worst case) and no Deny that holds for `context` matches."""
+    met: the worst case) and no Deny that holds for `context` matches (`negated`: _deny_applies)."""
 
     def hit(s: Mapping[str, Any]) -> bool:
-        return _action_hit(s, action) and _matches(iamdoc.resources(s), resource, actions=False)
+        return _action_hit(s, action) and _resource_hit(s, resource)
 
     docs = iamdoc.statements(policy)
     if not any(iamdoc.allows(s) and hit(s) for s in docs):
         return False
-    return not any(get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context) for s in docs)
+    return not any(
+        get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context, negated=negated) for s in docs
+    )
 
 
 def _owner(policy: Any, boundary_name: str | None) -> tuple[str, str, str] | None:
@@ -373,6 +398,100 @@ def identity_reach(policy: Any, *, boundary_name: str | None = None) -> Iterator
                     f"lets {who} {action} on {resource}: the identity project's {what}, "
                     "which only admins change (make up PROJECT=identity)"
                 )
+
+
+# What the boundary must deny on resources of another stack or cluster (no `platform:stack` tag of
+# the stack, no `kubernetes.io/cluster/<cluster>` tag; review 19, round 2), where its ceiling
+# allows the service on "*": (action, resource template; {p} partition, {r} region, {a} account).
+FOREIGN_PROBES: tuple[tuple[str, str], ...] = (
+    *(
+        (a, "arn:{p}:ec2:{r}:{a}:instance/i-0f0f0f0f0f0f0f0f0")
+        for a in (
+            "ec2:TerminateInstances",
+            "ec2:StopInstances",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:AssociateIamInstanceProfile",
+            "ec2:CreateTags",
+        )
+    ),
+    *(
+        (a, "arn:{p}:ec2:{r}:{a}:volume/vol-0f0f0f0f0f0f0f0f0")
+        for a in ("ec2:DeleteVolume", "ec2:AttachVolume")
+    ),
+    *(
+        (a, "arn:{p}:ec2:{r}:{a}:security-group/sg-0f0f0f0f0f0f0f0f0")
+        for a in ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
+    ),
+    ("ec2:DeleteVpc", "arn:{p}:ec2:{r}:{a}:vpc/vpc-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateRoute", "arn:{p}:ec2:{r}:{a}:route-table/rtb-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateLaunchTemplateVersion", "arn:{p}:ec2:{r}:{a}:launch-template/lt-0f0f0f0f0f0f0f0f0"),
+    (
+        "elasticloadbalancing:DeleteLoadBalancer",
+        "arn:{p}:elasticloadbalancing:{r}:{a}:loadbalancer/net/x/0f0f",
+    ),
+    ("elasticloadbalancing:RegisterTargets", "arn:{p}:elasticloadbalancing:{r}:{a}:targetgroup/x/0f0f"),
+)
+# What those denies must leave to the stack's own controllers (Karpenter, the EBS CSI driver, the
+# VPC CNI, the control plane): (action, resource template, request context; {c} the cluster). A
+# negated condition also holds for a call that names no resource (no resource tag), so a Deny
+# that matched a Describe, or a create's new resource, would stop them all.
+OWN_PROBES: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
+    ("ec2:DescribeInstances", "*", {}),
+    ("ec2:RunInstances", "arn:{p}:ec2:{r}:{a}:instance/*", {}),
+    ("ec2:CreateLaunchTemplate", "arn:{p}:ec2:{r}:{a}:launch-template/*", {}),
+    ("ec2:CreateTags", "arn:{p}:ec2:{r}:{a}:instance/*", {"ec2:CreateAction": ["RunInstances"]}),
+    ("ec2:CreateTags", "arn:{p}:ec2:{r}:{a}:network-interface/eni-0f0f0f0f0f0f0f0f0", {}),
+    ("ec2:DeleteNetworkInterface", "arn:{p}:ec2:{r}:{a}:network-interface/eni-0f0f0f0f0f0f0f0f0", {}),
+    *(
+        (a, r, {"aws:ResourceTag/kubernetes.io/cluster/{c}": ["owned"]})
+        for a, r in FOREIGN_PROBES
+        if a != "ec2:CreateTags"
+    ),
+)
+_CLUSTER_ARN = re.compile(r"^arn:([a-z-]+):eks:([a-z0-9-]+):(\d{12}):cluster/([^/*?]+)$")
+
+
+def foreign_reach(boundary: Any) -> Iterator[str]:
+    """What the permissions boundary lets any role of the stack do outside it: a service wildcard
+    on "*" in any region, or a change to another stack's EC2 resources or load balancers; and what
+    its denies take from the stack's own controllers."""
+    docs = iamdoc.statements(boundary)
+    for s in docs:
+        wildcards = [a for a in iamdoc.actions(s) if a.endswith(":*")]
+        if iamdoc.allows(s) and wildcards and "*" in iamdoc.resources(s):
+            keys = {key.lower() for _, key, _ in iamdoc.conditions(s)}
+            if "aws:requestedregion" not in keys:
+                yield (
+                    f'statement {get(s, "Sid", "(no Sid)")} allows {", ".join(wildcards)} on "*" in every '
+                    "region: condition it on aws:RequestedRegion (the stack's region)"
+                )
+    cluster = next(
+        (m for s in docs if iamdoc.allows(s) for r in iamdoc.resources(s) if (m := _CLUSTER_ARN.match(r))),
+        None,
+    )
+    if cluster is None:
+        return  # no cluster of the stack in the boundary: nothing of its own to probe
+    fill = {"p": cluster.group(1), "r": cluster.group(2), "a": cluster.group(3), "c": cluster.group(4)}
+    for action, template in FOREIGN_PROBES:
+        resource = template.format(**fill)
+        if permits(boundary, action, resource, {}, negated=True):
+            yield (
+                f"lets any role of the stack (the boundary) {action} on {resource}, a resource of "
+                f"neither the stack nor its cluster: deny it where it has neither tag"
+            )
+    for action, template, context in OWN_PROBES:
+        service = action.split(":", 1)[0]
+        if not any(
+            iamdoc.allows(s) and _action_hit(s, f"{service}:*") and "*" in iamdoc.resources(s) for s in docs
+        ):
+            continue  # the boundary does not serve this service on "*"
+        resource = template.format(**fill)
+        ctx = {k.format(**fill): v for k, v in context.items()}
+        if not permits(boundary, action, resource, ctx, negated=True):
+            yield (
+                f"denies {action} on {resource} with {ctx or 'no tags'} to the stack's own controllers: "
+                "a Deny on foreign resources must name only actions on existing, tagged resources"
+            )
 
 
 def outside_boundary(policy: Any, boundary: Any) -> list[str]:

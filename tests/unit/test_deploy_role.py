@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from components.deploy_policy import BOUNDARY_SUFFIX as DEPLOY_BOUNDARY_SUFFIX
 from components.deploy_policy import (
+    BOUNDARY_IAM,
     MANAGED_POLICY_MAX,
     DeployIdentity,
     DeployRoleData,
@@ -28,6 +28,7 @@ from components.deploy_policy import (
     boundary_arn,
     deploy_policy,
 )
+from components.deploy_policy import BOUNDARY_SUFFIX as DEPLOY_BOUNDARY_SUFFIX
 from components.deploy_roles import agent_token_secret_name
 from model.records import PlanResult
 from policy.model import Level
@@ -39,6 +40,7 @@ from policy.rules_deploy import (
     compact_size,
     identity_reach,
     outside_boundary,
+    permits,
 )
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
@@ -583,18 +585,20 @@ def test_the_boundary_allows_no_iam_write_and_no_escape(
     plan: PlanResult, identity_plans: dict[str, PlanResult]
 ) -> None:
     boundary = json.loads(boundary_of(identity_plans[plan.stack]).get("policy"))
-    iam = sorted({a for s in statements(boundary) for a in listed(s["Action"]) if a.startswith("iam:")})
-    assert iam == [
-        "iam:CreateServiceLinkedRole",
-        "iam:GetInstanceProfile",
-        "iam:ListInstanceProfiles",
-        "iam:PassRole",
-    ]
-    denied = {s["Sid"]: s for s in statements(boundary, "Deny")}
-    assert {"iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"} <= set(
-        denied["NoBoundaryEscape"]["Action"]
-    )
-    assert denied["KeepTheBoundaryPolicy"]["Resource"] == boundary_arn(plan_scope(plan))
+    iam = {a for s in statements(boundary) for a in listed(s["Action"]) if a.startswith("iam:")}
+    assert iam == BOUNDARY_IAM
+    # So no role of the stack removes its boundary or changes the boundary policy: the boundary
+    # allows neither, and needs no Deny for it (the effective permissions are the intersection).
+    scope = plan_scope(plan)
+    own_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{scope.prefix}-karpenter"
+    for action, resource in (
+        ("iam:DeleteRolePermissionsBoundary", own_role),
+        ("iam:PutRolePermissionsBoundary", own_role),
+        ("iam:PutRolePolicy", own_role),
+        ("iam:CreatePolicyVersion", boundary_arn(scope)),
+        ("iam:SetDefaultPolicyVersion", boundary_arn(scope)),
+    ):
+        assert not permits(boundary, action, resource, {}), action
     assert compact_size(json.dumps(boundary)) <= MANAGED_POLICY_MAX
 
 
@@ -923,12 +927,23 @@ def test_every_identity_deny_of_the_role_is_in_the_boundary(identity_plans: dict
     ]
     role = {s.get("Sid"): s for s in json.loads(role_policy.get("policy"))["Statement"]}
     boundary = {s.get("Sid"): s for s in json.loads(boundary_of(identity).get("policy"))["Statement"]}
-    sids = ("NotTheDeployIdentity", "NotTheAgentToken", "NotTheAgentTokenKey", "NotTheAgentTokenKeyAlias")
-    for sid in (*sids, "KeepTheBoundaryPolicy"):
+    sids = ("NotTheDeployIdentity", "NotTheAgentToken", "NotTheAgentTokenKey")
+    for sid in sids:
         assert boundary[sid]["Effect"] == "Deny" and boundary[sid]["Resource"] == role[sid]["Resource"], sid
         assert boundary[sid].get("Condition") == role[sid].get("Condition"), sid
     assert boundary["NotTheAgentToken"]["NotAction"] == "secretsmanager:GetSecretValue"
     assert boundary["NotTheAgentTokenKey"]["NotAction"] == "kms:Decrypt"
+    # Of the identity roles the boundary allows only PassRole; the boundary policy and the token
+    # key's alias it does not allow at all, so their Denies would be dead weight in a policy held
+    # to 6,144 characters. Every action of the role's own Deny stays out of reach.
+    assert boundary["NotTheDeployIdentity"]["Action"] == ["iam:PassRole"]
+    bounded = json.loads(boundary_of(identity).get("policy"))
+    for sid in (*sids, "NotTheAgentTokenKeyAlias", "KeepTheBoundaryPolicy"):
+        for action in listed(role[sid]["Action"]):
+            if action in ("secretsmanager:*", "kms:*"):
+                continue  # the token's two boot reads are left to roles (above)
+            for resource in listed(role[sid]["Resource"]):
+                assert not permits(bounded, action, resource.replace("*", "x"), {}), (sid, action, resource)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -1012,3 +1027,192 @@ def test_no_push_can_tag_a_foreign_resource_into_the_stacks_reach(
             continue
         loose.append(s["Sid"])
     assert loose == []
+
+
+# -- the boundary keeps every role of the stack off other stacks' EC2 and load balancers ----------
+# (review 19, round 2: Ec2Ceiling and LoadBalancers allowed ec2:* and elasticloadbalancing:* on "*"
+# in every region, so the agent hosts' role, whose policy and user data a push controls, could stop,
+# re-role or re-route another stack's instances and networks.)
+
+
+def _boundary_with(plan: PlanResult, change: Callable[[dict[str, Any]], dict[str, Any]]) -> PlanResult:
+    return replace_input(
+        plan,
+        BOUNDARY_TYPE,
+        lambda r: str(r.get("name")).endswith("-boundary"),
+        "policy",
+        lambda p: json.dumps(change(json.loads(p))),
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_boundary_denies_other_stacks_ec2_and_load_balancers(
+    identity_plans: dict[str, PlanResult], stack: str
+) -> None:
+    plan = identity_plans[stack]
+    boundary = json.loads(boundary_of(plan).get("policy"))
+    cluster = f"eks-platform-{stack}"
+    region = "eu-west-1"
+    foreign: dict[str, list[str]] = {}  # no tag of the stack, none of its cluster
+    own = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": ["owned"]}
+    ours = {"aws:ResourceTag/platform:stack": [stack]}
+    other = {"aws:ResourceTag/platform:stack": ["other"]}
+    instance = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/i-0123456789abcdef0"
+    volume = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:volume/vol-0123456789abcdef0"
+    eni = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:network-interface/eni-0123456789abcdef0"
+    lb = f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/app/other/0123"
+    for action, resource in (
+        ("ec2:TerminateInstances", instance),
+        ("ec2:ModifyInstanceAttribute", instance),
+        ("ec2:ReplaceIamInstanceProfileAssociation", instance),
+        ("ec2:CreateTags", instance),
+        ("ec2:AttachVolume", volume),
+        ("elasticloadbalancing:DeleteLoadBalancer", lb),
+    ):
+        for context in (foreign, other):
+            assert not permits(boundary, action, resource, context, negated=True), (action, context)
+        for context in (own, ours):
+            if action != "ec2:CreateTags":
+                assert permits(boundary, action, resource, context, negated=True), (action, context)
+    # What the controllers do on resources that carry neither tag yet, or never do.
+    assert permits(boundary, "ec2:DescribeInstances", "*", {}, negated=True)
+    assert permits(boundary, "ec2:RunInstances", instance, {}, negated=True)
+    assert permits(boundary, "ec2:CreateTags", instance, {"ec2:CreateAction": ["RunInstances"]}, negated=True)
+    assert permits(boundary, "ec2:CreateTags", eni, {}, negated=True)  # the VPC CNI tags its own ENIs
+    # And only in the stack's region.
+    for s in statements(boundary):
+        if any(a.endswith(":*") for a in listed(s["Action"])) and "*" in listed(s["Resource"]):
+            assert s["Condition"]["StringEquals"]["aws:RequestedRegion"] == region, s["Sid"]
+    assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
+
+
+def test_the_pack_fails_a_boundary_without_the_foreign_denies(identity_plans: dict[str, PlanResult]) -> None:
+    def without(policy: dict[str, Any]) -> dict[str, Any]:
+        policy["Statement"] = [s for s in policy["Statement"] if not s["Sid"].startswith("Foreign")]
+        return policy
+
+    messages = _rule(evaluate(_boundary_with(identity_plans["dev"], without)), "deploy-role-least-privilege")
+    for action in (
+        "ec2:TerminateInstances",
+        "ec2:CreateTags",
+        "ec2:AttachVolume",
+        "elasticloadbalancing:DeleteLoadBalancer",
+    ):
+        assert any(
+            f"(the boundary) {action} on " in m and "neither the stack nor its cluster" in m for m in messages
+        ), (
+            action,
+            messages,
+        )
+
+
+def test_the_pack_fails_a_boundary_wildcard_in_every_region(identity_plans: dict[str, PlanResult]) -> None:
+    def everywhere(policy: dict[str, Any]) -> dict[str, Any]:
+        for s in policy["Statement"]:
+            if s["Sid"] == "Ec2Ceiling":
+                del s["Condition"]
+        return policy
+
+    messages = _rule(
+        evaluate(_boundary_with(identity_plans["dev"], everywhere)), "deploy-role-least-privilege"
+    )
+    assert any('statement Ec2Ceiling allows ec2:* on "*" in every region' in m for m in messages), messages
+
+
+def test_the_pack_fails_a_foreign_deny_that_stops_the_controllers(
+    identity_plans: dict[str, PlanResult],
+) -> None:
+    """A negated condition holds for a call that names no resource (no tag to compare), so a
+    Deny by wildcard that also matches a Describe or a create denies it to every controller."""
+
+    def greedy(policy: dict[str, Any]) -> dict[str, Any]:
+        for s in policy["Statement"]:
+            if s["Sid"] == "ForeignEc2":
+                s["Action"] = [*s["Action"], "ec2:*Instances"]
+        return policy
+
+    messages = _rule(evaluate(_boundary_with(identity_plans["dev"], greedy)), "deploy-role-least-privilege")
+    assert any(
+        "denies ec2:DescribeInstances on * with no tags to the stack's own controllers" in m for m in messages
+    )
+    assert any("denies ec2:RunInstances on " in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("given", "context", "holds"),
+    [
+        ({"Null": {"k": "true"}}, {}, True),
+        ({"Null": {"k": "true"}}, {"k": ["v"]}, False),
+        ({"Null": {"k": "false"}}, {"k": ["v"]}, True),
+        ({"StringNotEquals": {"k": "v"}}, {}, True),  # absent key: a negated operator matches
+        ({"StringNotEquals": {"k": "v"}}, {"k": ["v"]}, False),
+        ({"StringNotEquals": {"k": "v"}}, {"k": ["w"]}, True),
+    ],
+)
+def test_negated_conditions_are_evaluated_as_iam_does(
+    given: dict[str, Any], context: dict[str, list[str]], holds: bool
+) -> None:
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ec2:StopInstances", "Resource": "*", "Condition": given},
+        ]
+    }
+    assert (
+        permits(policy, "ec2:StopInstances", "arn:aws:ec2:r:1:instance/i-1", context, negated=True)
+        is not holds
+    )
+    # Without `negated`, an unknown condition never hides an Allow (the identity probes' contract).
+    assert permits(policy, "ec2:StopInstances", "arn:aws:ec2:r:1:instance/i-1", context)
+
+
+def test_not_resource_denies_everything_else() -> None:
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "ec2:CreateTags",
+                "NotResource": "arn:aws:ec2:*:*:network-interface/*",
+            },
+        ]
+    }
+    assert permits(policy, "ec2:CreateTags", "arn:aws:ec2:r:1:network-interface/eni-1", {})
+    assert not permits(policy, "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1", {})
+
+
+def test_not_resources_is_for_denies_and_excludes_resources(data: DeployRoleData) -> None:
+    raw = data.model_dump(by_alias=True)
+    raw["statements"] = [
+        *raw["statements"],
+        {
+            "sid": "Loose",
+            "actions": ["ec2:StopInstances"],
+            "resources": [],
+            "notResources": ["arn:aws:ec2:*:*:vpc/*"],
+        },
+    ]
+    with pytest.raises(ValueError, match="statements Loose: notResources only in a Deny"):
+        DeployRoleData.model_validate(raw)
+    raw = data.model_dump(by_alias=True)
+    raw["denies"] = [
+        *raw["denies"],
+        {
+            "sid": "Both",
+            "actions": ["ec2:StopInstances"],
+            "resources": ["*"],
+            "notResources": ["x"],
+            "why": "w",
+        },
+    ]
+    with pytest.raises(
+        ValueError, match="statement Both: give exactly one of `resources` and `notResources`"
+    ):
+        DeployRoleData.model_validate(raw)
+
+
+def test_placeholders_in_condition_keys_are_filled(identity_plans: dict[str, PlanResult]) -> None:
+    boundary = boundary_of(identity_plans["prod"]).get("policy")
+    assert (
+        "{cluster}" not in boundary and "aws:ResourceTag/kubernetes.io/cluster/eks-platform-prod" in boundary
+    )

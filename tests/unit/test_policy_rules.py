@@ -593,13 +593,29 @@ CASES = [
         t.IAM_POLICY,
         {
             "name": "eks-platform-dev-boundary",
-            "policy": doc(allow(["ec2:*", "ecr:BatchGetImage", "iam:ListInstanceProfiles"])),
+            "policy": doc(
+                allow(
+                    ["ec2:*", "ecr:BatchGetImage", "iam:ListInstanceProfiles"],
+                    Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}},
+                )
+            ),
         },
         {
             "name": "eks-platform-dev-boundary",
             "policy": doc(allow("iam:PutRolePolicy", OWN, Condition=BOUNDED)),
         },
         expect="the permissions boundary allows iam:PutRolePolicy",
+    ),
+    # A service wildcard on "*" in the boundary: only in the stack's region (review 19, round 2).
+    Case(
+        "deploy-role-least-privilege",
+        t.IAM_POLICY,
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(allow("ec2:*", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})),
+        },
+        {"name": "eks-platform-dev-boundary", "policy": doc(allow("ec2:*"))},
+        expect='allows ec2:* on "*" in every region',
     ),
     Case(
         "deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateAccessKey", OWN)), expect="account"

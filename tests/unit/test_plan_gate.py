@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -48,3 +49,37 @@ def test_an_invalid_stack_file_fails_the_gate(
     monkeypatch.setattr(plan_cli, "run_stack", lambda stack: run_program(stack, raw))
     assert plan_cli.main(["--stack", "dev", "--gate"]) == 2
     assert "Invalid configuration" in capsys.readouterr().err
+
+
+def test_the_bootstrap_deployment_passes_the_gate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step 2 of a private stack's destroy (docs/deploy-path.md) commits `deployments.bootstrap:
+    true`, and the agents' deployment runs the gate first (components/deployments.py). The
+    bootstrap program declares no Kubernetes object, so the NetworkPolicies' flows are not judged
+    there: judging the table's pods against no policy failed that run with 37 mandatory
+    `netpol-required-flows` findings (review 19, round 3), and prod could not be destroyed."""
+    raw, secret_keys = stack_config("prod")
+    key = "eks-platform:deployments"
+    raw[key] = json.dumps(json.loads(raw.get(key, "{}")) | {"bootstrap": True})
+    monkeypatch.setattr(plan_cli, "run_stack", lambda stack: run_program(stack, raw, secret_keys=secret_keys))
+    monkeypatch.setattr(plan_cli, "stack_config", lambda stack, project=None: (raw, secret_keys))
+    assert plan_cli.main(["--stack", "prod", "--gate"]) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Verdict: 0 mandatory")
+
+
+def test_the_bootstrap_plan_says_its_flows_are_not_judged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    raw, secret_keys = stack_config("prod")
+    key = "eks-platform:deployments"
+    raw[key] = json.dumps(json.loads(raw.get(key, "{}")) | {"bootstrap": True})
+    monkeypatch.setattr(plan_cli, "run_stack", lambda stack: run_program(stack, raw, secret_keys=secret_keys))
+    monkeypatch.setattr(plan_cli, "stack_config", lambda stack, project=None: (raw, secret_keys))
+    out = tmp_path / "plan.json"
+    assert plan_cli.main(["--stack", "prod", "--quiet", "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert not [r for r in document["resources"] if r["type"].startswith("kubernetes:")]
+    assert document["networkPolicies"]["flows"] == []
+    assert "bootstrap" in document["networkPolicies"]["notJudged"]
+    assert not [f for f in document["findings"] if f["rule"].startswith("netpol-")]

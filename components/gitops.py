@@ -171,6 +171,13 @@ def services_project(args: GitOpsArgs) -> dict[str, Any]:
         "namespaceResourceBlacklist": [
             {"group": "", "kind": "ResourceQuota"},
             {"group": "", "kind": "LimitRange"},
+            # A namespaced SecretStore without `auth`, or a generator (STSSessionToken,
+            # ECRAuthorizationToken...), would run on the External Secrets controller's own AWS
+            # credentials with no prefix or conditions (external-secrets v2.9.0
+            # providers/v1/aws/auth/auth.go New: no auth, the default chain): a service reads
+            # Secrets Manager only through its ClusterSecretStore service-<name> (docs/secrets.md).
+            {"group": "external-secrets.io", "kind": "SecretStore"},
+            {"group": "generators.external-secrets.io", "kind": "*"},
             # NetworkPolicy is allowed: charts/microservice ships each service's own allows on top
             # of the namespace's default deny, which the platform owns (components/netpol.py).
         ],

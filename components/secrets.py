@@ -17,8 +17,29 @@ from components.kms import EncryptionKey, EncryptionKeyArgs
 from components.settle import pod_identity_settled
 
 NAMESPACE, SERVICE_ACCOUNT = "external-secrets", "external-secrets"
-STORE = "aws-secrets-manager"
+# The platform's own ClusterSecretStore, usable only from the namespaces of its targets.
+PLATFORM_STORE = "platform-secrets"
 REFRESH = "1h"
+
+# How the pinned operator (external-secrets v2.9.0, chart 2.9.0) confines a ClusterSecretStore; the
+# stores below rely on exactly this, read at tag v2.9.0 of external-secrets/external-secrets:
+# - `spec.conditions` is enforced by the controller alone, when it resolves the store for an
+#   ExternalSecret (or PushSecret) of a namespace: pkg/controllers/secretstore/client_manager.go,
+#   Manager.Get (l. 114-142) calls shouldProcessSecret (l. 227-279), which admits every namespace
+#   when `conditions` is empty and otherwise fails the sync with "using cluster store %q is not
+#   allowed from namespace %q: denied by spec.condition". The store of a `sourceRef` goes through
+#   the same Get. The webhook does not look at stores (apis/externalsecrets/v1/
+#   externalsecret_validator.go): a mismatched ExternalSecret is admitted and never syncs.
+# - `conditions[].namespaces` is matched as the label kubernetes.io/metadata.name, which the API
+#   server sets to the namespace's name; `namespaceRegexes` go through regexp.MatchString, which is
+#   unanchored ("catalog" admits "my-catalog-2"), so the stores name namespaces, never patterns.
+# - `provider.aws.prefix` is prepended as a plain string to remoteRef.key, for GetSecret and
+#   GetSecretMap (dataFrom.extract) alike: providers/v1/aws/secretsmanager/secretsmanager.go, fetch
+#   (l. 144-171, `key := sm.prefix + ref.Key`). An ARN or a `..` in the key stays a name below the
+#   prefix (Secrets Manager names are flat; `:` is not a name character), so with a prefix that
+#   ends in `/` the key cannot leave it. `dataFrom.find` does not apply the prefix (findByName,
+#   fetchWithBatch, l. 369-416 and 729-758): it needs secretsmanager:ListSecrets or
+#   BatchGetSecretValue, which the operator's role does not have (eso_policy).
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +82,9 @@ class SecretsArgs:
     # config may hold, e.g. the Argo CD OIDC client secret): (name, description) pairs.
     operator_secrets: tuple[tuple[str, str], ...] = ()
     targets: tuple[SecretTarget, ...]
+    # The services (delivery.services; each runs in the namespace of its name): one ClusterSecretStore
+    # each, `service-<name>`, usable from that namespace only and reading only `<prefix>/<name>/`.
+    services: tuple[str, ...] = ()
     # Namespaces (and system nodes) that must exist first.
     depends_on: list[pulumi.Resource]
 
@@ -101,11 +125,18 @@ class Secrets(pulumi.ComponentResource):
     in prod, and a prod destroy leaves them (`retain_on_delete`). The External Secrets Operator
     runs on the system nodes with a Pod Identity role bound to its service account alone, allowed
     to read only this stack's secrets (by name prefix, plus the named external ones) and to
-    decrypt only through Secrets Manager with this key. A ClusterSecretStore and one
-    ExternalSecret per target bring the values into Kubernetes Secrets, refreshed hourly.
+    decrypt only through Secrets Manager with this key. One ExternalSecret per target brings the
+    values into Kubernetes Secrets, refreshed hourly.
+
+    Every ClusterSecretStore has `conditions`: the platform's (`platform-secrets`) serves only the
+    namespaces of the targets; each service gets its own (`service-<name>`), usable from the
+    service's namespace alone and reading only `<prefix>/<name>/<key>`. The confinement is the
+    operator's (conditions and prefix, see the notes above), not IAM's: the role reads the whole
+    prefix, and does not get ListSecrets or BatchGetSecretValue, which `dataFrom.find` would need.
     """
 
     store_name: pulumi.Output[str]
+    service_stores: pulumi.Output[dict[str, str]]
     key_arn: pulumi.Output[str]
     secret_arns: pulumi.Output[dict[str, str]]
 
@@ -230,11 +261,20 @@ class Secrets(pulumi.ComponentResource):
             f"{name}-store",
             api_version="external-secrets.io/v1",
             kind="ClusterSecretStore",
-            metadata={"name": STORE},
-            # No `auth`: the controller uses its Pod Identity credentials (the default chain).
-            spec={"provider": {"aws": {"service": "SecretsManager", "region": ident.region}}},
+            metadata={"name": PLATFORM_STORE},
+            # No prefix: a target may name a secret outside the stack's (delivery.gitops.credentialsSecret).
+            spec=store_spec(ident.region, sorted({t.namespace for t in args.targets})),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
         )
+        for service in args.services:
+            k8s.apiextensions.CustomResource(
+                f"{name}-store-{service}",
+                api_version="external-secrets.io/v1",
+                kind="ClusterSecretStore",
+                metadata={"name": service_store(service)},
+                spec=store_spec(ident.region, [service], prefix=f"{args.prefix}/{service}/"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]),
+            )
         for target in args.targets:
             k8s.apiextensions.CustomResource(
                 f"{name}-{target.namespace}-{target.name}",
@@ -245,16 +285,46 @@ class Secrets(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[store]),
             )
 
-        self.store_name = pulumi.Output.from_input(STORE)
+        self.store_name = pulumi.Output.from_input(PLATFORM_STORE)
+        self.service_stores = pulumi.Output.from_input({s: service_store(s) for s in args.services})
         self.key_arn = key.key_arn
         self.secret_arns = pulumi.Output.all(grafana=grafana.arn, receiver=receiver.arn)
         self.register_outputs(
-            {"store_name": self.store_name, "key_arn": self.key_arn, "secret_arns": self.secret_arns}
+            {
+                "store_name": self.store_name,
+                "service_stores": self.service_stores,
+                "key_arn": self.key_arn,
+                "secret_arns": self.secret_arns,
+            }
         )
 
 
+def service_store(service: str) -> str:
+    """The ClusterSecretStore of a service (charts/microservice templates/externalsecret.yaml
+    derives the same name from its release, which is the service's name)."""
+    return f"service-{service}"
+
+
+def store_spec(region: str, namespaces: list[str], prefix: str | None = None) -> dict[str, Any]:
+    """A Secrets Manager ClusterSecretStore usable only from `namespaces` (by name: see the notes at
+    the top), reading names below `prefix` when given (which must end in `/`, or `<prefix>` would
+    also reach `<prefix>-other/...`)."""
+    if not namespaces:
+        raise ValueError("a ClusterSecretStore without namespaces would serve every namespace")
+    if prefix is not None and not prefix.endswith("/"):
+        raise ValueError(f"store prefix {prefix!r} must end in '/'")
+    # No `auth`: the controller uses its Pod Identity credentials (the default chain).
+    aws_provider: dict[str, Any] = {"service": "SecretsManager", "region": region}
+    if prefix is not None:
+        aws_provider["prefix"] = prefix
+    return {"provider": {"aws": aws_provider}, "conditions": [{"namespaces": list(namespaces)}]}
+
+
 def eso_policy(ident: AwsIdentity, readable: list[str], key_arn: str) -> str:
-    """Read this stack's secrets (and the named external ones); decrypt only through Secrets Manager."""
+    """Read this stack's secrets (and the named external ones); decrypt only through Secrets Manager.
+
+    Never add secretsmanager:ListSecrets or BatchGetSecretValue: `dataFrom.find` would then read
+    past a store's prefix (external-secrets v2.9.0 secretsmanager.go fetchWithBatch, l. 729-758)."""
     via = f"secretsmanager.{ident.region}.{ident.dns_suffix}"
     return document(
         {
@@ -285,7 +355,7 @@ def external_secret_spec(target: SecretTarget) -> dict[str, Any]:
         template["metadata"] = {"labels": target.labels}
     return {
         "refreshInterval": REFRESH,
-        "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+        "secretStoreRef": {"kind": "ClusterSecretStore", "name": PLATFORM_STORE},
         "target": {"name": target.name, "creationPolicy": "Owner", "template": template},
         # Every key of the Secrets Manager JSON value becomes a key of the Kubernetes Secret.
         "dataFrom": [{"extract": {"key": target.remote}}],

@@ -20,6 +20,8 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 APP_PROJECT_PATCH = "kubernetes:argoproj.io/v1alpha1:AppProjectPatch"
+CLUSTER_SECRET_STORE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"  # noqa: S105 (a type token)
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"  # noqa: S105 (a type token)
 
 KMS_KEY = "aws:kms/key:Key"
 KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"

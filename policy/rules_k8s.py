@@ -1,10 +1,12 @@
-"""Kubernetes objects the platform creates directly: namespaces, storage, Argo CD projects and access.
+"""Kubernetes objects the platform creates directly: namespaces, storage, Argo CD projects and access,
+External Secrets stores.
 
 Objects applied through `kubernetes:yaml/v2:ConfigGroup` are read from its `objs` input.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +16,9 @@ from policy.props import falsy, get, is_map, items, truthy
 from policy.resource_types import (
     APP_PROJECT,
     APP_PROJECT_PATCH,
+    CLUSTER_SECRET_STORE,
     CONFIG_GROUP,
+    EXTERNAL_SECRET,
     HELM,
     NAMESPACE,
     NETWORK_POLICY,
@@ -201,4 +205,94 @@ def namespace_default_deny(resources: Sequence[Resource], ctx: Context) -> Itera
                 yield (
                     r.urn,
                     f"namespace {name} has no default-deny NetworkPolicy (all pods, Ingress and Egress)",
+                )
+
+
+# external-secrets v2.9.0 pkg/controllers/secretstore/client_manager.go shouldProcessSecret: no
+# conditions admit every namespace; `namespaces` match by name; `namespaceRegexes` by the unanchored
+# regexp.MatchString; an empty namespaceSelector selects every namespace.
+ESO_CONDITIONS = Source(
+    "external-secrets",
+    "v2.9.0 pkg/controllers/secretstore/client_manager.go shouldProcessSecret (store conditions)",
+)
+
+
+def _anchored(regex: Any) -> bool:
+    text = regex if isinstance(regex, str) else ""
+    return text.startswith("^") and text.endswith("$") and not text.endswith("\\$")
+
+
+@rules.resource(
+    "eso-cluster-store-conditions",
+    types=(CONFIG_GROUP, CLUSTER_SECRET_STORE),
+    description=(
+        "Every ClusterSecretStore has conditions that name the namespaces it serves "
+        "(no conditions, an empty selector or an unanchored regex admits other namespaces)."
+    ),
+    sources=(ESO_CONDITIONS, *bpg("Security > Data encryption and secrets management")),
+    prod=M,
+    dev=M,
+)
+def cluster_store_conditions(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[str]:
+    for store in _objects(typ, props, "ClusterSecretStore", CLUSTER_SECRET_STORE):
+        name = get(store, "metadata.name")
+        conditions = items(get(store, "spec.conditions"))
+        if not conditions:
+            yield (
+                f"ClusterSecretStore {name} has no spec.conditions: an ExternalSecret in any namespace "
+                "may read every secret its role can"
+            )
+        for condition in conditions:
+            selector = get(condition, "namespaceSelector")
+            empty = not get(selector, "matchLabels") and not items(get(selector, "matchExpressions"))
+            if is_map(selector) and empty:
+                yield f"ClusterSecretStore {name}: an empty namespaceSelector admits every namespace"
+            for regex in items(get(condition, "namespaceRegexes")):
+                if not _anchored(regex):
+                    yield (
+                        f"ClusterSecretStore {name}: namespaceRegexes {regex!r} is not anchored (^...$): "
+                        "the operator admits any namespace containing a match"
+                    )
+
+
+def _admits(store: Mapping[str, Any], namespace: str) -> bool | None:
+    """Whether the store's conditions admit the namespace; None when only labels could tell."""
+    conditions = items(get(store, "spec.conditions"))
+    if not conditions:
+        return True
+    unknown = False
+    for condition in conditions:
+        if namespace in items(get(condition, "namespaces")):
+            return True
+        for regex in items(get(condition, "namespaceRegexes")):
+            if isinstance(regex, str) and re.search(regex, namespace):
+                return True
+        unknown = unknown or is_map(get(condition, "namespaceSelector"))
+    return None if unknown else False
+
+
+@rules.stack(
+    "eso-external-secret-store-admits",
+    description="An ExternalSecret uses a ClusterSecretStore whose conditions admit its namespace.",
+    sources=(ESO_CONDITIONS,),
+    prod=M,
+    dev=M,
+)
+def external_secret_store_admits(
+    resources: Sequence[Resource], ctx: Context
+) -> Iterator[tuple[str | None, str]]:
+    stores = {
+        get(s, "metadata.name"): s
+        for r in resources
+        for s in _objects(r.type, r.props, "ClusterSecretStore", CLUSTER_SECRET_STORE)
+    }
+    for r in resources:
+        for es in _objects(r.type, r.props, "ExternalSecret", EXTERNAL_SECRET):
+            ref, namespace = get(es, "spec.secretStoreRef"), get(es, "metadata.namespace")
+            store = stores.get(get(ref, "name")) if get(ref, "kind") == "ClusterSecretStore" else None
+            if store is not None and isinstance(namespace, str) and _admits(store, namespace) is False:
+                yield (
+                    r.urn,
+                    f"ExternalSecret {namespace}/{get(es, 'metadata.name')} uses ClusterSecretStore "
+                    f"{get(ref, 'name')}, whose conditions do not admit its namespace: it never syncs",
                 )

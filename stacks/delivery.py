@@ -169,9 +169,9 @@ def service_file_issues(root: Path, stack: str, services: list[str]) -> list[tup
 def secret_prefix_issues(
     root: Path, stack: str, prefix: str, services: list[str]
 ) -> list[tuple[str, Any, str]]:
-    """A values file whose externalSecrets.prefix is not the stack's own `<project>-<stack>`: its
-    ExternalSecrets would read another stack's Secrets Manager names (charts/microservice
-    templates/externalsecret.yaml reads `<prefix>/<service>/<key>`)."""
+    """A values file that still sets externalSecrets.prefix: the chart has no such value any more
+    (its schema refuses it). The service's own ClusterSecretStore, `service-<name>`, carries the
+    prefix `<prefix>/<name>/` and serves the service's namespace alone (components/secrets.py)."""
     issues: list[tuple[str, Any, str]] = []
     for name in services:
         path = root / values_file(name, stack)
@@ -179,14 +179,14 @@ def secret_prefix_issues(
             continue
         values = parse_yaml(path.read_text(encoding="utf-8")) or {}
         secrets = values.get("externalSecrets") if isinstance(values, dict) else None
-        if isinstance(secrets, dict) and secrets.get("secrets") and secrets.get("prefix") != prefix:
+        if isinstance(secrets, dict) and "prefix" in secrets:
             issues.append(
                 (
                     "services",
                     name,
-                    f"{values_file(name, stack)}: externalSecrets.prefix is {secrets.get('prefix')!r}, must "
-                    f"be {prefix!r}: a service reads only its own secrets, {prefix}/{name}/<key> "
-                    "(docs/secrets.md)",
+                    f"{values_file(name, stack)}: externalSecrets.prefix is not a value of the chart any "
+                    f"more: remove it; the service's ClusterSecretStore service-{name} reads "
+                    f"{prefix}/{name}/<key>, and a key names only <key> (docs/secrets.md)",
                 )
             )
     return issues

@@ -59,7 +59,8 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
                 "eks-platform.io/account-id": identity.account_id,
                 "eks-platform.io/ecr-registry": registry.registry,
                 "eks-platform.io/repository-urls": registry.repository_urls.apply(json.dumps),
-                "eks-platform.io/secret-store": services.secrets.store_name,
+                # Each service's own ClusterSecretStore (charts/microservice uses service-<release>).
+                "eks-platform.io/service-secret-stores": services.secrets.service_stores.apply(json.dumps),
             },
             sso=None
             if gitops.sso is None
@@ -99,4 +100,5 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
         "repositoryUrls": registry.repository_urls,
         "ciRoleArns": registry.ci_role_arns,
         "secretStore": services.secrets.store_name,
+        "serviceSecretStores": services.secrets.service_stores,
     }

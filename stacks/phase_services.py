@@ -205,6 +205,7 @@ def cluster_services(cfg: PlatformConfig, base: Foundation, core: ClusterPhase) 
                 else ()
             ),
             targets=tuple(targets),
+            services=tuple(svc.name for svc in cfg.delivery.services),
             depends_on=[namespaces, nodes.node_group],
         ),
         opts=k8s_opts,

@@ -225,10 +225,6 @@ def _values(name: str, source: str, project: str, path: Path, accounts: set[str]
     values = yaml.load(path.read_text())
     if isinstance(values.get("image"), dict) and "tag" in values["image"]:
         values["image"]["tag"] = DoubleQuotedScalarString(ZERO_TAG)
-    secrets = values.get("externalSecrets")
-    if isinstance(secrets, dict) and secrets.get("prefix") == f"{project}-{source}":
-        # The service's secrets are read from the new stack's own names (docs/secrets.md).
-        secrets["prefix"] = f"{project}-{name}"
     text = _renamed(dump(yaml, values), source, name, project)
     text = _tag_comment(_registry_account(text, accounts), name)
     service = path.parent.parent.name

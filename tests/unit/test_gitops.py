@@ -52,6 +52,11 @@ def test_services_project_is_restricted(plan: PlanResult, configs) -> None:
         {"server": "https://kubernetes.default.svc", "namespace": s.name} for s in cfg.delivery.services
     ]
     assert spec["clusterResourceWhitelist"] == []
+    # No way around the service's own ClusterSecretStore: a namespaced SecretStore or a generator
+    # would use the External Secrets controller's credentials, with no prefix (docs/secrets.md).
+    denied = spec["namespaceResourceBlacklist"]
+    assert {"group": "external-secrets.io", "kind": "SecretStore"} in denied
+    assert {"group": "generators.external-secrets.io", "kind": "*"} in denied
 
 
 def test_root_project_may_only_create_applications(plan: PlanResult) -> None:

@@ -230,12 +230,13 @@ def test_a_stack_no_service_has_files_for_names_the_new_stack_command(
         assert "`make new-stack NAME=staging FROM=<stack>`" in issue.message
 
 
-@pytest.mark.parametrize("prefix", ["", "eks-platform-prod-x"])
-def test_a_values_file_reading_another_stacks_secrets_is_a_config_error(
+@pytest.mark.parametrize("prefix", ["", "eks-platform-dev", "eks-platform-prod-x"])
+def test_a_values_file_still_setting_a_secret_prefix_is_a_config_error(
     prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """externalSecrets (docs/secrets.md) reads <prefix>/<service>/<key>: the plan refuses a prefix
-    other than the stack's own, which would reach another stack's (or no) Secrets Manager names."""
+    """externalSecrets (docs/secrets.md) names only <key>: the service's own ClusterSecretStore
+    carries the prefix <prefix>/<service>/. The plan refuses a values file that still sets
+    externalSecrets.prefix (the chart's schema would refuse it too), naming the fix."""
     raw, _ = stack_config("dev")
     services = [s["name"] for s in json.loads(raw[f"{PROJECT}:delivery"])["services"]]
     (tmp_path / "platform" / "gitops" / "dev").mkdir(parents=True)
@@ -250,11 +251,13 @@ def test_a_values_file_reading_another_stacks_secrets_is_a_config_error(
         validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
     issues = [i for i in info.value.issues if i.key == f"{PROJECT}:delivery.services"]
     assert [i.value for i in issues] == services
-    assert all(f"must be '{PROJECT}-dev'" in i.message for i in issues)
-    for service in services:  # the stack's own prefix passes
+    for issue, service in zip(issues, services, strict=True):
+        assert "externalSecrets.prefix is not a value of the chart" in issue.message
+        assert f"service-{service} reads {PROJECT}-dev/{service}/<key>" in issue.message
+    for service in services:  # without the prefix, the same secrets pass
         target = tmp_path / "services" / service / "deploy" / "dev.yaml"
         values = yaml.safe_load(target.read_text())
-        values["externalSecrets"]["prefix"] = f"{PROJECT}-dev"
+        del values["externalSecrets"]["prefix"]
         target.write_text(yaml.safe_dump(values))
     validate(raw, PROJECT, "dev", "Pulumi.dev.yaml")
 

@@ -411,7 +411,9 @@ def test_the_probe_is_a_new_external_secret_of_the_platforms_own_spec() -> None:
     validate_custom_resource(probe)
     assert probe["metadata"]["name"] != "grafana-admin", "a new object: ESO must fetch it now"
     assert probe["spec"]["dataFrom"] == [{"extract": {"key": "eks-platform-it-0000abcd/grafana-admin"}}]
-    assert probe["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-secrets-manager"}
+    assert probe["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "platform-secrets"}
+    # The platform's store serves monitoring (its conditions name the targets' namespaces).
+    assert probe["metadata"]["namespace"] == "monitoring"
 
 
 def _secret(**data: str) -> dict[str, Any]:

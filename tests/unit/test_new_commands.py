@@ -349,16 +349,12 @@ def test_the_guide_names_the_shared_accounts_provider_keys() -> None:
         assert alias is not None and alias in guide
 
 
-def test_a_new_stacks_service_reads_its_secrets_from_the_new_stacks_names(tmp_path: Path) -> None:
-    """externalSecrets.prefix is the stack's own `<project>-<stack>` (the plan refuses another)."""
+def test_a_new_stacks_service_keeps_its_secret_keys(tmp_path: Path) -> None:
+    """externalSecrets names only keys: the new stack's store service-<service> reads them from the
+    new stack's own `<project>-<stack>/<service>/` (components/secrets.py), so nothing is rewritten."""
     repo = copy_checkout(tmp_path / "repo")
     source = repo / "services" / EXISTING / "deploy" / "dev.yaml"
-    source.write_text(
-        source.read_text()
-        + "externalSecrets:\n  prefix: eks-platform-dev\n  secrets:\n    - {name: db, key: database}\n"
-    )
-    values = yaml.safe_load(_new_values(repo, STACK))
-    assert values["externalSecrets"] == {
-        "prefix": f"eks-platform-{STACK}",
-        "secrets": [{"name": "db", "key": "database"}],
-    }
+    source.write_text(source.read_text() + "externalSecrets:\n  secrets:\n    - {name: db, key: database}\n")
+    text = _new_values(repo, STACK)
+    assert yaml.safe_load(text)["externalSecrets"] == {"secrets": [{"name": "db", "key": "database"}]}
+    assert f"eks-platform-{STACK}/{EXISTING}/<key>" in text and "eks-platform-dev" not in text

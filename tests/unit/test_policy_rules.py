@@ -319,6 +319,18 @@ DEPLOY = deploy(
     ),
     {"Effect": "Deny", "Action": "iam:*", "Resource": "*"},
 )
+STORE = {
+    "metadata": {"name": "service-catalog"},
+    "spec": {
+        "provider": {"aws": {"service": "SecretsManager", "region": "eu-west-1", "prefix": "p/catalog/"}},
+        "conditions": [{"namespaces": ["catalog"]}],
+    },
+}
+CATALOG_SECRET = {
+    "metadata": {"name": "db", "namespace": "catalog"},
+    "spec": {"secretStoreRef": {"kind": "ClusterSecretStore", "name": "service-catalog"}},
+}
+
 CASES = [
     Case("eks-endpoint-private-access", EKS, CLUSTER, put(CLUSTER, "endpointPrivateAccess", False)),
     Case("eks-endpoint-private-access", t.AWS_EKS_CLUSTER, AWS_CLUSTER, put(AWS_CLUSTER, "vpcConfig", {})),
@@ -779,6 +791,33 @@ CASES = [
         group("StorageClass", put(SC, "parameters", {})),
     ),
     Case("k8s-storage-class-retain", t.STORAGE_CLASS, SC, put(SC, "reclaimPolicy", "Delete")),
+    Case(
+        "eso-cluster-store-conditions",
+        t.CLUSTER_SECRET_STORE,
+        STORE,
+        put(STORE, "spec.conditions", []),
+        expect="service-catalog has no spec.conditions",
+    ),
+    Case(
+        "eso-cluster-store-conditions",
+        t.CLUSTER_SECRET_STORE,
+        put(STORE, "spec.conditions", [{"namespaceRegexes": ["^catalog$"]}]),
+        put(STORE, "spec.conditions", [{"namespaceRegexes": ["catalog"]}]),
+        expect="not anchored",
+    ),
+    Case(
+        "eso-cluster-store-conditions",
+        t.CLUSTER_SECRET_STORE,
+        put(STORE, "spec.conditions", [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]),
+        put(STORE, "spec.conditions", [{"namespaceSelector": {}}]),
+        expect="admits every namespace",
+    ),
+    Case(
+        "eso-cluster-store-conditions",
+        t.CONFIG_GROUP,
+        group("ClusterSecretStore", STORE),
+        group("ClusterSecretStore", put(STORE, "spec.conditions", None)),
+    ),
     Case("argocd-project-scoped", t.APP_PROJECT, PROJECT, put(PROJECT, "spec.sourceRepos", ["*"])),
     Case(
         "eks-coredns-scales-and-survives",
@@ -949,6 +988,15 @@ STACK_CASES = [
         [(t.HELM_RELEASE, {"chart": "argo-cd"}), (t.APP_PROJECT, LOCKED_DEFAULT)],
         [(t.HELM_RELEASE, {"chart": "argo-cd"})],
         expect="project: default",
+    ),
+    StackCase(
+        "eso-external-secret-store-admits",
+        [(t.CLUSTER_SECRET_STORE, STORE), (t.EXTERNAL_SECRET, CATALOG_SECRET)],
+        [
+            (t.CLUSTER_SECRET_STORE, STORE),
+            (t.EXTERNAL_SECRET, put(CATALOG_SECRET, "metadata.namespace", "billing")),
+        ],
+        expect="do not admit its namespace",
     ),
     StackCase(
         "vpc-flow-logs-enabled",

@@ -414,6 +414,7 @@ def test_stack_outputs(plan: PlanResult) -> None:
         "repositoryUrls",
         "ciRoleArns",
         "secretStore",
+        "serviceSecretStores",
         "deployRoleArn",
     }
     assert plan.secret_outputs == {"kubeconfig"}

@@ -19,7 +19,7 @@ from analysis.render import kube_version
 from analysis.validate import validate_rendered
 from components.gitops import GitOpsArgs, services_project
 from components.helm import ChartSpec
-from components.secrets import STORE
+from components.secrets import service_store
 from model.records import PlanResult
 from tests.conftest import STACKS
 from tests.schemas import validate_custom_resource
@@ -112,16 +112,14 @@ def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
         ),
         ({"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}}, "ports"),
         ({"networkPolicy": {"ingressFrom": [{"podSelectr": {}}]}}, "podSelectr"),
-        # A key outside the service's own <prefix>/<service>/ folder of Secrets Manager.
+        # A key that only looks like leaving the service's own <prefix>/<service>/ folder (the store's
+        # prefix keeps it there anyway), and the prefix value the chart no longer has.
+        ({"externalSecrets": {"secrets": [{"name": "db", "key": "../x"}]}}, "key"),
+        ({"externalSecrets": {"secrets": [{"name": "db", "key": "/x"}]}}, "key"),
         (
-            {"externalSecrets": {"prefix": "eks-platform-prod", "secrets": [{"name": "db", "key": "../x"}]}},
-            "key",
+            {"externalSecrets": {"prefix": "eks-platform", "secrets": [{"name": "db", "key": "x"}]}},
+            "additional properties 'prefix' not allowed",
         ),
-        (
-            {"externalSecrets": {"prefix": "eks-platform-prod", "secrets": [{"name": "db", "key": "/x"}]}},
-            "key",
-        ),
-        ({"externalSecrets": {"secrets": [{"name": "db", "key": "database"}]}}, "externalSecrets.prefix"),
     ],
 )
 def test_a_values_file_that_breaks_the_schema_fails_to_render(
@@ -136,15 +134,15 @@ def test_a_values_file_that_breaks_the_schema_fails_to_render(
 
 
 SECRETS = {
-    "externalSecrets": {"prefix": "eks-platform-dev", "secrets": [{"name": "database", "key": "database"}]},
+    "externalSecrets": {"secrets": [{"name": "database", "key": "database"}]},
     "envFromSecrets": ["database"],
 }
 
 
-def test_a_service_brings_its_own_secrets_through_the_platforms_store(tmp_path: Path) -> None:
+def test_a_service_brings_its_own_secrets_through_its_own_store(tmp_path: Path) -> None:
     """docs/secrets.md: externalSecrets renders one ExternalSecret per entry, read through the
-    platform's ClusterSecretStore from <prefix>/<service>/<key> alone (the Secrets the ESO role may
-    read: components/secrets.py, `secret:<prefix>/*`), valid against the ExternalSecret CRD."""
+    service's own ClusterSecretStore (components/secrets.py service_store, whose prefix is
+    <prefix>/<service>/), naming only <key>, valid against the ExternalSecret CRD."""
     service = SERVICES[0]
     good = ROOT / "services" / service / "deploy" / "dev.yaml"
     values = tmp_path / "dev.yaml"
@@ -153,12 +151,40 @@ def test_a_service_brings_its_own_secrets_through_the_platforms_store(tmp_path: 
     (secret,) = [o for o in objects if o["kind"] == "ExternalSecret"]
     validate_custom_resource(secret)
     assert secret["metadata"]["name"] == "database"
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": STORE}
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": service_store(service)}
     assert secret["spec"]["target"] == {"name": "database", "creationPolicy": "Owner"}
-    assert secret["spec"]["dataFrom"] == [{"extract": {"key": f"eks-platform-dev/{service}/database"}}]
+    assert secret["spec"]["dataFrom"] == [{"extract": {"key": "database"}}]
     # The operator fetches, not the service's pods: their NetworkPolicies are the same as without.
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     assert policies == [o for o in render(good, service, "1.35") if o["kind"] == "NetworkPolicy"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_store_a_services_chart_names_is_confined_to_the_service(
+    service: str, stack: str, tmp_path: Path, plans: dict[str, PlanResult]
+) -> None:
+    """The chart's ExternalSecret (rendered with the service's values for the stack, in its namespace)
+    names a ClusterSecretStore of the stack's plan that serves that namespace alone and reads only
+    <prefix>/<service>/: another namespace cannot use it, and its keys cannot leave the service's."""
+    good = ROOT / "services" / service / "deploy" / f"{stack}.yaml"
+    values = tmp_path / f"{stack}.yaml"
+    values.write_text(yaml.safe_dump(merged(yaml.safe_load(good.read_text()), SECRETS)))
+    (secret,) = [o for o in render(values, service, "1.35") if o["kind"] == "ExternalSecret"]
+    ref = secret["spec"]["secretStoreRef"]
+    stores = {
+        s.get("metadata")["name"]: s.get("spec")
+        for s in plans[stack].of_type("kubernetes:external-secrets.io/v1:ClusterSecretStore")
+    }
+    assert ref["kind"] == "ClusterSecretStore" and ref["name"] in stores
+    spec = stores[ref["name"]]
+    assert spec["conditions"] == [{"namespaces": [service]}]
+    assert spec["provider"]["aws"]["prefix"] == f"eks-platform-{stack}/{service}/"
+    # No other store of the stack serves the service's namespace.
+    serving = [
+        n for n, s in stores.items() if any(service in c.get("namespaces", []) for c in s["conditions"])
+    ]
+    assert serving == [ref["name"]]
 
 
 def test_the_services_project_admits_every_kind_the_chart_renders(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from components.secrets import PLATFORM_STORE, service_store, store_spec
 from model.records import PlanResult
 from stacks.config import PROJECT, SECRET_PLACEHOLDER, ConfigError, validate
 from tests.schemas import validate_custom_resource
@@ -99,21 +100,81 @@ def test_operator_is_ha_in_prod_only(plans: dict[str, PlanResult]) -> None:
         assert values["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
 
 
-def test_store_and_external_secrets_validate_and_use_the_store(plan: PlanResult) -> None:
-    store = plan.one("kubernetes:external-secrets.io/v1:ClusterSecretStore")
-    externals = plan.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+STORE_TYPE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+
+
+def test_store_and_external_secrets_validate_and_use_the_platform_store(plan: PlanResult) -> None:
+    stores = plan.of_type(STORE_TYPE)
+    (store,) = [s for s in stores if s.get("metadata")["name"] == PLATFORM_STORE]
+    externals = plan.of_type(EXTERNAL_SECRET)
     assert externals
-    for record in [store, *externals]:
+    for record in [*stores, *externals]:
         inputs = record.inputs
         validate_custom_resource({k: inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
-    assert "auth" not in store.get("spec")["provider"]["aws"]  # Pod Identity: the default chain
+    for record in stores:
+        assert "auth" not in record.get("spec")["provider"]["aws"]  # Pod Identity: the default chain
     for record in externals:
         spec = record.get("spec")
-        assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-secrets-manager"}
+        assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": PLATFORM_STORE}
         assert spec["dataFrom"][0]["extract"]["key"].startswith(f"eks-platform-{plan.stack}/")
         assert store.urn in record.dependencies
     grafana = next(r for r in externals if r.get("metadata")["name"] == "grafana-admin")
     assert grafana.get("metadata")["namespace"] == "monitoring"
+
+
+def test_every_store_serves_named_namespaces_only(plan: PlanResult, configs) -> None:
+    """external-secrets v2.9.0 admits every namespace to a ClusterSecretStore without conditions
+    (client_manager.go shouldProcessSecret); each store names its namespaces (no regex, which the
+    operator matches unanchored, no label selector, which a namespace's editor could satisfy)."""
+    stores = {s.get("metadata")["name"]: s.get("spec") for s in plan.of_type(STORE_TYPE)}
+    services = [svc.name for svc in configs[plan.stack].delivery.services]
+    assert services, "the stack has a service"
+    assert set(stores) == {PLATFORM_STORE, *(service_store(n) for n in services)}
+    for name, spec in stores.items():
+        (condition,) = spec["conditions"]
+        assert set(condition) == {"namespaces"} and condition["namespaces"], name
+    # The platform's store serves the namespaces of its own ExternalSecrets, and no service's.
+    platform = set(stores[PLATFORM_STORE]["conditions"][0]["namespaces"])
+    used = {e.get("metadata")["namespace"] for e in plan.of_type(EXTERNAL_SECRET)}
+    assert platform == used and "monitoring" in platform
+    assert not platform & set(services)
+    assert "prefix" not in stores[PLATFORM_STORE]["provider"]["aws"]
+
+
+def test_a_services_store_is_confined_to_its_namespace_and_prefix(plan: PlanResult, configs) -> None:
+    for svc in configs[plan.stack].delivery.services:
+        (store,) = [
+            s for s in plan.of_type(STORE_TYPE) if s.get("metadata")["name"] == service_store(svc.name)
+        ]
+        spec = store.get("spec")
+        assert spec["conditions"] == [{"namespaces": [svc.name]}]
+        # A trailing `/`: the operator prepends the prefix as a plain string (secretsmanager.go fetch),
+        # so without it `catalog` would also read `catalog-admin/...`.
+        assert spec["provider"]["aws"] == {
+            "service": "SecretsManager",
+            "region": "eu-west-1",
+            "prefix": f"eks-platform-{plan.stack}/{svc.name}/",
+        }
+        assert "platform:secrets:Secrets$" in store.urn
+        operator = next(
+            r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "external-secrets"
+        )
+        assert operator.urn in store.dependencies
+    assert plan.outputs["serviceSecretStores"] == {
+        s.name: service_store(s.name) for s in configs[plan.stack].delivery.services
+    }
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "prefix", "message"),
+    [([], None, "every namespace"), (["catalog"], "eks-platform-dev/catalog", "must end in '/'")],
+)
+def test_a_store_spec_without_namespaces_or_with_an_open_prefix_is_refused(
+    namespaces: list[str], prefix: str | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        store_spec("eu-west-1", namespaces, prefix=prefix)
 
 
 def test_namespaces_enforce_pod_security(plan: PlanResult) -> None:

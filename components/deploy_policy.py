@@ -32,32 +32,15 @@ from components.identity import AwsIdentity
 INLINE_POLICY_MAX = 10_240
 # The same quota for a customer managed policy (the boundary): 6,144 characters.
 MANAGED_POLICY_MAX = 6_144
-# What the role must never modify on itself: a push to the deploy branch could otherwise widen
-# the role it runs as.
-SELF_DENY = (
-    "AttachRolePolicy",
-    "DeleteRole",
-    "DeleteRolePermissionsBoundary",
-    "DeleteRolePolicy",
-    "DetachRolePolicy",
-    "PutRolePermissionsBoundary",
-    "PutRolePolicy",
-    "UpdateAssumeRolePolicy",
-)
-# What the role must never do to the identity project's roles (itself and the preview role):
-# SELF_DENY, and passing, tagging or updating them.
-IDENTITY_ROLE_DENY = (*SELF_DENY, "PassRole", "TagRole", "UntagRole", "UpdateRole", "UpdateRoleDescription")
-# What would change the boundary policy itself (IAM User Guide, "Permissions boundaries for IAM
-# entities", the delegation example's DenyPermBoundaryIAMPolicyAlteration), and its tags.
-BOUNDARY_POLICY_DENY = (
-    "CreatePolicy",
-    "CreatePolicyVersion",
-    "DeletePolicy",
-    "DeletePolicyVersion",
-    "SetDefaultPolicyVersion",
-    "TagPolicy",
-    "UntagPolicy",
-)
+# What the role may do to the identity project's roles (itself, the preview role, any
+# `<prefix>-deployments-*` role) and to the boundary policy: nothing. Every IAM action is denied on
+# them: the writes that would widen the role a push runs as (PutRolePolicy, AttachRolePolicy,
+# UpdateAssumeRolePolicy, DeleteRole, the boundary's CreatePolicyVersion and SetDefaultPolicyVersion:
+# IAM User Guide, "Permissions boundaries for IAM entities", the delegation example's
+# DenyPermBoundaryIAMPolicyAlteration), PassRole, tagging, and the reads no run makes (the platform
+# derives their ARNs, it never reads them). One wildcard instead of the list: the policy is near
+# IAM's 10,240-character quota.
+IDENTITY_IAM_DENY = "iam:*"
 # What the boundary leaves of the agent token secret and its key: the two reads the agent hosts'
 # role (bounded) boots with (components/agent.py). Every other action on them is denied, by
 # NotAction (IAM User Guide, "IAM JSON policy elements: NotAction": with Deny, every action not
@@ -381,7 +364,7 @@ def identity_denies(
         if in_boundary
         else ({"Action": "secretsmanager:*"}, {"Action": "kms:*"})
     )
-    role_actions = ("PassRole",) if in_boundary else IDENTITY_ROLE_DENY
+    role_actions = "iam:PassRole" if in_boundary else IDENTITY_IAM_DENY
     arn = scope.iam_arn
     secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
     kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
@@ -389,7 +372,7 @@ def identity_denies(
         {
             "Sid": "NotTheDeployIdentity",
             "Effect": "Deny",
-            "Action": _iam(role_actions),
+            "Action": role_actions,
             # The two roles by name only where a clipped name escapes the pattern: the policy is
             # near IAM's 10,240-character quota, and a longer stack name repeats in every ARN.
             "Resource": sorted(
@@ -436,7 +419,7 @@ def identity_denies(
                 {
                     "Sid": "KeepTheBoundaryPolicy",
                     "Effect": "Deny",
-                    "Action": _iam(BOUNDARY_POLICY_DENY),
+                    "Action": IDENTITY_IAM_DENY,
                     "Resource": boundary_arn(scope),
                 }
             ]

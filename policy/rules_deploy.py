@@ -205,6 +205,8 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
     yield from identity_reach(policy, boundary_name=str(get(props, "name")) if boundary else None)
     if boundary:
         yield from foreign_reach(policy)
+    else:
+        yield from other_stacks_reach(policy)
     limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
     if (size := compact_size(policy)) > limit:
         yield f"the policy has {size} characters; IAM allows {limit} for this policy"
@@ -290,7 +292,9 @@ def _deny_applies(
 ) -> bool:
     """Whether a Deny's conditions hold for the request `context`. The string and ARN equality
     and pattern operators are evaluated; with `negated`, also `Null` and `StringNotEquals` (true
-    when the key is absent: IAM User Guide, "Condition operators", negated matching), for a
+    when the key is absent: IAM User Guide, "Condition operators", negated matching) and
+    `StringNotLike` (with `ForAnyValue:`, false for an empty set: "Single-valued vs. multivalued
+    context keys"), for a
     context that lists every key the request has. Any other condition (or, without `negated`, a
     key the context lacks) counts as not holding, so an unknown Deny never hides an Allow."""
     for operator, key, values in iamdoc.conditions(statement):
@@ -304,6 +308,10 @@ def _deny_applies(
             ok = (not given) == (values == ["true"])
         elif negated and op == "StringNotEquals":
             ok = not any(v in values for v in given)
+        elif negated and op == "StringNotLike":
+            unmatched = [v for v in given if not any(fnmatch.fnmatchcase(v, p) for p in values)]
+            # ForAnyValue: some value matches no pattern (an empty set: none); plain: no value matches.
+            ok = bool(unmatched) if operator.startswith("ForAnyValue:") else len(unmatched) == len(given)
         else:
             ok = False
         if not ok:
@@ -449,6 +457,55 @@ OWN_PROBES: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
     ),
 )
 _CLUSTER_ARN = re.compile(r"^arn:([a-z-]+):eks:([a-z0-9-]+):(\d{12}):cluster/([^/*?]+)$")
+
+
+# What the deploy role must never do to a resource another stack or project of the platform
+# tagged, or a key someone else named (review 19, round 3): re-tag it into its own tag scope, or
+# change another cluster's IRSA provider. (action, resource template, request context).
+_OTHER = {
+    "aws:ResourceTag/platform:stack": ["another-stack"],
+    "aws:ResourceTag/platform:project": ["another"],
+}
+OTHER_STACK_PROBES: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
+    ("ec2:CreateTags", "arn:{p}:ec2:{r}:{a}:security-group/sg-0f0f0f0f0f0f0f0f0", _OTHER),
+    ("ec2:CreateTags", "arn:{p}:ec2:{r}:{a}:instance/i-0f0f0f0f0f0f0f0f0", _OTHER),
+    ("kms:TagResource", "arn:{p}:kms:{r}:{a}:key/00000000-0000-0000-0000-000000000000", _OTHER),
+    (
+        "kms:TagResource",
+        "arn:{p}:kms:{r}:{a}:key/00000000-0000-0000-0000-000000000000",
+        {"kms:ResourceAliases": ["alias/someone-elses-key"]},
+    ),
+    (
+        "iam:DeleteOpenIDConnectProvider",
+        "arn:{p}:iam::{a}:oidc-provider/oidc.eks.{r}.amazonaws.com/id/0F0F",
+        _OTHER,
+    ),
+    (
+        "iam:RemoveClientIDFromOpenIDConnectProvider",
+        "arn:{p}:iam::{a}:oidc-provider/oidc.eks.{r}.amazonaws.com/id/0F0F",
+        _OTHER,
+    ),
+)
+
+
+def other_stacks_reach(policy: Any) -> Iterator[str]:
+    """What the deploy policy lets the role do to another stack's tagged resources (OTHER_STACK_PROBES)."""
+    owner = _owner(policy, None)
+    cluster = next(
+        (m for s in iamdoc.statements(policy) for r in iamdoc.resources(s) if (m := _CLUSTER_ARN.match(r))),
+        None,
+    )
+    if owner is None or cluster is None:
+        return
+    fill = {"p": owner[0], "a": owner[1], "r": cluster.group(2)}
+    for action, template, context in OTHER_STACK_PROBES:
+        resource = template.format(**fill)
+        if permits(policy, action, resource, context, negated=True):
+            yield (
+                f"lets the deploy role {action} on {resource} with {context}: a resource another stack, "
+                "project or owner tagged or named; deny it (NoOtherStacks, NoOtherProjects, "
+                "NoOthersAliasedKeys)"
+            )
 
 
 def foreign_reach(boundary: Any) -> Iterator[str]:

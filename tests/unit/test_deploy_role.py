@@ -209,9 +209,8 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
     # The pattern covers both roles (named apart only when a clipped name escapes it).
     assert denied["NotTheDeployIdentity"]["Resource"] == [f"{role}-*"]
     assert all(fnmatch.fnmatchcase(f"{role}-{r}", f"{role}-*") for r in ("deploy", "preview"))
-    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} <= set(
-        denied["NotTheDeployIdentity"]["Action"]
-    )
+    # Every IAM action on them, reads included (no run reads them: the platform derives their ARNs).
+    assert denied["NotTheDeployIdentity"]["Action"] == "iam:*"
     # No role loses its boundary, and the boundary policy itself never changes.
     assert denied["KeepBoundaries"] == {
         "Sid": "KeepBoundaries",
@@ -222,9 +221,7 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
     assert (
         denied["KeepTheBoundaryPolicy"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}-boundary"
     )
-    assert {"iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"} <= set(
-        denied["KeepTheBoundaryPolicy"]["Action"]
-    )
+    assert denied["KeepTheBoundaryPolicy"]["Action"] == "iam:*"
     assert compact_size(json.dumps(policy)) <= INLINE_POLICY_MAX
 
 
@@ -259,7 +256,7 @@ def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
         denied["NotTheAgentTokenKeyAlias"]["Resource"]
         == f"arn:aws:kms:{region}:{account}:{alias.get('name')}"
     )
-    assert {"iam:TagPolicy", "iam:UntagPolicy"} <= set(denied["KeepTheBoundaryPolicy"]["Action"])
+    assert denied["KeepTheBoundaryPolicy"]["Action"] == "iam:*"  # tagging it included
     # Pulumi's OIDC provider is the identity project's: the platform's role gets nothing on it.
     assert not [r for s in statements(policy) for r in listed(s["Resource"]) if "api.pulumi.com" in r]
 
@@ -897,11 +894,14 @@ def test_keys_of_other_stacks_cannot_be_retagged_into_scope(
     sent = sent_policy(identity_plans[plan.stack], data)
     denied = {s["Sid"]: s for s in statements(sent, "Deny")}
     for sid, key, value in (
-        ("NoOtherStacksKeys", "aws:ResourceTag/platform:stack", plan.stack),
-        ("NoOtherProjectsKeys", "aws:ResourceTag/platform:project", plan.project),
+        ("NoOtherStacks", "aws:ResourceTag/platform:stack", plan.stack),
+        ("NoOtherProjects", "aws:ResourceTag/platform:project", plan.project),
     ):
-        assert set(denied[sid]["Action"]) == {"kms:TagResource", "kms:UntagResource"}
+        assert {"kms:TagResource", "kms:UntagResource", "ec2:CreateTags"} <= set(denied[sid]["Action"])
         assert denied[sid]["Condition"] == {"Null": {key: "false"}, "StringNotEquals": {key: value}}
+    assert denied["NoOthersAliasedKeys"]["Condition"] == {
+        "ForAnyValue:StringNotLike": {"kms:ResourceAliases": f"alias/{plan.project}-{plan.stack}-*"}
+    }
     # The keys carry those tags: the provider's default tags, on everything the stack creates.
     (provider,) = plan.of_type("pulumi:providers:aws")
     tags = json.loads(provider.get("defaultTags"))["tags"]
@@ -936,10 +936,26 @@ def test_every_identity_deny_of_the_role_is_in_the_boundary(identity_plans: dict
     # Of the identity roles the boundary allows only PassRole; the boundary policy and the token
     # key's alias it does not allow at all, so their Denies would be dead weight in a policy held
     # to 6,144 characters. Every action of the role's own Deny stays out of reach.
-    assert boundary["NotTheDeployIdentity"]["Action"] == ["iam:PassRole"]
+    assert boundary["NotTheDeployIdentity"]["Action"] == "iam:PassRole"
     bounded = json.loads(boundary_of(identity).get("policy"))
+    iam_writes = [
+        f"iam:{a}"
+        for a in (
+            "PutRolePolicy",
+            "AttachRolePolicy",
+            "UpdateAssumeRolePolicy",
+            "DeleteRole",
+            "PassRole",
+            "TagRole",
+            "CreatePolicyVersion",
+            "SetDefaultPolicyVersion",
+            "DeletePolicy",
+            "TagPolicy",
+        )
+    ]
     for sid in (*sids, "NotTheAgentTokenKeyAlias", "KeepTheBoundaryPolicy"):
-        for action in listed(role[sid]["Action"]):
+        actions = listed(role[sid]["Action"])
+        for action in iam_writes if actions == ["iam:*"] else actions:
             if action in ("secretsmanager:*", "kms:*"):
                 continue  # the token's two boot reads are left to roles (above)
             for resource in listed(role[sid]["Resource"]):
@@ -1152,12 +1168,7 @@ def test_the_pack_fails_a_foreign_deny_that_stops_the_controllers(
 def test_negated_conditions_are_evaluated_as_iam_does(
     given: dict[str, Any], context: dict[str, list[str]], holds: bool
 ) -> None:
-    policy = {
-        "Statement": [
-            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
-            {"Effect": "Deny", "Action": "ec2:StopInstances", "Resource": "*", "Condition": given},
-        ]
-    }
+    policy = service_but("ec2", {"Action": "ec2:StopInstances", "Resource": "*", "Condition": given})
     assert (
         permits(policy, "ec2:StopInstances", "arn:aws:ec2:r:1:instance/i-1", context, negated=True)
         is not holds
@@ -1166,17 +1177,20 @@ def test_negated_conditions_are_evaluated_as_iam_does(
     assert permits(policy, "ec2:StopInstances", "arn:aws:ec2:r:1:instance/i-1", context)
 
 
-def test_not_resource_denies_everything_else() -> None:
-    policy = {
+def service_but(service: str, deny: dict[str, Any]) -> dict[str, Any]:
+    """A policy allowing every action of `service` on "*", and the Deny `deny`."""
+    return {
         "Statement": [
-            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
-            {
-                "Effect": "Deny",
-                "Action": "ec2:CreateTags",
-                "NotResource": "arn:aws:ec2:*:*:network-interface/*",
-            },
+            {"Effect": "Allow", "Action": f"{service}:*", "Resource": "*"},
+            {"Effect": "Deny", **deny},
         ]
     }
+
+
+def test_not_resource_denies_everything_else() -> None:
+    policy = service_but(
+        "ec2", {"Action": "ec2:CreateTags", "NotResource": "arn:aws:ec2:*:*:network-interface/*"}
+    )
     assert permits(policy, "ec2:CreateTags", "arn:aws:ec2:r:1:network-interface/eni-1", {})
     assert not permits(policy, "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1", {})
 
@@ -1216,3 +1230,69 @@ def test_placeholders_in_condition_keys_are_filled(identity_plans: dict[str, Pla
     assert (
         "{cluster}" not in boundary and "aws:ResourceTag/kubernetes.io/cluster/eks-platform-prod" in boundary
     )
+
+
+# -- nothing another stack, project or owner tagged or named is re-tagged into reach (round 3) -----
+
+
+@pytest.mark.parametrize(
+    ("drop", "expect"),
+    [
+        ("NoOtherStacks", "ec2:CreateTags on arn:aws:ec2:eu-west-1:123456789012:security-group/"),
+        (
+            "NoOtherStacks",
+            "iam:DeleteOpenIDConnectProvider on arn:aws:iam::123456789012:oidc-provider/oidc.eks.",
+        ),
+        ("NoOtherStacks", "kms:TagResource on arn:aws:kms:"),
+        ("NoOthersAliasedKeys", "kms:TagResource on arn:aws:kms:"),
+    ],
+)
+def test_the_pack_fails_a_deploy_policy_that_may_retag_another_stacks_resource(
+    identity_plans: dict[str, PlanResult], drop: str, expect: str
+) -> None:
+    """Ec2AdoptDefaultSecurityGroup tags an existing security group and EC2 overwrites a value, so
+    without NoOtherStacks the role could re-tag dev's cluster group `platform:stack=prod` and own
+    it through Ec2OwnResources; NewKeys' tag-on-create reaches any key a key policy delegates to
+    IAM; `oidc.eks.<region>.../id/*` names every cluster's IRSA provider in the account."""
+    plan = identity_plans["prod"]
+    assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
+
+    def without(policy: dict[str, Any]) -> dict[str, Any]:
+        # Both stack and project denies go with NoOtherStacks: either alone still stops the probe.
+        gone = {drop, "NoOtherProjects"} if drop == "NoOtherStacks" else {drop}
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") not in gone]
+        return policy
+
+    broken = replace_input(
+        plan,
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
+        "policy",
+        lambda p: json.dumps(without(json.loads(p))),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(f"lets the deploy role {expect}" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("operator", "given", "holds"),
+    [
+        ("ForAnyValue:StringNotLike", [], False),  # a key with no alias (a new key): no match
+        ("ForAnyValue:StringNotLike", ["alias/eks-platform-dev-secrets"], False),
+        ("ForAnyValue:StringNotLike", ["alias/eks-platform-dev-x", "alias/theirs"], True),
+        ("StringNotLike", [], True),
+        ("StringNotLike", ["alias/theirs"], True),
+        ("StringNotLike", ["alias/eks-platform-dev-x"], False),
+    ],
+)
+def test_string_not_like_is_evaluated_as_iam_does(operator: str, given: list[str], holds: bool) -> None:
+    policy = service_but(
+        "kms",
+        {
+            "Action": "kms:TagResource",
+            "Resource": "*",
+            "Condition": {operator: {"kms:ResourceAliases": "alias/eks-platform-dev-*"}},
+        },
+    )
+    context = {"kms:ResourceAliases": given} if given else {}
+    assert permits(policy, "kms:TagResource", "arn:aws:kms:r:1:key/k", context, negated=True) is not holds

@@ -245,7 +245,13 @@ class DeployAgent(pulumi.ComponentResource):
         # Launch before terminate, for an upgrade and for a health replacement alike: the group
         # keeps 100 % of its hosts in service and may run up to 200 % while replacing (AWS EC2 Auto
         # Scaling User Guide, "Instance maintenance policies"); max_size leaves that room, the
-        # desired count stays `hosts`. The AWS provider starts a refresh and does not wait for it.
+        # desired count stays `hosts`. The AWS provider starts a refresh and does not wait for it
+        # (pulumi_aws 7.51.1 `GroupInstanceRefreshArgs`: "This resource does not wait for the instance
+        # refresh to complete", and a refresh in progress is cancelled before a new one starts;
+        # terraform-provider-aws internal/service/autoscaling/group.go `startInstanceRefresh`,
+        # `cancelInstanceRefresh`; hashicorp/terraform-provider-aws#42355 is open), so the run that
+        # starts it ends while the old host, the one running it, is still in service: the new host
+        # comes first and the old one waits for `agent-idle` (docs/upgrades.md).
         hosts = aws.autoscaling.Group(
             f"{name}-hosts",
             name=group_name,

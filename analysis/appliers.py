@@ -16,17 +16,17 @@ Findings: `rehearsal-applier-reach` / `rehearsal-applier-admin` per path (mandat
 which runs on every push; advisory for `make up`, which an operator can run from elsewhere), and
 `rehearsal-no-deploy-path` (mandatory) when no path can both reach the endpoint and act as admin.
 
-The deploy identity (the deploy role, its policies, the preview role, the permissions boundary,
-Pulumi's OIDC provider, the agent pool, its token secret, the deployment settings) belongs to the
-identity project, applied by admins from a workstation (DESIGN.md "Who applies what"). The
-DeploymentSettings live in the identity plan, so a platform plan is judged together with it. In a
-plan applied as the deploy role, a resource of that identity is `identity-applied-by-itself`
-(mandatory: a change to the role fails on its own Deny, a broken trust or pool leaves no run to
-repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run` (mandatory: a
-push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments > Deployment
-Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes` (mandatory:
-its appliers work from outside the VPC); Deployments settings for the identity project itself are
-`identity-applied-by-itself` too.
+The deploy identity (the deploy role, its policies, any other `<prefix>-deployments-*` role, the
+permissions boundary, Pulumi's OIDC provider, the agent pool, its token secret, the deployment
+settings) belongs to the identity project, applied by admins from a workstation (DESIGN.md "Who
+applies what"). The DeploymentSettings live in the identity plan, so a platform plan is judged
+together with it. In a plan applied as the deploy role, a resource of that identity is `identity-
+applied-by-itself` (mandatory: a change to the role fails on its own Deny, a broken trust or pool
+leaves no run to repair it), and any Pulumi Cloud resource is `identity-org-resource-in-run`
+(mandatory: a push-triggered run's token is admin on its own stack only, Pulumi docs, Deployments >
+Deployment Permissions). An identity plan with a Kubernetes resource is `identity-needs-kubernetes`
+(mandatory: its appliers work from outside the VPC); Deployments settings for the identity project
+itself are `identity-applied-by-itself` too.
 """
 
 from __future__ import annotations
@@ -218,8 +218,9 @@ def self_applied(graph: Graph, principals: set[str]) -> list[Finding]:
         return []
     roles = [r for r in graph.of_type("aws:iam/role:Role") if r.get("name") in names]
     own = {r.urn for r in roles}
-    # The preview role of the identity project (components/deploy_roles.py preview_role_name).
-    previews = {n.removesuffix("-deploy") + "-preview" for n in names if n.endswith("-deploy")}
+    # Any other role under the deploy role's `<prefix>-deployments-` (components/deploy_roles.py
+    # role_name): the role's own Deny covers the pattern (components/deploy_policy.py identity_denies).
+    stems = tuple(n.removesuffix("deploy") for n in names if n.endswith("-deployments-deploy"))
     out = []
     for r in graph.nodes.values():
         what = None
@@ -233,8 +234,8 @@ def self_applied(graph: Graph, principals: set[str]) -> list[Finding]:
             what = "Pulumi's OIDC provider, which the deploy role's trust names"
         elif r.type == "aws:iam/policy:Policy" and str(r.get("name", "")).endswith(BOUNDARY_SUFFIX):
             what = "the permissions boundary, which every role the deploy role writes must carry"
-        elif r.type == "aws:iam/role:Role" and str(r.get("name")) in previews:
-            what = f"the preview role {r.get('name')}"
+        elif r.type == "aws:iam/role:Role" and str(r.get("name")).startswith(stems):
+            what = f"the role {r.get('name')} (a `-deployments-*` role, which the deploy role denies itself)"
         elif r.type == "aws:secretsmanager/secret:Secret" and str(r.get("name", "")).endswith(TOKEN_SECRET):
             what = "the agent pool's token secret"
         elif r.type in (*POOL_TYPES, SETTINGS):

@@ -6,8 +6,8 @@ are generated); what cannot be scoped stays in the data file with the reason (`w
 may create or change a role only with the stack's permissions boundary attached (the
 `iam:PermissionsBoundary` condition), never remove a boundary or change the boundary policy, and
 never change the identity project's resources inside its reach: its own role (permissions, trust),
-the preview role, the agent pool's token secret and its key (an admin changes those;
-docs/deploy-role.md). The
+any other `<prefix>-deployments-*` role, the agent pool's token secret and its key (an admin
+changes those; docs/deploy-role.md). The
 boundary is everything a role of the stack may ever do: the same reach outside IAM plus what the
 platform's roles need beyond it, and of IAM only PassRole to EC2 and reads. So a role the deploy
 role creates, and any instance or pod running as it, can do no more than the deploy role itself.
@@ -32,8 +32,8 @@ from components.identity import AwsIdentity
 INLINE_POLICY_MAX = 10_240
 # The same quota for a customer managed policy (the boundary): 6,144 characters.
 MANAGED_POLICY_MAX = 6_144
-# What the role may do to the identity project's roles (itself, the preview role, any
-# `<prefix>-deployments-*` role) and to the boundary policy: nothing. Every IAM action is denied on
+# What the role may do to the identity project's roles (itself and any `<prefix>-deployments-*`
+# role an admin creates) and to the boundary policy: nothing. Every IAM action is denied on
 # them: the writes that would widen the role a push runs as (PutRolePolicy, AttachRolePolicy,
 # UpdateAssumeRolePolicy, DeleteRole, the boundary's CreatePolicyVersion and SetDefaultPolicyVersion:
 # IAM User Guide, "Permissions boundaries for IAM entities", the delegation example's
@@ -203,11 +203,12 @@ class StackScope:
 class DeployIdentity:
     """The identity project's resources of a stack (components/deploy_roles.py kept_off) that lie
     inside the deploy role's reach (its prefix, its tag) and that it must never change: a push could
-    otherwise widen its own role, the preview role, or read or replace the agent pool's token."""
+    otherwise widen its own role, or read or replace the agent pool's token. Every role named
+    `<prefix>-deployments-*` is denied by that pattern (identity_denies), this one by name too where
+    a clipped name escapes it."""
 
     # The deploy role itself: the kubeconfig assumes it again.
     role_arn: str
-    preview_role_arn: str
     # The agent pool's token secret (name) and its own key (alias, `alias/...`).
     token_secret_name: str
     token_key_alias: str
@@ -346,9 +347,9 @@ def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployId
 def identity_denies(
     scope: StackScope, identity: DeployIdentity, *, in_boundary: bool = False
 ) -> list[dict[str, Any]]:
-    """The identity project's resources inside the stack's reach, denied: the deploy role itself,
-    the preview role (and any role named `<prefix>-deployments-*`), the pool's token secret and its
-    key, and the boundary policy. Both the deploy role's policy and the boundary carry them: the
+    """The identity project's resources inside the stack's reach, denied: the deploy role itself
+    (and any role named `<prefix>-deployments-*`), the pool's token secret and its key, and the
+    boundary policy. Both the deploy role's policy and the boundary carry them: the
     deploy role may PutRolePolicy on any bounded role of the stack (the agent hosts' role, whose
     user data it controls), and the boundary's own grants (`secretsmanager:*` on `<prefix>/*`,
     `kms:*` on the stack's tagged keys, PassRole on `<prefix>-*`) reach the token, its key and the
@@ -373,16 +374,13 @@ def identity_denies(
             "Sid": "NotTheDeployIdentity",
             "Effect": "Deny",
             "Action": role_actions,
-            # The two roles by name only where a clipped name escapes the pattern: the policy is
-            # near IAM's 10,240-character quota, and a longer stack name repeats in every ARN.
+            # Any role an admin creates under `<prefix>-deployments-`, and the deploy role by name
+            # only where its clipped name escapes the pattern: the policy is near IAM's
+            # 10,240-character quota, and a longer stack name repeats in every ARN.
             "Resource": sorted(
                 {
                     pattern := f"{arn}:role/{scope.prefix}-deployments-*",
-                    *(
-                        role
-                        for role in (identity.role_arn, identity.preview_role_arn)
-                        if not fnmatch.fnmatchcase(role, pattern)
-                    ),
+                    *([] if fnmatch.fnmatchcase(identity.role_arn, pattern) else [identity.role_arn]),
                 }
             ),
         },

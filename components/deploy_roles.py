@@ -1,5 +1,5 @@
 """The AWS side of a platform stack's deploy identity: Pulumi's OIDC provider, the deploy (write)
-role and a read-only preview role. Created only by the identity project (identity/,
+role and the stack's permissions boundary. Created only by the identity project (identity/,
 stacks/identity.py), which admins apply from a workstation; the platform stack only derives the
 deploy role's ARN from here (DESIGN.md, "Who applies what").
 """
@@ -29,7 +29,8 @@ PULUMI_OIDC_HOST = "api.pulumi.com/oidc"
 # The write role never accepts `preview` in production: a pull request's preview runs the PR's own
 # program, and DeploymentSettings name one role for every operation (pulumi-pulumiservice 1.5.0
 # schema, operationContext.oidc.aws: roleArn, sessionName, policyArns, duration), so production
-# turns pull-request previews off instead.
+# turns pull-request previews off instead. Dev previews pull requests with its write role: there is
+# no second role for previews, since the settings could not name it.
 WRITE_OPERATIONS = ("update", "refresh", "destroy")
 PREVIEW_OPERATIONS = ("preview",)
 # A full create (EKS ~10-15 min, node groups, add-ons, Helm releases with 10-minute timeouts) or
@@ -37,43 +38,11 @@ PREVIEW_OPERATIONS = ("preview",)
 # role from its own session) is capped at 1 h by STS, but `aws eks get-token` assumes afresh for
 # every 15-minute token, so only this outer session has to span the run.
 SESSION_SECONDS = 4 * 3600
-# What a preview calls in AWS: the program's provider functions (platform/deploy-role.yaml
-# `invokes`). These list calls take no resource ARN; nothing reads data or changes anything.
-PREVIEW_READS = (
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeRegions",
-    "eks:DescribeAddonVersions",
-    "logs:DescribeLogGroups",
-    "sts:GetCallerIdentity",
-)
-
-
-def preview_policy(identity: AwsIdentity, region: str, prefix: str) -> str:
-    """The preview role's reads: the program's lookups, the public AMI parameters, its own cluster."""
-    return document(
-        {"Sid": "Lookups", "Effect": "Allow", "Action": list(PREVIEW_READS), "Resource": "*"},
-        {
-            "Sid": "PublicAmiParameters",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameter", "ssm:GetParameters"],
-            "Resource": f"arn:{identity.partition}:ssm:{region}::parameter/aws/service/*",
-        },
-        {
-            "Sid": "TheStacksCluster",
-            "Effect": "Allow",
-            "Action": "eks:DescribeCluster",
-            "Resource": f"arn:{identity.partition}:eks:{region}:{identity.account_id}:cluster/{prefix}",
-        },
-    )
 
 
 def role_name(prefix: str) -> str:
     """The deploy role's physical name, known to both projects before the role exists."""
     return clip(f"{prefix}-deployments-deploy")
-
-
-def preview_role_name(prefix: str) -> str:
-    return clip(f"{prefix}-deployments-preview")
 
 
 def agent_token_secret_name(prefix: str) -> str:
@@ -91,7 +60,6 @@ def kept_off(identity: AwsIdentity, prefix: str) -> DeployIdentity:
     """The identity project's resources of the stack, which its deploy role may never change."""
     return DeployIdentity(
         role_arn=deploy_role_arn(identity, prefix),
-        preview_role_arn=f"arn:{identity.partition}:iam::{identity.account_id}:role/{preview_role_name(prefix)}",
         token_secret_name=agent_token_secret_name(prefix),
         token_key_alias=f"alias/{agent_token_key_name(prefix)}",
     )
@@ -180,24 +148,23 @@ class DeployRolesArgs:
 
 class DeployRoles(pulumi.ComponentResource):
     """The AWS side of the deploy identity: Pulumi's OIDC provider, the deploy (write) role with its
-    least-privilege inline policy, the stack's permissions boundary, and a read-only preview role.
+    least-privilege inline policy, and the stack's permissions boundary. No other role: Deployments
+    settings name one role for every operation (WRITE_OPERATIONS above).
 
     Guarantees: no stored AWS keys. The write role's OIDC trust names this organization, project and
-    stack and the operations update, refresh and destroy (plus preview outside production); the
-    preview role accepts only `operation:preview` and can call only the reads a preview makes.
+    stack and the operations update, refresh and destroy (plus preview outside production).
     Operators (and the role itself, for the kubeconfig) may assume the write role. Sessions last 4
     hours. The permissions boundary (`<prefix>-boundary`, components/deploy_policy.py) is created
     here, so the deploy role, which may create or change roles only with it, never creates or
-    changes it; the platform stack derives its ARN. The preview role carries it; the deploy role
-    does not (the boundary allows no IAM write, and creating the stack's bounded roles is the deploy
-    role's job; its own policy denies it any change to itself, the preview role and the boundary).
+    changes it; the platform stack derives its ARN. The deploy role does not carry it (the boundary
+    allows no IAM write, and creating the stack's bounded roles is the deploy role's job; its own
+    policy denies it any change to itself, any `<prefix>-deployments-*` role and the boundary).
     Protected in production. It is applied by an admin from a workstation (the identity project),
     never by the role it defines, so a change to the role, its policy, its trust or the boundary
     has a path that does not need the role.
     """
 
     role_arn: pulumi.Output[str]
-    preview_role_arn: pulumi.Output[str]
     boundary_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: DeployRolesArgs, opts: pulumi.ResourceOptions | None = None):
@@ -252,31 +219,6 @@ class DeployRoles(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-deploy-{i}", role=role.name, policy_arn=policy_arn, opts=child
             )
-        preview = aws.iam.Role(
-            f"{name}-preview",
-            name=preview_role_name(args.prefix),
-            description=f"Read-only previews of {'/'.join(where)}",
-            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
-                lambda arn: document(oidc_trust(arn, *where, PREVIEW_OPERATIONS))
-            ),
-            max_session_duration=3600,
-            permissions_boundary=boundary.arn,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.iam.RolePolicy(
-            f"{name}-preview",
-            name="platform-preview",
-            role=preview.id,
-            policy=preview_policy(ident, args.region, args.prefix),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         self.role_arn = role.arn
-        self.preview_role_arn = preview.arn
         self.boundary_arn = boundary.arn
-        self.register_outputs(
-            {
-                "role_arn": self.role_arn,
-                "preview_role_arn": self.preview_role_arn,
-                "boundary_arn": self.boundary_arn,
-            }
-        )
+        self.register_outputs({"role_arn": self.role_arn, "boundary_arn": self.boundary_arn})

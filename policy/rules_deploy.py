@@ -8,10 +8,10 @@ rules `iam-no-service-wildcard` and `iam-no-unscoped-write` forbid; they skip th
 on named resources, role writes only with the boundary condition, PassRole and service-linked roles
 only with their service conditions, no wildcard resource for an action that can be scoped, nothing
 account-level, within IAM's size limits, and kept off the identity project's resources inside
-its reach (its own role, the preview role, the agent token secret and its key, the boundary,
-Pulumi's OIDC provider: `identity_reach`). `deploy-role-bounded-roles` checks the other side:
-every role in the plan carries a permissions boundary, pulumi-eks creates no role of its own, and
-no role policy grants what the boundary takes away.
+its reach (its own role and any `<prefix>-deployments-*` role, the agent token secret and its key,
+the boundary, Pulumi's OIDC provider: `identity_reach`). `deploy-role-bounded-roles` checks the
+other side: every role in the plan but the write role carries a permissions boundary, pulumi-eks
+creates no role of its own, and no role policy grants what the boundary takes away.
 """
 
 from __future__ import annotations
@@ -166,10 +166,11 @@ def _unscoped_problems(statement: Mapping[str, Any], *, boundary: bool = False) 
         "The deploy role's policy and the permissions boundary name their IAM resources, write "
         "roles only with the boundary condition, condition PassRole and service-linked roles, use "
         'no "*" for an action the stack can scope, grant nothing account-level, fit IAM\'s size limits, '
-        "and leave the identity project's resources alone (the deploy and preview roles, the agent "
-        "token secret and its key, the boundary, Pulumi's OIDC provider). The boundary keeps its "
-        "service wildcards to the stack's region and denies changes to EC2 resources and load "
-        "balancers that carry neither the stack's tag nor its cluster's, and nothing its controllers need."
+        "and leave the identity project's resources alone (the deploy role and any role under "
+        "`<prefix>-deployments-`, the agent token secret and its key, the boundary, Pulumi's OIDC "
+        "provider). The boundary keeps its service wildcards to the stack's region and denies changes "
+        "to EC2 resources and load balancers that carry neither the stack's tag nor its cluster's, "
+        "and nothing its controllers need."
     ),
     sources=(
         Source("aws-docs", "IAM User Guide: grant least privilege; iam:PassedToService, iam:AWSServiceName"),
@@ -228,10 +229,8 @@ _ROLE_WRITES = ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRo
 IDENTITY_PROBES: tuple[tuple[str, tuple[tuple[str, str, dict[str, list[str]]], ...]], ...] = (
     ("deploy role", tuple((w, "arn:{p}:iam::{a}:role/{x}-deployments-deploy", {}) for w in _ROLE_WRITES)),
     (
-        "preview role",
-        tuple(
-            (w, "arn:{p}:iam::{a}:role/{x}-deployments-preview", {}) for w in (*_ROLE_WRITES, "iam:PassRole")
-        ),
+        "roles under `<prefix>-deployments-` (any role an admin creates there)",
+        tuple((w, "arn:{p}:iam::{a}:role/{x}-deployments-new", {}) for w in (*_ROLE_WRITES, "iam:PassRole")),
     ),
     (
         "agent token secret",
@@ -575,8 +574,9 @@ def outside_boundary(policy: Any, boundary: Any) -> list[str]:
 def _is_the_write_role(props: Mapping[str, Any]) -> bool:
     """The deploy (write) role: Pulumi Deployments may assume it for an operation other than a
     preview. It is the one role not bounded: it creates the stack's bounded roles, which the
-    boundary (no IAM write) would forbid it, and admins apply it (the identity project). The
-    read-only preview role, which Pulumi assumes for `operation:preview` only, carries the boundary."""
+    boundary (no IAM write) would forbid it, and admins apply it (the identity project). A role
+    Pulumi may assume for `operation:preview` only is not exempt: it writes nothing, so nothing
+    keeps it from carrying the boundary."""
     for s in iamdoc.statements(get(props, "assumeRolePolicy")):
         if not any(str(p).endswith(PULUMI_OIDC_PROVIDER) for p in iamdoc.principals(s, "Federated")):
             continue

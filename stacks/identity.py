@@ -139,7 +139,6 @@ def build_identity(cfg: PlatformConfig) -> dict[str, Any]:
     )
     outputs: dict[str, Any] = {
         "deployRoleArn": roles.role_arn,
-        "previewRoleArn": roles.preview_role_arn,
         "boundaryArn": roles.boundary_arn,
     }
     if runs.agent_pool_id is not None:

@@ -203,12 +203,13 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
         "StringEquals": {"iam:PassedToService": sorted(data.iam.pass_role_to)}
     }
     assert conditions["ServiceLinkedRoles"]["StringEquals"]["iam:AWSServiceName"]
-    # The role may not widen itself or the preview role: a change to them needs an admin's `make up`.
+    # The role may not widen itself or any role an admin creates under `<prefix>-deployments-`: a
+    # change to them needs an admin's `make up`.
     denied = {s["Sid"]: s for s in statements(policy, "Deny")}
     role = f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments"
-    # The pattern covers both roles (named apart only when a clipped name escapes it).
+    # The pattern covers the deploy role (named apart only when a clipped name escapes it) and any other.
     assert denied["NotTheDeployIdentity"]["Resource"] == [f"{role}-*"]
-    assert all(fnmatch.fnmatchcase(f"{role}-{r}", f"{role}-*") for r in ("deploy", "preview"))
+    assert all(fnmatch.fnmatchcase(f"{role}-{r}", f"{role}-*") for r in ("deploy", "new", "preview"))
     # Every IAM action on them, reads included (no run reads them: the platform derives their ARNs).
     assert denied["NotTheDeployIdentity"]["Action"] == "iam:*"
     # No role loses its boundary, and the boundary policy itself never changes.
@@ -228,13 +229,13 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
 def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
     plan: PlanResult, data: DeployRoleData, identity_plans: dict[str, PlanResult]
 ) -> None:
-    """Inside its prefix and tag, the role could otherwise rewrite the preview role, read or replace
-    the agent pool's token, use or delete the token's key, or change the boundary. The names are the
-    identity plan's own."""
+    """Inside its prefix and tag, the role could otherwise rewrite itself or a role an admin creates
+    under `<prefix>-deployments-`, read or replace the agent pool's token, use or delete the token's
+    key, or change the boundary. The names are the identity plan's own."""
     identity = identity_plans[plan.stack]
     policy = sent_policy(identity, data)
     assert list(identity_reach(json.dumps(policy))) == []
-    (preview,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-preview")]
+    (deploy,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-deploy")]
     # Dev has no agent pool, hence no token secret: its name is the derived one all the same.
     secret_name = agent_token_secret_name(f"{plan.project}-{plan.stack}")
     assert [r.get("name") for r in identity.of_type("aws:secretsmanager/secret:Secret")] in (
@@ -244,8 +245,10 @@ def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
     (alias,) = identity.of_type("aws:kms/alias:Alias")
     account, region = ACCOUNT_ID, region_of(plan)
     denied = {s["Sid"]: s for s in statements(policy, "Deny")}
-    preview_arn = f"arn:aws:iam::{account}:role/{preview.get('name')}"
-    assert any(fnmatch.fnmatchcase(preview_arn, r) for r in denied["NotTheDeployIdentity"]["Resource"])
+    stem = str(deploy.get("name")).removesuffix("deploy")
+    for name in (deploy.get("name"), f"{stem}new"):
+        arn = f"arn:aws:iam::{account}:role/{name}"
+        assert any(fnmatch.fnmatchcase(arn, r) for r in denied["NotTheDeployIdentity"]["Resource"]), arn
     assert denied["NotTheAgentToken"]["Resource"] == (
         f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-*"
     )
@@ -265,12 +268,12 @@ def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
     ("change", "expect"),
     [
         (
-            # Back to the deploy role alone (before the merge: `NotItself`).
+            # Back to the deploy role alone, by name (before the merge: `NotItself`).
             lambda s: (
-                s["Sid"] == "NotTheDeployIdentity" and [r for r in s["Resource"] if r.endswith("-deploy")]
+                s["Sid"] == "NotTheDeployIdentity" and [r.replace("-*", "-deploy") for r in s["Resource"]]
             ),
-            "iam:PutRolePolicy on arn:aws:iam::123456789012:role/eks-platform-dev-deployments-preview: "
-            "the identity project's preview role",
+            "iam:PutRolePolicy on arn:aws:iam::123456789012:role/eks-platform-dev-deployments-new: "
+            "the identity project's roles under `<prefix>-deployments-`",
         ),
         (lambda s: s["Sid"] == "NotTheAgentToken" and [], "the identity project's agent token secret"),
         (lambda s: s["Sid"] == "NotTheAgentTokenKey" and [], "kms:Decrypt on arn:aws:kms:"),
@@ -278,12 +281,13 @@ def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
         (lambda s: s["Sid"] == "KeepTheBoundaryPolicy" and [], "the identity project's permissions boundary"),
         (lambda s: s["Sid"] == "NotTheDeployIdentity" and [], "the identity project's deploy role"),
     ],
-    ids=["preview-role", "token-secret", "token-key", "token-key-alias", "boundary", "itself"],
+    ids=["deployments-roles", "token-secret", "token-key", "token-key-alias", "boundary", "itself"],
 )
 def test_the_pack_fails_a_deploy_policy_that_reaches_the_identity(
     identity_plans: dict[str, PlanResult], change: Callable[[dict[str, Any]], Any], expect: str
 ) -> None:
-    """Each Deny removed (or narrowed: the preview role dropped) is a finding of the pack."""
+    """Each Deny removed (or narrowed: the `<prefix>-deployments-*` pattern dropped) is a finding of
+    the pack."""
     dev = identity_plans["dev"]
 
     def weaken(policy: str) -> str:
@@ -375,7 +379,6 @@ def scope(prefix: str = "eks-platform-dev") -> StackScope:
 def kept(prefix: str = "eks-platform-dev") -> DeployIdentity:
     return DeployIdentity(
         role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-deploy",
-        preview_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-deployments-preview",
         token_secret_name=f"{prefix}/deploy-agent-token",
         token_key_alias=f"alias/{prefix}-deploy-agent-token",
     )
@@ -549,11 +552,10 @@ def test_the_boundary_has_its_computable_name_and_every_role_carries_it(
     roles = bounded_roles(plan)
     assert len(roles) >= 6  # control plane, CNI, system nodes, Karpenter x2, EBS CSI, flow logs...
     assert {r.name: r.get("permissionsBoundary") for r in roles} == {r.name: arn for r in roles}
-    # In the identity project: the preview role carries it and waits for it; the deploy role, which
-    # creates the bounded roles, does not (the boundary allows no IAM write).
-    (preview,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-preview")]
-    (deploy,) = [r for r in identity.of_type(ROLE_TYPE) if r.name.endswith("-deployments-deploy")]
-    assert preview.get("permissionsBoundary") and boundary.urn in preview.dependencies
+    # In the identity project: the deploy role alone, which creates the bounded roles and does not
+    # carry the boundary (it allows no IAM write). No other role, so nothing there to bound.
+    (deploy,) = identity.of_type(ROLE_TYPE)
+    assert deploy.name.endswith("-deployments-deploy") and not bounded_roles(identity)
     assert not deploy.get("permissionsBoundary")
 
 
@@ -569,7 +571,8 @@ def test_the_boundary_holds_every_role_policy_of_the_plan(
         for r in p.of_type("aws:iam/rolePolicy:RolePolicy")
         if r.get("name") != data.policy_name and str(r.get("role")).removesuffix("-id") in names
     ]
-    assert "platform-preview" in [r.get("name") for r in identity.of_type("aws:iam/rolePolicy:RolePolicy")]
+    # The identity project's only inline policy is the deploy role's (no preview role's reads).
+    assert [r.get("name") for r in identity.of_type("aws:iam/rolePolicy:RolePolicy")] == [data.policy_name]
     assert len(inline) >= 5 and [outside_boundary(p, boundary) for p in inline] == [[]] * len(inline)
     # The AWS managed policies the plan attaches: each one's services are inside the boundary.
     granted = granted_prefixes(boundary)
@@ -774,30 +777,23 @@ def test_the_pack_fails_an_unbounded_role(dev: PlanResult) -> None:
 
 
 def test_only_the_write_role_of_the_identity_project_is_exempt(identity_plans: dict[str, PlanResult]) -> None:
-    """The deploy role creates the bounded roles (a boundary would forbid it); the preview role,
-    which Pulumi assumes for previews only, carries the boundary like every other role."""
-    identity = identity_plans["prod"]
-    assert _rule(evaluate(identity), "deploy-role-bounded-roles") == []
-    unbounded = replace_input(
-        identity,
+    """The deploy role creates the bounded roles (a boundary would forbid it), so it alone goes
+    unbounded: in prod it accepts update, refresh and destroy, in dev previews too. A role Pulumi
+    may assume for previews only writes nothing, and carries the boundary like every other role."""
+    for stack in ("dev", "prod"):
+        assert _rule(evaluate(identity_plans[stack]), "deploy-role-bounded-roles") == []
+    # The same role with a trust narrowed to `operation:preview`: not the write role, not exempt.
+    previews_only = replace_input(
+        identity_plans["prod"],
         ROLE_TYPE,
-        lambda r: r.name.endswith("-deployments-preview"),
-        "permissionsBoundary",
-        lambda _: None,
+        lambda r: r.name.endswith("-deployments-deploy"),
+        "assumeRolePolicy",
+        lambda p: re.sub(r":operation:(update|refresh|destroy):", ":operation:preview:", p),
     )
-    assert _rule(evaluate(unbounded), "deploy-role-bounded-roles") == [
-        "role eks-platform-prod-deployments-preview has no permissionsBoundary: the deploy role cannot "
+    assert _rule(evaluate(previews_only), "deploy-role-bounded-roles") == [
+        "role eks-platform-prod-deployments-deploy has no permissionsBoundary: the deploy role cannot "
         "create it, and an unbounded role is a way to account admin"
     ]
-    # A preview role whose trust also accepts an update is a write role: exempt, as the deploy role.
-    widened = replace_input(
-        unbounded,
-        ROLE_TYPE,
-        lambda r: r.name.endswith("-deployments-preview"),
-        "assumeRolePolicy",
-        lambda p: p.replace(":operation:preview:", ":operation:update:"),
-    )
-    assert _rule(evaluate(widened), "deploy-role-bounded-roles") == []
 
 
 def test_the_pack_fails_a_boundary_that_allows_iam_writes(identity_plans: dict[str, PlanResult]) -> None:

@@ -1,5 +1,5 @@
-"""The identity project (identity/): deploy and preview roles, Pulumi's OIDC trust, the agent pool and
-the Deployments settings of both stacks under mocks; the platform stack creates none of them."""
+"""The identity project (identity/): the deploy role, Pulumi's OIDC trust, the agent pool and the
+Deployments settings of both stacks under mocks; the platform stack creates none of them."""
 
 from __future__ import annotations
 
@@ -46,9 +46,7 @@ def test_the_platform_stack_creates_no_identity_resource(plan: PlanResult) -> No
     assert not [r.urn for r in plan.records if r.type.startswith(IDENTITY_TYPES)]
     oidc = plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert not [r.urn for r in oidc if "api.pulumi.com" in str(r.get("url"))]
-    assert not [
-        r for r in plan.of_type(ROLE) if r.name.endswith(("deployments-deploy", "deployments-preview"))
-    ]
+    assert not [r for r in plan.of_type(ROLE) if "-deployments-" in r.name]
     # The platform derives the role's ARN: the identity project's role has exactly that ARN.
     assert plan.outputs["deployRoleArn"].endswith(":role/eks-platform-" + plan.stack + "-deployments-deploy")
 
@@ -131,30 +129,28 @@ def preview_subject_allowed(subjects: list[str], sub: str) -> bool:
     return sub in subjects
 
 
-def test_a_pull_request_preview_gets_only_the_read_only_role(prod_identity: PlanResult) -> None:
-    """The token of a PR preview names `operation:preview`: prod's write role refuses it, the
-    preview role accepts it and can only read."""
-    sub = "pulumi:deploy:org:example-org:project:eks-platform:stack:prod:operation:preview:scope:write"
+def test_a_pull_request_preview_runs_as_the_write_role_in_dev_only(identity: PlanResult, configs) -> None:
+    """The settings name one role for every operation, and it is the write role: the token of a PR
+    preview names `operation:preview`, which prod's write role refuses (prod previews no pull
+    request) and dev's accepts (dev previews them with its write role). No second role trusts
+    Pulumi's OIDC provider: the identity project creates no preview role."""
+    org = configs[identity.stack].deployments.organization
+    stack = identity.stack
+    sub = f"pulumi:deploy:org:{org}:project:eks-platform:stack:{stack}:operation:preview:scope:write"
     update = sub.replace(":preview:", ":update:")
-    write, _ = trust(prod_identity, "deploy")
-    (preview,) = trust(prod_identity, "preview")
-    assert not preview_subject_allowed(oidc_subjects(write), sub)
+    write, _ = trust(identity, "deploy")
+    previews = stack != "prod"
+    assert preview_subject_allowed(oidc_subjects(write), sub) is previews
+    assert identity.one(SETTINGS).get("vcs")["previewPullRequests"] is previews
     assert preview_subject_allowed(oidc_subjects(write), update)
-    assert preview_subject_allowed(oidc_subjects(preview), sub)
-    assert not preview_subject_allowed(oidc_subjects(preview), update)
     # Another stack whose name starts like this one's is not this stack.
     assert not preview_subject_allowed(
-        oidc_subjects(write), update.replace(":stack:prod:", ":stack:prod-eu:")
+        oidc_subjects(write), update.replace(f":stack:{stack}:", f":stack:{stack}-eu:")
     )
-    (policy,) = [
-        r for r in prod_identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("preview")
-    ]
-    statements = json.loads(policy.get("policy"))["Statement"]
-    actions = [
-        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    ]
-    assert actions and all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions)
-    # ...and the pack's rules pass the identity project of both stacks (tested below).
+    # The write role is the identity project's only role (the settings name it: see above).
+    assert [r.name for r in identity.of_type(ROLE)] == [role(identity, "deploy").name]
+    assert not [r for r in identity.of_type(ROLE) if r.name.endswith("-deployments-preview")]
+    assert "previewRoleArn" not in identity.outputs
 
 
 @pytest.fixture

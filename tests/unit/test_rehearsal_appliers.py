@@ -11,7 +11,7 @@ from analysis.graph import build
 from policy.model import Level
 from tests.unit.rehearsal_plans import reg
 
-DEPLOY = "arn:aws:iam::123456789012:role/p-deploy"
+DEPLOY = "arn:aws:iam::123456789012:role/p-deployments-deploy"
 ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Pulumi Cloud's published addresses: "the external-facing addresses of the Pulumi Cloud SaaS", not
 # the hosted runners' egress, which Pulumi does not publish (platform/rehearsal.yaml hostedRunnerEgress).
@@ -133,7 +133,7 @@ def test_the_deploy_identity_inside_the_platform_plan_is_a_blocker() -> None:
     """The old design: role, policy, Pulumi's OIDC provider, pool and settings in the stack the role
     applies. Each is a mandatory finding; the Pulumi Cloud ones twice (a stack token cannot manage them)."""
     records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
-    role = reg("p-deploy", "aws:iam/role:Role", inputs={"name": "p-deploy"})
+    role = reg("p-deploy", "aws:iam/role:Role", inputs={"name": "p-deployments-deploy"})
     policy = reg("p-deploy-policy", "aws:iam/rolePolicy:RolePolicy", role.urn)
     oidc = reg(
         "oidc",
@@ -160,22 +160,24 @@ def test_the_deploy_identity_inside_the_platform_plan_is_a_blocker() -> None:
     assert not [f for f in clean if f.rule.startswith("identity-")]
 
 
-def test_the_boundary_the_preview_role_and_the_token_in_the_platform_plan_are_blockers() -> None:
+def test_the_boundary_a_deployments_role_and_the_token_in_the_platform_plan_are_blockers() -> None:
     """The deploy role denies itself every change to them: in the plan it applies, a change to any
     would fail; they are the identity project's (least-privilege's boundary used to be created in
-    the platform stack, next to the role)."""
+    the platform stack, next to the role). A role under the deploy role's `<prefix>-deployments-`
+    (say one an admin adds) falls under its Deny by pattern; a role elsewhere in the prefix does not."""
     records, identity = plan(public=False, entry=True, kube_role=True, pool=True)
-    name = DEPLOY.rsplit("/", 1)[1]  # p-deploy; its preview role: p-preview
+    name = DEPLOY.rsplit("/", 1)[1]  # p-deployments-deploy; its pattern: p-deployments-*
     boundary = reg("p-boundary", "aws:iam/policy:Policy", inputs={"name": "eks-platform-prod-boundary"})
-    preview = reg("p-preview", "aws:iam/role:Role", inputs={"name": name.replace("-deploy", "-preview")})
+    sibling = reg("p-sibling", "aws:iam/role:Role", inputs={"name": name.removesuffix("deploy") + "new"})
+    bounded = reg("p-ci", "aws:iam/role:Role", inputs={"name": "p-ci"})
     token = reg(
         "p-token", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/deploy-agent-token"}
     )
     other = reg("p-grafana", "aws:secretsmanager/secret:Secret", inputs={"name": "eks-platform-prod/grafana"})
-    _, findings = judge(build([*records, boundary, preview, token, other]), identity)
+    _, findings = judge(build([*records, boundary, sibling, bounded, token, other]), identity)
     found = sorted(str(f.urn).rsplit("::", 1)[-1] for f in findings if f.rule == "identity-applied-by-itself")
-    assert found == ["p-boundary", "p-preview", "p-token"]
-    _, clean = judge(build(records), [boundary, preview, token, *identity])
+    assert found == ["p-boundary", "p-sibling", "p-token"]
+    _, clean = judge(build(records), [boundary, sibling, token, *identity])
     assert not [f for f in clean if f.rule.startswith("identity-")]
 
 

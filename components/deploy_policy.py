@@ -50,12 +50,10 @@ AGENT_TOKEN_KEY_READ = "kms:Decrypt"  # noqa: S105
 # The key aliases' actions (the token key's alias is under the stack's prefix, OwnKeyAliases).
 ALIAS_ACTIONS = ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias")
 # The only IAM actions the boundary may allow (policy/rules_deploy.py fails any other): a role
-# of the stack reads instance profiles, passes the node role to EC2, and lets Elastic Load
-# Balancing create its service-linked role. No IAM write, so no role of the stack changes a
-# boundary or a role.
-BOUNDARY_IAM = frozenset(
-    {"iam:CreateServiceLinkedRole", "iam:GetInstanceProfile", "iam:ListInstanceProfiles", "iam:PassRole"}
-)
+# of the stack reads instance profiles and passes the node role to EC2 (no load balancer, so no
+# Elastic Load Balancing service-linked role: platform/deploy-role.yaml `withheld`). No IAM write,
+# so no role of the stack changes a boundary or a role.
+BOUNDARY_IAM = frozenset({"iam:GetInstanceProfile", "iam:ListInstanceProfiles", "iam:PassRole"})
 # The placeholders a statement's resources and condition values may use (StackScope.fill).
 PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
 # The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
@@ -131,7 +129,10 @@ class BoundaryData(BaseModel):
 
     extra: tuple[Statement, ...]
     denies: tuple[Statement, ...]
-    managed_policy_services: dict[str, tuple[str, ...]] = Field(alias="managedPolicyServices")
+    # Every action of each attachable AWS managed policy, and what the boundary withholds of them
+    # on purpose (an action pattern -> the reason).
+    managed_policy_actions: dict[str, tuple[str, ...]] = Field(alias="managedPolicyActions")
+    withheld: dict[str, str]
 
 
 class DeployRoleData(BaseModel):
@@ -161,10 +162,10 @@ class DeployRoleData(BaseModel):
 
     @model_validator(mode="after")
     def _managed_policies_are_described(self) -> DeployRoleData:
-        attachable, described = set(self.iam.managed_policies), set(self.boundary.managed_policy_services)
+        attachable, described = set(self.iam.managed_policies), set(self.boundary.managed_policy_actions)
         if attachable != described:
             raise ValueError(
-                "boundary.managedPolicyServices must describe exactly iam.managedPolicies: "
+                "boundary.managedPolicyActions must describe exactly iam.managedPolicies: "
                 f"missing {sorted(attachable - described)}, extra {sorted(described - attachable)}"
             )
         return self

@@ -62,9 +62,8 @@ SCOPABLE_SERVICES = frozenset({"secretsmanager", "kms", "logs", "ecr", "sqs", "e
 # Service Authorization Reference, EC2). Not in the boundary, whose EC2 ceiling serves the
 # controllers' own resources (platform/deploy-role.yaml Ec2Ceiling).
 TAG_SCOPED_SERVICES = frozenset({"ec2"})
-# What a bounded role may hold of IAM: passing a role (conditioned), a service-linked role
-# (conditioned) and reads.
-BOUNDARY_IAM = re.compile(r"^iam:(PassRole|CreateServiceLinkedRole|Get\w+|List\w+)$", re.IGNORECASE)
+# What a bounded role may hold of IAM: passing a role (conditioned) and reads.
+BOUNDARY_IAM = re.compile(r"^iam:(PassRole|Get\w+|List\w+)$", re.IGNORECASE)
 # Account-level administration and long-lived credentials: never for a deploying identity.
 ACCOUNT_LEVEL = re.compile(
     r"^(organizations|account|billing|aws-portal|sso|identitystore):|"
@@ -437,6 +436,23 @@ FOREIGN_PROBES: tuple[tuple[str, str], ...] = (
         "arn:{p}:elasticloadbalancing:{r}:{a}:loadbalancer/net/x/0f0f",
     ),
     ("elasticloadbalancing:RegisterTargets", "arn:{p}:elasticloadbalancing:{r}:{a}:targetgroup/x/0f0f"),
+    # Review 19, round 4: what `ec2:*` left to every role of the stack besides the above. A new
+    # root volume from any AMI boots another team's instance as its role; the account's EBS and
+    # metadata defaults and serial console are region-wide settings; endpoints, ACLs, route table
+    # associations and traffic mirrors reach other VPCs' traffic.
+    ("ec2:CreateReplaceRootVolumeTask", "arn:{p}:ec2:{r}:{a}:instance/i-0f0f0f0f0f0f0f0f0"),
+    ("ec2:AttachVolume", "arn:{p}:ec2:{r}:{a}:instance/i-0f0f0f0f0f0f0f0f0"),
+    ("ec2:ModifyEbsDefaultKmsKeyId", "*"),
+    ("ec2:DisableEbsEncryptionByDefault", "*"),
+    ("ec2:ModifyInstanceMetadataDefaults", "*"),
+    ("ec2:EnableSerialConsoleAccess", "*"),
+    ("ec2:DeleteVpcEndpoints", "arn:{p}:ec2:{r}:{a}:vpc-endpoint/vpce-0f0f0f0f0f0f0f0f0"),
+    ("ec2:ModifyVpcAttribute", "arn:{p}:ec2:{r}:{a}:vpc/vpc-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateNetworkAclEntry", "arn:{p}:ec2:{r}:{a}:network-acl/acl-0f0f0f0f0f0f0f0f0"),
+    ("ec2:ReplaceRouteTableAssociation", "arn:{p}:ec2:{r}:{a}:route-table/rtb-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateTrafficMirrorSession", "arn:{p}:ec2:{r}:{a}:network-interface/eni-0f0f0f0f0f0f0f0f0"),
+    ("elasticloadbalancing:AddTags", "arn:{p}:elasticloadbalancing:{r}:{a}:loadbalancer/net/x/0f0f"),
+    ("elasticloadbalancing:CreateRule", "arn:{p}:elasticloadbalancing:{r}:{a}:listener/net/x/0f0f/0f0f"),
 )
 # What those denies must leave to the stack's own controllers (Karpenter, the EBS CSI driver, the
 # VPC CNI, the control plane): (action, resource template, request context; {c} the cluster). A
@@ -455,6 +471,9 @@ OWN_PROBES: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
         if a != "ec2:CreateTags"
     ),
 )
+# Services whose writes the boundary allows on "*" (the controllers' own resources): only in the
+# stack's region.
+REGIONAL_SERVICES = frozenset({"ec2", "elasticloadbalancing"})
 _CLUSTER_ARN = re.compile(r"^arn:([a-z-]+):eks:([a-z0-9-]+):(\d{12}):cluster/([^/*?]+)$")
 
 
@@ -513,14 +532,22 @@ def foreign_reach(boundary: Any) -> Iterator[str]:
     its denies take from the stack's own controllers."""
     docs = iamdoc.statements(boundary)
     for s in docs:
-        wildcards = [a for a in iamdoc.actions(s) if a.endswith(":*")]
-        if iamdoc.allows(s) and wildcards and "*" in iamdoc.resources(s):
-            keys = {key.lower() for _, key, _ in iamdoc.conditions(s)}
-            if "aws:requestedregion" not in keys:
-                yield (
-                    f'statement {get(s, "Sid", "(no Sid)")} allows {", ".join(wildcards)} on "*" in every '
-                    "region: condition it on aws:RequestedRegion (the stack's region)"
-                )
+        if not (iamdoc.allows(s) and "*" in iamdoc.resources(s)):
+            continue
+        sid = get(s, "Sid", "(no Sid)")
+        actions = iamdoc.actions(s)
+        if wildcards := [a for a in actions if a.endswith(":*")]:
+            yield (
+                f'statement {sid} allows {", ".join(wildcards)} on "*": list the actions the platform\'s '
+                "roles use (a service wildcard in the boundary hands every role of the stack the service)"
+            )
+        regional = [a for a in actions if iamdoc.split(a)[0] in REGIONAL_SERVICES and not iamdoc.is_read(a)]
+        keys = {key.lower() for _, key, _ in iamdoc.conditions(s)}
+        if regional and "aws:requestedregion" not in keys:
+            yield (
+                f'statement {sid} allows {", ".join(regional)} on "*" in every region: condition it on '
+                "aws:RequestedRegion (the stack's region)"
+            )
     cluster = next(
         (m for s in docs if iamdoc.allows(s) for r in iamdoc.resources(s) if (m := _CLUSTER_ARN.match(r))),
         None,
@@ -536,12 +563,9 @@ def foreign_reach(boundary: Any) -> Iterator[str]:
                 f"neither the stack nor its cluster: deny it where it has neither tag"
             )
     for action, template, context in OWN_PROBES:
-        service = action.split(":", 1)[0]
-        if not any(
-            iamdoc.allows(s) and _action_hit(s, f"{service}:*") and "*" in iamdoc.resources(s) for s in docs
-        ):
-            continue  # the boundary does not serve this service on "*"
         resource = template.format(**fill)
+        if not any(iamdoc.allows(s) and _action_hit(s, action) and _resource_hit(s, resource) for s in docs):
+            continue  # not in the boundary's allowlist at all: nothing a Deny could take away
         ctx = {k.format(**fill): v for k, v in context.items()}
         if not permits(boundary, action, resource, ctx, negated=True):
             yield (

@@ -302,3 +302,22 @@ def evaluate(rendered: Iterable[Mapping[str, Any]], production: bool) -> list[tu
             for name, message in r.check(objects, ctx):
                 out.append((r.name, level, str(release.get("urn")), f"{name}: {message}"))
     return sorted(out, key=lambda f: (f[1] != M, f[0], f[2], f[3]))
+
+
+@rule(
+    "rendered-no-load-balancer",
+    description=(
+        "No Service of type LoadBalancer: the permissions boundary allows the control plane no "
+        "Elastic Load Balancing action, so one would stay pending (docs/deploy-role.md)."
+    ),
+    sources=(Source("platform", "platform/deploy-role.yaml boundary.withheld (review 19, round 4)"),),
+    prod=M,
+    dev=M,
+)
+def no_load_balancer(objects: Sequence[Obj], ctx: Context) -> Iterator[tuple[str, str]]:
+    for obj in objects:
+        if obj.get("kind") == "Service" and get(obj, "spec.type") == "LoadBalancer":
+            yield (
+                ident(obj),
+                "type LoadBalancer: no role of the stack may create a load balancer; use ClusterIP",
+            )

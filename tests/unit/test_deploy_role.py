@@ -574,11 +574,21 @@ def test_the_boundary_holds_every_role_policy_of_the_plan(
     # The identity project's only inline policy is the deploy role's (no preview role's reads).
     assert [r.get("name") for r in identity.of_type("aws:iam/rolePolicy:RolePolicy")] == [data.policy_name]
     assert len(inline) >= 5 and [outside_boundary(p, boundary) for p in inline] == [[]] * len(inline)
-    # The AWS managed policies the plan attaches: each one's services are inside the boundary.
-    granted = granted_prefixes(boundary)
-    for attachment in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
-        name = str(attachment.get("policyArn")).split(":policy/", 1)[1]
-        assert set(data.boundary.managed_policy_services[name]) <= granted, name
+    # The AWS managed policies the plan attaches: each of their actions is in the boundary's
+    # allowlist, or withheld on purpose with a reason (platform/deploy-role.yaml).
+    allows = [st for st in statements(boundary) if st["Effect"] == "Allow"]
+    attached = {
+        str(a.get("policyArn")).split(":policy/", 1)[1]
+        for a in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    assert attached and attached <= set(data.boundary.managed_policy_actions)
+    for name in sorted(attached):
+        for action in data.boundary.managed_policy_actions[name]:
+            listed_in = any(
+                fnmatch.fnmatchcase(action.lower(), a.lower()) for st in allows for a in listed(st["Action"])
+            )
+            withheld = any(fnmatch.fnmatchcase(action.lower(), w.lower()) for w in data.boundary.withheld)
+            assert listed_in != withheld, (name, action, "allowed and withheld" if listed_in else "neither")
 
 
 def test_the_boundary_allows_no_iam_write_and_no_escape(
@@ -1077,24 +1087,43 @@ def test_the_boundary_denies_other_stacks_ec2_and_load_balancers(
         ("ec2:TerminateInstances", instance),
         ("ec2:ModifyInstanceAttribute", instance),
         ("ec2:ReplaceIamInstanceProfileAssociation", instance),
+        ("ec2:CreateReplaceRootVolumeTask", instance),
         ("ec2:CreateTags", instance),
         ("ec2:AttachVolume", volume),
+        ("ec2:AttachVolume", instance),
         ("elasticloadbalancing:DeleteLoadBalancer", lb),
     ):
         for context in (foreign, other):
             assert not permits(boundary, action, resource, context, negated=True), (action, context)
+    # What the controllers do to their own resources (the cluster's tag, or the stack's).
+    for action, resource in (
+        ("ec2:TerminateInstances", instance),
+        ("ec2:ModifyInstanceAttribute", instance),
+        ("ec2:AttachVolume", volume),
+        ("ec2:AttachVolume", instance),
+        ("ec2:DeleteVolume", volume),
+    ):
         for context in (own, ours):
-            if action != "ec2:CreateTags":
-                assert permits(boundary, action, resource, context, negated=True), (action, context)
+            assert permits(boundary, action, resource, context, negated=True), (action, context)
+    # Not in the allowlist at all, whatever the tags: no role of the stack needs them.
+    for action, resource in (
+        ("ec2:CreateReplaceRootVolumeTask", instance),
+        ("ec2:StopInstances", instance),
+        ("ec2:ModifyEbsDefaultKmsKeyId", "*"),
+        ("elasticloadbalancing:CreateLoadBalancer", lb),
+    ):
+        assert not permits(boundary, action, resource, own, negated=True), action
     # What the controllers do on resources that carry neither tag yet, or never do.
     assert permits(boundary, "ec2:DescribeInstances", "*", {}, negated=True)
     assert permits(boundary, "ec2:RunInstances", instance, {}, negated=True)
     assert permits(boundary, "ec2:CreateTags", instance, {"ec2:CreateAction": ["RunInstances"]}, negated=True)
     assert permits(boundary, "ec2:CreateTags", eni, {}, negated=True)  # the VPC CNI tags its own ENIs
-    # And only in the stack's region.
+    # No service wildcard on "*", and EC2 only in the stack's region.
     for s in statements(boundary):
-        if any(a.endswith(":*") for a in listed(s["Action"])) and "*" in listed(s["Resource"]):
-            assert s["Condition"]["StringEquals"]["aws:RequestedRegion"] == region, s["Sid"]
+        if "*" in listed(s["Resource"]):
+            assert not [a for a in listed(s["Action"]) if a.endswith(":*")], s["Sid"]
+    (ceiling,) = [s for s in statements(boundary) if s["Sid"] == "Ec2Ceiling"]
+    assert ceiling["Condition"]["StringEquals"]["aws:RequestedRegion"] == region
     assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
 
 
@@ -1108,7 +1137,7 @@ def test_the_pack_fails_a_boundary_without_the_foreign_denies(identity_plans: di
         "ec2:TerminateInstances",
         "ec2:CreateTags",
         "ec2:AttachVolume",
-        "elasticloadbalancing:DeleteLoadBalancer",
+        "ec2:DeleteVolume",
     ):
         assert any(
             f"(the boundary) {action} on " in m and "neither the stack nor its cluster" in m for m in messages
@@ -1118,7 +1147,9 @@ def test_the_pack_fails_a_boundary_without_the_foreign_denies(identity_plans: di
         )
 
 
-def test_the_pack_fails_a_boundary_wildcard_in_every_region(identity_plans: dict[str, PlanResult]) -> None:
+def test_the_pack_fails_a_boundary_ec2_ceiling_everywhere_or_whole(
+    identity_plans: dict[str, PlanResult],
+) -> None:
     def everywhere(policy: dict[str, Any]) -> dict[str, Any]:
         for s in policy["Statement"]:
             if s["Sid"] == "Ec2Ceiling":
@@ -1128,7 +1159,24 @@ def test_the_pack_fails_a_boundary_wildcard_in_every_region(identity_plans: dict
     messages = _rule(
         evaluate(_boundary_with(identity_plans["dev"], everywhere)), "deploy-role-least-privilege"
     )
-    assert any('statement Ec2Ceiling allows ec2:* on "*" in every region' in m for m in messages), messages
+    assert any(
+        m.startswith("statement Ec2Ceiling allows ec2:RunInstances,") and 'on "*" in every region' in m
+        for m in messages
+    ), messages
+
+    def whole_service(policy: dict[str, Any]) -> dict[str, Any]:
+        for s in policy["Statement"]:
+            if s["Sid"] == "Ec2Ceiling":
+                s["Action"] = "ec2:*"
+        return policy
+
+    messages = _rule(
+        evaluate(_boundary_with(identity_plans["dev"], whole_service)), "deploy-role-least-privilege"
+    )
+    assert any('statement Ec2Ceiling allows ec2:* on "*": list the actions' in m for m in messages), messages
+    # Once the whole service is allowed, what no role needs is in every role's reach again.
+    assert any("(the boundary) ec2:CreateReplaceRootVolumeTask on " in m for m in messages), messages
+    assert any("(the boundary) ec2:ModifyEbsDefaultKmsKeyId on *" in m for m in messages), messages
 
 
 def test_the_pack_fails_a_foreign_deny_that_stops_the_controllers(

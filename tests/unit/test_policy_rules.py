@@ -607,7 +607,7 @@ CASES = [
             "name": "eks-platform-dev-boundary",
             "policy": doc(
                 allow(
-                    ["ec2:*", "ecr:BatchGetImage", "iam:ListInstanceProfiles"],
+                    ["ec2:RunInstances", "ecr:BatchGetImage", "iam:ListInstanceProfiles"],
                     Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}},
                 )
             ),
@@ -624,10 +624,31 @@ CASES = [
         t.IAM_POLICY,
         {
             "name": "eks-platform-dev-boundary",
+            "policy": doc(
+                allow(
+                    "ec2:TerminateInstances", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
+                )
+            ),
+        },
+        {"name": "eks-platform-dev-boundary", "policy": doc(allow("ec2:TerminateInstances"))},
+        expect='allows ec2:TerminateInstances on "*" in every region',
+    ),
+    # A service wildcard on "*" in the boundary hands every role of the stack the whole service
+    # (review 19, round 4: ec2:* let them replace another team's root volume).
+    Case(
+        "deploy-role-least-privilege",
+        t.IAM_POLICY,
+        {
+            "name": "eks-platform-dev-boundary",
+            "policy": doc(
+                allow("ec2:RunInstances", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})
+            ),
+        },
+        {
+            "name": "eks-platform-dev-boundary",
             "policy": doc(allow("ec2:*", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})),
         },
-        {"name": "eks-platform-dev-boundary", "policy": doc(allow("ec2:*"))},
-        expect='allows ec2:* on "*" in every region',
+        expect='allows ec2:* on "*": list the actions',
     ),
     Case(
         "deploy-role-least-privilege", RP, DEPLOY, deploy(allow("iam:CreateAccessKey", OWN)), expect="account"

@@ -153,6 +153,20 @@ def test_each_rule_fires_on_a_bad_release(rule: str, objects: list[dict[str, Any
     assert rules_hit(objects) == {rule}
 
 
+def test_a_load_balancer_service_is_refused() -> None:
+    """The boundary withholds every Elastic Load Balancing action (platform/deploy-role.yaml
+    `withheld`, review 19 round 4): a LoadBalancer Service would stay pending forever."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "n"}}
+    for production in (True, False):
+        lb = {**service, "spec": {"type": "LoadBalancer"}}
+        found = rr.evaluate([{"urn": "urn:x", "objects": [lb]}], production)
+        assert [(rule, level) for rule, level, *_ in found] == [
+            ("rendered-no-load-balancer", Level.MANDATORY)
+        ]
+        ok = {**service, "spec": {"type": "ClusterIP"}}
+        assert rr.evaluate([{"urn": "urn:x", "objects": [ok]}], production) == []
+
+
 @pytest.mark.parametrize(
     "image",
     [

@@ -56,6 +56,10 @@ ALIAS_ACTIONS = ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias")
 BOUNDARY_IAM = frozenset({"iam:GetInstanceProfile", "iam:ListInstanceProfiles", "iam:PassRole"})
 # The placeholders a statement's resources and condition values may use (StackScope.fill).
 PLACEHOLDERS = frozenset({"partition", "account", "region", "project", "stack", "prefix", "cluster"})
+# The identity project's names after the prefix: its roles and the deploy role's managed policy
+# (`<prefix>-deployments-*`), which the deploy role may never change.
+IDENTITY_INFIX = "-deployments-"
+SERVICES_SUFFIX = f"{IDENTITY_INFIX}services"
 # The boundary policy's name after the prefix (`<prefix>-boundary`): deterministic, so its ARN is
 # known before it exists (the identity layer and the platform stack compute the same ARN).
 BOUNDARY_SUFFIX = "-boundary"
@@ -265,15 +269,30 @@ def _document(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
+def services_policy_name(prefix: str) -> str:
+    """The deploy role's managed policy of grants outside IAM (`<prefix>-deployments-services`):
+    under `<prefix>-deployments-`, whose policies the role's own Deny keeps it from changing."""
+    return f"{prefix}{SERVICES_SUFFIX}"
+
+
+def services_policy(data: DeployRoleData, scope: StackScope) -> str:
+    """The deploy role's grants outside IAM (the data file's `statements`), as a customer managed
+    policy attached to the role (up to 6,144 characters). The inline policy (deploy_policy) keeps
+    every IAM grant and every Deny, which apply to these grants too (IAM evaluates all of a role's
+    policies together): the two together fit a long stack name and region where one inline policy
+    (10,240 characters for all of a role's inline policies) no longer did."""
+    return _document([_statement(s, scope) for s in data.statements])
+
+
 def deploy_policy(data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity) -> str:
-    """The inline policy of the deploy role (`identity.role_arn`) of the stack `scope`."""
+    """The inline policy of the deploy role (`identity.role_arn`) of the stack `scope`: its IAM
+    grants and every Deny; the grants outside IAM are services_policy's."""
     role_arn = identity.role_arn
     iam = data.iam
     arn = scope.iam_arn
     own = [f"{arn}:role/{scope.prefix}-*"]
     bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary_arn(scope)}}
     statements: list[dict[str, Any]] = [
-        *(_statement(s, scope) for s in data.statements),
         {"Sid": "OwnRoles", "Effect": "Allow", "Action": _iam(iam.roles), "Resource": own},
         {
             "Sid": "OwnRolesBounded",
@@ -380,7 +399,7 @@ def identity_denies(
             # 10,240-character quota, and a longer stack name repeats in every ARN.
             "Resource": sorted(
                 {
-                    pattern := f"{arn}:role/{scope.prefix}-deployments-*",
+                    pattern := f"{arn}:role/{scope.prefix}{IDENTITY_INFIX}*",
                     *([] if fnmatch.fnmatchcase(identity.role_arn, pattern) else [identity.role_arn]),
                 }
             ),
@@ -416,10 +435,12 @@ def identity_denies(
             if in_boundary
             else [
                 {
+                    # The boundary, and the deploy role's own managed policy
+                    # (`<prefix>-deployments-services`) with any other under that name.
                     "Sid": "KeepTheBoundaryPolicy",
                     "Effect": "Deny",
                     "Action": IDENTITY_IAM_DENY,
-                    "Resource": boundary_arn(scope),
+                    "Resource": [boundary_arn(scope), f"{arn}:policy/{scope.prefix}{IDENTITY_INFIX}*"],
                 }
             ]
         ),
@@ -456,3 +477,26 @@ def create_boundary(
         policy=boundary_policy(data, scope, identity=identity),
         opts=opts,
     )
+
+
+def policy_sizes(
+    data: DeployRoleData, scope: StackScope, *, identity: DeployIdentity
+) -> dict[str, tuple[int, int]]:
+    """Each policy of the stack's deploy identity: its size as IAM counts it (whitespace excluded)
+    and IAM's quota for it. `make new-stack` refuses a name that does not fit (a stack name and its
+    region repeat in every ARN), before anything is written."""
+    docs = {
+        f"the deploy role's inline policy {data.policy_name}": (
+            deploy_policy(data, scope, identity=identity),
+            INLINE_POLICY_MAX,
+        ),
+        f"the deploy role's managed policy {services_policy_name(scope.prefix)}": (
+            services_policy(data, scope),
+            MANAGED_POLICY_MAX,
+        ),
+        f"the permissions boundary {scope.prefix}{BOUNDARY_SUFFIX}": (
+            boundary_policy(data, scope, identity=identity),
+            MANAGED_POLICY_MAX,
+        ),
+    }
+    return {name: (len("".join(text.split())), limit) for name, (text, limit) in docs.items()}

@@ -16,6 +16,8 @@ from components.deploy_policy import (
     DeployRoleData,
     create_boundary,
     deploy_policy,
+    services_policy,
+    services_policy_name,
     stack_scope,
 )
 from components.iam import clip, document
@@ -206,14 +208,28 @@ class DeployRoles(pulumi.ComponentResource):
             max_session_duration=SESSION_SECONDS,
             opts=kept,
         )
-        # Inline rather than a customer-managed policy: 10,240 characters instead of 6,144, no
-        # policy versions to prune, and it lives and dies with the role.
+        # Two policies, for IAM's size quotas: the grants outside IAM in a customer managed policy
+        # (6,144 characters), the IAM grants and every Deny inline (10,240 for all of a role's
+        # inline policies); one inline policy no longer fit a long stack name and region (review
+        # 20). Both are this project's, applied by admins; the inline Deny keeps the role off its
+        # own managed policy (`<prefix>-deployments-*`, KeepTheBoundaryPolicy).
+        services = aws.iam.Policy(
+            f"{name}-deploy-services",
+            name=services_policy_name(args.prefix),
+            description=f"Pulumi Deployments of {'/'.join(where)}: grants outside IAM (docs/deploy-role.md)",
+            policy=services_policy(args.permissions, scope),
+            opts=kept,
+        )
+        attached = aws.iam.RolePolicyAttachment(
+            f"{name}-deploy-services", role=role.name, policy_arn=services.arn, opts=kept
+        )
+        # After the attachment: a stack that had one inline policy never runs without its grants.
         aws.iam.RolePolicy(
             f"{name}-deploy",
             name=args.permissions.policy_name,
             role=role.id,
             policy=deploy_policy(args.permissions, scope, identity=kept_off(ident, args.prefix)),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, aliases=moved, depends_on=[attached]),
         )
         for i, policy_arn in enumerate(args.role_policy_arns):
             aws.iam.RolePolicyAttachment(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from policy import iamdoc
@@ -33,6 +33,9 @@ DEPLOY_POLICY_NAME = "platform-deploy"
 # The stack's permissions boundary is the managed policy named `<prefix>` + this suffix
 # (components/deploy_policy.py BOUNDARY_SUFFIX; a unit test keeps the two equal).
 BOUNDARY_SUFFIX = "-boundary"
+# The deploy role's managed policy of grants outside IAM is `<prefix>` + this suffix
+# (components/deploy_policy.py SERVICES_SUFFIX; a unit test keeps the two equal).
+SERVICES_SUFFIX = "-deployments-services"
 # Pulumi Deployments' OIDC provider, and the end of the subject of a preview (`...:operation:preview:
 # scope:write`, components/deploy_roles.py): the write role's trust accepts other operations.
 PULUMI_OIDC_PROVIDER = ":oidc-provider/api.pulumi.com/oidc"
@@ -82,10 +85,15 @@ NAMED_IAM = re.compile(r"^arn:[a-z-]+:iam::(\d{12}|aws):[a-z-]+/[^*?]+[^*?/]*\*?
 
 
 def is_deploy_policy(typ: str, props: Mapping[str, Any]) -> bool:
-    """The deploy role's inline policy, or the stack's permissions boundary."""
+    """The deploy role's inline policy, its managed policy of grants outside IAM, or the stack's
+    permissions boundary."""
     if typ == IAM_ROLE_POLICY:
         return bool(get(props, "name") == DEPLOY_POLICY_NAME)
-    return is_boundary_policy(typ, props)
+    return is_boundary_policy(typ, props) or is_services_policy(typ, props)
+
+
+def is_services_policy(typ: str, props: Mapping[str, Any]) -> bool:
+    return typ == IAM_POLICY and str(get(props, "name") or "").endswith(SERVICES_SUFFIX)
 
 
 def is_boundary_policy(typ: str, props: Mapping[str, Any]) -> bool:
@@ -188,6 +196,27 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
     if document(policy) is None:
         return  # not known yet (preview of a new stack): judged on the next run
     boundary = is_boundary_policy(typ, props)
+    yield from _grant_problems(policy, boundary=boundary)
+    if is_services_policy(typ, props):
+        yield from _services_problems(policy)
+    elif boundary:
+        # The deploy role may PutRolePolicy on any bounded role of the stack, so what the boundary
+        # allows of the identity, a push can give itself through that role.
+        yield from identity_reach(policy, boundary_name=str(get(props, "name")))
+        yield from foreign_reach(policy)
+    else:
+        # The inline policy holds every IAM grant and every Deny of the role; its grants outside
+        # IAM are in the managed policy, so here they count as granted (the worst case) and the
+        # Denies must stop each probe on their own.
+        yield from identity_reach(policy, granted=outside_iam)
+        yield from other_stacks_reach(policy, granted=outside_iam)
+    limit = INLINE_POLICY_MAX if typ == IAM_ROLE_POLICY else MANAGED_POLICY_MAX
+    if (size := compact_size(policy)) > limit:
+        yield f"the policy has {size} characters; IAM allows {limit} for this policy"
+
+
+def _grant_problems(policy: Any, *, boundary: bool) -> Iterator[str]:
+    """Each Allow statement judged on its own (account-level, IAM, "*", re-tagging)."""
     for statement in iamdoc.statements(policy):
         if not iamdoc.allows(statement):
             continue
@@ -200,16 +229,19 @@ def deploy_role(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[st
         yield from _unscoped_problems(statement, boundary=boundary)
         if not boundary:
             yield from _retag_problems(statement)
-    # The boundary too: the deploy role may PutRolePolicy on any bounded role of the stack, so
-    # what the boundary allows of the identity, a push can give itself through that role.
-    yield from identity_reach(policy, boundary_name=str(get(props, "name")) if boundary else None)
-    if boundary:
-        yield from foreign_reach(policy)
-    else:
-        yield from other_stacks_reach(policy)
-    limit = MANAGED_POLICY_MAX if boundary else INLINE_POLICY_MAX
-    if (size := compact_size(policy)) > limit:
-        yield f"the policy has {size} characters; IAM allows {limit} for this policy"
+
+
+def _services_problems(policy: Any) -> Iterator[str]:
+    """The deploy role's managed policy grants outside IAM only; its Denies are the inline policy's."""
+    for statement in iamdoc.statements(policy):
+        if get(statement, "Effect") == "Deny" or any(
+            a.lower().startswith("iam:") for a in iamdoc.actions(statement)
+        ):
+            sid = get(statement, "Sid", "(no Sid)")
+            yield (
+                f"statement {sid} of the deploy role's managed policy is a Deny or an IAM grant: "
+                "both stay in its inline policy, where the probes see them together"
+            )
 
 
 def _matches(patterns: list[str], value: str, *, actions: bool) -> bool:
@@ -335,17 +367,29 @@ def _action_hit(statement: Mapping[str, Any], action: str) -> bool:
     return _matches(iamdoc.actions(statement), action, actions=True)
 
 
+def outside_iam(action: str) -> bool:
+    """An action the deploy role's managed policy may grant (not IAM, not STS)."""
+    return not action.lower().startswith(("iam:", "sts:"))
+
+
 def permits(
-    policy: Any, action: str, resource: str, context: Mapping[str, list[str]], *, negated: bool = False
+    policy: Any,
+    action: str,
+    resource: str,
+    context: Mapping[str, list[str]],
+    *,
+    negated: bool = False,
+    granted: Callable[[str], bool] | None = None,
 ) -> bool:
     """Whether `policy` allows `action` on `resource`: an Allow matches (its conditions assumed
-    met: the worst case) and no Deny that holds for `context` matches (`negated`: _deny_applies)."""
+    met: the worst case), or `granted` says another policy of the role grants it, and no Deny that
+    holds for `context` matches (`negated`: _deny_applies)."""
 
     def hit(s: Mapping[str, Any]) -> bool:
         return _action_hit(s, action) and _resource_hit(s, resource)
 
     docs = iamdoc.statements(policy)
-    if not any(iamdoc.allows(s) and hit(s) for s in docs):
+    if not (granted and granted(action)) and not any(iamdoc.allows(s) and hit(s) for s in docs):
         return False
     return not any(
         get(s, "Effect") == "Deny" and hit(s) and _deny_applies(s, context, negated=negated) for s in docs
@@ -375,30 +419,34 @@ def _owner(policy: Any, boundary_name: str | None) -> tuple[str, str, str] | Non
     )
 
 
-def identity_reach(policy: Any, *, boundary_name: str | None = None) -> Iterator[str]:
+def _region(policy: Any) -> str:
+    """The stack's region, from the first regional ARN of the policy ("*" when it names none)."""
+    found = (
+        m.group(1)
+        for s in iamdoc.statements(policy)
+        for r in iamdoc.resources(s)
+        if (m := _REGIONAL.match(r))
+    )
+    return next(found, "*")
+
+
+def identity_reach(
+    policy: Any, *, boundary_name: str | None = None, granted: Callable[[str], bool] | None = None
+) -> Iterator[str]:
     """What the deploy policy (or, given its name, the boundary) lets a role change of the
     identity project's resources."""
     owner = _owner(policy, boundary_name)
     if owner is None:
         return  # the role's own ARN (AssumeItself) is not in the policy: nothing to derive from
     partition, account, prefix = owner
-    region = next(
-        (
-            m.group(1)
-            for s in iamdoc.statements(policy)
-            for r in iamdoc.resources(s)
-            if (m := _REGIONAL.match(r))
-        ),
-        "*",
-    )
-    fill = {"p": partition, "a": account, "r": region, "x": prefix}
+    fill = {"p": partition, "a": account, "r": _region(policy), "x": prefix}
     for what, probes in IDENTITY_PROBES:
         for action, template, context in probes:
             if boundary_name and action in AGENT_READS:
                 continue
             resource = template.format(**fill)
             ctx = {k: [v.format(**fill) for v in vs] for k, vs in context.items()}
-            if permits(policy, action, resource, ctx):
+            if permits(policy, action, resource, ctx, granted=granted):
                 who = "any role of the stack (the boundary)" if boundary_name else "the deploy role"
                 yield (
                     f"lets {who} {action} on {resource}: the identity project's {what}, "
@@ -506,19 +554,15 @@ OTHER_STACK_PROBES: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
 )
 
 
-def other_stacks_reach(policy: Any) -> Iterator[str]:
+def other_stacks_reach(policy: Any, *, granted: Callable[[str], bool] | None = None) -> Iterator[str]:
     """What the deploy policy lets the role do to another stack's tagged resources (OTHER_STACK_PROBES)."""
     owner = _owner(policy, None)
-    cluster = next(
-        (m for s in iamdoc.statements(policy) for r in iamdoc.resources(s) if (m := _CLUSTER_ARN.match(r))),
-        None,
-    )
-    if owner is None or cluster is None:
+    if owner is None:
         return
-    fill = {"p": owner[0], "a": owner[1], "r": cluster.group(2)}
+    fill = {"p": owner[0], "a": owner[1], "r": _region(policy)}
     for action, template, context in OTHER_STACK_PROBES:
         resource = template.format(**fill)
-        if permits(policy, action, resource, context, negated=True):
+        if permits(policy, action, resource, context, negated=True, granted=granted):
             yield (
                 f"lets the deploy role {action} on {resource} with {context}: a resource another stack, "
                 "project or owner tagged or named; deny it (NoOtherStacks, NoOtherProjects, "

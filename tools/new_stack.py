@@ -32,8 +32,12 @@ import yaml as pyyaml
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from analysis.appliers import IDENTITY_FIRST
+from components.deploy_policy import policy_sizes, stack_scope
+from components.deploy_roles import kept_off
 from components.iam import ROLE_NAME_MAX
+from components.identity import AwsIdentity
 from stacks import placeholders
+from stacks.data import deploy_role_data
 from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
 from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
@@ -131,6 +135,33 @@ def check_length(name: str, source: str, project: str) -> None:
             f"stack name {name!r} is too long: the IAM role {longest} would have {len(longest)} "
             f"characters, IAM allows {ROLE_NAME_MAX}; use at most "
             f"{len(name) - (len(longest) - ROLE_NAME_MAX)} characters"
+        )
+
+
+def check_policy_sizes(name: str, source: str, project: str) -> None:
+    """Refuse a name whose deploy identity would not fit IAM's policy size quotas in the source
+    stack's region (each character of the name repeats in every ARN of the three policies)."""
+    raw, _ = stack_config(source, project)
+    region = raw.get("aws:region", "")
+    partition = (
+        "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    )
+    prefix = f"{project}-{name}"
+    # Any 12-digit account: the ARNs' lengths do not depend on which.
+    ident = AwsIdentity(
+        account_id="0" * 12, partition=partition, region=region, dns_suffix="", availability_zones=()
+    )
+    scope = stack_scope(ident, region=region, project=project, stack=name, prefix=prefix, cluster_name=prefix)
+    sizes = policy_sizes(deploy_role_data(), scope, identity=kept_off(ident, prefix))
+    over = [
+        f"{what} would have {size:,} characters, IAM allows {limit:,}"
+        for what, (size, limit) in sizes.items()
+        if size > limit
+    ]
+    if over:
+        raise RefusedError(
+            f"stack name {name!r} is too long for its deploy identity in {region}: {'; '.join(over)}. "
+            "Use a shorter name (docs/deploy-role.md, policy sizes)"
         )
 
 
@@ -242,6 +273,7 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
             f"stack {name!r} exists ({', '.join(found)}): `make new-stack` creates a new one only"
         )
     check_length(name, source, project)
+    check_policy_sizes(name, source, project)
     changes = Changes(root)
     if not (root / f"Pulumi.{name}.yaml").exists():
         changes.create(f"Pulumi.{name}.yaml", _stack_file(name, source, project, root))

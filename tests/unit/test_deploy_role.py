@@ -22,6 +22,7 @@ import pytest
 from components.deploy_policy import (
     BOUNDARY_IAM,
     MANAGED_POLICY_MAX,
+    SERVICES_SUFFIX,
     DeployIdentity,
     DeployRoleData,
     StackScope,
@@ -42,6 +43,7 @@ from policy.rules_deploy import (
     outside_boundary,
     permits,
 )
+from policy.rules_deploy import SERVICES_SUFFIX as PACK_SERVICES_SUFFIX
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
 from tools.mocks import ACCOUNT_ID, ROOT, stack_config
@@ -62,9 +64,9 @@ def program_invokes() -> list[str]:
     return sorted(set(MOCK_TOKEN.findall((ROOT / "tools" / "mocks.py").read_text(encoding="utf-8"))))
 
 
-def sent_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
-    """The deploy role's inline policy as the program registered it (the identity project's plan,
-    identity/, which creates the role: `identity_plans[stack]`)."""
+def inline_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
+    """The deploy role's inline policy (its IAM grants and every Deny) as the program registered it
+    (the identity project's plan, identity/, which creates the role: `identity_plans[stack]`)."""
     found = [
         r
         for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
@@ -73,6 +75,19 @@ def sent_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
     assert len(found) == 1, f"expected the deploy role's policy {data.policy_name!r}, found {len(found)}"
     policy: dict[str, Any] = json.loads(found[0].get("policy"))
     return policy
+
+
+def services_of(plan: PlanResult) -> Any:
+    (found,) = [r for r in plan.of_type(BOUNDARY_TYPE) if str(r.get("name")).endswith(SERVICES_SUFFIX)]
+    return found
+
+
+def sent_policy(plan: PlanResult, data: DeployRoleData) -> dict[str, Any]:
+    """Everything the deploy role may do, as IAM evaluates it: its inline policy and its managed
+    policy of grants outside IAM (`<prefix>-deployments-services`) together."""
+    policy = inline_policy(plan, data)
+    services = json.loads(services_of(plan).get("policy"))
+    return {"Version": policy["Version"], "Statement": [*services["Statement"], *policy["Statement"]]}
 
 
 def statements(policy: dict[str, Any], effect: str = "Allow") -> list[dict[str, Any]]:
@@ -219,11 +234,19 @@ def test_the_sent_policy_keeps_iam_to_the_stack(
         "Action": "iam:DeleteRolePermissionsBoundary",
         "Resource": "*",
     }
-    assert (
-        denied["KeepTheBoundaryPolicy"]["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}-boundary"
+    # The boundary, and the role's own managed policy (any policy under `<prefix>-deployments-`).
+    assert denied["KeepTheBoundaryPolicy"]["Resource"] == [
+        f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}-boundary",
+        f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}-deployments-*",
+    ]
+    assert fnmatch.fnmatchcase(
+        f"arn:aws:iam::{ACCOUNT_ID}:policy/{prefix}{SERVICES_SUFFIX}",
+        denied["KeepTheBoundaryPolicy"]["Resource"][1],
     )
     assert denied["KeepTheBoundaryPolicy"]["Action"] == "iam:*"
-    assert compact_size(json.dumps(policy)) <= INLINE_POLICY_MAX
+    identity = identity_plans[plan.stack]
+    assert compact_size(json.dumps(inline_policy(identity, data))) <= INLINE_POLICY_MAX
+    assert compact_size(services_of(identity).get("policy")) <= MANAGED_POLICY_MAX
 
 
 def test_the_deploy_role_cannot_touch_what_the_identity_project_owns(
@@ -352,9 +375,19 @@ def test_every_attached_managed_policy_is_attachable(
 def test_no_managed_policy_on_the_deploy_role_by_default(
     plan: PlanResult, identity_plans: dict[str, PlanResult]
 ) -> None:
+    """`deployments.rolePolicyArns` is empty by default: the deploy role's one managed policy is its
+    own `<prefix>-deployments-services` (the grants outside IAM, the identity project's), never an
+    AWS managed one."""
     attachments = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-    roles = [r.get("role") for p in (plan, identity_plans[plan.stack]) for r in p.of_type(attachments)]
-    assert not [r for r in roles if str(r).endswith("-deployments-deploy")]
+    identity = identity_plans[plan.stack]
+    policies = [
+        str(r.get("policyArn"))
+        for p in (plan, identity)
+        for r in p.of_type(attachments)
+        if str(r.get("role")).endswith("-deployments-deploy")
+    ]
+    assert [p.rsplit("/", 1)[-1] for p in policies] == [f"{plan.project}-{plan.stack}{SERVICES_SUFFIX}"]
+    assert services_of(identity).protect is (plan.stack == "prod")
 
 
 def test_the_policy_name_is_the_one_the_policy_pack_knows(data: DeployRoleData) -> None:
@@ -828,6 +861,71 @@ def test_the_pack_fails_a_cluster_whose_roles_pulumi_eks_would_create(dev: PlanR
 
 def test_boundary_names_agree() -> None:
     assert BOUNDARY_SUFFIX == DEPLOY_BOUNDARY_SUFFIX
+    assert PACK_SERVICES_SUFFIX == SERVICES_SUFFIX
+
+
+@pytest.mark.parametrize(
+    ("statement", "expect"),
+    [
+        (
+            {"Sid": "Bad", "Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+            'grants secretsmanager:* on "*"',
+        ),
+        (
+            {"Sid": "Bad", "Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*"},
+            'grants ec2:TerminateInstances on "*" with no tag condition',
+        ),
+        (
+            {"Sid": "Bad", "Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"},
+            "statement Bad of the deploy role's managed policy is a Deny or an IAM grant",
+        ),
+        (
+            {"Sid": "Bad", "Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*"},
+            "statement Bad of the deploy role's managed policy is a Deny or an IAM grant",
+        ),
+    ],
+)
+def test_the_pack_judges_the_deploy_roles_managed_policy(
+    identity_plans: dict[str, PlanResult], statement: dict[str, Any], expect: str
+) -> None:
+    """The grants outside IAM left the inline policy for `<prefix>-deployments-services` (IAM's
+    6,144 characters per managed policy next to 10,240 for the inline ones, review 20): the pack
+    holds them to the same rules, and keeps IAM grants and Denies in the inline policy, where its
+    probes see them with the rest."""
+    plan = identity_plans["prod"]
+    assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
+    broken = replace_input(
+        plan,
+        BOUNDARY_TYPE,
+        lambda r: str(r.get("name")).endswith(SERVICES_SUFFIX),
+        "policy",
+        lambda p: json.dumps(with_statement(json.loads(p), statement)),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(expect in m for m in messages), messages
+
+
+def test_the_inline_probes_count_the_managed_grants(identity_plans: dict[str, PlanResult]) -> None:
+    """The inline policy alone grants nothing outside IAM, so its probes take those grants as given
+    (the managed policy has them): without NotTheAgentToken the token is reachable."""
+    plan = identity_plans["prod"]
+
+    def without(policy: dict[str, Any]) -> dict[str, Any]:
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "NotTheAgentToken"]
+        return policy
+
+    broken = replace_input(
+        plan,
+        "aws:iam/rolePolicy:RolePolicy",
+        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
+        "policy",
+        lambda p: json.dumps(without(json.loads(p))),
+    )
+    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    assert any(
+        "lets the deploy role secretsmanager:PutSecretValue" in m and "deploy-agent-token" in m
+        for m in messages
+    )
 
 
 def test_ec2_star_cannot_take_data_out(

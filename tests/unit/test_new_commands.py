@@ -358,3 +358,34 @@ def test_a_new_stacks_service_keeps_its_secret_keys(tmp_path: Path) -> None:
     text = _new_values(repo, STACK)
     assert yaml.safe_load(text)["externalSecrets"] == {"secrets": [{"name": "db", "key": "database"}]}
     assert f"eks-platform-{STACK}/{EXISTING}/<key>" in text and "eks-platform-dev" not in text
+
+
+def test_a_stack_name_whose_deploy_identity_does_not_fit_iam_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stack name repeats in every ARN of its deploy identity's three policies (review 20:
+    `preproduction` from prod made the old single inline policy 10,277 of IAM's 10,240, and only
+    the identity plan said so). The command checks the sizes before it writes anything."""
+    from components import deploy_policy
+    from tools import new_stack
+
+    real = deploy_policy.policy_sizes
+    # Today every name IAM's role-name length allows fits; a data file that grows may not.
+    monkeypatch.setattr(
+        new_stack,
+        "policy_sizes",
+        lambda *a, **k: {
+            what: (size + (2_000 if "boundary" in what else 0), limit)
+            for what, (size, limit) in real(*a, **k).items()
+        },
+    )
+    with pytest.raises(
+        RefusedError,
+        match=(
+            r"stack name 'staging' is too long for its deploy identity in eu-west-1: the permissions "
+            r"boundary eks-platform-staging-boundary would have [\d,]+ characters, IAM allows 6,144"
+        ),
+    ):
+        new_stack.check_policy_sizes("staging", "prod", "eks-platform")
+    monkeypatch.setattr(new_stack, "policy_sizes", real)
+    new_stack.check_policy_sizes("preproduction", "prod", "eks-platform")  # fits with the managed policy

@@ -905,13 +905,12 @@ def test_the_pack_judges_the_deploy_roles_managed_policy(
     assert any(expect in m for m in messages), messages
 
 
-def test_the_inline_probes_count_the_managed_grants(identity_plans: dict[str, PlanResult]) -> None:
-    """The inline policy alone grants nothing outside IAM, so its probes take those grants as given
-    (the managed policy has them): without NotTheAgentToken the token is reachable."""
-    plan = identity_plans["prod"]
+def pack_without(plan: PlanResult, sids: set[str]) -> list[str]:
+    """The pack's deploy-role-least-privilege messages on `plan` with these statements dropped from
+    the deploy role's inline policy."""
 
     def without(policy: dict[str, Any]) -> dict[str, Any]:
-        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "NotTheAgentToken"]
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") not in sids]
         return policy
 
     broken = replace_input(
@@ -921,7 +920,13 @@ def test_the_inline_probes_count_the_managed_grants(identity_plans: dict[str, Pl
         "policy",
         lambda p: json.dumps(without(json.loads(p))),
     )
-    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    return _rule(evaluate(broken), "deploy-role-least-privilege")
+
+
+def test_the_inline_probes_count_the_managed_grants(identity_plans: dict[str, PlanResult]) -> None:
+    """The inline policy alone grants nothing outside IAM, so its probes take those grants as given
+    (the managed policy has them): without NotTheAgentToken the token is reachable."""
+    messages = pack_without(identity_plans["prod"], {"NotTheAgentToken"})
     assert any(
         "lets the deploy role secretsmanager:PutSecretValue" in m and "deploy-agent-token" in m
         for m in messages
@@ -1398,21 +1403,8 @@ def test_the_pack_fails_a_deploy_policy_that_may_retag_another_stacks_resource(
     IAM; `oidc.eks.<region>.../id/*` names every cluster's IRSA provider in the account."""
     plan = identity_plans["prod"]
     assert _rule(evaluate(plan), "deploy-role-least-privilege") == []
-
-    def without(policy: dict[str, Any]) -> dict[str, Any]:
-        # Both stack and project denies go with NoOtherStacks: either alone still stops the probe.
-        gone = {drop, "NoOtherProjects"} if drop == "NoOtherStacks" else {drop}
-        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") not in gone]
-        return policy
-
-    broken = replace_input(
-        plan,
-        "aws:iam/rolePolicy:RolePolicy",
-        lambda r: r.get("name") == DEPLOY_POLICY_NAME,
-        "policy",
-        lambda p: json.dumps(without(json.loads(p))),
-    )
-    messages = _rule(evaluate(broken), "deploy-role-least-privilege")
+    # Both stack and project denies go with NoOtherStacks: either alone still stops the probe.
+    messages = pack_without(plan, {drop, "NoOtherProjects"} if drop == "NoOtherStacks" else {drop})
     assert any(f"lets the deploy role {expect}" in m for m in messages), messages
 
 

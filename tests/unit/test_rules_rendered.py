@@ -287,13 +287,22 @@ def test_rules_judge_what_helm_renders(tmp_path: Path) -> None:
     )
 
 
-def test_the_microservice_chart_renders_within_the_rules() -> None:
-    """The platform's own chart with prod's values: zone spread (DoNotSchedule), PDB, pinned image."""
-    values = yaml.safe_load((ROOT / "services" / "catalog" / "deploy" / "prod.yaml").read_text())
+PROD_VALUES = sorted((ROOT / "services").glob("*/deploy/prod.yaml"))
+
+
+@pytest.mark.parametrize("values_file", PROD_VALUES, ids=lambda p: p.parts[-3])
+def test_the_microservice_chart_renders_within_the_rules(values_file: Path) -> None:
+    """The platform's own chart with each service's prod values (whatever services the checkout
+    has): zone spread (DoNotSchedule), PDB, pinned image."""
+    values = yaml.safe_load(values_file.read_text())
     objects = render(ROOT / "charts" / "microservice", values)
     # Services are not platform controllers: no priority class (by design), and memory limit above
     # request is only advisory for them.
     assert rules_hit(objects) == {"rendered-priority-class", "rendered-memory-limit-equals-request"}
+
+
+def test_there_is_a_service_to_render() -> None:
+    assert PROD_VALUES, "no services/*/deploy/prod.yaml: the chart test above would run on nothing"
 
 
 # checkov's side (tools/scan.py): the exceptions file and the judgement, without running checkov

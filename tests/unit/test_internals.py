@@ -339,7 +339,7 @@ def test_ecr_adopted_under_a_new_key_would_be_replaced(prod: PlanResult) -> None
     # One finding per repository, whatever the number of services (no test assumes it: issue 20).
     findings = rules(broken, "mandatory")["rehearsal-import-replaces"]
     repositories = [r.urn for r in broken.of_type(REPOSITORY)]
-    assert repositories and sorted(f.urn for f in findings) == sorted(repositories)
+    assert repositories and sorted(str(f.urn) for f in findings) == sorted(repositories)
     assert all("encryptionConfigurations" in f.message for f in findings)
 
 

@@ -11,7 +11,8 @@ What platform/gitops/README.md "Adding a service" lists, for every stack (one pe
 - services/<name>/deploy/<stack>.yaml: only what differs from the chart's defaults (the stack's own
   registry; in a production stack, one replica per zone spread over the zones);
 - platform/gitops/<stack>/<name>.yaml: the service's Application;
-- .github/workflows/<name>.yml and <name>-promote.yml: build into dev, promote to prod;
+- .github/workflows/<name>.yml and <name>-promote.yml: build into dev, promote to any other stack
+  (a choice of every stack but dev, prod by default);
 - docs/architecture.md regenerated (it draws prod's plan, which now holds the service).
 
 A bad name, a reserved one or one that exists is refused (exit 2) and nothing is written. A name
@@ -53,7 +54,8 @@ from tools.scaffold import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "service"
-# The stacks the service's workflows build into and promote to (build-service.yml, promote-service.yml).
+# The stack the service's workflows build into (build-service.yml), the source of every promotion,
+# and the promote workflow's default target (promote-service.yml); every other stack is a target.
 BUILD_STACK, PROMOTE_STACK = "dev", "prod"
 # The branch whose CI may push images: the workflows' push trigger and the CI role's trust.
 BRANCH = "main"
@@ -207,10 +209,40 @@ def _registry(root: Path, stack: str, region: str) -> str:
 
 def tag_comment(stack: str) -> str:
     """Who sets a values file's image.tag in `stack` (the comment above it)."""
-    return {
-        BUILD_STACK: "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built.",
-        PROMOTE_STACK: "Set by the pull request of .github/workflows/promote-service.yml (dev's image).",
-    }.get(stack, "Set by hand: no workflow deploys to this stack (docs/adding-a-stack.md).")
+    if stack == BUILD_STACK:
+        return "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built."
+    return "Set by the pull request of .github/workflows/promote-service.yml (dev's image)."
+
+
+def promotion_targets(stacks: list[str]) -> list[str]:
+    """The stacks a service's promote workflow offers: every stack but the one it promotes from."""
+    return sorted(s for s in stacks if s != BUILD_STACK)
+
+
+def stack_options(stacks: list[str], indent: str) -> str:
+    """The `options:` items of the promote workflow's `stack` choice."""
+    return "\n".join(f"{indent}- {stack}" for stack in promotion_targets(stacks))
+
+
+def role_variable(service: str, stack: str) -> str:
+    """The repository variable holding the service's CI role ARN in `stack` (its output ciRoleArns):
+    what <service>-promote.yml reads. Variable names hold only letters, digits and `_`."""
+    return f"{service}_{stack}_CI_ROLE_ARN".replace("-", "_").upper()
+
+
+def check_role_variables(services: list[str], stacks: list[str]) -> None:
+    """Refuse names that would make two services' CI role variables one (`a-b` in `c`, `a` in `b-c`)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for service in services:
+        for stack in stacks:
+            variable = role_variable(service, stack)
+            other = seen.setdefault(variable, (service, stack))
+            if other != (service, stack):
+                raise RefusedError(
+                    f"service {service!r} in stack {stack!r} and service {other[0]!r} in stack {other[1]!r} "
+                    f"would share the repository variable {variable} (the CI role ARN the workflows "
+                    "read; '-' becomes '_'): choose another name"
+                )
 
 
 def _values(name: str, stack: str, project: str, registry: str, *, production: bool, zones: int) -> str:
@@ -277,6 +309,8 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
             f"no stack {' or '.join(missing)}: the service's workflows build into {BUILD_STACK} and "
             f"promote to {PROMOTE_STACK} (.github/workflows/build-service.yml, promote-service.yml)"
         )
+    services = sorted(p.parent.parent.name for p in root.glob(values_file("*", BUILD_STACK)))
+    check_role_variables([*services, name], stacks)
     changes = Changes(root)
     found_placeholders = [p for stack in stacks for p in _in_stack(name, stack, project, changes)]
     package = name.replace("-", "_")
@@ -287,6 +321,7 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
         "PROJECT": project,
         "REGION": stack_config(BUILD_STACK, project)[0].get("aws:region", ""),
         "BRANCH": BRANCH,
+        "STACK_OPTIONS": stack_options(stacks, " " * 10),
     }
     for template, target in _SOURCE.items():
         changes.create(f"services/{name}/{target.format(package=package)}", fill(_template(template), tokens))
@@ -305,13 +340,12 @@ def new_service(name: str, root: Path = ROOT) -> list[str]:
     if found:
         lines += [f"{len(found)} documentation placeholder(s) to replace before a real deploy:"]
         lines += placeholder_lines(found)
-    variable = name.replace("-", "_").upper()
+    variables = ", ".join(role_variable(name, stack) for stack in stack_names(root))
     lines += [
         "Next: `make plan` (every stack plans with the service), `make test`, then commit in two "
         "steps, the platform side first (platform/gitops/README.md). After its `pulumi up`, set the "
-        "repository variables "
-        f"{variable}_{BUILD_STACK.upper()}_CI_ROLE_ARN and {variable}_{PROMOTE_STACK.upper()}_CI_ROLE_ARN "
-        "from each stack's output ciRoleArns (platform/gitops/README.md).",
+        f"repository variables {variables} from each stack's output ciRoleArns.{name} "
+        "(platform/gitops/README.md).",
     ]
     return lines
 

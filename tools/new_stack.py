@@ -14,6 +14,9 @@ The steps of docs/adding-a-stack.md:
   new stack's own registry (`<project>-<name>/<service>`) in the documentation account unless the
   new stack's file (one that existed) names the source's registry account, tag reset to the
   placeholder of a registry that holds no image yet, with the comment of who sets it there;
+- .github/workflows/<service>-promote.yml for each service: the new stack among the choices of its
+  `stack` input, so that the service's promotion copies dev's image into the new stack's registry
+  and bumps deploy/<name>.yaml; the repository variables it reads are printed;
 - the generated docs regenerated; the documentation placeholders listed.
 
 A bad or reserved name, a name too long for the stack's IAM role names, a stack that exists or a
@@ -42,7 +45,15 @@ from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
 from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
-from tools.new_service import PLACEHOLDER_ACCOUNT, ZERO_TAG, tag_comment
+from tools.new_service import (
+    PLACEHOLDER_ACCOUNT,
+    ZERO_TAG,
+    check_role_variables,
+    promotion_targets,
+    role_variable,
+    stack_options,
+    tag_comment,
+)
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -60,7 +71,14 @@ _REPOSITORY_LINE = re.compile(
     r"^(?P<key>\s*repository:\s*[\"']?)(?P<account>\d{12})(?P<rest>\.dkr\.ecr\.)", re.M | re.ASCII
 )
 _TAG_LINE = re.compile(r"^\s+tag:")
+# The `options:` items of a promote workflow's `stack` choice (tools/templates/service/promote.yml.tmpl).
+_STACK_OPTIONS = re.compile(
+    r"^(?P<head>(?P<indent> +)stack:\n(?:(?P=indent) {2}\S.*\n)*?(?P=indent) {2}options:\n)"
+    r"(?P<items>(?:(?P=indent) {4}- .*\n)+)",
+    re.M,
+)
 IDENTITY_DIR = "identity"
+WORKFLOWS = ".github/workflows"
 
 
 def first_up(stack: str, private: bool | None, organization: str = "<org>") -> str:
@@ -264,6 +282,29 @@ def _values(name: str, source: str, project: str, path: Path, accounts: set[str]
     return text
 
 
+def promote_workflow(service: str) -> str:
+    return f"{WORKFLOWS}/{service}-promote.yml"
+
+
+def _stack_input(text: str) -> dict[str, Any]:
+    inputs = (pyyaml.safe_load(text).get(True) or {}).get("workflow_dispatch", {}).get("inputs") or {}
+    found: dict[str, Any] = inputs.get("stack") or {}
+    return found
+
+
+def _with_target(text: str, name: str, stacks: list[str], path: str) -> str:
+    """A service's promote workflow with `name` among the choices of its `stack` input."""
+    if _stack_input(text).get("type") != "choice":
+        return text  # a string input takes any stack: nothing to add
+    match = _STACK_OPTIONS.search(text)
+    if match is None:
+        raise RefusedError(f"{path}: no `stack` choice found to add {name!r} to; add it by hand")
+    items = stack_options([*stacks, name], match["indent"] + " " * 4)
+    edited = text[: match.start("items")] + items + "\n" + text[match.end("items") :]
+    _check(path, edited, _stack_input(edited).get("options") == promotion_targets([*stacks, name]))
+    return edited
+
+
 def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     project = project_name()
     check_name(name, source, root)
@@ -290,9 +331,16 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     # A stack file written by this command is the source's copy: its accounts are the source's.
     kept = root / f"Pulumi.{name}.yaml"
     accounts = stack_accounts(kept) if kept.exists() else set()
-    for values in sorted(root.glob(values_file("*", source))):
-        service = values.parent.parent.name
+    services = sorted(values.parent.parent.name for values in root.glob(values_file("*", source)))
+    stacks = stack_names(root)
+    check_role_variables(services, [*stacks, name])
+    for service in services:
+        values = root / values_file(service, source)
         changes.create(values_file(service, name), _values(name, source, project, values, accounts))
+        workflow = root / promote_workflow(service)
+        if workflow.exists():
+            text = workflow.read_text()
+            changes.edit(promote_workflow(service), _with_target(text, name, stacks, workflow.name))
     changes.refuse_overwrites(f"stack {name!r}")
     return changes
 
@@ -322,10 +370,26 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     lines += [
         f"Next: `make plan STACK={name}`, `make test`, then commit. Then (docs/adding-a-stack.md, step 4): "
         + first_up(name, private=public is not True, organization=organization),
-        "The services' workflows build into dev and promote to prod: a stack that should receive images "
-        "needs its own promotion step.",
+        *promotion(name, services, root),
     ]
     return lines
+
+
+def promotion(name: str, services: list[str], root: Path = ROOT) -> list[str]:
+    """How the new stack receives images: the services' promote workflows, once their variables are set."""
+    promoted = [s for s in services if (root / promote_workflow(s)).exists()]
+    if not promoted:
+        return []
+    variables = ", ".join(role_variable(s, name) for s in promoted)
+    example = promoted[0]
+    return [
+        f"Images: {name} receives dev's images by promotion, never a build. After the stack's first up, set "
+        f"the repository variables {variables} (Settings > Secrets and variables > Actions > Variables) "
+        f"to its output ciRoleArns.<service> (`pulumi stack output ciRoleArns --stack {name}`); then "
+        f"Actions > {example}-promote > Run workflow, stack {name}, with the tag dev runs: it copies the "
+        f"image into {name}'s registry and opens the pull request that sets image.tag in "
+        f"services/{example}/deploy/{name}.yaml (docs/adding-a-stack.md).",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.workflow_steps import job_step, read_role, run_step
+from tools import new_service
 from tools.mocks import ROOT, stack_names
 
 GITHUB = ROOT / ".github"
@@ -414,3 +416,131 @@ def test_separate_accounts_by_default_one_shared_account_by_config(monkeypatch: 
     assert "own AWS account (recommended)" in comment
     assert "githubOidcProviderArn" in comment and "pulumiOidcProviderArn" in comment
     assert "separate AWS accounts is the recommended model" in (WORKFLOWS / "promote-service.yml").read_text()
+
+
+####################################################################################################
+# Promotion to any stack: dev's image into prod or into a stack `make new-stack` added
+
+
+ARN = "arn:aws:iam::210987654321:role/eks-platform-{stack}-registry-{service}-ci"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_promotes_to_every_stack_but_dev(service: str) -> None:
+    """The stack is an input of the promote workflow, a choice of every stack that is not dev."""
+    workflow = load(WORKFLOWS / f"{service}-promote.yml")
+    stack = triggers(workflow)["workflow_dispatch"]["inputs"]["stack"]
+    assert stack["type"] == "choice" and stack["default"] == new_service.PROMOTE_STACK
+    assert stack["options"] == new_service.promotion_targets(STACKS) == sorted(set(STACKS) - {"dev"})
+    promote = workflow["jobs"]["promote"]
+    assert promote["needs"] == "role" and promote["with"]["stack"] == "${{ inputs.stack }}"
+    assert promote["with"]["target-role-to-assume"] == "${{ needs.role.outputs.arn }}"
+    assert workflow["concurrency"]["group"] == f"{service}-promote-${{{{ inputs.stack }}}}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("stack", sorted({*STACKS, "staging", "eu-central"} - {"dev"}))
+def test_the_promote_workflow_reads_the_role_variable_of_service_and_stack(
+    service: str, stack: str, tmp_path: Path
+) -> None:
+    """<SERVICE>_<STACK>_CI_ROLE_ARN ('-' as '_'), for any stack, a new one included: the variable
+    `make new-stack` prints. A missing variable fails the run, naming it."""
+    variable = new_service.role_variable(service, stack)
+    assert re.fullmatch(r"[A-Z][A-Z0-9_]*", variable), "a name GitHub accepts for a variable"
+    promote = WORKFLOWS / f"{service}-promote.yml"
+    role = load(promote)["jobs"]["role"]
+    assert role["permissions"] == {} and "uses" not in json.dumps(role["steps"])
+    arn = ARN.format(stack=stack, service=service)
+    others = {new_service.role_variable(service, "dev"): ARN.format(stack="dev", service=service)}
+    code, found, _ = read_role(promote, stack, {**others, variable: arn}, tmp_path)
+    assert (code, found) == (0, arn)
+    code, found, _ = read_role(promote, stack, {**others, variable.lower(): arn}, tmp_path)
+    assert (code, found) == (0, arn), "variable names are not case-sensitive"
+    code, found, printed = read_role(promote, stack, others, tmp_path)
+    assert code == 1 and not found
+    assert f"::error::no repository variable {variable}:" in printed and f"ciRoleArns.{service}" in printed
+
+
+def _yq(tmp_path: Path) -> Path:
+    """A stand-in for mikefarah's yq: `yq -r '.a.b' file`, all the resolve step asks of it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "yq"
+    stub.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, yaml\n"
+        "value = yaml.safe_load(open(sys.argv[3]))\n"
+        "for key in sys.argv[2].strip('.').split('.'):\n"
+        "    value = value[key]\n"
+        "print(value)\n"
+    )
+    stub.chmod(0o755)
+    return bin_dir
+
+
+def test_promote_service_copies_into_and_bumps_the_stack_it_is_given(tmp_path: Path) -> None:
+    """Nothing names prod: the target's repository comes from deploy/<stack>.yaml, its role from
+    the caller, and the pull request bumps deploy/<stack>.yaml on a branch per service and stack."""
+    workflow = load(WORKFLOWS / "promote-service.yml")
+    inputs = triggers(workflow)["workflow_call"]["inputs"]
+    assert inputs["stack"] == {**inputs["stack"], "type": "string", "default": "prod"}
+    assert inputs["target-role-to-assume"]["required"] is True and "prod-role-to-assume" not in inputs
+    jobs = workflow["jobs"]
+    assert "prod" not in json.dumps(jobs), "the target is the input `stack`, never a literal"
+    bump = jobs["bump"]
+    assert bump["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-${{ inputs.stack }}"
+    values = "services/${{ inputs.service }}/deploy/${{ inputs.stack }}.yaml"
+    assert [s["env"]["VALUES_FILE"] for s in steps(bump) if "VALUES_FILE" in s.get("env", {})] == [values] * 2
+    assert 'branch="gitops/$SERVICE-$STACK"' in scripts(bump)
+
+    # The resolve step, on deploy files of dev and of a stack that is neither dev nor prod.
+    deploy = tmp_path / "services" / "catalog" / "deploy"
+    deploy.mkdir(parents=True)
+    registry = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    tag = "a" * 40
+    for stack in ("dev", "staging"):
+        (deploy / f"{stack}.yaml").write_text(
+            f"image:\n  repository: {registry}/eks-platform-{stack}/catalog\n  tag: '{tag}'\n"
+        )
+    resolve = job_step(jobs["copy"], "resolve")
+    env, yq = {"SERVICE": "catalog", "STACK": "staging", "TAG": tag}, str(_yq(tmp_path))
+    done, outputs = run_step(resolve, env, tmp_path, path=yq)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs["target-repository"] == "eks-platform-staging/catalog"
+    assert outputs["dev-repository"] == "eks-platform-dev/catalog"
+    done, _ = run_step(resolve, {**env, "STACK": "qa"}, tmp_path, path=yq)
+    assert done.returncode == 1 and "services/catalog/deploy/qa.yaml not found" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("stack", "target_role", "error"),
+    [
+        ("staging", ARN, ""),
+        ("staging", "", "set the repository variable CATALOG_STAGING_CI_ROLE_ARN to stack staging's"),
+        ("eu-central", "", "set the repository variable CATALOG_EU_CENTRAL_CI_ROLE_ARN"),
+        ("dev", ARN, "dev is the source of every promotion, not a target"),
+        ("Staging", ARN, "stack must be a DNS label"),
+    ],
+    ids=["staging", "no-staging-role", "no-eu-central-role", "dev", "not-a-label"],
+)
+def test_promote_service_checks_the_stack_and_its_role(
+    stack: str, target_role: str, error: str, tmp_path: Path
+) -> None:
+    check = job_step(load(WORKFLOWS / "promote-service.yml")["jobs"]["copy"], "check")
+    env = {
+        "SERVICE": "catalog",
+        "STACK": stack,
+        "TAG": "a" * 40,
+        "DEV_ROLE": ARN.format(stack="dev", service="catalog"),
+        "TARGET_ROLE": target_role.format(stack=stack, service="catalog"),
+        "REF": "refs/heads/main",
+        "BASE": "main",
+        "RUN_ID": "12345678901",
+    }
+    done, outputs = run_step(check, env, tmp_path)
+    if not error:
+        assert done.returncode == 0, done.stdout
+        assert outputs["target-session"] == f"gha-promote-12345678901-{stack}-catalog"
+        assert all(len(outputs[f"{side}-session"]) <= 64 for side in ("dev", "target"))
+    else:
+        assert done.returncode == 1 and error in done.stdout, done.stdout

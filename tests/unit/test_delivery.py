@@ -206,7 +206,7 @@ def test_no_expression_is_interpolated_into_a_shell_script() -> None:
             assert "${{" not in step.get("run", ""), f"{file}:{name}: {step.get('name', step['run'][:40])}"
 
 
-def test_promotion_reads_dev_and_writes_prod_each_with_its_own_role_and_never_builds() -> None:
+def test_promotion_reads_dev_and_writes_the_target_each_with_its_own_role_and_never_builds() -> None:
     workflow = load(WORKFLOWS / "promote-service.yml")
     jobs = workflow["jobs"]
     with_oidc = {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"}
@@ -221,8 +221,8 @@ def test_promotion_reads_dev_and_writes_prod_each_with_its_own_role_and_never_bu
 
     copy = jobs["copy"]["steps"]
     roles = [s["with"]["role-to-assume"] for s in copy if "configure-aws-credentials@" in s.get("uses", "")]
-    assert roles == ["${{ inputs.dev-role-to-assume }}", "${{ inputs.prod-role-to-assume }}"]
-    # Dev's digest is read before the prod role replaces the dev credentials; the copy needs both
+    assert roles == ["${{ inputs.dev-role-to-assume }}", "${{ inputs.target-role-to-assume }}"]
+    # Dev's digest is read before the target role replaces the dev credentials; the copy needs both
     # registry logins, kept in separate auth files.
     order = [s.get("id") or s.get("uses", "").split("@")[0] for s in copy]
     assert order.index("dev") < order.index("copy")
@@ -235,31 +235,29 @@ def test_promotion_reads_dev_and_writes_prod_each_with_its_own_role_and_never_bu
     for flag in ("--all", "--preserve-digests", "--src-authfile", "--dest-authfile", "--digestfile"):
         assert flag in copy_command[0], flag
     assert "@$DIGEST" in copy_command[0], "the source is addressed by digest, not by tag"
-    assert '[ "$stored" = "$DIGEST" ]' in script, "the prod registry's digest for the tag is verified"
+    assert '[ "$stored" = "$DIGEST" ]' in script, "the target registry's digest for the tag is verified"
     assert '[ "$running" != "$TAG" ]' in script, "only what dev runs is promoted"
     steps = [step for job in jobs.values() for step in job["steps"]]
     assert not any("build-push-action" in step.get("uses", "") for step in steps), "promotion never rebuilds"
     assert not re.search(r"\b(docker|buildx|podman|buildah) +build\b", script + run_scripts(jobs["bump"]))
 
     bump = next(s for s in jobs["bump"]["steps"] if s.get("id") == "bump")
-    assert bump["env"]["VALUES_FILE"] == "services/${{ inputs.service }}/deploy/prod.yaml"
+    assert bump["env"]["VALUES_FILE"] == "services/${{ inputs.service }}/deploy/${{ inputs.stack }}.yaml"
     assert bump["env"]["TAG"] == "${{ inputs.tag }}"
-    assert jobs["bump"]["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-prod"
+    assert jobs["bump"]["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-${{ inputs.stack }}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_promotion_is_manual_and_uses_both_stacks_roles(service: str) -> None:
     workflow = load(WORKFLOWS / f"{service}-promote.yml")
-    assert set(workflow[True]) == {"workflow_dispatch"}, "a push never promotes to prod"
+    assert set(workflow[True]) == {"workflow_dispatch"}, "a push never promotes"
     assert workflow[True]["workflow_dispatch"]["inputs"]["tag"]["required"] is True
     job = caller_job(service, "-promote")
     assert job["with"]["tag"] == "${{ inputs.tag }}"
-    dev, prod = job["with"]["dev-role-to-assume"], job["with"]["prod-role-to-assume"]
+    # The target's role: the job `role` reads <SERVICE>_<STACK>_CI_ROLE_ARN (test_ci_workflows.py).
+    dev, target = job["with"]["dev-role-to-assume"], job["with"]["target-role-to-assume"]
     variable = service.upper().replace("-", "_")
-    assert (dev, prod) == (
-        f"${{{{ vars.{variable}_DEV_CI_ROLE_ARN }}}}",
-        f"${{{{ vars.{variable}_PROD_CI_ROLE_ARN }}}}",
-    )
+    assert (dev, target) == (f"${{{{ vars.{variable}_DEV_CI_ROLE_ARN }}}}", "${{ needs.role.outputs.arn }}")
     assert caller_job(service)["with"]["role-to-assume"] == dev, "dev builds and dev reads use one role"
 
 

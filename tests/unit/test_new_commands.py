@@ -23,6 +23,7 @@ import tools.mocks
 from analysis.appliers import IDENTITY_FIRST
 from stacks import placeholders
 from tests.checkout import copy_checkout
+from tests.workflow_steps import read_role
 from tools import new_service, new_stack
 from tools.mocks import ROOT, stack_names
 from tools.scaffold import Changes, RefusedError
@@ -160,6 +161,47 @@ def test_the_new_stack_says_its_first_up_comes_after_its_identity_as_the_guide_d
     assert identity == (ROOT / "identity" / "Pulumi.dev.yaml").read_text().replace(
         '"dev"', f'"{STACK}"'
     ).replace("Pulumi.dev.yaml", f"Pulumi.{STACK}.yaml")
+
+
+def test_the_new_stack_is_a_promotion_target_of_every_service(repo: Path, tmp_path: Path) -> None:
+    """`make new-stack` adds the stack to the choices of each service's promote workflow, and
+    `make new-service` generates one that offers every stack; the role variable the workflow reads
+    for the new stack is the one the command prints, with the output that fills it."""
+    printed = _words((repo.parent / "printed.txt").read_text())
+    workflows = repo / ".github" / "workflows"
+    for service in (EXISTING, SERVICE):
+        promote = workflows / f"{service}-promote.yml"
+        inputs = yaml.safe_load(promote.read_text())[True]["workflow_dispatch"]["inputs"]
+        assert inputs["stack"]["options"] == sorted({*stack_names(), STACK} - {"dev"})
+        variable = new_service.role_variable(service, STACK)
+        assert variable in printed
+        arn = f"arn:aws:iam::210987654321:role/eks-platform-{STACK}-registry-{service}-ci"
+        assert read_role(promote, STACK, {variable: arn}, tmp_path)[:2] == (0, arn)
+    assert f"output ciRoleArns.<service> (`pulumi stack output ciRoleArns --stack {STACK}`)" in printed
+    assert f"Actions > {EXISTING}-promote > Run workflow, stack {STACK}" in printed
+    before = (ROOT / ".github" / "workflows" / f"{EXISTING}-promote.yml").read_text().splitlines()
+    after = (workflows / f"{EXISTING}-promote.yml").read_text().splitlines()
+    assert [d for d in difflib.ndiff(before, after) if d[:1] in "+-"] == ["+ " + " " * 10 + f"- {STACK}"]
+    # Its values file says who sets its tag: the promotion, as in prod.
+    values = (repo / "services" / EXISTING / "deploy" / f"{STACK}.yaml").read_text()
+    assert "Set by the pull request of .github/workflows/promote-service.yml" in values
+
+
+def test_names_whose_role_variables_would_collide_are_refused() -> None:
+    """`-` becomes `_` in a variable name: `orders-eu` in prod and `orders` in eu-prod would read one."""
+    new_service.check_role_variables(["catalog", "orders"], ["dev", "prod", "eu-west"])
+    with pytest.raises(RefusedError, match="would share the repository variable ORDERS_EU_PROD_CI_ROLE_ARN"):
+        new_service.check_role_variables(["orders", "orders-eu"], ["eu-prod", "prod"])
+
+
+def test_the_guide_promotes_with_the_workflow_not_with_the_ci_roles_from_a_workstation() -> None:
+    """The CI roles trust GitHub Actions tokens only (components/registry.py): the guide sends a new
+    stack's images through the promote workflow and its variables."""
+    guide = _words((ROOT / "docs" / "adding-a-stack.md").read_text())
+    assert "with the dev CI role's credentials" not in guide
+    assert "Run workflow" in guide and "stack staging" in guide
+    assert new_service.role_variable("<service>", "staging") == "<SERVICE>_STAGING_CI_ROLE_ARN"
+    assert "<SERVICE>_STAGING_CI_ROLE_ARN" in guide and "ciRoleArns.<service>" in guide
 
 
 def test_the_generated_service_code_lints(repo: Path) -> None:

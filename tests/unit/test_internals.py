@@ -336,7 +336,8 @@ def test_ecr_adopted_under_a_new_key_would_be_replaced(prod: PlanResult) -> None
         return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "encryptionConfigurations": configs})
 
     broken = mutate(rebuilt, rekey, lambda r: r.type == REPOSITORY)
-    # One finding per repository, whatever the number of services (no test assumes it: issue 20).
+    # One finding per repository, whatever the number of services: no test assumes it (a second
+    # service from `make new-service` must pass the suite).
     findings = rules(broken, "mandatory")["rehearsal-import-replaces"]
     repositories = [r.urn for r in broken.of_type(REPOSITORY)]
     assert repositories and sorted(str(f.urn) for f in findings) == sorted(repositories)

@@ -6,6 +6,7 @@ lands (see docs/adding-a-stack.md).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -26,6 +27,17 @@ def pytest_configure(config: pytest.Config) -> None:
     the moto tests' time); the tests launch from an image ID of their own, which moto does not
     check unless MOTO_ENABLE_AMI_VALIDATION is set (moto/settings.py)."""
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    _share_botocore_models()
+
+
+def _share_botocore_models() -> None:
+    """Every boto3 Session (a test's, moto's, the tool's under test) builds its own botocore loader,
+    which parses each service's JSON model again: ec2's alone is megabytes, and the parsing was
+    about 4 s of the suite. One loader per data path serves every session the same models (the
+    clients only read them; one session's clients already share them this way)."""
+    import botocore.session  # type: ignore[import-untyped]
+
+    botocore.session.create_loader = functools.cache(botocore.session.create_loader)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -42,6 +42,13 @@ def reveal(value: Any) -> Any:
     return value
 
 
+def _unwrapped(value: Any) -> Any:
+    """The value inside a secret (and inside a secret inside it), not revealed below that."""
+    while isinstance(value, Mapping) and value.get(SECRET_SIG) == SECRET_VALUE:
+        value = value.get("value")
+    return value
+
+
 @dataclass
 class Registration:
     """One RegisterResource request, as the engine received it."""
@@ -72,10 +79,14 @@ class Registration:
         return masked
 
     def get(self, path: str, default: Any = None) -> Any:
-        """Read a dotted path (`vpcConfig.endpointPublicAccess`, `taints.0.key`) from the inputs."""
+        """Read a dotted path (`vpcConfig.endpointPublicAccess`, `taints.0.key`) from the inputs.
+
+        Each step unwraps only the secret around the node it indexes, and the value found is
+        revealed whole: what `reveal(inputs)` holds at the path, without copying the rest of the
+        inputs at every step (a release's values are thousands of nodes)."""
         node: Any = self.raw_inputs
         for part in path.split("."):
-            node = reveal(node)
+            node = _unwrapped(node)
             if isinstance(node, Mapping) and part in node:
                 node = node[part]
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):

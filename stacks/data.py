@@ -48,6 +48,12 @@ def parse_yaml_all(text: str) -> list[Any]:
     return list(yaml.load_all(text, Loader=_SAFE_LOADER))
 
 
+def compose_yaml(text: str) -> yaml.Node:
+    """The node tree of one YAML document (marks included), with the fast safe loader's parser."""
+    node: yaml.Node = yaml.compose(text, Loader=_SAFE_LOADER)
+    return node
+
+
 def load_yaml(relative: str) -> Any:
     return read_yaml(PLATFORM_DIR / relative)
 

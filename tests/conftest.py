@@ -6,10 +6,13 @@ lands (see docs/adding-a-stack.md).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
-from typing import Any
+import pickle
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,6 +22,7 @@ from tests.skips import pytest_terminal_summary  # noqa: F401 (a hook: pytest fi
 from tools.mocks import project_name, run_stack, stack_config, stack_names
 
 STACKS = tuple(stack_names())
+T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +30,34 @@ def pytest_configure(config: pytest.Config) -> None:
     the moto tests' time); the tests launch from an image ID of their own, which moto does not
     check unless MOTO_ENABLE_AMI_VALIDATION is set (moto/settings.py)."""
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    _share_botocore_models()
+
+
+def _share_botocore_models() -> None:
+    """Every boto3 Session (a test's, moto's, the tool's under test) builds its own botocore loader,
+    which parses each service's JSON model again: ec2's alone is megabytes, and the parsing was
+    about 4 s of the suite. One loader per data path serves every session the same models (the
+    clients only read them; one session's clients already share them this way)."""
+    import botocore.session  # type: ignore[import-untyped]
+
+    botocore.session.create_loader = functools.cache(botocore.session.create_loader)
+
+
+# Modules with a test of several seconds in one piece: a copy of the checkout that both `make new-*`
+# commands change and subprocesses plan (module fixtures), a plan of a revision in a git worktree,
+# `make destroy-prepare`. They run first, so that under pytest-xdist the worker that takes them
+# starts them while the other worker still has the rest of the suite to share, rather than one
+# worker running them at the end while the other idles. Order only: nothing is skipped or merged.
+SLOW_FIRST = (
+    "tests/unit/test_new_commands.py",
+    "tests/unit/test_diff.py",
+    "tests/unit/test_destroy_path.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -34,19 +66,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+def once_per_run(name: str, request: pytest.FixtureRequest, compute: Callable[[], T]) -> T:
+    """`compute()` for a session fixture, once per run rather than once per pytest-xdist worker:
+    the first worker to finish it leaves a pickle in the run's temporary folder (its workers share
+    it; the name carries the run's ID), and a worker that needs it later loads that. A worker that
+    needs it while no one has finished computes it too (no waiting: that would idle its core)."""
+    worker: dict[str, Any] | None = getattr(request.config, "workerinput", None)
+    if worker is None:  # no xdist, or its controller
+        return compute()
+    run = request.getfixturevalue("tmp_path_factory").getbasetemp().parent
+    path = run / f"once-per-run-{worker['testrunuid']}-{name}.pickle"
+    if path.exists():
+        with path.open("rb") as f:
+            found: T = pickle.load(f)  # written by this run's own workers
+        return found
+    value = compute()
+    partial = path.with_name(f"{path.name}.{worker['workerid']}")
+    partial.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    partial.replace(path)  # whole or absent: a reader never sees half a file
+    return value
+
+
 @pytest.fixture(scope="session")
-def plans() -> dict[str, PlanResult]:
-    out = {stack: run_stack(stack) for stack in STACKS}
+def plans(request: pytest.FixtureRequest) -> dict[str, PlanResult]:
+    out = once_per_run("plans", request, lambda: {stack: run_stack(stack) for stack in STACKS})
     gc.freeze()  # the plans live as long as the session
     return out
 
 
 @pytest.fixture(scope="session")
-def identity_plans() -> dict[str, PlanResult]:
+def identity_plans(request: pytest.FixtureRequest) -> dict[str, PlanResult]:
     """Each stack's identity project (identity/) under the same mock engine."""
     from tools.plan import run_identity
 
-    return {stack: run_identity(stack) for stack in STACKS}
+    return once_per_run("identity-plans", request, lambda: {stack: run_identity(stack) for stack in STACKS})
 
 
 @pytest.fixture(params=STACKS)
@@ -76,14 +129,19 @@ def configs() -> dict[str, PlatformConfig]:
 
 @pytest.fixture(scope="session")
 def plan_documents(
-    plans: dict[str, PlanResult], configs: dict[str, PlatformConfig]
+    plans: dict[str, PlanResult], configs: dict[str, PlatformConfig], request: pytest.FixtureRequest
 ) -> dict[str, dict[str, Any]]:
     """Each stack's plan document as `make plan JSON=...` writes it (every analysis of
     tools.plan.analyse, through JSON), from the session's plans: tests that only read the written
     document share it. tests/unit/test_plan_cli.py runs the command itself."""
     from tools import plan as plan_cli
 
-    return {
-        stack: json.loads(json.dumps(plan_cli.analyse(plans[stack], configs[stack]).document, default=str))
-        for stack in STACKS
-    }
+    def documents() -> dict[str, dict[str, Any]]:
+        return {
+            stack: json.loads(
+                json.dumps(plan_cli.analyse(plans[stack], configs[stack]).document, default=str)
+            )
+            for stack in STACKS
+        }
+
+    return once_per_run("plan-documents", request, documents)

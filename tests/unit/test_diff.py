@@ -144,12 +144,27 @@ def test_cli_rejects_an_incomplete_request(argv: list[str], capsys: pytest.Captu
 
 
 def test_base_mode_plans_a_revision_in_a_temporary_worktree(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    plan_documents: dict[str, dict[str, Any]],
 ) -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout")
+    real, planned = diff_cli._plan_in, []
+
+    def plan_in(checkout: Path, stack: str, out: Path, project: str = "platform") -> dict[str, Any]:
+        """The revision's plan: `tools.plan` in its worktree, as the command runs it. The working
+        tree's: the session's document of the stack (what the same subprocess writes here)."""
+        planned.append(checkout)
+        if checkout == ROOT:
+            return copy.deepcopy(plan_documents[stack])
+        return real(checkout, stack, out, project)
+
+    monkeypatch.setattr(diff_cli, "_plan_in", plan_in)
     out = tmp_path / "diff.json"
     assert diff_cli.main(["--stack", "dev", "--base", "HEAD", "--json", str(out)]) == 0
+    assert len(planned) == 2 and planned[0] != ROOT and planned[1] == ROOT, planned
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout

@@ -8,6 +8,7 @@ the program's transforms over them (tools/mocks.py), so the plan shows the trans
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import cache
 from typing import Any
 
@@ -36,6 +37,19 @@ def identity_records(stack: str) -> tuple[Registration, ...]:
     """The stack's identity project (identity/): its Deployments settings are the platform's deploy
     path, so the rehearsal judges the platform plan with them, as `make plan` does."""
     return tuple(run_identity(stack).records)
+
+
+_REBUILT: dict[tuple[str, str], PlanResult] = {}
+
+
+def rebuilt_plan(stack: str, account: Account) -> PlanResult:
+    """`run_stack(stack, account)`, run once per worker for one stack and account: several tests
+    judge the same rebuild (prod after one destroy, dev with its control-plane group adopted), none
+    changes it (`mutate` copies). Not for a test that patches the program: it calls run_stack."""
+    key = (stack, json.dumps(dataclasses.asdict(account), sort_keys=True))
+    if key not in _REBUILT:
+        _REBUILT[key] = run_stack(stack, account)
+    return _REBUILT[key]
 
 
 def rules(plan: PlanResult, level: str | None = None) -> dict[str, list[Finding]]:
@@ -193,7 +207,7 @@ def test_dev_survives_destroy_up_destroy_up(dev: PlanResult) -> None:
         held = after_destroy(plan.records, held)
         # EKS recreated the group after the cluster went: no retention, no key, no tags.
         assert held[name] == {"retentionInDays": 0, "kmsKeyId": "", "logGroupClass": "STANDARD", "tags": {}}
-        plan = run_stack("dev", Account(held, generation))
+        plan = rebuilt_plan("dev", Account(held, generation))
         adopted = control_plane_logs(plan)
         assert adopted.import_id == name
         found = rules(plan)
@@ -208,7 +222,7 @@ def test_prod_rebuild_adopts_its_retained_group_under_a_new_key(prod: PlanResult
     held = after_destroy(prod.records, {})
     old_key = held[group.get("name")]["kmsKeyId"]
     assert old_key == group.get("kmsKeyId")  # kept as declared
-    rebuilt = run_stack("prod", Account(held, 1))
+    rebuilt = rebuilt_plan("prod", Account(held, 1))
     adopted = control_plane_logs(rebuilt)
     assert adopted.import_id == group.get("name") and adopted.get("kmsKeyId") != old_key
     found = rules(rebuilt)
@@ -220,7 +234,7 @@ def test_prod_rebuild_adopts_its_retained_group_under_a_new_key(prod: PlanResult
 def test_an_import_whose_inputs_force_a_replacement_is_mandatory(dev: PlanResult) -> None:
     """The kind reintroduced: the program declares what the adopted group cannot become in place."""
     held = after_destroy(dev.records, {})
-    rebuilt = run_stack("dev", Account(held, 1))
+    rebuilt = rebuilt_plan("dev", Account(held, 1))
 
     def infrequent(r: Registration) -> Registration:
         return dataclasses.replace(r, raw_inputs={**r.raw_inputs, "logGroupClass": "INFREQUENT_ACCESS"})
@@ -275,7 +289,7 @@ def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
         account = destroyed(plan.records, account)
         assert account.generation == generation
         assert set(names) <= {*account.log_groups, *account.repositories, *account.secrets}
-        plan = run_stack("prod", account)
+        plan = rebuilt_plan("prod", account)
         assert not mandatory(plan), mandatory(plan)
         rebuilt = retained_names(plan)
         assert set(rebuilt) == set(names)
@@ -317,7 +331,7 @@ def test_a_retained_name_not_adopted_is_mandatory(
     ("typ", "name"), [(REPOSITORY, "eks-platform-prod/catalog"), (SECRET, "eks-platform-prod/grafana-admin")]
 )
 def test_an_adopted_name_found_but_not_imported_is_mandatory(prod: PlanResult, typ: str, name: str) -> None:
-    rebuilt = run_stack("prod", destroyed(prod.records, Account()))
+    rebuilt = rebuilt_plan("prod", destroyed(prod.records, Account()))
     broken = mutate(
         rebuilt, lambda r: dataclasses.replace(r, import_id=None), lambda r: r.get("name") == name
     )
@@ -328,7 +342,7 @@ def test_an_adopted_name_found_but_not_imported_is_mandatory(prod: PlanResult, t
 
 def test_ecr_adopted_under_a_new_key_would_be_replaced(prod: PlanResult) -> None:
     """Declaring the new registry key on the adopted repository is a replacement (mandatory)."""
-    rebuilt = run_stack("prod", destroyed(prod.records, Account()))
+    rebuilt = rebuilt_plan("prod", destroyed(prod.records, Account()))
     new_key = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/the-rebuilt-stacks-key"
 
     def rekey(r: Registration) -> Registration:

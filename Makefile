@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench preview up destroy bootstrap destroy-prepare cli-check addon-versions ami-versions integration it-cleanup diff diagram
+.PHONY: help venv charts plan new-service new-stack test lint typecheck unit scan bench test-day-two preview up destroy bootstrap destroy-prepare cli-check addon-versions ami-versions integration it-cleanup diff diagram
 
 help:
 	@echo "Offline (no AWS, no Pulumi CLI):"
@@ -40,6 +40,7 @@ help:
 	@echo "  make new-stack NAME=<name> FROM=<stack>     a stack copied from another: stack file, identity stack file,"
 	@echo "                                              GitOps folder, every service's values (docs/adding-a-stack.md)"
 	@echo "  make test                                   lint + typecheck + scan + unit: what CI runs"
+	@echo "  make test-day-two                           make test on a copy with a new service and a new stack (CI too)"
 	@echo "  make lint                                   ruff check and ruff format --check"
 	@echo "  make typecheck                              strict mypy"
 	@echo "  make unit                                   the whole pytest suite"
@@ -133,6 +134,11 @@ scan: $(STAMP) $(CHECKOV_STAMP)
 	$(PY) -m tools.scan --checkov $(CHECKOV_VENV)/bin/checkov $(if $(JSON),--plan-json $(JSON))
 
 test: lint typecheck scan unit
+
+# The guides' promise: a copy of the checkout with `make new-service` and `make new-stack ... FROM=prod`
+# passes `make test` unedited (tools/day_two.py). CI runs it after `make test`.
+test-day-two: $(DEV_STAMP) $(CHECKOV_STAMP)
+	$(PY) -m tools.day_two
 
 # The plan's budget (2 s median), then the unit suite's (30 s).
 bench: $(DEV_STAMP)

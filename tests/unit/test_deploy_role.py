@@ -46,6 +46,7 @@ from policy.rules_deploy import (
 from policy.rules_deploy import SERVICES_SUFFIX as PACK_SERVICES_SUFFIX
 from stacks.data import DEPLOY_ROLE_FILE, PLATFORM_DIR, deploy_role_data
 from tests.configcheck import assert_section_rejected
+from tests.stackinfo import is_production
 from tools.mocks import ACCOUNT_ID, ROOT, stack_config
 from tools.policy_check import evaluate
 
@@ -387,7 +388,7 @@ def test_no_managed_policy_on_the_deploy_role_by_default(
         if str(r.get("role")).endswith("-deployments-deploy")
     ]
     assert [p.rsplit("/", 1)[-1] for p in policies] == [f"{plan.project}-{plan.stack}{SERVICES_SUFFIX}"]
-    assert services_of(identity).protect is (plan.stack == "prod")
+    assert services_of(identity).protect is is_production(plan.stack)
 
 
 def test_the_policy_name_is_the_one_the_policy_pack_knows(data: DeployRoleData) -> None:

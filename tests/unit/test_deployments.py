@@ -12,6 +12,7 @@ from model.records import PlanResult, Registration
 from stacks.config import PROJECT
 from stacks.identity import platform_config
 from tests.configcheck import assert_section_rejected
+from tests.stackinfo import is_production
 
 SETTINGS = "pulumiservice:index:DeploymentSettings"
 POOL = "pulumiservice:index:AgentPool"
@@ -76,7 +77,7 @@ def test_push_deploys_and_only_dev_previews_pull_requests(identity: PlanResult, 
     assert vcs["provider"] == "github" and vcs["repository"] == deploy.github_repository
     assert vcs["deployCommits"] is True
     # One role per settings, and it writes: a pull request may not run with it in production.
-    assert vcs["previewPullRequests"] is (identity.stack != "prod")
+    assert vcs["previewPullRequests"] is (not is_production(identity.stack))
     assert settings.get("operationContext.options.skipIntermediateDeployments") is True
     # No data, recreated by `make up PROJECT=identity`, replaced by an organization change (the
     # engine refuses to replace a protected resource): never protected.
@@ -116,7 +117,7 @@ def test_the_write_role_is_for_updates_and_prod_refuses_previews(identity: PlanR
     assert oidc["Principal"]["Federated"].endswith(":oidc-provider/api.pulumi.com/oidc")
     assert oidc["Condition"]["StringEquals"]["api.pulumi.com/oidc:aud"] == deploy.organization
     base = f"pulumi:deploy:org:{deploy.organization}:project:eks-platform:stack:{identity.stack}:operation:"
-    operations = ["update", "refresh", "destroy"] + ([] if identity.stack == "prod" else ["preview"])
+    operations = ["update", "refresh", "destroy"] + ([] if is_production(identity.stack) else ["preview"])
     assert oidc_subjects(oidc) == [f"{base}{op}:scope:write" for op in operations]
     settings = identity.one(SETTINGS)
     assert settings.get("operationContext.oidc.aws.roleARN") == identity.outputs["deployRoleArn"]
@@ -293,7 +294,9 @@ def test_the_policy_pack_passes_the_identity_project(identity: PlanResult) -> No
     (exact OIDC subjects, a customer-managed key for the token, reads scoped where IAM can)."""
     from tools.policy_check import evaluate
 
-    mandatory = [f for f in evaluate(identity, production=identity.stack == "prod") if f.level == "mandatory"]
+    mandatory = [
+        f for f in evaluate(identity, production=is_production(identity.stack)) if f.level == "mandatory"
+    ]
     assert mandatory == []
 
 

@@ -10,6 +10,7 @@ from model.records import PlanResult
 from stacks.config import PROJECT, validate
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
+from tests.stackinfo import is_production
 from tools.mocks import run_program, stack_config
 
 
@@ -34,10 +35,10 @@ def test_ha_counts_per_stack(plans: dict[str, PlanResult]) -> None:
         values = stack_release(plans[stack]).get("values")
         assert values["prometheus"]["prometheusSpec"]["replicas"] == prom
         assert values["alertmanager"]["alertmanagerSpec"]["replicas"] == am
-        assert values["prometheus"]["podDisruptionBudget"]["enabled"] is (stack == "prod")
-        assert values["alertmanager"]["podDisruptionBudget"]["enabled"] is (stack == "prod")
+        assert values["prometheus"]["podDisruptionBudget"]["enabled"] is is_production(stack)
+        assert values["alertmanager"]["podDisruptionBudget"]["enabled"] is is_production(stack)
         spread = "topologySpreadConstraints" in values["prometheus"]["prometheusSpec"]
-        assert spread is (stack == "prod")
+        assert spread is is_production(stack)
 
 
 def test_retention_and_storage_come_from_config(plan: PlanResult, configs) -> None:
@@ -46,7 +47,7 @@ def test_retention_and_storage_come_from_config(plan: PlanResult, configs) -> No
     assert spec["retention"] == monitoring.retention
     assert spec["retentionSize"] == monitoring.retention_size
     size = f"{monitoring.storage_gib}Gi"
-    if plan.stack == "prod":
+    if is_production(plan.stack):
         claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
         assert claim["resources"]["requests"]["storage"] == size
         assert claim["storageClassName"] == "gp3-encrypted"  # encrypted, retained
@@ -125,7 +126,7 @@ def test_with_a_receiver_alertmanager_reads_it_from_the_secret() -> None:
 def test_crds_are_their_own_protected_release(plans: dict[str, PlanResult]) -> None:
     for stack in ("dev", "prod"):
         crds, main = crd_release(plans[stack]), stack_release(plans[stack])
-        assert crds.protect is (stack == "prod")
+        assert crds.protect is is_production(stack)
         assert main.get("skipCrds") is True and crds.urn in main.dependencies
         assert main.get("values")["crds"]["enabled"] is False
 

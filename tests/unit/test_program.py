@@ -10,6 +10,7 @@ import pytest
 from components.cluster import CONTROL_PLANE_LOG_TYPES
 from model.records import PlanResult
 from stacks.data import addon_versions
+from tests.stackinfo import is_production
 from tools.mocks import stack_names
 
 AWS_PROVIDER = "pulumi:providers:aws"
@@ -81,7 +82,7 @@ def test_children_are_parented_to_their_component(plan: PlanResult) -> None:
 def test_kms_key_rotates_and_has_a_stack_sized_deletion_window(plan: PlanResult) -> None:
     key = cluster_key(plan)
     assert key.get("enableKeyRotation") is True
-    assert key.get("deletionWindowInDays") == (30 if plan.stack == "prod" else 7)
+    assert key.get("deletionWindowInDays") == (30 if is_production(plan.stack) else 7)
     policy = json.loads(key.get("policy"))
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogsForThePlatformLogGroups")
     patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
@@ -237,7 +238,7 @@ def test_cluster_security_settings(plan: PlanResult, configs) -> None:
     assert eks.get("skipDefaultNodeGroup") is True
     assert eks.get("createOidcProvider") is True
     assert eks.get("upgradePolicy.supportType") == "STANDARD"
-    assert eks.get("deletionProtection") is (plan.stack == "prod")
+    assert eks.get("deletionProtection") is is_production(plan.stack)
     assert eks.get("nodeAssociatePublicIpAddress") is False
     azs = plan.one("awsx:ec2:Vpc").get("availabilityZoneNames")
     assert eks.get("privateSubnetIds") == [f"subnet-private-{az}" for az in azs]
@@ -329,7 +330,7 @@ def test_default_storage_class_is_encrypted_gp3(plan: PlanResult) -> None:
     assert sc["provisioner"] == "ebs.csi.aws.com"
     assert sc["parameters"] == {"type": "gp3", "encrypted": "true", "fsType": "ext4"}
     assert sc["volumeBindingMode"] == "WaitForFirstConsumer" and sc["allowVolumeExpansion"] is True
-    assert sc["reclaimPolicy"] == ("Retain" if plan.stack == "prod" else "Delete")
+    assert sc["reclaimPolicy"] == ("Retain" if is_production(plan.stack) else "Delete")
     ebs = next(a for a in plan.of_type("aws:eks/addon:Addon") if a.get("addonName") == "aws-ebs-csi-driver")
     assert ebs.urn in group.dependencies
 

@@ -9,6 +9,7 @@ import pytest
 from model.records import PlanResult
 from stacks.config import PROJECT
 from tests.configcheck import assert_section_rejected
+from tests.stackinfo import is_production
 from tools.mocks import stack_config
 
 REPO = "aws:ecr/repository:Repository"
@@ -22,7 +23,7 @@ def test_one_hardened_repository_per_service(plan: PlanResult, configs) -> None:
         assert repo.get("imageTagMutability") == "IMMUTABLE"
         assert repo.get("imageScanningConfiguration") == {"scanOnPush": True}
         assert repo.get("encryptionConfigurations.0.encryptionType") == "KMS"
-        assert repo.protect is (plan.stack == "prod")
+        assert repo.protect is is_production(plan.stack)
 
 
 def test_lifecycle_keeps_tagged_and_expires_untagged(plan: PlanResult, configs) -> None:

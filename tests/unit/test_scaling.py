@@ -13,6 +13,7 @@ from stacks.config import PROJECT, ConfigError, validate
 from stacks.scaling import PREFIX_SIZE, WARM_IP_TARGET
 from tests.configcheck import assert_section_rejected
 from tests.schemas import validate_custom_resource
+from tests.stackinfo import is_production
 from tools.mocks import ROOT, stack_config
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -211,7 +212,7 @@ def test_chart_values_are_wired_from_the_resources(plan: PlanResult, configs) ->
     queue = plan.one("aws:sqs/queue:Queue")
     assert values["settings"]["interruptionQueue"] == queue.get("name")
     assert values["settings"]["clusterName"] == configs[plan.stack].cluster_name
-    assert values["replicas"] == (2 if plan.stack == "prod" else 1)
+    assert values["replicas"] == (2 if is_production(plan.stack) else 1)
     assert values["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
     assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"} in values[
         "tolerations"
@@ -322,10 +323,10 @@ def test_metrics_server_and_vpa_are_ha_in_prod_only(plans: dict[str, PlanResult]
         metrics = release(plans[stack], "metrics-server").get("values")
         vpa = release(plans[stack], "vertical-pod-autoscaler").get("values")
         assert metrics["replicas"] == replicas
-        assert metrics["podDisruptionBudget"]["enabled"] is (stack == "prod")
+        assert metrics["podDisruptionBudget"]["enabled"] is is_production(stack)
         for part in ("recommender", "updater", "admissionController"):
             assert vpa[part]["replicas"] == replicas
-            assert vpa[part]["podDisruptionBudget"]["enabled"] is (stack == "prod")
+            assert vpa[part]["podDisruptionBudget"]["enabled"] is is_production(stack)
             assert vpa[part]["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
         assert vpa["admissionController"]["mutatingWebhookConfiguration"]["failurePolicy"] == "Ignore"
     assert "topologySpreadConstraints" in release(plans["prod"], "metrics-server").get("values")

@@ -10,6 +10,7 @@ from components.secrets import PLATFORM_STORE, service_store, store_spec
 from model.records import PlanResult
 from stacks.config import PROJECT, SECRET_PLACEHOLDER, ConfigError, validate
 from tests.schemas import validate_custom_resource
+from tests.stackinfo import is_production
 from tools.mocks import run_program, stack_config
 
 SECRET = "aws:secretsmanager/secret:Secret"
@@ -32,14 +33,14 @@ def test_no_generated_secret_reaches_a_plain_input(plan: PlanResult) -> None:
 def test_secrets_are_encrypted_with_the_platform_key_and_recoverable(plan: PlanResult, configs) -> None:
     key = next(k for k in plan.of_type("aws:kms/key:Key") if "secrets-kms" in k.name)
     assert key.get("enableKeyRotation") is True
-    assert key.get("deletionWindowInDays") == (30 if plan.stack == "prod" else 7)
+    assert key.get("deletionWindowInDays") == (30 if is_production(plan.stack) else 7)
     secrets = [s for s in plan.of_type(SECRET) if "platform:secrets:Secrets$" in s.urn]
     # Grafana's admin login, the Alertmanager receiver, and Argo CD's OIDC client secret with SSO.
     assert len(secrets) == 2 + (configs[plan.stack].delivery.gitops.sso is not None)
     for secret in secrets:
         assert secret.get("name").startswith(f"eks-platform-{plan.stack}/")
         assert secret.get("kmsKeyId") == f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}"
-        assert secret.protect is (plan.stack == "prod")
+        assert secret.protect is is_production(plan.stack)
 
 
 @pytest.mark.parametrize(("stack", "window"), [("dev", 0), ("prod", 30)])
@@ -94,8 +95,8 @@ def test_operator_is_ha_in_prod_only(plans: dict[str, PlanResult]) -> None:
         ]
         values = operator.get("values")
         assert values["replicaCount"] == replicas and values["webhook"]["replicaCount"] == replicas
-        assert values["podDisruptionBudget"]["enabled"] is (stack == "prod")
-        assert values["leaderElect"] is (stack == "prod")
+        assert values["podDisruptionBudget"]["enabled"] is is_production(stack)
+        assert values["leaderElect"] is is_production(stack)
         assert values["serviceAccount"]["name"] == "external-secrets"
         assert values["nodeSelector"] == {"eks-platform.io/node-pool": "system"}
 

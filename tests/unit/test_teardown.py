@@ -21,6 +21,7 @@ from analysis.rehearsal import create_minutes, rehearse, section
 from model.findings import Finding
 from model.records import PlanResult, Registration
 from tests.integration.conftest import it_config
+from tests.stackinfo import is_production
 from tests.unit.rehearsal_plans import mutate, reg
 from tools.mocks import run_program
 
@@ -136,7 +137,7 @@ def test_dev_repositories_are_force_deleted_and_prod_keeps_them(plans: dict[str,
     for stack, force in (("dev", True), ("prod", False)):
         repositories = plans[stack].of_type("aws:ecr/repository:Repository")
         assert repositories and {r.get("forceDelete") for r in repositories} == {force}, stack
-        assert all(r.protect and r.retain_on_delete for r in repositories) is (stack == "prod")
+        assert all(r.protect and r.retain_on_delete for r in repositories) is is_production(stack)
 
 
 def test_the_rehearsal_section_lists_each_controller_and_its_needs(plans: dict[str, PlanResult]) -> None:

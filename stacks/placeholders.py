@@ -24,20 +24,28 @@ _EXAMPLE_ID = re.compile(r"[A-Za-z0-9]*EXAMPLE(?![A-Za-z0-9])", re.ASCII)
 # RFC 2606 reserved second-level domains.
 _DOMAIN = re.compile(r"(?<![\w-])example\.(com|org|net)(?![\w-])", re.ASCII)
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/\d{1,2})?(?![\d.])", re.ASCII)
+# The image tag a service's values file holds until an image is built or promoted into its stack
+# (tools/new_service.py ZERO_TAG: forty zeros, the shape of a commit SHA).
+_ZERO_TAG = re.compile(r"0{40}", re.ASCII)
 # RFC 5737 documentation ranges (TEST-NET-1, -2, -3).
 _DOC_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
+# Each pattern a placeholder matches, with what it is (the first match names it).
+_PATTERNS = (
+    (_ACCOUNTS.search, "the AWS documentation account ID"),
+    (_ORG.search, "the example organization"),
+    (_DOMAIN.search, "a reserved example domain (RFC 2606)"),
+    (_EXAMPLE_ID.search, "an EXAMPLE identifier (AWS documentation style)"),
+    (_ZERO_TAG.fullmatch, "no image yet: the build (dev) or a promotion (other stacks) sets the tag"),
+)
+
+
 def why(value: str) -> str | None:
     """What makes `value` a documentation placeholder, or None."""
-    if _ACCOUNTS.search(value):
-        return "the AWS documentation account ID"
-    if _ORG.search(value):
-        return "the example organization"
-    if _DOMAIN.search(value):
-        return "a reserved example domain (RFC 2606)"
-    if _EXAMPLE_ID.search(value):
-        return "an EXAMPLE identifier (AWS documentation style)"
+    for matches, reason in _PATTERNS:
+        if matches(value):
+            return reason
     for match in _IPV4.finditer(value):
         try:
             address = ipaddress.IPv4Address(match[1])

@@ -679,6 +679,10 @@ def test_did_you_mean(value, known, hint):
         ("203.0.114.0/24", False),
         ("10.10.0.0/16", False),
         ("999.1.1.1", False),
+        # The tag a values file holds until an image is built or promoted (tools/new_service.py).
+        ("0" * 40, True),
+        ("0" * 39 + "1", False),
+        ("3f2a" + "0" * 36, False),
     ],
 )
 def test_placeholder_detection(value, placeholder):

@@ -431,3 +431,14 @@ def test_a_stack_name_whose_deploy_identity_does_not_fit_iam_is_refused(
         new_stack.check_policy_sizes("staging", "prod", "eks-platform")
     monkeypatch.setattr(new_stack, "policy_sizes", real)
     new_stack.check_policy_sizes("preproduction", "prod", "eks-platform")  # fits with the managed policy
+
+
+def test_the_placeholder_tag_is_one_the_plan_lists() -> None:
+    """adding-a-stack.md says the new stack's `image.tag: "0000…"` is listed by `make plan`."""
+    from stacks import placeholders
+    from tools.new_service import ZERO_TAG
+
+    assert (
+        placeholders.why(ZERO_TAG)
+        == "no image yet: the build (dev) or a promotion (other stacks) sets the tag"
+    )

@@ -48,9 +48,11 @@ help:
 	@echo "  make bench                                  time the prod plan (2 s) and the unit suite (30 s)"
 	@echo "  make venv                                   (re)build .venv from requirements*.txt"
 	@echo "Against AWS (needs credentials):"
-	@echo "  make preview|up|destroy STACK=<stack> [PROJECT=identity]"
+	@echo "  make preview|up|destroy STACK=<stack> [PROJECT=identity] [FORCE=1]"
 	@echo "                                              real Pulumi CLI (needs pulumi and aws); preview/up enforce"
-	@echo "                                              policy/; PROJECT=identity: the deploy identity (admins)"
+	@echo "                                              policy/; PROJECT=identity: the deploy identity (admins);"
+	@echo "                                              destroy refuses to delete an OIDC provider another stack"
+	@echo "                                              reuses (FORCE=1: the stacks are in separate accounts)"
 	@echo "  make bootstrap STACK=prod                   first up of a private-endpoint stack, as the deploy role:"
 	@echo "                                              cluster and agents only (the flag is never written to a file)"
 	@echo "  make destroy-prepare STACK=prod             destroy, step 1: unprotect what the bootstrap deployment drops"
@@ -157,6 +159,7 @@ PROJECT_DIR = $(if $(filter identity,$(PROJECT)),identity,.)
 
 preview up destroy: $(STAMP) cli-check
 	@case "$(PROJECT)" in platform|identity) ;; *) echo "PROJECT must be platform or identity, not '$(PROJECT)'."; exit 2;; esac
+	$(if $(filter destroy,$@),FORCE=$(FORCE) $(PY) -m tools.destroy_guard --stack $(STACK) --project $(PROJECT))
 	pulumi -C $(PROJECT_DIR) stack select $(STACK)
 	pulumi -C $(PROJECT_DIR) $@ --stack $(STACK) $(if $(filter preview up,$@),--policy-pack $(CURDIR)/policy)
 

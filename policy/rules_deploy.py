@@ -501,6 +501,16 @@ FOREIGN_PROBES: tuple[tuple[str, str], ...] = (
     ("ec2:CreateTrafficMirrorSession", "arn:{p}:ec2:{r}:{a}:network-interface/eni-0f0f0f0f0f0f0f0f0"),
     ("elasticloadbalancing:AddTags", "arn:{p}:elasticloadbalancing:{r}:{a}:loadbalancer/net/x/0f0f"),
     ("elasticloadbalancing:CreateRule", "arn:{p}:elasticloadbalancing:{r}:{a}:listener/net/x/0f0f/0f0f"),
+    # Review 19, round 5: launching, or making an interface, into another team's network.
+    ("ec2:RunInstances", "arn:{p}:ec2:{r}:{a}:subnet/subnet-0f0f0f0f0f0f0f0f0"),
+    ("ec2:RunInstances", "arn:{p}:ec2:{r}:{a}:security-group/sg-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateFleet", "arn:{p}:ec2:{r}:{a}:subnet/subnet-0f0f0f0f0f0f0f0f0"),
+    ("ec2:CreateNetworkInterface", "arn:{p}:ec2:{r}:{a}:subnet/subnet-0f0f0f0f0f0f0f0f0"),
+)
+# What no role of the stack may do whatever the tags (foreign_reach probes it with none).
+NEVER_PROBES: tuple[tuple[str, str], ...] = (
+    # A volume from a snapshot: the platform takes none, and another team's is its data.
+    ("ec2:CreateVolume", "arn:{p}:ec2:{r}:{a}:snapshot/snap-0f0f0f0f0f0f0f0f0"),
 )
 # What those denies must leave to the stack's own controllers (Karpenter, the EBS CSI driver, the
 # VPC CNI, the control plane): (action, resource template, request context; {c} the cluster). A
@@ -599,7 +609,7 @@ def foreign_reach(boundary: Any) -> Iterator[str]:
     if cluster is None:
         return  # no cluster of the stack in the boundary: nothing of its own to probe
     fill = {"p": cluster.group(1), "r": cluster.group(2), "a": cluster.group(3), "c": cluster.group(4)}
-    for action, template in FOREIGN_PROBES:
+    for action, template in (*FOREIGN_PROBES, *NEVER_PROBES):
         resource = template.format(**fill)
         if permits(boundary, action, resource, {}, negated=True):
             yield (

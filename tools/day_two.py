@@ -1,6 +1,8 @@
 """`make test-day-two`: the guides' promise, run. A copy of the checkout gets a second service
-(`make new-service`) and a third stack (`make new-stack ... FROM=prod`), then runs `make test`,
-unedited: the commands and the suite must agree on any set of services and stacks.
+(`make new-service`), and `make test` runs on the guide's first commit alone (the platform side,
+PLATFORM_SIDE: CI runs on that commit's pull request too), then on the whole service and a third
+stack (`make new-stack ... FROM=prod`), unedited: the commands and the suite must agree on any set of
+services and stacks, at every commit the guides name.
 
 The unit suite itself cannot hold this (it would run itself twice): a test that assumed the one
 sample service passed on the committed checkout and failed the first user who added a second
@@ -15,6 +17,7 @@ data beside it. Exit status: the copy's `make test`'s, or 2 when a command refus
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -23,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from tools.mocks import ROOT, stack_names
+from tools.new_service import PLATFORM_SIDE
 
 BORROWED = (".venv", ".venv-checkov")
 
@@ -61,6 +65,40 @@ def uncommitted() -> list[str]:
     return done.stdout.splitlines()
 
 
+def second_commit(repo: Path, service: str) -> tuple[list[str], list[str]]:
+    """What `make new-service` wrote outside the guide's first commit (PLATFORM_SIDE): (new files,
+    changed files of the checkout). Only new files can wait for a second commit."""
+    spec = [p.format(name=service) for p in PLATFORM_SIDE]
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],  # noqa: S607 (git on PATH)
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    later = [(line[:2], line[3:]) for line in changed]
+    later = [
+        (state, p)
+        for state, p in later
+        if not any(fnmatch.fnmatch(p, s) or p.startswith(f"{s}/") for s in spec)
+    ]
+    return [p for state, p in later if state == "??"], [p for state, p in later if state != "??"]
+
+
+def hold_back(repo: Path, paths: list[str], shelf: Path) -> None:
+    """Move `paths` (new files) out of the copy to `shelf`, keeping their relative paths."""
+    for path in paths:
+        target = shelf / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(repo / path), target)
+
+
+def put_back(repo: Path, paths: list[str], shelf: Path) -> None:
+    for path in paths:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(shelf / path), repo / path)
+
+
 def run(repo: Path, *command: str) -> int:
     print(f"$ {' '.join(command)}", flush=True)
     return subprocess.run(  # noqa: S603 (make, fixed targets)
@@ -81,13 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         repo = copy(work)
         print(f"A copy at {repo}: service {service}, stack {stack} (FROM={args.source}), then make test.")
-        for command in (
-            ("make", "--no-print-directory", "new-service", f"NAME={service}"),
-            ("make", "--no-print-directory", "new-stack", f"NAME={stack}", f"FROM={args.source}"),
-        ):
-            if code := run(repo, *command):
-                print(f"{' '.join(command)} exited {code}: the day-two path is broken before the suite.")
-                return 2
+        if code := run(repo, "make", "--no-print-directory", "new-service", f"NAME={service}"):
+            print(f"make new-service exited {code}: the day-two path is broken before the suite.")
+            return 2
+        later, changed = second_commit(repo, service)
+        if changed:
+            print(
+                f"make new-service changed {', '.join(changed)}, outside the guide's first commit: "
+                "fix the guide (PLATFORM_SIDE)"
+            )
+            return 2
+        hold_back(repo, later, work / "second-commit")
+        print(f"The guide's first commit alone ({', '.join(p.format(name=service) for p in PLATFORM_SIDE)}):")
+        if code := run(repo, "make", "--no-print-directory", "test"):
+            print(f"make test on the first commit of the new service {service} fails (exit {code}).")
+            return code
+        put_back(repo, later, work / "second-commit")
+        command = ("make", "--no-print-directory", "new-stack", f"NAME={stack}", f"FROM={args.source}")
+        if code := run(repo, *command):
+            print(f"make new-stack exited {code}: the day-two path is broken before the suite.")
+            return 2
         code = run(repo, "make", "--no-print-directory", "test")
         verdict = "passes" if code == 0 else f"fails (exit {code})"
         print(f"make test with the new service {service} and stack {stack} {verdict}, no edit in between.")

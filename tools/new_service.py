@@ -85,6 +85,10 @@ ECR_NAME_MAX = 256
 REPLACE_REPOSITORY = "# replace with your repository"
 PLACEHOLDER_ACCOUNT = "123456789012"
 ZERO_TAG = "0" * 40
+# The guide's first commit of a new service (platform/gitops/README.md, "Commit it in two steps"):
+# the platform side, as `git add` pathspecs ({name}: the service). Everything else the command
+# writes is the second commit. `make test-day-two` runs `make test` on the first alone.
+PLATFORM_SIDE = ("Pulumi.*.yaml", "services/{name}/deploy", "docs/architecture.md")
 _GITHUB_URL = re.compile(r"https://github\.com/(?P<repo>[^/]+/[^/]+?)(?:\.git)?/?")
 _REGISTRY = re.compile(r"(?P<host>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
 # Where the service's source and workflows go, relative to the checkout.

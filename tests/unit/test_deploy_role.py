@@ -1431,3 +1431,37 @@ def test_string_not_like_is_evaluated_as_iam_does(operator: str, given: list[str
     )
     context = {"kms:ResourceAliases": given} if given else {}
     assert permits(policy, "kms:TagResource", "arn:aws:kms:r:1:key/k", context, negated=True) is not holds
+
+
+@pytest.mark.parametrize(
+    ("drop", "action", "resource"),
+    [
+        ("ForeignNetworks", "ec2:RunInstances", "subnet/subnet-0f0f0f0f0f0f0f0f0"),
+        ("ForeignNetworks", "ec2:RunInstances", "security-group/sg-0f0f0f0f0f0f0f0f0"),
+        ("ForeignNetworks", "ec2:CreateNetworkInterface", "subnet/subnet-0f0f0f0f0f0f0f0f0"),
+        ("NoVolumeFromSnapshot", "ec2:CreateVolume", "snapshot/snap-0f0f0f0f0f0f0f0f0"),
+    ],
+)
+def test_no_role_of_the_stack_launches_into_another_network_or_reads_a_snapshot(
+    identity_plans: dict[str, PlanResult], drop: str, action: str, resource: str
+) -> None:
+    """Review 19, round 5: the boundary allowed RunInstances, CreateFleet and CreateNetworkInterface
+    on any subnet and group of the region, and CreateVolume from any snapshot, so a pod role the
+    deploy role writes could run an instance in another team's subnet with its group, or read its
+    snapshot's data. The stack's own launches stay allowed (Karpenter's subnets and groups carry
+    the stack's or the cluster's tag)."""
+    plan = identity_plans["dev"]
+    boundary = json.loads(boundary_of(plan).get("policy"))
+    arn = f"arn:aws:ec2:eu-west-1:{ACCOUNT_ID}:{resource}"
+    assert not permits(boundary, action, arn, {}, negated=True)
+    if drop == "ForeignNetworks":
+        own = {"aws:ResourceTag/kubernetes.io/cluster/eks-platform-dev": ["owned"]}
+        assert permits(boundary, action, arn, own, negated=True)
+        assert permits(boundary, action, arn, {"aws:ResourceTag/platform:stack": ["dev"]}, negated=True)
+
+    def without(policy: dict[str, Any]) -> dict[str, Any]:
+        policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != drop]
+        return policy
+
+    messages = _rule(evaluate(_boundary_with(plan, without)), "deploy-role-least-privilege")
+    assert any(f"(the boundary) {action} on {arn}" in m for m in messages), messages

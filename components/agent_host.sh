@@ -45,16 +45,19 @@ lifecycle() {  # lifecycle <hook> <CONTINUE|ABANDON>
 COMMON
 # shellcheck source=/dev/null
 . "$LIB/common.sh"
-ID=$(instance_id)
+ID=""
 
 abandon() {
   local status=$? line=$1
   trap - ERR
-  say "FAILED (line $line, exit $status): the agent does not run on $ID; abandoning the launch so the group replaces this host"
+  say "FAILED (line $line, exit $status): the agent does not run on ${ID:-this host (no instance ID)}; abandoning the launch so the group replaces this host"
   lifecycle "$LAUNCH_HOOK" ABANDON || say "could not abandon the launch; the hook's timeout abandons it"
   exit "$status"
 }
 trap 'abandon $LINENO' ERR
+# After the trap: an IMDS failure here is loud too (the FAILED line; without an ID the launch
+# hook's timeout abandons the launch).
+ID=$(instance_id)
 fail() {
   say "$*"
   return 1

@@ -211,6 +211,11 @@ def _stack_file(name: str, source: str, project: str, root: Path) -> str:
     tags = config.get(f"{project}:tags") or {}
     if tags.get("environment") == source:
         tags["environment"] = name
+    # Its own push-to-deploy branch, named after it: a copy of prod's `production` would deploy
+    # the new stack on every merge meant for prod, and dev's `main` on every merge meant for dev.
+    deployments = config.get(f"{project}:deployments") or {}
+    if "branch" in deployments:
+        deployments["branch"] = name
     header = (
         f"# {name}: a copy of Pulumi.{source}.yaml (`make new-stack NAME={name} FROM={source}`); the notes\n"
         f"# below are {source}'s. Change what should differ: docs/adding-a-stack.md, step 1.\n"
@@ -372,6 +377,12 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
         + first_up(name, private=public is not True, organization=organization),
         *promotion(name, services, root),
     ]
+    branch = (kept_config.get(f"{project}:deployments") or {}).get("branch")
+    if branch:
+        lines += [
+            f"Push-to-deploy: a push to branch `{branch}` deploys {name} (deployments.branch); create "
+            "the branch and protect it like the source stack's (docs/deploy-path.md)."
+        ]
     return lines
 
 

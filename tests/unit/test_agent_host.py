@@ -311,3 +311,15 @@ def test_the_drain_lets_an_idle_host_go_at_once(host: Host, boot_script: Path) -
     assert done.returncode == 0, done.stderr
     assert not host.aws("record-lifecycle-action-heartbeat")
     assert len(host.lifecycle("agent-idle", "CONTINUE")) == 1
+
+
+def test_no_instance_id_fails_loudly(host: Host, boot_script: Path) -> None:
+    """IMDS answering no instance ID stopped the script before its ERR trap existed: silent, the
+    hook's timeout abandoning the host 10 minutes later (review 19, round 5). Now the FAILED line
+    says so; without an ID the abandon call itself cannot name the host, so the timeout still ends it."""
+    (host.state / "instance-id").unlink()
+    done = host.run(boot_script)
+    assert done.returncode != 0
+    assert "FAILED" in done.stderr and "no instance ID" in done.stderr, done.stderr
+    assert not host.lifecycle("agent-running", "CONTINUE")
+    assert not [c for c in host.calls if c.startswith("systemctl enable --now pulumi-agent")]

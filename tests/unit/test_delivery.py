@@ -24,6 +24,7 @@ from analysis.helm import RenderError, render_chart
 from model.records import PlanResult
 from stacks.data import read_yaml
 from tests.schemas import validate_custom_resource
+from tests.stackinfo import is_production
 from tools.mocks import ROOT, stack_names
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -341,7 +342,7 @@ def test_deploy_values_validate_against_the_chart_schema(deploy_file: Path) -> N
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_service_deploys_to_exactly_dev_and_prod(service: str) -> None:
+def test_every_service_deploys_to_exactly_every_stack(service: str) -> None:
     assert sorted(p.stem for p in (ROOT / "services" / service / "deploy").glob("*.yaml")) == sorted(
         ENVIRONMENTS
     )
@@ -355,6 +356,11 @@ def test_prod_is_highly_available_and_runs_the_image_dev_built(service: str) -> 
     assert prod["topologySpread"]["zone"]["whenUnsatisfiable"] == "DoNotSchedule"
     # Each stack has its own repository; promotion copies dev's manifest into prod's by digest.
     assert image_repository(service, "dev")[0] != image_repository(service, "prod")[0]
+    # And every other production stack (a copy of prod under another name) is as available.
+    for stack in [s for s in ENVIRONMENTS if is_production(s) and s != "prod"]:
+        values = chart_values(ROOT / "services" / service / "deploy" / f"{stack}.yaml")
+        assert values["autoscaling"]["minReplicas"] >= 3 and values["podDisruptionBudget"]["enabled"], stack
+        assert values["topologySpread"]["zone"]["whenUnsatisfiable"] == "DoNotSchedule", stack
     promote = caller_job(service, "-promote")
     assert promote["uses"] == "./.github/workflows/promote-service.yml"
     assert promote["with"]["service"] == service

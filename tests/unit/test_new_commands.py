@@ -398,3 +398,12 @@ def test_the_placeholder_tag_is_one_the_plan_lists() -> None:
         placeholders.why(ZERO_TAG)
         == "no image yet: the build (dev) or a promotion (other stacks) sets the tag"
     )
+
+
+def test_the_new_stack_deploys_from_its_own_branch(repo: Path) -> None:
+    """A copy kept the source's push-to-deploy branch (review 20: a stack copied from prod would
+    deploy on every merge to `production`, alongside prod)."""
+    config = yaml.safe_load((repo / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    assert config["eks-platform:deployments"]["branch"] == STACK
+    printed = (repo.parent / "printed.txt").read_text()
+    assert f"a push to branch `{STACK}` deploys {STACK}" in printed

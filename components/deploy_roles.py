@@ -120,9 +120,10 @@ def operator_trust(partition: str, account_id: str, principal_arns: tuple[str, .
     }
 
 
-def write_operations(production: bool) -> tuple[str, ...]:
-    """What the write role's OIDC trust accepts: previews too outside production only."""
-    return WRITE_OPERATIONS if production else (*WRITE_OPERATIONS, *PREVIEW_OPERATIONS)
+def write_operations(previews: bool) -> tuple[str, ...]:
+    """What the write role's OIDC trust accepts: previews too when the stack previews pull requests
+    (deployments.previewPullRequests; never in production)."""
+    return (*WRITE_OPERATIONS, *PREVIEW_OPERATIONS) if previews else WRITE_OPERATIONS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +134,8 @@ class DeployRolesArgs:
     stack: str
     region: str
     production: bool
+    # Whether pull requests are previewed with this role (DeploymentsConfig.previews).
+    previews: bool
     existing_oidc_provider_arn: str | None
     # The stack's physical-name prefix (`<project>-<stack>`): the IAM names the role may manage.
     prefix: str
@@ -203,7 +206,7 @@ class DeployRoles(pulumi.ComponentResource):
             name=role_name(args.prefix),
             description=f"Pulumi Deployments of {'/'.join(where)}",
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
-                lambda arn: document(oidc_trust(arn, *where, write_operations(args.production)), operators)
+                lambda arn: document(oidc_trust(arn, *where, write_operations(args.previews)), operators)
             ),
             max_session_duration=SESSION_SECONDS,
             opts=kept,
@@ -229,7 +232,10 @@ class DeployRoles(pulumi.ComponentResource):
             name=args.permissions.policy_name,
             role=role.id,
             policy=deploy_policy(args.permissions, scope, identity=kept_off(ident, args.prefix)),
-            opts=pulumi.ResourceOptions(parent=self, aliases=moved, depends_on=[attached]),
+            # Protected like the role: it holds every IAM grant and every Deny of the role.
+            opts=pulumi.ResourceOptions(
+                parent=self, aliases=moved, depends_on=[attached], protect=args.protect
+            ),
         )
         for i, policy_arn in enumerate(args.role_policy_arns):
             aws.iam.RolePolicyAttachment(

@@ -64,6 +64,8 @@ class DeploymentsArgs:
     stack: str
     region: str
     production: bool
+    # Whether pull requests are previewed (DeploymentsConfig.previews; never in production).
+    previews: bool
     github_repository: str
     branch: str
     repo_dir: str
@@ -142,7 +144,7 @@ class Deployments(pulumi.ComponentResource):
                 provider="github",
                 repository=args.github_repository,
                 deploy_commits=True,
-                preview_pull_requests=not args.production,
+                preview_pull_requests=args.previews,
                 paths=deploy_paths(args.repo_dir, args.stack),
             ),
             operation_context=ps.DeploymentSettingsOperationContextArgs(

@@ -506,6 +506,9 @@ FOREIGN_PROBES: tuple[tuple[str, str], ...] = (
     ("ec2:RunInstances", "arn:{p}:ec2:{r}:{a}:security-group/sg-0f0f0f0f0f0f0f0f0"),
     ("ec2:CreateFleet", "arn:{p}:ec2:{r}:{a}:subnet/subnet-0f0f0f0f0f0f0f0f0"),
     ("ec2:CreateNetworkInterface", "arn:{p}:ec2:{r}:{a}:subnet/subnet-0f0f0f0f0f0f0f0f0"),
+    # Round 6: a group in another team's VPC, or another team's group onto an interface.
+    ("ec2:CreateSecurityGroup", "arn:{p}:ec2:{r}:{a}:vpc/vpc-0f0f0f0f0f0f0f0f0"),
+    ("ec2:ModifyNetworkInterfaceAttribute", "arn:{p}:ec2:{r}:{a}:security-group/sg-0f0f0f0f0f0f0f0f0"),
 )
 # What no role of the stack may do whatever the tags (foreign_reach probes it with none).
 NEVER_PROBES: tuple[tuple[str, str], ...] = (

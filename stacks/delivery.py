@@ -341,10 +341,31 @@ class DeploymentsConfig(Model):
         default=False,
         description="First `up` only (`make bootstrap`): the cluster and the agents, no Kubernetes objects.",
     )
+    preview_pull_requests: StrictBool | None = Field(
+        default=None,
+        description=(
+            "Preview pull requests with the deploy role (its trust then accepts `preview`): a pull "
+            "request's own code runs as the stack's writer before review. Default: on outside "
+            "production; refused in production (docs/deploy-path.md, Pull requests)."
+        ),
+    )
+
+    def previews(self, production: bool) -> bool:
+        """Whether pull requests are previewed (and the deploy role's trust accepts `preview`)."""
+        return (not production) if self.preview_pull_requests is None else self.preview_pull_requests
 
     @model_validator(mode="after")
     def _valid(self, info: ValidationInfo) -> DeploymentsConfig:
         issues: list[tuple[str, Any, str]] = []
+        if self.preview_pull_requests and profile_of(info).requires_deploy_agents:
+            issues.append(
+                (
+                    "previewPullRequests",
+                    True,
+                    "a production stack never previews pull requests: the preview would run the pull "
+                    "request's own code as the deploy role, which writes",
+                )
+            )
         if self.enabled and profile_of(info).requires_deploy_agents and not self.agent.enabled:
             issues.append(
                 (

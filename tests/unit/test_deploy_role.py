@@ -388,6 +388,12 @@ def test_no_managed_policy_on_the_deploy_role_by_default(
         if str(r.get("role")).endswith("-deployments-deploy")
     ]
     assert [p.rsplit("/", 1)[-1] for p in policies] == [f"{plan.project}-{plan.stack}{SERVICES_SUFFIX}"]
+    # Both of the role's policies are protected where the role is (the inline one holds every IAM
+    # grant and every Deny: review 19, round 6).
+    (inline,) = [
+        r for r in identity.of_type("aws:iam/rolePolicy:RolePolicy") if r.get("name") == DEPLOY_POLICY_NAME
+    ]
+    assert inline.protect is is_production(plan.stack)
     assert services_of(identity).protect is is_production(plan.stack)
 
 
@@ -1440,6 +1446,10 @@ def test_string_not_like_is_evaluated_as_iam_does(operator: str, given: list[str
         ("ForeignNetworks", "ec2:RunInstances", "security-group/sg-0f0f0f0f0f0f0f0f0"),
         ("ForeignNetworks", "ec2:CreateNetworkInterface", "subnet/subnet-0f0f0f0f0f0f0f0f0"),
         ("NoVolumeFromSnapshot", "ec2:CreateVolume", "snapshot/snap-0f0f0f0f0f0f0f0f0"),
+        # Round 6: a group in another team's VPC (tagged the stack's at creation, then opened and
+        # put on that VPC's interfaces), or another team's group onto an interface.
+        ("ForeignNetworks", "ec2:CreateSecurityGroup", "vpc/vpc-0f0f0f0f0f0f0f0f0"),
+        ("ForeignNetworks", "ec2:ModifyNetworkInterfaceAttribute", "security-group/sg-0f0f0f0f0f0f0f0f0"),
     ],
 )
 def test_no_role_of_the_stack_launches_into_another_network_or_reads_a_snapshot(

@@ -262,12 +262,33 @@ BAD = [
         "deployments.pulumiOidcProviderArn",
         "api.pulumi.com/oidc",
     ),
+    (
+        "prod-previews",
+        {"previewPullRequests": True},
+        "deployments.previewPullRequests",
+        "never previews pull requests",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("deployments", "key", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_deployments_config_is_rejected(deployments, key, message) -> None:
     assert_section_rejected("prod", "deployments", deployments, key, message)
+
+
+def test_dev_may_turn_pull_request_previews_off_and_its_role_then_refuses_them() -> None:
+    """A dev pull request's preview runs its own code as dev's deploy role before review (review
+    19, round 6): a stack that does not want that says `previewPullRequests: false`, and then its
+    settings preview nothing and its role's trust drops `preview` too."""
+    from components.deploy_roles import write_operations
+
+    cfg = platform_config("dev", offline=True)
+    assert cfg.deployments.previews(cfg.production) is True
+    off = cfg.deployments.model_copy(update={"preview_pull_requests": False})
+    assert off.previews(cfg.production) is False
+    assert "preview" in write_operations(True) and "preview" not in write_operations(False)
+    prod = platform_config("prod", offline=True)
+    assert prod.deployments.previews(prod.production) is False
 
 
 def test_the_identity_program_reads_the_platform_file_and_names_its_errors(monkeypatch) -> None:

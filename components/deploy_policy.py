@@ -389,7 +389,7 @@ def identity_denies(
     arn = scope.iam_arn
     secrets = f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account_id}"
     kms = f"arn:{scope.partition}:kms:{scope.region}:{scope.account_id}"
-    return [
+    denies: list[dict[str, Any]] = [
         {
             "Sid": "NotTheDeployIdentity",
             "Effect": "Deny",
@@ -417,33 +417,27 @@ def identity_denies(
             "Resource": f"{kms}:key/*",
             "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": identity.token_key_alias}},
         },
-        # The boundary allows no alias action (OwnKeyAliases is the deploy role's alone).
-        *(
-            []
-            if in_boundary
-            else [
-                {
-                    "Sid": "NotTheAgentTokenKeyAlias",
-                    "Effect": "Deny",
-                    "Action": list(ALIAS_ACTIONS),
-                    "Resource": f"{kms}:{identity.token_key_alias}",
-                }
-            ]
-        ),
-        *(
-            []
-            if in_boundary
-            else [
-                {
-                    # The boundary, and the deploy role's own managed policy
-                    # (`<prefix>-deployments-services`) with any other under that name.
-                    "Sid": "KeepTheBoundaryPolicy",
-                    "Effect": "Deny",
-                    "Action": IDENTITY_IAM_DENY,
-                    "Resource": [boundary_arn(scope), f"{arn}:policy/{scope.prefix}{IDENTITY_INFIX}*"],
-                }
-            ]
-        ),
+    ]
+    if in_boundary:
+        # The boundary allows no alias action (OwnKeyAliases is the deploy role's alone) and no
+        # IAM action on a policy: neither Deny below would stop anything there.
+        return denies
+    return [
+        *denies,
+        {
+            "Sid": "NotTheAgentTokenKeyAlias",
+            "Effect": "Deny",
+            "Action": list(ALIAS_ACTIONS),
+            "Resource": f"{kms}:{identity.token_key_alias}",
+        },
+        {
+            # The boundary, and the deploy role's own managed policy
+            # (`<prefix>-deployments-services`) with any other under that name.
+            "Sid": "KeepTheBoundaryPolicy",
+            "Effect": "Deny",
+            "Action": IDENTITY_IAM_DENY,
+            "Resource": [boundary_arn(scope), f"{arn}:policy/{scope.prefix}{IDENTITY_INFIX}*"],
+        },
     ]
 
 

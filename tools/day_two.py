@@ -54,13 +54,14 @@ def copy(work: Path) -> Path:
     return repo
 
 
-def uncommitted() -> list[str]:
-    done = subprocess.run(
-        ["git", "status", "--porcelain"],  # noqa: S607 (git on PATH, as make's)
-        cwd=ROOT,
+def git_status(cwd: Path, *options: str) -> list[str]:
+    """`git status --porcelain` lines of the checkout at `cwd`."""
+    done = subprocess.run(  # noqa: S603 (git with fixed options)
+        ["git", "status", "--porcelain", *options],  # noqa: S607 (git on PATH, as make's)
+        cwd=cwd,
         capture_output=True,
         text=True,
-        check=False,
+        check=True,
     )
     return done.stdout.splitlines()
 
@@ -69,14 +70,7 @@ def second_commit(repo: Path, service: str) -> tuple[list[str], list[str]]:
     """What `make new-service` wrote outside the guide's first commit (PLATFORM_SIDE): (new files,
     changed files of the checkout). Only new files can wait for a second commit."""
     spec = [p.format(name=service) for p in PLATFORM_SIDE]
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],  # noqa: S607 (git on PATH)
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    later = [(line[:2], line[3:]) for line in changed]
+    later = [(line[:2], line[3:]) for line in git_status(repo, "--untracked-files=all")]
     later = [
         (state, p)
         for state, p in later
@@ -85,18 +79,12 @@ def second_commit(repo: Path, service: str) -> tuple[list[str], list[str]]:
     return [p for state, p in later if state == "??"], [p for state, p in later if state != "??"]
 
 
-def hold_back(repo: Path, paths: list[str], shelf: Path) -> None:
-    """Move `paths` (new files) out of the copy to `shelf`, keeping their relative paths."""
+def move(paths: list[str], source: Path, target: Path) -> None:
+    """Move `paths` (relative) from `source` to `target`, keeping them relative: the second commit's
+    files out of the copy to a shelf, and back."""
     for path in paths:
-        target = shelf / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(repo / path), target)
-
-
-def put_back(repo: Path, paths: list[str], shelf: Path) -> None:
-    for path in paths:
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(shelf / path), repo / path)
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source / path), target / path)
 
 
 def run(repo: Path, *command: str) -> int:
@@ -113,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     service = unused("orders", {p.name for p in (ROOT / "services").iterdir()})
     stack = unused("staging", set(stack_names()))
-    if changed := uncommitted():
+    if changed := git_status(ROOT):
         print(f"Note: {len(changed)} uncommitted change(s) are not in the copy (a clone of HEAD).")
     work = Path(tempfile.mkdtemp(prefix="day-two-"))
     try:
@@ -129,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                 "fix the guide (PLATFORM_SIDE)"
             )
             return 2
-        hold_back(repo, later, work / "second-commit")
+        move(later, repo, work / "second-commit")
         print(f"The guide's first commit alone ({', '.join(p.format(name=service) for p in PLATFORM_SIDE)}):")
         if code := run(repo, "make", "--no-print-directory", "test"):
             print(f"make test on the first commit of the new service {service} fails (exit {code}).")
             return code
-        put_back(repo, later, work / "second-commit")
+        move(later, work / "second-commit", repo)
         command = ("make", "--no-print-directory", "new-stack", f"NAME={stack}", f"FROM={args.source}")
         if code := run(repo, *command):
             print(f"make new-stack exited {code}: the day-two path is broken before the suite.")

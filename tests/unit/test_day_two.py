@@ -94,10 +94,10 @@ def test_the_first_commit_alone_is_tested_without_the_second(tmp_path: Path) -> 
     later, changed = day_two.second_commit(repo, "orders")
     assert sorted(later) == ["platform/gitops/dev/orders.yaml", "services/orders/Dockerfile"]
     assert changed == []
-    day_two.hold_back(repo, later, tmp_path / "shelf")
+    day_two.move(later, repo, tmp_path / "shelf")
     assert not (repo / "services" / "orders" / "Dockerfile").exists()
     assert (repo / "services" / "orders" / "deploy" / "dev.yaml").exists()
-    day_two.put_back(repo, later, tmp_path / "shelf")
+    day_two.move(later, tmp_path / "shelf", repo)
     assert (repo / "platform" / "gitops" / "dev" / "orders.yaml").read_text() == "{}\n"
     # A change to a file the checkout has cannot wait: the guide would be wrong.
     with (repo / "Makefile").open("a") as f:

@@ -25,17 +25,12 @@ from stacks import placeholders
 from tests.checkout import copy_checkout
 from tests.workflow_steps import read_role
 from tools import new_service, new_stack
+from tools.day_two import unused
 from tools.mocks import ROOT, stack_names
 from tools.scaffold import Changes, RefusedError
 
-
-def _unused(base: str, taken: set[str]) -> str:
-    """`base`, or `base2`, `base3`...: a name the checkout does not use yet."""
-    return next(name for name in (base, *(f"{base}{i}" for i in range(2, 99))) if name not in taken)
-
-
-SERVICE = _unused("orders", {p.name for p in (ROOT / "services").iterdir()})
-STACK = _unused("staging", set(stack_names()))
+SERVICE = unused("orders", {p.name for p in (ROOT / "services").iterdir()})
+STACK = unused("staging", set(stack_names()))
 LONGEST = max(stack_names(), key=len)  # the stack whose CI role names are the longest
 # A service of the checkout (the third stack gets its files) and its entry of the dev stack file.
 EXISTING = sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/dev.yaml"))[0]

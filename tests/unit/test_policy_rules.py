@@ -294,6 +294,15 @@ EKS, ADDON, ROLE, RP = t.EKS_CLUSTER, t.EKS_ADDON, t.IAM_ROLE, t.IAM_ROLE_POLICY
 OWN = "arn:aws:iam::123456789012:role/eks-platform-dev-*"
 
 
+def boundary(*statements: dict[str, Any]) -> dict[str, Any]:
+    """The stack's permissions boundary (a managed policy named `<prefix>-boundary`)."""
+    return {"name": "eks-platform-dev-boundary", "policy": doc(*statements)}
+
+
+# The boundary's condition on its EC2 grants on "*": the stack's region only.
+IN_REGION: dict[str, Any] = {"Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}
+
+
 def deploy(*statements: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": "platform-deploy",
@@ -603,34 +612,16 @@ CASES = [
     Case(
         "deploy-role-least-privilege",
         t.IAM_POLICY,
-        {
-            "name": "eks-platform-dev-boundary",
-            "policy": doc(
-                allow(
-                    ["ec2:RunInstances", "ecr:BatchGetImage", "iam:ListInstanceProfiles"],
-                    Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}},
-                )
-            ),
-        },
-        {
-            "name": "eks-platform-dev-boundary",
-            "policy": doc(allow("iam:PutRolePolicy", OWN, Condition=BOUNDED)),
-        },
+        boundary(allow(["ec2:RunInstances", "ecr:BatchGetImage", "iam:ListInstanceProfiles"], **IN_REGION)),
+        boundary(allow("iam:PutRolePolicy", OWN, Condition=BOUNDED)),
         expect="the permissions boundary allows iam:PutRolePolicy",
     ),
-    # A service wildcard on "*" in the boundary: only in the stack's region (review 19, round 2).
+    # An EC2 write on "*" in the boundary: only in the stack's region (review 19, round 2).
     Case(
         "deploy-role-least-privilege",
         t.IAM_POLICY,
-        {
-            "name": "eks-platform-dev-boundary",
-            "policy": doc(
-                allow(
-                    "ec2:TerminateInstances", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
-                )
-            ),
-        },
-        {"name": "eks-platform-dev-boundary", "policy": doc(allow("ec2:TerminateInstances"))},
+        boundary(allow("ec2:TerminateInstances", **IN_REGION)),
+        boundary(allow("ec2:TerminateInstances")),
         expect='allows ec2:TerminateInstances on "*" in every region',
     ),
     # A service wildcard on "*" in the boundary hands every role of the stack the whole service
@@ -638,16 +629,8 @@ CASES = [
     Case(
         "deploy-role-least-privilege",
         t.IAM_POLICY,
-        {
-            "name": "eks-platform-dev-boundary",
-            "policy": doc(
-                allow("ec2:RunInstances", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})
-            ),
-        },
-        {
-            "name": "eks-platform-dev-boundary",
-            "policy": doc(allow("ec2:*", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})),
-        },
+        boundary(allow("ec2:RunInstances", **IN_REGION)),
+        boundary(allow("ec2:*", **IN_REGION)),
         expect='allows ec2:* on "*": list the actions',
     ),
     Case(

@@ -20,6 +20,9 @@ from components.settle import pod_identity_settled
 NAMESPACE, SERVICE_ACCOUNT = "kube-system", "karpenter"
 NODE_CLASS = "default"
 DISCOVERY_TAG = "karpenter.sh/discovery"
+# The stack's identifying tags (stacks/config.py all_tags), which the deploy role's and the
+# boundary's EC2 scoping compare (platform/deploy-role.yaml).
+STACK_TAG_KEYS = ("platform:stack", "platform:project")
 
 # EventBridge events Karpenter acts on: it drains a node before AWS takes it away. The five rules of
 # Karpenter's own template for the pinned version (aws/karpenter-provider-aws v1.14.1, commit
@@ -166,6 +169,21 @@ class Karpenter(pulumi.ComponentResource):
             value=args.cluster_name,
             opts=child,
         )
+        # The stack's own tags on EKS's cluster security group (which EKS creates, so the provider's
+        # default tags never reach it): the permissions boundary lets the stack's roles launch only
+        # into subnets and groups that carry the stack's tag or the cluster's
+        # `kubernetes.io/cluster/<cluster>` (platform/deploy-role.yaml ForeignNetworks), and this
+        # is the group Karpenter's nodes get. With it, the launch does not rest on which tags EKS
+        # itself puts on the group (not verified at the pinned EKS version).
+        for key in STACK_TAG_KEYS:
+            if key in args.tags:
+                aws.ec2.Tag(
+                    f"{name}-cluster-sg-{key.replace(':', '-')}",
+                    resource_id=args.cluster_security_group_id,
+                    key=key,
+                    value=args.tags[key],
+                    opts=child,
+                )
 
         # -- interruption handling -------------------------------------------------------------
         queue = aws.sqs.Queue(

@@ -1475,3 +1475,14 @@ def test_no_role_of_the_stack_launches_into_another_network_or_reads_a_snapshot(
 
     messages = _rule(evaluate(_boundary_with(plan, without)), "deploy-role-least-privilege")
     assert any(f"(the boundary) {action} on {arn}" in m for m in messages), messages
+
+
+def test_the_group_karpenter_launches_with_carries_the_stacks_tags(plan: PlanResult) -> None:
+    """ForeignNetworks lets the stack's roles launch only with groups that carry the stack's tag or
+    the cluster's; EKS creates the cluster security group Karpenter selects, so the program tags it
+    itself rather than rely on EKS's own tags (not verified at the pinned EKS version)."""
+    tags = {r.get("key"): r for r in plan.of_type("aws:ec2/tag:Tag")}
+    discovery = tags["karpenter.sh/discovery"]
+    assert tags["platform:stack"].get("value") == plan.stack
+    assert tags["platform:project"].get("value") == plan.project
+    assert tags["platform:stack"].get("resourceId") == discovery.get("resourceId")

@@ -85,8 +85,31 @@ def lifecycle_policy(keep_tagged: int, untagged_days: int) -> str:
     )
 
 
-def github_trust(provider_arn: str, repository: str, branch: str) -> str:
-    """Trust for GitHub Actions OIDC: only pushes to one branch of one repository."""
+def service_workflows(repository: str, service: str, branch: str) -> list[str]:
+    """The `job_workflow_ref` values of a service's own workflows on its branch: the build
+    (`<service>.yml`) and the promotion (`<service>-promote.yml`), whose jobs push and copy."""
+    return [
+        f"{repository}/.github/workflows/{service}{suffix}.yml@refs/heads/{branch}"
+        for suffix in ("", "-promote")
+    ]
+
+
+def github_trust(provider_arn: str, repository: str, branch: str, workflows: list[str]) -> str:
+    """Trust for GitHub Actions OIDC: only jobs that the given workflow files define, on pushes to
+    (or dispatches on) one branch of one repository.
+
+    `sub` alone (`repo:<repository>:ref:refs/heads/<branch>`) is the same for every workflow of the
+    branch, so every service's role would trust every workflow of the repository. AWS STS
+    evaluates GitHub's `job_workflow_ref` claim as the condition key
+    `token.actions.githubusercontent.com:job_workflow_ref` (AWS What's New, January 2026, "AWS STS
+    supports validation of identity provider claims"; IAM User Guide, condition keys for GitHub
+    federation). The claim names the workflow file that defines the job asking for the token,
+    `<owner>/<repo>/.github/workflows/<file>@<ref>`; for a job of a reusable workflow it names the
+    reusable file (GitHub docs, "OpenID Connect reference"; sigstore/fulcio's GitHub principal
+    requires the claim on every token, reusable or not, pkg/identity/github/principal.go). So the
+    jobs that push and copy are defined in each service's own files and run composite actions
+    (.github/actions/push-image, promote-image), which leave the claim alone.
+    """
     return document(
         {
             "Effect": "Allow",
@@ -96,6 +119,7 @@ def github_trust(provider_arn: str, repository: str, branch: str) -> str:
                 "StringEquals": {
                     f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
                     f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:ref:refs/heads/{branch}",
+                    f"{GITHUB_OIDC_HOST}:job_workflow_ref": workflows,
                 }
             },
         }
@@ -103,7 +127,8 @@ def github_trust(provider_arn: str, repository: str, branch: str) -> str:
 
 
 def _trust_for(svc: ServiceRegistry, provider_arn: str) -> str:
-    return github_trust(provider_arn, svc.github_repository, svc.branch)
+    workflows = service_workflows(svc.github_repository, svc.name, svc.branch)
+    return github_trust(provider_arn, svc.github_repository, svc.branch, workflows)
 
 
 class Registry(pulumi.ComponentResource):
@@ -116,9 +141,10 @@ class Registry(pulumi.ComponentResource):
     expires untagged ones, `protect` and `retain_on_delete` in prod (a rebuilt stack of the same name
     adopts a retained repository, under the key its images are encrypted with), `force_delete`
     elsewhere (a destroy deletes the repository with its images);
-    each CI role trusts only GitHub's OIDC tokens for one repository's one branch (the `sub`
-    claim), and may push to and pull from its own repository alone (plus `ecr:GetAuthorizationToken`, which
-    has no resource scope). No long-lived keys exist. It does not build images (GitHub does).
+    each CI role trusts only GitHub's OIDC tokens of its own service's two workflow files on one
+    repository's one branch (the `sub` and `job_workflow_ref` claims), and may push to and pull
+    from its own repository alone (plus `ecr:GetAuthorizationToken`, which has no resource scope).
+    No long-lived keys exist. It does not build images (GitHub does).
     """
 
     repository_urls: pulumi.Output[dict[str, str]]

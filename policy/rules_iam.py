@@ -40,6 +40,12 @@ DEPUTY_SERVICES = re.compile(
 )
 # A Pulumi Deployments subject may wildcard only the operation after a pinned org/project/stack.
 PULUMI_SUB = re.compile(r"pulumi:deploy:org:[^*?:]+:project:[^*?:]+:stack:[^*?:]+:\*")
+# GitHub Actions: the `sub` claim (repo:<owner>/<repo>:ref:<ref>) is one for every workflow of a
+# branch; `job_workflow_ref` names the workflow file that defines the job (AWS STS evaluates it
+# since January 2026: "AWS STS supports validation of identity provider claims").
+GITHUB_ISSUER = "token.actions.githubusercontent.com"
+GITHUB_WORKFLOW_REF = f"{GITHUB_ISSUER}:job_workflow_ref"
+WORKFLOW_REF = re.compile(r"[\w.-]+/[\w.-]+/\.github/workflows/[\w.-]+\.ya?ml@refs/(heads|tags)/[^*?]+")
 
 
 def _identity_statements(typ: str, props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -140,7 +146,25 @@ def trust_public(typ: str, props: Mapping[str, Any], ctx: Context) -> Iterator[s
             yield 'the trust policy allows Principal "*"'
 
 
+def _workflow_problems(statement: Mapping[str, Any]) -> Iterator[str]:
+    """A GitHub trust names the workflow files whose jobs may assume the role, exactly."""
+    found = [(op, v) for op, key, v in iamdoc.conditions(statement) if key.lower() == GITHUB_WORKFLOW_REF]
+    if not found:
+        yield (
+            f"no {GITHUB_WORKFLOW_REF} condition: every workflow of the repository's branch "
+            "(the same `sub`) can assume the role"
+        )
+    for op, values in found:
+        if op != "StringEquals":
+            yield f"{GITHUB_WORKFLOW_REF} is matched with {op}; name the workflow files with StringEquals"
+        for value in values:
+            if not WORKFLOW_REF.fullmatch(str(value)):
+                yield f"{GITHUB_WORKFLOW_REF} {value} is not <owner>/<repo>/.github/workflows/<file>@<ref>"
+
+
 def _subject_problems(issuer: str, statement: Mapping[str, Any]) -> Iterator[str]:
+    if issuer == GITHUB_ISSUER:
+        yield from _workflow_problems(statement)
     sub, aud = f"{issuer}:sub".lower(), f"{issuer}:aud".lower()
     found = [(op, values) for op, key, values in iamdoc.conditions(statement) if key.lower() == sub]
     if not any(key.lower() == aud for _, key, _ in iamdoc.conditions(statement)):
@@ -162,10 +186,14 @@ def _subject_problems(issuer: str, statement: Mapping[str, Any]) -> Iterator[str
 @rules.resource(
     "iam-trust-web-identity-scoped",
     types=(IAM_ROLE,),
-    description="Web-identity (OIDC) trusts pin the audience and the exact subject (service account, repo).",
+    description=(
+        "Web-identity (OIDC) trusts pin the audience and the exact subject (service account, repo); "
+        "GitHub trusts also the workflow files (job_workflow_ref)."
+    ),
     sources=(
         *bpg("Security > Identity and access: scope the IRSA trust policy to the service account"),
         Source("aws-docs", "IAM User Guide: configuring a role for GitHub OIDC"),
+        Source("aws-docs", "IAM User Guide: available keys for GitHub OIDC federation (job_workflow_ref)"),
     ),
     prod=M,
     dev=M,
@@ -251,3 +279,26 @@ def association_matches_trust(
                         resource.urn,
                         f"binds {key.rsplit('-', 1)[-1]} {bound} but role {_role_name(arn)} trusts {trusted}",
                     )
+
+
+@rules.stack(
+    "iam-trust-github-workflow-one-role",
+    description="No GitHub workflow file is trusted by two roles: each service's CI role trusts its files.",
+    sources=(
+        Source("aws-docs", "IAM User Guide: available keys for GitHub OIDC federation (job_workflow_ref)"),
+    ),
+    prod=M,
+    dev=M,
+)
+def github_workflow_one_role(resources: Sequence[Resource], ctx: Context) -> Iterator[tuple[str | None, str]]:
+    trusted_by: dict[str, list[Resource]] = {}
+    for r in resources:
+        if r.type != IAM_ROLE:
+            continue
+        for statement in _trust(r.props):
+            for workflow in iamdoc.condition_values(statement, GITHUB_WORKFLOW_REF) or []:
+                trusted_by.setdefault(str(workflow), []).append(r)
+    for workflow, roles in sorted(trusted_by.items()):
+        names = sorted({str(get(r.props, "name")) for r in roles})
+        if len(names) > 1:
+            yield roles[0].urn, f"{workflow} can assume {len(names)} roles: {', '.join(names)}"

@@ -54,8 +54,8 @@ from tools.scaffold import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "service"
-# The stack the service's workflows build into (build-service.yml), the source of every promotion,
-# and the promote workflow's default target (promote-service.yml); every other stack is a target.
+# The stack the service's workflow builds into (<service>.yml), the source of every promotion, and
+# the promote workflow's default target (<service>-promote.yml); every other stack is a target.
 BUILD_STACK, PROMOTE_STACK = "dev", "prod"
 # The branch whose CI may push images: the workflows' push trigger and the CI role's trust.
 BRANCH = "main"
@@ -214,8 +214,8 @@ def _registry(root: Path, stack: str, region: str) -> str:
 def tag_comment(stack: str) -> str:
     """Who sets a values file's image.tag in `stack` (the comment above it)."""
     if stack == BUILD_STACK:
-        return "CI (.github/workflows/build-service.yml) sets this to the commit SHA it built."
-    return "Set by the pull request of .github/workflows/promote-service.yml (dev's image)."
+        return "The build's pull request (.github/workflows/propose-tag.yml) sets this to the SHA it built."
+    return "Set by the promotion's pull request (.github/workflows/propose-tag.yml): dev's image."
 
 
 def promotion_targets(stacks: list[str]) -> list[str]:
@@ -311,7 +311,7 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
     if missing:
         raise RefusedError(
             f"no stack {' or '.join(missing)}: the service's workflows build into {BUILD_STACK} and "
-            f"promote to {PROMOTE_STACK} (.github/workflows/build-service.yml, promote-service.yml)"
+            f"promote to {PROMOTE_STACK} (.github/workflows/<service>.yml, <service>-promote.yml)"
         )
     services = sorted(p.parent.parent.name for p in root.glob(values_file("*", BUILD_STACK)))
     check_role_variables([*services, name], stacks)

@@ -27,6 +27,8 @@ from tools.mocks import ROOT, stack_names
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
 WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+ACTIONS = GITHUB / "actions"
+ACTION_FILES = sorted(ACTIONS.glob("*/action.yml"))
 SUMMARY_SCRIPT = GITHUB / "scripts" / "plan_summary.py"
 STACKS = stack_names()
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
@@ -49,13 +51,21 @@ def scripts(job: dict[str, Any]) -> str:
     return "\n".join(step.get("run", "") for step in steps(job))
 
 
+def action_steps(name: str) -> list[dict[str, Any]]:
+    return list(load(ACTIONS / name / "action.yml")["runs"]["steps"])
+
+
 def all_uses() -> list[tuple[str, str]]:
-    """Every `uses:` (job level and step level) with its file."""
+    """Every `uses:` (job level and step level, in workflows and local actions) with its file."""
     found = []
     for path in WORKFLOW_FILES:
         for job in load(path)["jobs"].values():
             found += [(path.name, job["uses"])] if "uses" in job else []
             found += [(path.name, step["uses"]) for step in steps(job) if "uses" in step]
+    for path in ACTION_FILES:
+        found += [
+            (path.parent.name, step["uses"]) for step in action_steps(path.parent.name) if "uses" in step
+        ]
     return found
 
 
@@ -96,12 +106,13 @@ def test_every_action_is_pinned_to_a_commit_sha_and_to_one_sha_per_action() -> N
     pins: dict[str, set[str]] = defaultdict(set)
     for file, uses in all_uses():
         if uses.startswith("./"):
-            assert (ROOT / uses).is_file(), f"{file}: {uses} does not exist"
+            local = ROOT / uses
+            assert local.is_file() or (local / "action.yml").is_file(), f"{file}: {uses} does not exist"
             continue
         assert SHA_PINNED.match(uses), f"{file}: {uses} is not pinned to a 40-hex commit SHA"
         action, _, sha = uses.partition("@")
         pins[action].add(sha)
-    # One SHA per action everywhere: new workflows reuse the pins build-service.yml already has.
+    # One SHA per action everywhere: new workflows reuse the pins the others already have.
     assert {action: shas for action, shas in pins.items() if len(shas) > 1} == {}
     assert len(pins) >= 8
 
@@ -113,8 +124,8 @@ def test_no_workflow_holds_long_lived_cloud_keys() -> None:
 
 
 def test_only_the_workflows_that_reach_aws_may_request_an_oidc_token() -> None:
-    allowed = {"build-service.yml", "promote-service.yml", "integration.yml"}
-    allowed |= {f"{s}.yml" for s in SERVICES} | {f"{s}-promote.yml" for s in SERVICES}  # callers' ceilings
+    # The services' own files: the jobs their CI roles trust (job_workflow_ref) are defined there.
+    allowed = {"integration.yml"} | {f"{s}.yml" for s in SERVICES} | {f"{s}-promote.yml" for s in SERVICES}
     with_oidc = {
         path.name
         for path in WORKFLOW_FILES
@@ -365,20 +376,20 @@ def test_deployments_deploy_on_infrastructure_changes_only() -> None:
 
 def test_every_platform_the_build_pushes_is_scanned() -> None:
     build = load(WORKFLOWS / "build-service.yml")
-    pushed = build[True]["workflow_call"]["inputs"]["platforms"]["default"].split(",")
+    push = load(ACTIONS / "push-image" / "action.yml")
+    pushed = push["inputs"]["platforms"]["default"].split(",")
     scan = build["jobs"]["scan"]
     assert sorted(scan["strategy"]["matrix"]["platform"]) == sorted(pushed)
     built = next(s for s in steps(scan) if s.get("uses", "").startswith("docker/build-push-action@"))
     assert built["with"]["platforms"] == "${{ matrix.platform }}" and built["with"]["load"] is True
     assert any(s.get("uses", "").startswith("aquasecurity/trivy-action@") for s in steps(scan))
-    # The publish job refuses a platform the matrix did not scan.
-    check = steps(build["jobs"]["publish"])[0]
+    # The push action refuses a platform the matrix did not scan.
+    check = action_steps("push-image")[0]
     assert check["env"]["PLATFORMS"] == "${{ inputs.platforms }}" and "is not scanned" in check["run"]
 
 
-@pytest.mark.parametrize("workflow", ["build-service.yml", "promote-service.yml"])
-def test_a_refused_pull_request_names_the_repository_setting(workflow: str) -> None:
-    (bump,) = [j for name, j in load(WORKFLOWS / workflow)["jobs"].items() if name == "bump"]
+def test_a_refused_pull_request_names_the_repository_setting() -> None:
+    (bump,) = load(WORKFLOWS / "propose-tag.yml")["jobs"].values()
     push = next(s for s in steps(bump) if "gh pr create" in s.get("run", ""))
     assert push["env"]["HAS_GITOPS_TOKEN"] == "${{ secrets.GITOPS_TOKEN != '' }}"
     assert 'if [ "$HAS_GITOPS_TOKEN" != "true" ]' in push["run"]
@@ -419,7 +430,10 @@ def test_separate_accounts_by_default_one_shared_account_by_config(monkeypatch: 
     comment = (ROOT / "Pulumi.prod.yaml").read_text()
     assert "own AWS account (recommended)" in comment
     assert "githubOidcProviderArn" in comment and "pulumiOidcProviderArn" in comment
-    assert "separate AWS accounts is the recommended model" in (WORKFLOWS / "promote-service.yml").read_text()
+    assert (
+        "separate AWS accounts is the recommended model"
+        in (ACTIONS / "promote-image" / "action.yml").read_text()
+    )
 
 
 ####################################################################################################
@@ -437,8 +451,10 @@ def test_each_service_promotes_to_every_stack_but_dev(service: str) -> None:
     assert stack["type"] == "choice" and stack["default"] == new_service.PROMOTE_STACK
     assert stack["options"] == new_service.promotion_targets(STACKS) == sorted(set(STACKS) - {"dev"})
     promote = workflow["jobs"]["promote"]
-    assert promote["needs"] == "role" and promote["with"]["stack"] == "${{ inputs.stack }}"
-    assert promote["with"]["target-role-to-assume"] == "${{ needs.role.outputs.arn }}"
+    copy = next(s for s in steps(promote) if s.get("uses") == "./.github/actions/promote-image")
+    assert promote["needs"] == "role" and copy["with"]["stack"] == "${{ inputs.stack }}"
+    assert copy["with"]["target-role-to-assume"] == "${{ needs.role.outputs.arn }}"
+    assert workflow["jobs"]["bump"]["with"]["stack"] == "${{ inputs.stack }}"
     assert workflow["concurrency"]["group"] == f"{service}-promote-${{{{ inputs.stack }}}}"
 
 
@@ -482,16 +498,16 @@ def _yq(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def test_promote_service_copies_into_and_bumps_the_stack_it_is_given(tmp_path: Path) -> None:
+def test_promotion_copies_into_and_bumps_the_stack_it_is_given(tmp_path: Path) -> None:
     """Nothing names prod: the target's repository comes from deploy/<stack>.yaml, its role from
     the caller, and the pull request bumps deploy/<stack>.yaml on a branch per service and stack."""
-    workflow = load(WORKFLOWS / "promote-service.yml")
-    inputs = triggers(workflow)["workflow_call"]["inputs"]
-    assert inputs["stack"] == {**inputs["stack"], "type": "string", "default": "prod"}
+    action = load(ACTIONS / "promote-image" / "action.yml")
+    inputs = action["inputs"]
+    assert inputs["stack"]["required"] is True and "default" not in inputs["stack"]
     assert inputs["target-role-to-assume"]["required"] is True and "prod-role-to-assume" not in inputs
-    jobs = workflow["jobs"]
-    assert "prod" not in json.dumps(jobs), "the target is the input `stack`, never a literal"
-    bump = jobs["bump"]
+    assert "prod" not in json.dumps(action["runs"]), "the target is the input `stack`, never a literal"
+    (bump,) = load(WORKFLOWS / "propose-tag.yml")["jobs"].values()
+    assert "prod" not in json.dumps(bump)
     assert bump["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-${{ inputs.stack }}"
     values = "services/${{ inputs.service }}/deploy/${{ inputs.stack }}.yaml"
     assert [s["env"]["VALUES_FILE"] for s in steps(bump) if "VALUES_FILE" in s.get("env", {})] == [values] * 2
@@ -506,7 +522,7 @@ def test_promote_service_copies_into_and_bumps_the_stack_it_is_given(tmp_path: P
         (deploy / f"{stack}.yaml").write_text(
             f"image:\n  repository: {registry}/eks-platform-{stack}/catalog\n  tag: '{tag}'\n"
         )
-    resolve = job_step(jobs["copy"], "resolve")
+    resolve = job_step(action["runs"], "resolve")
     env, yq = {"SERVICE": "catalog", "STACK": "staging", "TAG": tag}, str(_yq(tmp_path))
     done, outputs = run_step(resolve, env, tmp_path, path=yq)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -527,10 +543,10 @@ def test_promote_service_copies_into_and_bumps_the_stack_it_is_given(tmp_path: P
     ],
     ids=["staging", "no-staging-role", "no-eu-central-role", "dev", "not-a-label"],
 )
-def test_promote_service_checks_the_stack_and_its_role(
+def test_promotion_checks_the_stack_and_its_role(
     stack: str, target_role: str, error: str, tmp_path: Path
 ) -> None:
-    check = job_step(load(WORKFLOWS / "promote-service.yml")["jobs"]["copy"], "check")
+    check = job_step(load(ACTIONS / "promote-image" / "action.yml")["runs"], "check")
     env = {
         "SERVICE": "catalog",
         "STACK": stack,

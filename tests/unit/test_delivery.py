@@ -28,6 +28,8 @@ from tests.stackinfo import is_production
 from tools.mocks import ROOT, stack_names
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONS = ROOT / ".github" / "actions"
+ACTION_FILES = sorted(ACTIONS.glob("*/action.yml"))
 CHART = ROOT / "charts" / "microservice"
 GITOPS = ROOT / "platform" / "gitops"
 ENVIRONMENTS = tuple(stack_names())  # one per Pulumi.<stack>.yaml, so a third stack is checked too
@@ -93,10 +95,22 @@ def workflow_jobs() -> list[tuple[str, str, dict[str, Any]]]:
     return [(path.name, name, job) for path in WORKFLOW_FILES for name, job in load(path)["jobs"].items()]
 
 
-def caller_job(service: str, suffix: str = "") -> dict[str, Any]:
-    jobs = [job for job in load(WORKFLOWS / f"{service}{suffix}.yml")["jobs"].values() if "uses" in job]
-    assert len(jobs) == 1, f"{service}{suffix}.yml calls the reusable workflow exactly once"
-    return jobs[0]
+def action_steps(name: str) -> list[dict[str, Any]]:
+    action = load(ACTIONS / name / "action.yml")
+    assert action["runs"]["using"] == "composite"
+    return list(action["runs"]["steps"])
+
+
+def local_action_step(job: dict[str, Any], action: str) -> dict[str, Any]:
+    """The step of a job that runs .github/actions/<action>, after the checkout it is read from."""
+    uses = [s.get("uses", "") for s in job["steps"]]
+    index = uses.index(f"./.github/actions/{action}")
+    assert any(u.startswith("actions/checkout@") for u in uses[:index]), f"{action} is read from a checkout"
+    return dict(job["steps"][index])
+
+
+def service_jobs(service: str, suffix: str = "") -> dict[str, Any]:
+    return dict(load(WORKFLOWS / f"{service}{suffix}.yml")["jobs"])
 
 
 def image_repository(service: str, env: str) -> re.Match[str]:
@@ -123,31 +137,35 @@ def test_there_are_workflows_and_deploy_files_to_check() -> None:
     assert SERVICES, "at least one service under services/"
     assert {p.name for p in WORKFLOW_FILES} >= {
         "build-service.yml",
-        "promote-service.yml",
+        "propose-tag.yml",
         *(f"{s}.yml" for s in SERVICES),
         *(f"{s}-promote.yml" for s in SERVICES),
     }
+    assert {p.parent.name for p in ACTION_FILES} == {"push-image", "promote-image"}
     assert DEPLOY_FILES and APP_FILES
 
 
-def test_workflows_validate_against_the_github_workflow_schema() -> None:
-    files = [str(p) for p in WORKFLOW_FILES]
-    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_workflows_and_actions_validate_against_githubs_schemas() -> None:
+    for schema, files in (
+        ("vendor.github-workflows", WORKFLOW_FILES),
+        ("vendor.github-actions", ACTION_FILES),
+    ):
+        cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_third_party_action_is_pinned_to_a_commit_sha_with_its_version() -> None:
     found = 0
-    for path in WORKFLOW_FILES:
+    for path in [*WORKFLOW_FILES, *ACTION_FILES]:
         for line in path.read_text().splitlines():
             match = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
             if not match or match[1].startswith("./"):
                 continue
             found += 1
             ref, rest = match[1], match[2]
-            assert SHA_PIN.match(ref), f"{path.name}: {ref} is not pinned to a full commit SHA"
-            assert VERSION_COMMENT.search(rest), f"{path.name}: {ref} lacks its '# vX.Y.Z' comment"
+            assert SHA_PIN.match(ref), f"{rel(path)}: {ref} is not pinned to a full commit SHA"
+            assert VERSION_COMMENT.search(rest), f"{rel(path)}: {ref} lacks its '# vX.Y.Z' comment"
     assert found >= 5
 
 
@@ -163,64 +181,81 @@ def test_workflows_grant_nothing_by_default_and_every_job_declares_its_permissio
             )
 
 
+def test_every_job_that_can_get_aws_credentials_is_defined_in_the_file_its_role_trusts() -> None:
+    """The CI roles trust `job_workflow_ref`, the file that defines the job (components/registry.py).
+    A reusable workflow's job carries the reusable file's path, one for every service: so no
+    reusable workflow asks for an OIDC token, and each credentialed job of a service's files is
+    defined there and reaches AWS only through the local composite actions."""
+    for file, name, job in workflow_jobs():
+        wants_token = job.get("permissions", {}).get("id-token") == "write"
+        reusable = "workflow_call" in load(WORKFLOWS / file)[True]
+        assert not (wants_token and reusable), (
+            f"{file}:{name}: a reusable workflow's job asks for an OIDC token"
+        )
+        assert not (wants_token and "uses" in job), (
+            f"{file}:{name}: a called workflow's job would get the token"
+        )
+    for service in SERVICES:
+        for suffix, action in (("", "push-image"), ("-promote", "promote-image")):
+            jobs = service_jobs(service, suffix)
+            (name,) = [n for n, j in jobs.items() if j["permissions"].get("id-token") == "write"]
+            assert jobs[name]["permissions"] == {"contents": "read", "id-token": "write"}
+            local_action_step(jobs[name], action)
+            assert "configure-aws-credentials" not in json.dumps(jobs), "credentials only inside the actions"
+
+
 def test_only_the_publishing_job_can_get_aws_credentials_and_only_the_bump_job_can_write() -> None:
-    jobs = load(WORKFLOWS / "build-service.yml")["jobs"]
-    with_oidc = {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"}
-    assert with_oidc == {"publish"}
-    writers = {
-        name
-        for name, job in jobs.items()
-        if any(level == "write" for scope, level in job["permissions"].items() if scope != "id-token")
-    }
-    assert writers == {"bump"}
-    steps = {name: [s.get("uses", "") for s in job["steps"]] for name, job in jobs.items()}
-    assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in steps["publish"])
-    assert not any(
-        "configure-aws-credentials" in u for name in jobs if name != "publish" for u in steps[name]
-    )
+    build = load(WORKFLOWS / "build-service.yml")["jobs"]
+    assert set(build) == {"test", "scan"}
+    for name, job in build.items():
+        assert job["permissions"] == {"contents": "read"}, f"build-service.yml:{name} holds no credential"
+    (bump,) = load(WORKFLOWS / "propose-tag.yml")["jobs"].values()
+    assert bump["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert "configure-aws-credentials" not in json.dumps(bump)
     # The scanner (third-party code that was compromised once) never shares a job with a credential.
-    scanners = [name for name in jobs if any(u.startswith("aquasecurity/trivy-action@") for u in steps[name])]
-    assert scanners == ["scan"] and jobs["scan"]["permissions"] == {"contents": "read"}
-    assert set(jobs["publish"]["needs"]) == {"test", "scan"}, "nothing is pushed before tests and scan pass"
-    assert jobs["bump"]["needs"] == "publish"
+    uses = {name: [s.get("uses", "") for s in job["steps"]] for name, job in build.items()}
+    scanners = [name for name in build if any(u.startswith("aquasecurity/trivy-action@") for u in uses[name])]
+    assert scanners == ["scan"]
+    push = [s.get("uses", "") for s in action_steps("push-image")]
+    assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in push)
+    assert not any("trivy" in u for u in push)
+    for service in SERVICES:
+        jobs = service_jobs(service)
+        assert jobs["checks"]["uses"] == "./.github/workflows/build-service.yml"
+        assert jobs["checks"]["permissions"] == {"contents": "read"}
+        assert jobs["publish"]["needs"] == "checks", "nothing is pushed before tests and scan pass"
+        assert jobs["bump"]["needs"] == "publish"
+        assert jobs["bump"]["uses"] == "./.github/workflows/propose-tag.yml"
+        assert jobs["bump"]["permissions"] == {"contents": "write", "pull-requests": "write"}
 
 
 def test_the_image_is_tagged_with_the_commit_sha_and_pushed_only_by_the_publish_job() -> None:
-    jobs = load(WORKFLOWS / "build-service.yml")["jobs"]
-    builds = {
-        name: step["with"]
-        for name, job in jobs.items()
-        for step in job["steps"]
-        if step.get("uses", "").startswith("docker/build-push-action@")
-    }
-    assert builds["scan"]["push"] is False and builds["publish"]["push"] is True
-    lookup = next(s for s in jobs["publish"]["steps"] if s.get("id") == "image")
+    scan = next(
+        s["with"]
+        for s in load(WORKFLOWS / "build-service.yml")["jobs"]["scan"]["steps"]
+        if s.get("uses", "").startswith("docker/build-push-action@")
+    )
+    steps = action_steps("push-image")
+    (push,) = [s["with"] for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert scan["push"] is False and push["push"] is True
+    lookup = next(s for s in steps if s.get("id") == "image")
     assert lookup["env"]["TAG"] == "${{ github.sha }}"
-    assert builds["publish"]["tags"] == "${{ steps.image.outputs.image }}"
-    assert "latest" not in json.dumps(builds)
+    assert push["tags"] == "${{ steps.image.outputs.image }}"
+    assert "latest" not in json.dumps([scan, push])
 
 
 def test_no_expression_is_interpolated_into_a_shell_script() -> None:
     """Inputs reach scripts through env: `${{ }}` inside `run:` is a script-injection vector."""
-    for file, name, job in workflow_jobs():
-        for step in job.get("steps", []):
-            assert "${{" not in step.get("run", ""), f"{file}:{name}: {step.get('name', step['run'][:40])}"
+    steps = [(f"{file}:{name}", step) for file, name, job in workflow_jobs() for step in job.get("steps", [])]
+    actions = [(rel(path), step) for path in ACTION_FILES for step in load(path)["runs"]["steps"]]
+    for where, step in [*steps, *actions]:
+        assert "${{" not in step.get("run", ""), f"{where}: {step.get('name', step.get('run', '')[:40])}"
+    # A composite action's run steps name their shell (GitHub requires it; no default applies).
+    assert all(step.get("shell") == "bash" for _, step in actions if "run" in step)
 
 
 def test_promotion_reads_dev_and_writes_the_target_each_with_its_own_role_and_never_builds() -> None:
-    workflow = load(WORKFLOWS / "promote-service.yml")
-    jobs = workflow["jobs"]
-    with_oidc = {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"}
-    assert with_oidc == {"copy"} and jobs["copy"]["permissions"] == {"contents": "read", "id-token": "write"}
-    writers = {
-        name
-        for name, job in jobs.items()
-        if any(level == "write" for scope, level in job["permissions"].items() if scope != "id-token")
-    }
-    assert writers == {"bump"} and jobs["bump"]["needs"] == "copy"
-    assert "configure-aws-credentials" not in json.dumps(jobs["bump"])
-
-    copy = jobs["copy"]["steps"]
+    copy = action_steps("promote-image")
     roles = [s["with"]["role-to-assume"] for s in copy if "configure-aws-credentials@" in s.get("uses", "")]
     assert roles == ["${{ inputs.dev-role-to-assume }}", "${{ inputs.target-role-to-assume }}"]
     # Dev's digest is read before the target role replaces the dev credentials; the copy needs both
@@ -230,7 +265,7 @@ def test_promotion_reads_dev_and_writes_the_target_each_with_its_own_role_and_ne
     assert order.index("dev") > next(
         i for i, s in enumerate(order) if s.endswith("configure-aws-credentials")
     )
-    script = run_scripts(jobs["copy"])
+    script = run_scripts({"steps": copy})
     copy_command = re.search(r"skopeo [^\n]*copy(?:[^\n]*\\\n)*[^\n]*", script)
     assert copy_command, "the image is copied with skopeo"
     for flag in ("--all", "--preserve-digests", "--src-authfile", "--dest-authfile", "--digestfile"):
@@ -238,14 +273,15 @@ def test_promotion_reads_dev_and_writes_the_target_each_with_its_own_role_and_ne
     assert "@$DIGEST" in copy_command[0], "the source is addressed by digest, not by tag"
     assert '[ "$stored" = "$DIGEST" ]' in script, "the target registry's digest for the tag is verified"
     assert '[ "$running" != "$TAG" ]' in script, "only what dev runs is promoted"
-    steps = [step for job in jobs.values() for step in job["steps"]]
-    assert not any("build-push-action" in step.get("uses", "") for step in steps), "promotion never rebuilds"
-    assert not re.search(r"\b(docker|buildx|podman|buildah) +build\b", script + run_scripts(jobs["bump"]))
+    assert not any("build-push-action" in step.get("uses", "") for step in copy), "promotion never rebuilds"
+    assert not re.search(r"\b(docker|buildx|podman|buildah) +build\b", script)
 
-    bump = next(s for s in jobs["bump"]["steps"] if s.get("id") == "bump")
-    assert bump["env"]["VALUES_FILE"] == "services/${{ inputs.service }}/deploy/${{ inputs.stack }}.yaml"
-    assert bump["env"]["TAG"] == "${{ inputs.tag }}"
-    assert jobs["bump"]["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-${{ inputs.stack }}"
+    (bump,) = load(WORKFLOWS / "propose-tag.yml")["jobs"].values()
+    step = next(s for s in bump["steps"] if s.get("id") == "bump")
+    assert step["env"]["VALUES_FILE"] == "services/${{ inputs.service }}/deploy/${{ inputs.stack }}.yaml"
+    assert step["env"]["TAG"] == "${{ inputs.tag }}"
+    assert bump["concurrency"]["group"] == "gitops-bump-${{ inputs.service }}-${{ inputs.stack }}"
+    assert not re.search(r"\b(docker|buildx|podman|buildah) +build\b", run_scripts(bump))
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -253,17 +289,23 @@ def test_each_service_promotion_is_manual_and_uses_both_stacks_roles(service: st
     workflow = load(WORKFLOWS / f"{service}-promote.yml")
     assert set(workflow[True]) == {"workflow_dispatch"}, "a push never promotes"
     assert workflow[True]["workflow_dispatch"]["inputs"]["tag"]["required"] is True
-    job = caller_job(service, "-promote")
-    assert job["with"]["tag"] == "${{ inputs.tag }}"
+    jobs = workflow["jobs"]
+    copy = local_action_step(jobs["promote"], "promote-image")["with"]
+    assert copy["service"] == service and copy["tag"] == "${{ inputs.tag }}"
     # The target's role: the job `role` reads <SERVICE>_<STACK>_CI_ROLE_ARN (test_ci_workflows.py).
-    dev, target = job["with"]["dev-role-to-assume"], job["with"]["target-role-to-assume"]
+    dev, target = copy["dev-role-to-assume"], copy["target-role-to-assume"]
     variable = service.upper().replace("-", "_")
     assert (dev, target) == (f"${{{{ vars.{variable}_DEV_CI_ROLE_ARN }}}}", "${{ needs.role.outputs.arn }}")
-    assert caller_job(service)["with"]["role-to-assume"] == dev, "dev builds and dev reads use one role"
+    publish = local_action_step(service_jobs(service)["publish"], "push-image")["with"]
+    assert publish["role-to-assume"] == dev, "dev builds and dev reads use one role"
+    bump = jobs["bump"]
+    assert bump["uses"] == "./.github/workflows/propose-tag.yml" and bump["needs"] == "promote"
+    assert bump["with"]["promoted"] is True and bump["with"]["stack"] == "${{ inputs.stack }}"
+    assert bump["with"]["digest"] == "${{ needs.promote.outputs.digest }}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_pipeline_calls_the_reusable_workflow_without_triggering_itself(service: str) -> None:
+def test_each_service_pipeline_tests_pushes_and_proposes_without_triggering_itself(service: str) -> None:
     workflow = load(WORKFLOWS / f"{service}.yml")
     triggers = workflow[True]  # PyYAML reads the key `on` as the boolean True
     for event in ("push", "pull_request"):
@@ -271,20 +313,25 @@ def test_each_service_pipeline_calls_the_reusable_workflow_without_triggering_it
         assert f"services/{service}/**" in paths
         # Merging the tag bump changes deploy/; building again would bump again, forever.
         assert paths.index(f"!services/{service}/deploy/**") > paths.index(f"services/{service}/**")
-    assert triggers["push"]["branches"] == ["main"]
-    job = caller_job(service)
-    assert job["uses"] == "./.github/workflows/build-service.yml"
-    assert job["with"]["service"] == service and job["with"]["deploy-environment"] == "dev"
-    assert "pull_request" in job["with"]["publish"], "pull requests only test and scan"
-    assert job["with"]["role-to-assume"].startswith("${{ vars."), (
-        "the role ARN comes from a repository variable"
-    )
+        assert ".github/actions/push-image/**" in paths
+    (branch,) = triggers["push"]["branches"]
+    jobs = workflow["jobs"]
+    assert jobs["checks"]["with"] == {"service": service}
+    assert jobs["publish"]["if"] == (
+        f"github.event_name != 'pull_request' && github.ref == 'refs/heads/{branch}'"
+    ), "pull requests only test and scan"
+    publish = local_action_step(jobs["publish"], "push-image")["with"]
+    assert publish["service"] == service
+    assert publish["role-to-assume"].startswith("${{ vars."), "the role ARN comes from a repository variable"
+    bump = jobs["bump"]["with"]
+    assert (bump["service"], bump["stack"], bump["tag"]) == (service, "dev", "${{ github.sha }}")
+    assert bump["gitops-base-branch"] == branch and "promoted" not in bump
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_pipeline_pushes_to_the_repository_dev_pulls_from(service: str) -> None:
     """Builds of main go to the dev stack's repository only; prod receives copies (promotion)."""
-    pipeline = caller_job(service)["with"]
+    pipeline = local_action_step(service_jobs(service)["publish"], "push-image")["with"]
     dev = image_repository(service, "dev")
     assert (dev["region"], dev["repo"]) == (pipeline["aws-region"], pipeline["ecr-repository"])
     assert pipeline["ecr-repository"] == f"{PROJECT}-dev/{service}"
@@ -361,8 +408,7 @@ def test_prod_is_highly_available_and_runs_the_image_dev_built(service: str) -> 
         values = chart_values(ROOT / "services" / service / "deploy" / f"{stack}.yaml")
         assert values["autoscaling"]["minReplicas"] >= 3 and values["podDisruptionBudget"]["enabled"], stack
         assert values["topologySpread"]["zone"]["whenUnsatisfiable"] == "DoNotSchedule", stack
-    promote = caller_job(service, "-promote")
-    assert promote["uses"] == "./.github/workflows/promote-service.yml"
+    promote = local_action_step(service_jobs(service, "-promote")["promote"], "promote-image")
     assert promote["with"]["service"] == service
 
 

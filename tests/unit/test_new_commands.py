@@ -135,7 +135,7 @@ def test_the_new_stack_is_a_promotion_target_of_every_service(repo: Path, tmp_pa
     assert [d for d in difflib.ndiff(before, after) if d[:1] in "+-"] == ["+ " + " " * 10 + f"- {STACK}"]
     # Its values file says who sets its tag: the promotion, as in prod.
     values = (repo / "services" / EXISTING / "deploy" / f"{STACK}.yaml").read_text()
-    assert "Set by the pull request of .github/workflows/promote-service.yml" in values
+    assert "Set by the promotion's pull request (.github/workflows/propose-tag.yml)" in values
 
 
 def test_names_whose_role_variables_would_collide_are_refused() -> None:
@@ -313,7 +313,7 @@ def test_a_new_stack_pulls_from_its_own_accounts_registry(tmp_path: Path) -> Non
 def test_a_new_stacks_tag_comment_says_who_sets_it_there(tmp_path: Path) -> None:
     repo = copy_checkout(tmp_path / "repo")
     text = _new_values(repo, STACK)
-    assert "build-service.yml" not in text and "commit SHA it built" not in text
+    assert "SHA it built" not in text
     before_tag = text.split('  tag: "')[0].splitlines()[-1]
     assert before_tag == f"  # {new_service.tag_comment(STACK)} The zeros are a placeholder until then."
 

@@ -213,6 +213,23 @@ PULUMI_OIDC = trust(
     },
 )
 GITHUB = "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"
+GH = "token.actions.githubusercontent.com"
+
+
+def ci_role(name: str, *workflows: str, operator: str = "StringEquals") -> dict[str, Any]:
+    """A service's CI role as components/registry.py writes it: repository, branch, workflow files."""
+    pinned = {f"{GH}:aud": "sts.amazonaws.com", f"{GH}:sub": "repo:o/r:ref:refs/heads/main"}
+    condition: dict[str, Any] = {"StringEquals": pinned}
+    if workflows:
+        refs = [f"o/r/.github/workflows/{w}@refs/heads/main" for w in workflows]
+        condition = {**condition, operator: {**condition.get(operator, {}), f"{GH}:job_workflow_ref": refs}}
+    return {
+        "name": name,
+        **trust({"Federated": GITHUB}, "sts:AssumeRoleWithWebIdentity", Condition=condition),
+    }
+
+
+CATALOG_CI = ci_role("catalog-ci", "catalog.yml", "catalog-promote.yml")
 POD_TAGS = {
     "aws:RequestTag/eks-cluster-arn": "arn:aws:eks:eu-west-1:1:cluster/c",
     "aws:RequestTag/kubernetes-namespace": "kube-system",
@@ -694,6 +711,24 @@ CASES = [
         put(PULUMI_OIDC, "assumeRolePolicy", PULUMI_OIDC["assumeRolePolicy"].replace("stack:prod:*", "*")),
         expect="wildcard",
     ),
+    # Every workflow of a branch shares the `sub`: a GitHub trust names its workflow files too.
+    Case(
+        "iam-trust-web-identity-scoped", ROLE, CATALOG_CI, ci_role("x"), expect="job_workflow_ref condition"
+    ),
+    Case(
+        "iam-trust-web-identity-scoped",
+        ROLE,
+        CATALOG_CI,
+        ci_role("x", "*.yml", operator="StringLike"),
+        expect="matched with StringLike",
+    ),
+    Case(
+        "iam-trust-web-identity-scoped",
+        ROLE,
+        CATALOG_CI,
+        ci_role("x", "build-service.yml@refs/heads/*"),
+        expect="is not <owner>/<repo>/.github/workflows/<file>@<ref>",
+    ),
     Case(
         "iam-trust-pod-identity-scoped",
         ROLE,
@@ -910,6 +945,13 @@ STACK_CASES = [
         "ecr-lifecycle-policy",
         [(t.ECR_REPOSITORY, REPO), (t.ECR_LIFECYCLE, {"repository": "r", "policy": "{}"})],
         [(t.ECR_REPOSITORY, REPO), (t.ECR_LIFECYCLE, {"repository": "other", "policy": "{}"})],
+    ),
+    StackCase(
+        "iam-trust-github-workflow-one-role",
+        [(ROLE, CATALOG_CI), (ROLE, ci_role("orders-ci", "orders.yml", "orders-promote.yml"))],
+        # The shared-subject mistake: a second service's role trusting the first one's files.
+        [(ROLE, CATALOG_CI), (ROLE, ci_role("orders-ci", "orders.yml", "catalog-promote.yml"))],
+        expect="o/r/.github/workflows/catalog-promote.yml@refs/heads/main can assume 2 roles",
     ),
     StackCase(
         "iam-pod-identity-matches-trust",

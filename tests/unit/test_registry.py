@@ -57,6 +57,25 @@ def test_ci_role_trusts_one_repository_and_branch(plan: PlanResult, configs) -> 
             f"repo:{svc.github_repository}:ref:refs/heads/{svc.branch}"
         )
         assert conditions["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+        # Only the service's own two workflow files on that branch, not every workflow of the
+        # branch (which share the `sub`): the jobs that assume the role are defined there.
+        assert conditions["StringEquals"]["token.actions.githubusercontent.com:job_workflow_ref"] == [
+            f"{svc.github_repository}/.github/workflows/{svc.name}{suffix}.yml@refs/heads/{svc.branch}"
+            for suffix in ("", "-promote")
+        ]
+
+
+def test_no_two_ci_roles_trust_the_same_workflow(plan: PlanResult) -> None:
+    """Every service's role trusts its own files: no workflow can push as another service."""
+    seen: dict[str, str] = {}
+    for role in [r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith("-ci")]:
+        (statement,) = json.loads(role.get("assumeRolePolicy"))["Statement"]
+        for workflow in statement["Condition"]["StringEquals"][
+            "token.actions.githubusercontent.com:job_workflow_ref"
+        ]:
+            assert workflow not in seen, f"{workflow} is trusted by {seen[workflow]} and {role.name}"
+            seen[workflow] = role.name
+    assert seen
 
 
 def test_ci_role_pushes_to_its_own_repository_only(plan: PlanResult) -> None:

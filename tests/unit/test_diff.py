@@ -168,7 +168,9 @@ def test_base_mode_plans_a_revision_in_a_temporary_worktree(
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout
-    assert "plan-diff-" not in listed, "the temporary worktree must be removed"
+    # Its own worktree (another checkout of the same repository may be planning a diff meanwhile).
+    assert "plan-diff-" in str(planned[0]) and str(planned[0]) not in listed, "the worktree must be removed"
+    assert not planned[0].exists()
     assert json.loads(out.read_text())["base"] == "dev@HEAD"
     assert diff_cli.main(["--stack", "dev", "--base", "no-such-revision"]) == 2
     assert "cannot check out" in capsys.readouterr().err

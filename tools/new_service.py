@@ -350,6 +350,9 @@ def new_service(name: str, root: Path = ROOT) -> list[str]:
         "steps, the platform side first (platform/gitops/README.md). After its `pulumi up`, set the "
         f"repository variables {variables} from each stack's output ciRoleArns.{name} "
         "(platform/gitops/README.md).",
+        f"Its CI roles trust only .github/workflows/{name}.yml and {name}-promote.yml on {BRANCH}: "
+        f"give those two files and services/{name}/ to the service's team in .github/CODEOWNERS "
+        "(platform/gitops/README.md).",
     ]
     return lines
 

@@ -402,3 +402,18 @@ def test_the_new_stack_deploys_from_its_own_branch(repo: Path) -> None:
     assert config["eks-platform:deployments"]["branch"] == STACK
     printed = (repo.parent / "printed.txt").read_text()
     assert f"a push to branch `{STACK}` deploys {STACK}" in printed
+
+
+def test_the_new_service_names_the_files_its_ci_roles_trust_for_codeowners(repo: Path) -> None:
+    """Review of those two files is what keeps another change from pushing as the service: the
+    command says which they are, the very files components/registry.py puts in the roles' trust."""
+    from components.registry import service_workflows
+
+    printed = _words((repo.parent / "printed.txt").read_text())
+    trusted = [
+        w.split("/.github/workflows/")[1].split("@")[0] for w in service_workflows("o/r", SERVICE, "main")
+    ]
+    assert trusted == [f"{SERVICE}.yml", f"{SERVICE}-promote.yml"]
+    assert f".github/workflows/{trusted[0]} and {trusted[1]} on main" in printed
+    assert "CODEOWNERS" in printed
+    assert all((repo / ".github" / "workflows" / name).is_file() for name in trusted)

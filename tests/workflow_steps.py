@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,20 @@ def read_role(promote: Path, stack: str, variables: dict[str, str], cwd: Path) -
     role = job_step(workflow(promote)["jobs"]["role"], "role")
     done, outputs = run_step(role, {"STACK": stack, "VARIABLES": json.dumps(variables, indent=2)}, cwd)
     return done.returncode, outputs.get("arn", ""), done.stdout + done.stderr
+
+
+def yq_reader(bin_dir: Path) -> str:
+    """A folder holding a stand-in for mikefarah's yq as the steps use it to read: `yq -r '.a.b'
+    file` (PyYAML underneath). For PATH; the steps never write with it."""
+    bin_dir.mkdir()
+    stub = bin_dir / "yq"
+    stub.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, yaml\n"
+        "value = yaml.safe_load(open(sys.argv[3]))\n"
+        "for key in sys.argv[2].strip('.').split('.'):\n"
+        "    value = value[key]\n"
+        "print(value)\n"
+    )
+    stub.chmod(0o755)
+    return str(bin_dir)

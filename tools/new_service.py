@@ -351,8 +351,8 @@ def new_service(name: str, root: Path = ROOT) -> list[str]:
         f"repository variables {variables} from each stack's output ciRoleArns.{name} "
         "(platform/gitops/README.md).",
         f"Its CI roles trust only .github/workflows/{name}.yml and {name}-promote.yml on {BRANCH}: "
-        f"give those two files and services/{name}/ to the service's team in .github/CODEOWNERS "
-        "(platform/gitops/README.md).",
+        f"give those two files and services/{name}/ to the service's team in .github/CODEOWNERS, "
+        "and .github/actions/ (which runs inside them) to the platform team (platform/gitops/README.md).",
     ]
     return lines
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.workflow_steps import job_step, read_role, run_step
+from tests.workflow_steps import job_step, read_role, run_step, yq_reader
 from tools import new_service
 from tools.mocks import ROOT, stack_names
 
@@ -481,23 +481,6 @@ def test_the_promote_workflow_reads_the_role_variable_of_service_and_stack(
     assert f"::error::no repository variable {variable}:" in printed and f"ciRoleArns.{service}" in printed
 
 
-def _yq(tmp_path: Path) -> Path:
-    """A stand-in for mikefarah's yq: `yq -r '.a.b' file`, all the resolve step asks of it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "yq"
-    stub.write_text(
-        f"#!{sys.executable}\n"
-        "import sys, yaml\n"
-        "value = yaml.safe_load(open(sys.argv[3]))\n"
-        "for key in sys.argv[2].strip('.').split('.'):\n"
-        "    value = value[key]\n"
-        "print(value)\n"
-    )
-    stub.chmod(0o755)
-    return bin_dir
-
-
 def test_promotion_copies_into_and_bumps_the_stack_it_is_given(tmp_path: Path) -> None:
     """Nothing names prod: the target's repository comes from deploy/<stack>.yaml, its role from
     the caller, and the pull request bumps deploy/<stack>.yaml on a branch per service and stack."""
@@ -523,7 +506,7 @@ def test_promotion_copies_into_and_bumps_the_stack_it_is_given(tmp_path: Path) -
             f"image:\n  repository: {registry}/eks-platform-{stack}/catalog\n  tag: '{tag}'\n"
         )
     resolve = job_step(action["runs"], "resolve")
-    env, yq = {"SERVICE": "catalog", "STACK": "staging", "TAG": tag}, str(_yq(tmp_path))
+    env, yq = {"SERVICE": "catalog", "STACK": "staging", "TAG": tag}, yq_reader(tmp_path / "bin")
     done, outputs = run_step(resolve, env, tmp_path, path=yq)
     assert done.returncode == 0, done.stdout + done.stderr
     assert outputs["target-repository"] == "eks-platform-staging/catalog"

@@ -379,8 +379,9 @@ def _plan(argv: list[str] | None) -> int:
         if args.project == "identity":
             return _plan_identity(args.stack, args.json, None if args.quiet else console)
         result = run_stack(args.stack)
-        raw, _ = stack_config(args.stack, result.project)
-        cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml")
+        # With its secret keys, as the program validates it (tools/stackcli.py validated).
+        raw, secret_keys = stack_config(args.stack, result.project)
+        cfg = validate(raw, result.project, args.stack, f"Pulumi.{args.stack}.yaml", frozenset(secret_keys))
     except StackFileError as err:
         errors.print(f"[bold red]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
         errors.print("Nothing was planned; fix the file and run again.")

@@ -85,24 +85,26 @@ def test_a_refused_command_stops_before_the_suite(monkeypatch: pytest.MonkeyPatc
 def test_the_first_commit_alone_is_tested_without_the_second(tmp_path: Path) -> None:
     """The guide's first commit (PLATFORM_SIDE) stays; the rest of what new-service wrote waits."""
     repo = day_two.copy(tmp_path)
-    (repo / "services" / "orders" / "deploy").mkdir(parents=True)
-    (repo / "services" / "orders" / "deploy" / "dev.yaml").write_text("{}\n")
-    (repo / "services" / "orders" / "Dockerfile").write_text("FROM scratch\n")
-    (repo / "platform" / "gitops" / "dev" / "orders.yaml").write_text("{}\n")
+    # A name no service of the checkout has (a team may well have added `orders`).
+    name = day_two.unused("orders", {p.name for p in (repo / "services").iterdir()})
+    (repo / "services" / name / "deploy").mkdir(parents=True)
+    (repo / "services" / name / "deploy" / "dev.yaml").write_text("{}\n")
+    (repo / "services" / name / "Dockerfile").write_text("FROM scratch\n")
+    (repo / "platform" / "gitops" / "dev" / f"{name}.yaml").write_text("{}\n")
     with (repo / "Pulumi.dev.yaml").open("a") as f:
         f.write("# edited\n")
-    later, changed = day_two.second_commit(repo, "orders")
-    assert sorted(later) == ["platform/gitops/dev/orders.yaml", "services/orders/Dockerfile"]
+    later, changed = day_two.second_commit(repo, name)
+    assert sorted(later) == [f"platform/gitops/dev/{name}.yaml", f"services/{name}/Dockerfile"]
     assert changed == []
     day_two.move(later, repo, tmp_path / "shelf")
-    assert not (repo / "services" / "orders" / "Dockerfile").exists()
-    assert (repo / "services" / "orders" / "deploy" / "dev.yaml").exists()
+    assert not (repo / "services" / name / "Dockerfile").exists()
+    assert (repo / "services" / name / "deploy" / "dev.yaml").exists()
     day_two.move(later, tmp_path / "shelf", repo)
-    assert (repo / "platform" / "gitops" / "dev" / "orders.yaml").read_text() == "{}\n"
+    assert (repo / "platform" / "gitops" / "dev" / f"{name}.yaml").read_text() == "{}\n"
     # A change to a file the checkout has cannot wait: the guide would be wrong.
     with (repo / "Makefile").open("a") as f:
         f.write("# edited\n")
-    assert day_two.second_commit(repo, "orders")[1] == ["Makefile"]
+    assert day_two.second_commit(repo, name)[1] == ["Makefile"]
 
 
 def test_the_guide_names_the_first_commit_the_command_tests() -> None:

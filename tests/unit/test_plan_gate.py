@@ -83,3 +83,30 @@ def test_the_bootstrap_plan_says_its_flows_are_not_judged(
     assert document["networkPolicies"]["flows"] == []
     assert "bootstrap" in document["networkPolicies"]["notJudged"]
     assert not [f for f in document["findings"] if f["rule"].startswith("netpol-")]
+
+
+def test_a_stack_file_holding_a_secret_plans_gates_and_loads_for_every_tool(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/secrets.md and first-deploy.md have alertReceiverUrl set with `pulumi config set
+    --secret`, which writes `{secure: v1:...}` into the stack file. The offline tools validate the
+    file as the program does, secret keys included: before, they reported "must be a secret" for
+    it, and the gate (every Deployments run), `make plan`, `make destroy` (its guard) and `make
+    destroy-prepare` all stopped with exit 2."""
+    from tools import destroy_guard, mocks, stackcli
+
+    read = mocks.read_stack_file
+
+    def with_secret(path: Any) -> dict[str, Any]:
+        document = read(path)
+        if path.name == "Pulumi.dev.yaml":
+            document["config"]["eks-platform:alertReceiverUrl"] = {"secure": "v1:AAAABBBBCCCC"}
+        return document
+
+    monkeypatch.setattr(mocks, "read_stack_file", with_secret)
+    _, secret_keys = stack_config("dev")
+    assert secret_keys == ["eks-platform:alertReceiverUrl"], "the secure value reaches the tools"
+    assert stackcli.load_config("dev", plan_cli.Console(stderr=True)) is not None
+    assert plan_cli.main(["--stack", "dev", "--gate"]) == 0, capsys.readouterr().err
+    assert "must be a secret" not in capsys.readouterr().err
+    assert destroy_guard.main(["--stack", "prod"]) == 0, capsys.readouterr().err

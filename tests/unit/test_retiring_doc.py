@@ -134,3 +134,35 @@ def test_a_name_a_rebuild_cannot_adopt_is_documented_with_what_the_plan_says(pro
     assert len(commands) == 2
     (row,) = [r for r in rebuild_rows() if r[1].startswith("**cannot be adopted**")]
     assert all(c in row[2] for c in commands), (commands, row[2])
+
+
+def test_the_identity_stacks_retained_resources_have_their_removal_step_too() -> None:
+    """The deploy identity (identity/) is destroyed in step 5; what it retains is removed in section 2."""
+    from tools.plan import run_identity
+
+    steps, names = removal_steps(), retained_names(run_identity("prod"))
+    assert names, "the identity retains its agent token's key in prod"
+    assert not sorted(name for name in names.values() if name not in steps)
+    assert "make destroy PROJECT=identity STACK=prod" in DOC.read_text()
+
+
+def test_the_repository_step_names_every_file_make_new_stack_adds() -> None:
+    """Step 7 undoes `make new-stack`: each file it creates or edits, named for prod with the
+    service as <service>, is in the step (deleting only the stack files leaves `make test` red)."""
+    from tools import new_stack
+
+    text = DOC.read_text()
+    step = text.split("7. The repository:", 1)[1].split("## ", 1)[0]
+    changes = new_stack.plan_changes("retired", "prod")
+    services = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
+    expected = set()
+    for path in [*changes.created, *changes.edited]:
+        relative = path.relative_to(ROOT).as_posix().replace("retired", "prod")
+        for service in services:
+            relative = relative.replace(f"/{service}/", "/<service>/").replace(f"/{service}-", "/<service>-")
+        # A GitOps folder is named as a folder: its Applications go with it.
+        expected.add(
+            relative.rsplit("/", 1)[0] + "/" if relative.startswith("platform/gitops/") else relative
+        )
+    missing = sorted(name for name in expected if f"`{name}`" not in step)
+    assert not missing, f"{DOC.name} step 7 does not name {missing}"

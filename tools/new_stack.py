@@ -201,10 +201,45 @@ def _renamed(text: str, source: str, name: str, project: str) -> str:
     return re.sub(rf"^(# [a-z0-9-]+ in ){re.escape(source)}:", rf"\g<1>{name}:", text, flags=re.M)
 
 
+def copied_secrets(source: str, root: Path = ROOT) -> list[str]:
+    """The source stack's `secure:` keys, which the copy leaves out: Pulumi encrypts a secret for
+    one stack (pulumi/pulumi pkg/secrets/service/manager.go decrypts with the stack's identity),
+    so the new stack could not read the source's ciphertext; each is set again for it."""
+    config = pyyaml.safe_load((root / f"Pulumi.{source}.yaml").read_text()).get("config") or {}
+    return sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
+
+
+def deploy_branch(config: dict[str, Any], project: str) -> str | None:
+    """The branch whose pushes deploy a stack (deployments.branch, default main), or None when the
+    stack's Deployments are off."""
+    deployments = config.get(f"{project}:deployments") or {}
+    if not deployments.get("enabled", False):
+        return None
+    return str(deployments.get("branch", "main"))
+
+
+def check_own_branch(name: str, project: str, root: Path) -> None:
+    """A kept stack file (made by hand) must not deploy on another stack's branch: every merge meant
+    for that stack would deploy this one too."""
+    config = pyyaml.safe_load((root / f"Pulumi.{name}.yaml").read_text()).get("config") or {}
+    branch = deploy_branch(config, project)
+    for other in stack_names(root):
+        if other == name or branch is None:
+            continue
+        theirs = pyyaml.safe_load((root / f"Pulumi.{other}.yaml").read_text()).get("config") or {}
+        if deploy_branch(theirs, project) == branch:
+            raise RefusedError(
+                f"Pulumi.{name}.yaml deploys on a push to branch {branch!r}, as Pulumi.{other}.yaml does: "
+                f"set its own {project}:deployments.branch (e.g. {name!r}; docs/adding-a-stack.md, step 1)"
+            )
+
+
 def _stack_file(name: str, source: str, project: str, root: Path) -> str:
     yaml = round_trip()
     document = yaml.load((root / f"Pulumi.{source}.yaml").read_text())
     config = document["config"]
+    for key in copied_secrets(source, root):
+        del config[key]
     gitops = (config.get(f"{project}:delivery") or {}).get("gitops") or {}
     if gitops.get("path") == f"{GITOPS_TREE}/{source}":
         gitops["path"] = f"{GITOPS_TREE}/{name}"
@@ -323,6 +358,8 @@ def plan_changes(name: str, source: str, root: Path = ROOT) -> Changes:
     changes = Changes(root)
     if not (root / f"Pulumi.{name}.yaml").exists():
         changes.create(f"Pulumi.{name}.yaml", _stack_file(name, source, project, root))
+    else:
+        check_own_branch(name, project, root)
     identity = root / IDENTITY_DIR / f"Pulumi.{source}.yaml"
     if identity.exists() and not (root / IDENTITY_DIR / f"Pulumi.{name}.yaml").exists():
         text = (
@@ -354,6 +391,7 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
     changes = plan_changes(name, source, root)
     kept = root / f"Pulumi.{name}.yaml"
     lines = [f"Stack {name!r} made from {source!r}:"]
+    secrets = [] if kept.exists() else copied_secrets(source, root)
     if kept.exists():
         lines.append(f"  kept    {kept.name} as it is (docs/adding-a-stack.md, step 1)")
     changes.write()
@@ -372,6 +410,14 @@ def new_stack(name: str, source: str, root: Path = ROOT) -> list[str]:
         "endpointPublicAccess", ClusterConfig.model_fields["endpoint_public_access"].default
     )
     organization = str((kept_config.get(f"{project}:deployments") or {}).get("organization") or "<org>")
+    if secrets:
+        lines += [
+            f"Not copied: {source}'s secrets {', '.join(secrets)} (Pulumi encrypts each for one stack). "
+            f"Set them for {name}: "
+            + "; ".join(
+                f"`pulumi config set --secret {k.split(':', 1)[1]} <value> --stack {name}`" for k in secrets
+            )
+        ]
     lines += [
         f"Next: `make plan STACK={name}`, `make test`, then commit. Then (docs/adding-a-stack.md, step 4): "
         + first_up(name, private=public is not True, organization=organization),

@@ -287,6 +287,14 @@ def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch
     assert {f"services/{SERVICE}/deploy/{s}.yaml" for s in stack_names()} <= created
 
 
+def _own_branch(stack_file: str) -> str:
+    """A hand-made copy of dev's stack file with its own deploy branch (step 1 of the guide)."""
+    return stack_file.replace(
+        "githubRepository: example-org/eks-platform   # replace with your repository\n    branch: main",
+        f"githubRepository: example-org/eks-platform   # replace with your repository\n    branch: {STACK}",
+    )
+
+
 def _new_values(repo: Path, stack: str) -> str:
     changes = new_stack.plan_changes(stack, "dev", repo)
     return changes.created[repo / "services" / EXISTING / "deploy" / f"{stack}.yaml"]
@@ -306,7 +314,7 @@ def test_a_new_stack_pulls_from_its_own_accounts_registry(tmp_path: Path) -> Non
     )
     assert any("AWS documentation account" in why for _, _, why in placeholders.find({"r": repository}))
     stack_file = (repo / "Pulumi.dev.yaml").read_text().replace("123456789012", "999999999999")
-    (repo / f"Pulumi.{STACK}.yaml").write_text(stack_file)
+    (repo / f"Pulumi.{STACK}.yaml").write_text(_own_branch(stack_file))
     assert "repository: 999999999999.dkr.ecr." in _new_values(repo, STACK)
 
 
@@ -417,3 +425,41 @@ def test_the_new_service_names_the_files_its_ci_roles_trust_for_codeowners(repo:
     assert f".github/workflows/{trusted[0]} and {trusted[1]} on main" in printed
     assert "CODEOWNERS" in printed
     assert all((repo / ".github" / "workflows" / name).is_file() for name in trusted)
+
+
+def test_a_kept_stack_file_on_another_stacks_deploy_branch_is_refused(tmp_path: Path) -> None:
+    """docs/adding-a-stack.md step 1 by hand (`cp Pulumi.dev.yaml Pulumi.<new>.yaml`) keeps dev's
+    `deployments.branch`: every merge meant for dev would deploy the new stack too (review 20)."""
+    repo = copy_checkout(tmp_path / "repo")
+    (repo / f"Pulumi.{STACK}.yaml").write_text((repo / "Pulumi.dev.yaml").read_text())
+    with pytest.raises(
+        RefusedError, match=rf"Pulumi.{STACK}.yaml deploys on a push to branch 'main', as Pulumi.dev.yaml"
+    ):
+        new_stack.plan_changes(STACK, "dev", repo)
+    (repo / f"Pulumi.{STACK}.yaml").write_text(_own_branch((repo / "Pulumi.dev.yaml").read_text()))
+    assert new_stack.plan_changes(STACK, "dev", repo).created, "its own branch: accepted"
+
+
+def test_no_two_stacks_deploy_on_the_same_branch() -> None:
+    """The committed stack files (and, in `make test-day-two`, the ones the commands add)."""
+    project = "eks-platform"
+    branches = {}
+    for stack in stack_names():
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        branch = new_stack.deploy_branch(config, project)
+        assert branch is None or branch not in branches, (
+            f"{stack} and {branches.get(branch)} deploy on {branch}"
+        )
+        branches[branch] = stack
+
+
+def test_the_source_stacks_secrets_are_not_copied_and_the_command_says_to_set_them(tmp_path: Path) -> None:
+    """Pulumi encrypts a secret for one stack: a copy of prod's ciphertext is unreadable in the new
+    stack, so the copy leaves it out and the command names it (review 20)."""
+    repo = copy_checkout(tmp_path / "repo")
+    with (repo / "Pulumi.prod.yaml").open("a") as f:
+        f.write("  eks-platform:alertReceiverUrl:\n    secure: v1:AAAABBBBCCCC\n")
+    assert new_stack.copied_secrets("prod", repo) == ["eks-platform:alertReceiverUrl"]
+    changes = new_stack.plan_changes(STACK, "prod", repo)
+    text = changes.created[repo / f"Pulumi.{STACK}.yaml"]
+    assert "secure:" not in text and "alertReceiverUrl" not in text

@@ -443,7 +443,7 @@ def test_a_kept_stack_file_on_another_stacks_deploy_branch_is_refused(tmp_path: 
 def test_no_two_stacks_deploy_on_the_same_branch() -> None:
     """The committed stack files (and, in `make test-day-two`, the ones the commands add)."""
     project = "eks-platform"
-    branches = {}
+    branches: dict[str | None, str] = {}
     for stack in stack_names():
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         branch = new_stack.deploy_branch(config, project)

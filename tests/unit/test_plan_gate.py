@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from model.findings import Finding
 from policy.model import Level
@@ -106,7 +107,7 @@ def test_a_stack_file_holding_a_secret_plans_gates_and_loads_for_every_tool(
     monkeypatch.setattr(mocks, "read_stack_file", with_secret)
     _, secret_keys = stack_config("dev")
     assert secret_keys == ["eks-platform:alertReceiverUrl"], "the secure value reaches the tools"
-    assert stackcli.load_config("dev", plan_cli.Console(stderr=True)) is not None
+    assert stackcli.load_config("dev", Console(stderr=True)) is not None
     assert plan_cli.main(["--stack", "dev", "--gate"]) == 0, capsys.readouterr().err
     assert "must be a secret" not in capsys.readouterr().err
     assert destroy_guard.main(["--stack", "prod"]) == 0, capsys.readouterr().err

@@ -154,7 +154,7 @@ def test_the_repository_step_names_every_file_make_new_stack_adds() -> None:
     text = DOC.read_text()
     step = text.split("7. The repository:", 1)[1].split("## ", 1)[0]
     changes = new_stack.plan_changes("retired", "prod")
-    services = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").is_file())
+    services = sorted(p.name for p in (ROOT / "services").iterdir() if p.is_dir())  # code or not yet
     expected = set()
     for path in [*changes.created, *changes.edited]:
         relative = path.relative_to(ROOT).as_posix().replace("retired", "prod")

@@ -88,7 +88,8 @@ ZERO_TAG = "0" * 40
 # The guide's first commit of a new service (platform/gitops/README.md, "Commit it in two steps"):
 # the platform side, as `git add` pathspecs ({name}: the service). Everything else the command
 # writes is the second commit. `make test-day-two` runs `make test` on the first alone.
-PLATFORM_SIDE = ("Pulumi.*.yaml", "services/{name}/deploy", "docs/architecture.md")
+PLATFORM_SIDE = ("Pulumi.*.yaml", "services/{name}/deploy", "docs/architecture.md", ".github/CODEOWNERS")
+CODEOWNERS = ".github/CODEOWNERS"
 _GITHUB_URL = re.compile(r"https://github\.com/(?P<repo>[^/]+/[^/]+?)(?:\.git)?/?")
 _REGISTRY = re.compile(r"(?P<host>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
 # Where the service's source and workflows go, relative to the checkout.
@@ -331,8 +332,19 @@ def plan_changes(name: str, root: Path = ROOT) -> tuple[Changes, list[tuple[str,
         changes.create(f"services/{name}/{target.format(package=package)}", fill(_template(template), tokens))
     for template, suffix in (("workflow.yml.tmpl", ""), ("promote.yml.tmpl", "-promote")):
         changes.create(f".github/workflows/{name}{suffix}.yml", fill(_template(template), tokens))
+    if (root / CODEOWNERS).is_file():
+        delivery = json.loads(stack_config(BUILD_STACK, project)[0].get(f"{project}:delivery", "{}"))
+        owner = _github_repository(delivery).split("/")[0]
+        changes.edit(CODEOWNERS, (root / CODEOWNERS).read_text() + codeowners(name, owner))
     changes.refuse_overwrites(f"service {name!r}")
     return changes, found_placeholders
+
+
+def codeowners(name: str, owner: str) -> str:
+    """The service's lines of .github/CODEOWNERS: its team owns its code, its values files and the
+    two workflow files its CI roles trust (components/registry.py service_workflows)."""
+    paths = [f"/services/{name}/", f"/.github/workflows/{name}.yml", f"/.github/workflows/{name}-promote.yml"]
+    return "".join(f"{path:<41} @{owner}/{name}\n" for path in paths)
 
 
 def new_service(name: str, root: Path = ROOT) -> list[str]:
@@ -351,8 +363,8 @@ def new_service(name: str, root: Path = ROOT) -> list[str]:
         f"repository variables {variables} from each stack's output ciRoleArns.{name} "
         "(platform/gitops/README.md).",
         f"Its CI roles trust only .github/workflows/{name}.yml and {name}-promote.yml on {BRANCH}: "
-        f"give those two files and services/{name}/ to the service's team in .github/CODEOWNERS, "
-        "and .github/actions/ (which runs inside them) to the platform team (platform/gitops/README.md).",
+        f".github/CODEOWNERS now gives those two files and services/{name}/ to @<org>/{name}; name the "
+        "service's real team there (platform/gitops/README.md).",
     ]
     return lines
 

@@ -728,3 +728,41 @@ def test_the_docs_say_which_service_fields_exist_and_that_no_service_gets_an_aws
         r.get("namespace") for r in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     }
     assert not services & bound, "a service has an association: rewrite docs/delivery.md's section"
+
+
+def codeowners_owner(path: str) -> list[str]:
+    """The owners .github/CODEOWNERS gives `path` (repository-relative): the last matching line.
+    The file uses three pattern kinds only, checked here: `*`, a folder `/dir/`, a file `/file`."""
+    owners: list[str] = []
+    for line in (ROOT / ".github" / "CODEOWNERS").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        pattern, *who = line.split()
+        assert pattern == "*" or pattern.startswith("/"), (
+            f"CODEOWNERS: {pattern} is not a kind this test reads"
+        )
+        assert "*" not in pattern[1:] and who, f"CODEOWNERS: {line}"
+        anchored = pattern[1:]
+        if pattern == "*" or (anchored.endswith("/") and path.startswith(anchored)) or path == anchored:
+            owners = who
+    return owners
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_files_a_services_ci_roles_trust_are_owned_by_its_team(service: str) -> None:
+    """Review is what keeps a change from pushing as the service (its roles trust these files:
+    components/registry.py service_workflows); what runs inside its credentialed jobs belongs to
+    the platform team, not to any one service."""
+    from components.registry import service_workflows
+
+    team = codeowners_owner(f"services/{service}/Dockerfile")
+    assert team and team != codeowners_owner("Makefile"), f"services/{service}/ has its own owners"
+    for workflow in service_workflows("o/r", service, "main"):
+        path = ".github/workflows/" + workflow.split("/.github/workflows/")[1].split("@")[0]
+        assert codeowners_owner(path) == team, path
+    assert codeowners_owner(f"services/{service}/deploy/prod.yaml") == team, "its tag-bump pull requests"
+    platform = codeowners_owner("Makefile")
+    for shared in [*ACTION_FILES, ROOT / ".github" / "scripts" / "set_image_tag.py"]:
+        assert codeowners_owner(rel(shared)) == platform, rel(shared)
+    for shared in ("build-service.yml", "propose-tag.yml"):
+        assert codeowners_owner(f".github/workflows/{shared}") == platform

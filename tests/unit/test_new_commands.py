@@ -282,7 +282,10 @@ def test_a_hand_added_entry_is_completed_not_refused(tmp_path: Path, monkeypatch
         path.write_text(text)
     monkeypatch.setattr(tools.mocks, "ROOT", repo)
     changes, _ = new_service.plan_changes(SERVICE, repo)
-    assert changes.edited == {}, "the entries are kept as written"
+    edited = {p.relative_to(repo).as_posix() for p in changes.edited}
+    assert edited == {".github/CODEOWNERS"}, (
+        "the entries are kept as written (the owners file gains its lines)"
+    )
     created = {p.relative_to(repo).as_posix() for p in changes.created}
     assert {f"services/{SERVICE}/deploy/{s}.yaml" for s in stack_names()} <= created
 
@@ -425,6 +428,14 @@ def test_the_new_service_names_the_files_its_ci_roles_trust_for_codeowners(repo:
     assert f".github/workflows/{trusted[0]} and {trusted[1]} on main" in printed
     assert "CODEOWNERS" in printed
     assert all((repo / ".github" / "workflows" / name).is_file() for name in trusted)
+    # The lines it added: the service's code and both files, owned by a team named after it.
+    before = (ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+    after = (repo / ".github" / "CODEOWNERS").read_text().splitlines()
+    added = [d[2:].split() for d in difflib.ndiff(before, after) if d[:1] in "+-"]
+    assert added == [
+        [path, f"@example-org/{SERVICE}"]
+        for path in (f"/services/{SERVICE}/", *(f"/.github/workflows/{name}" for name in trusted))
+    ]
 
 
 def test_a_kept_stack_file_on_another_stacks_deploy_branch_is_refused(tmp_path: Path) -> None:

@@ -764,5 +764,5 @@ def test_the_files_a_services_ci_roles_trust_are_owned_by_its_team(service: str)
     platform = codeowners_owner("Makefile")
     for shared in [*ACTION_FILES, ROOT / ".github" / "scripts" / "set_image_tag.py"]:
         assert codeowners_owner(rel(shared)) == platform, rel(shared)
-    for shared in ("build-service.yml", "propose-tag.yml"):
-        assert codeowners_owner(f".github/workflows/{shared}") == platform
+    for reusable in ("build-service.yml", "propose-tag.yml"):
+        assert codeowners_owner(f".github/workflows/{reusable}") == platform

@@ -35,6 +35,9 @@ PUSH_ACTIONS = [
 class ServiceRegistry:
     name: str
     github_repository: str
+    # The repository part of GitHub's `sub` claim (`repo:<owner>/<repo>`, or with GitHub's immutable
+    # IDs for repositories created after 2026-06-18: stacks/delivery.py ServiceConfig.github_subject).
+    subject: str
     branch: str
 
 
@@ -94,11 +97,12 @@ def service_workflows(repository: str, service: str, branch: str) -> list[str]:
     ]
 
 
-def github_trust(provider_arn: str, repository: str, branch: str, workflows: list[str]) -> str:
+def github_trust(provider_arn: str, subject: str, branch: str, workflows: list[str]) -> str:
     """Trust for GitHub Actions OIDC: only jobs that the given workflow files define, on pushes to
     (or dispatches on) one branch of one repository.
 
-    `sub` alone (`repo:<repository>:ref:refs/heads/<branch>`) is the same for every workflow of the
+    `sub` alone (`<subject>:ref:refs/heads/<branch>`; the subject is `repo:<owner>/<repo>`, or
+    carries GitHub's immutable IDs for newer repositories) is the same for every workflow of the
     branch, so every service's role would trust every workflow of the repository. AWS STS
     evaluates GitHub's `job_workflow_ref` claim as the condition key
     `token.actions.githubusercontent.com:job_workflow_ref` (AWS What's New, January 2026, "AWS STS
@@ -118,7 +122,7 @@ def github_trust(provider_arn: str, repository: str, branch: str, workflows: lis
             "Condition": {
                 "StringEquals": {
                     f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
-                    f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:ref:refs/heads/{branch}",
+                    f"{GITHUB_OIDC_HOST}:sub": f"{subject}:ref:refs/heads/{branch}",
                     f"{GITHUB_OIDC_HOST}:job_workflow_ref": workflows,
                 }
             },
@@ -128,7 +132,7 @@ def github_trust(provider_arn: str, repository: str, branch: str, workflows: lis
 
 def _trust_for(svc: ServiceRegistry, provider_arn: str) -> str:
     workflows = service_workflows(svc.github_repository, svc.name, svc.branch)
-    return github_trust(provider_arn, svc.github_repository, svc.branch, workflows)
+    return github_trust(provider_arn, svc.subject, svc.branch, workflows)
 
 
 class Registry(pulumi.ComponentResource):

@@ -19,6 +19,9 @@ DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}", re.ASCII)
 _GIT_URL = re.compile(r"https://[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._~/-]+?(\.git)?", re.ASCII)
 _BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,200}", re.ASCII)
+# The repository part of GitHub's OIDC `sub` claim, before `:ref:`: `repo:<owner>/<repo>`, or with
+# GitHub's immutable owner and repository IDs in it (whatever their separator): no wildcard, no `:`.
+_GITHUB_SUBJECT = re.compile(r"repo:[A-Za-z0-9._@/-]{3,250}", re.ASCII)
 _OIDC_ARN = re.compile(
     r"arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com", re.ASCII
 )
@@ -33,6 +36,21 @@ class ServiceConfig(Model):
     name: str = Field(description="Service name: a DNS label; names its ECR repository and namespace.")
     github_repository: str = Field(description="GitHub `owner/repo` whose CI builds the image.")
     branch: str = Field(default="main", description="The only branch whose CI may push images.")
+    github_subject: str | None = Field(
+        default=None,
+        description=(
+            "The repository part of the `sub` claim GitHub issues for githubRepository, before "
+            "`:ref:` (default `repo:<githubRepository>`). Repositories created, renamed or "
+            "transferred after 2026-06-18, or opted in, get immutable subject claims that carry the "
+            "owner's and repository's IDs (GitHub changelog, 2026-04-23): copy yours from the "
+            "repository's OIDC settings (its subject preview) or from a token's `sub`."
+        ),
+    )
+
+    @property
+    def subject(self) -> str:
+        """`repo:...`, the part of GitHub's `sub` claim the CI roles' trust pins before `:ref:`."""
+        return self.github_subject or f"repo:{self.github_repository}"
 
     @model_validator(mode="after")
     def _valid(self) -> ServiceConfig:
@@ -50,6 +68,15 @@ class ServiceConfig(Model):
             issues.append(("githubRepository", self.github_repository, "must be `owner/repo` on GitHub"))
         if not _BRANCH.fullmatch(self.branch) or ".." in self.branch or "*" in self.branch:
             issues.append(("branch", self.branch, "must be one branch name (no wildcards)"))
+        if self.github_subject is not None and not _GITHUB_SUBJECT.fullmatch(self.github_subject):
+            issues.append(
+                (
+                    "githubSubject",
+                    self.github_subject,
+                    "must be the `repo:...` part of GitHub's `sub` claim before `:ref:`, exactly "
+                    "(no wildcard, no `:ref:`), for example repo:example-org/eks-platform",
+                )
+            )
         cross_field(issues)
         return self
 

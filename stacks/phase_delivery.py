@@ -27,7 +27,9 @@ def delivery(cfg: PlatformConfig, base: Foundation, core: ClusterPhase, services
             permissions_boundary=base.permissions_boundary,
             prefix=prefix,
             services=tuple(
-                ServiceRegistry(name=s.name, github_repository=s.github_repository, branch=s.branch)
+                ServiceRegistry(
+                    name=s.name, github_repository=s.github_repository, subject=s.subject, branch=s.branch
+                )
                 for s in cfg.delivery.services
             ),
             existing_oidc_provider_arn=cfg.delivery.github_oidc_provider_arn,

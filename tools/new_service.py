@@ -272,6 +272,17 @@ def _in_stack(name: str, stack: str, project: str, changes: Changes) -> list[tup
     entries = delivery["services"]
     if not any(entry.get("name") == name for entry in entries):
         entry = CommentedMap([("name", name), ("githubRepository", repository), ("branch", BRANCH)])
+        # The repository's immutable OIDC subject, when the stack file's other services name it.
+        subject = next(
+            (
+                e["githubSubject"]
+                for e in entries
+                if e.get("githubRepository") == repository and e.get("githubSubject")
+            ),
+            None,
+        )
+        if subject is not None:
+            entry["githubSubject"] = subject
         if placeholders.why(repository):  # as the committed entries say it (Pulumi.dev.yaml)
             entry.yaml_add_eol_comment(REPLACE_REPOSITORY, "githubRepository")
         entries.append(entry)

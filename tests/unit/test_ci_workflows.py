@@ -94,7 +94,9 @@ def test_dependabot_config_validates_and_covers_actions_python_and_service_image
     assert result.returncode == 0, result.stdout + result.stderr
     updates = {u["package-ecosystem"]: u for u in load(GITHUB / "dependabot.yml")["updates"]}
     assert set(updates) == {"github-actions", "pip", "docker"}
-    assert updates["github-actions"]["directory"] == "/"
+    # Workflows (`/`) and every local composite action, each listed (dependabot-core#6704).
+    listed = set(updates["github-actions"]["directories"])
+    assert listed == {"/", *(f"/{p.parent.relative_to(ROOT).as_posix()}" for p in ACTION_FILES)}
     assert updates["pip"]["directory"] == "/" and (ROOT / "requirements.txt").is_file()
     docker_dirs = updates["docker"].get("directories") or [updates["docker"]["directory"]]
     for service in SERVICES:

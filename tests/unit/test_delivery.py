@@ -766,3 +766,16 @@ def test_the_files_a_services_ci_roles_trust_are_owned_by_its_team(service: str)
         assert codeowners_owner(rel(shared)) == platform, rel(shared)
     for reusable in ("build-service.yml", "propose-tag.yml"):
         assert codeowners_owner(f".github/workflows/{reusable}") == platform
+
+
+def test_no_image_build_uses_the_shared_actions_cache() -> None:
+    """GitHub's Actions cache is shared by every workflow of a branch: a `type=gha` build cache
+    let any workflow on main plant layers that a service's credentialed job would push with its
+    role (cache poisoning). Builds start from the Dockerfile, scanned and pushed alike."""
+    steps = [s for _, _, job in workflow_jobs() for s in job.get("steps", [])]
+    steps += [s for path in ACTION_FILES for s in load(path)["runs"]["steps"]]
+    builds = [s["with"] for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert len(builds) >= 2
+    for build in builds:
+        assert "cache-from" not in build and "cache-to" not in build and build["no-cache"] is True
+    assert not [s for s in steps if s.get("uses", "").startswith("actions/cache@")], "no shared cache at all"

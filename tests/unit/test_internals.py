@@ -25,7 +25,7 @@ from components.cluster import CREATOR_ADMIN, creator_admin_off
 from model.findings import Finding
 from model.records import Account, PlanResult, Registration, reveal
 from tests.unit.rehearsal_plans import mutate, reg
-from tools.mocks import ACCOUNT_ID, run_stack
+from tools.mocks import ACCOUNT_ID, ROOT, run_stack
 from tools.plan import run_identity
 
 CLUSTER = "eks:index:Cluster"
@@ -254,6 +254,10 @@ def test_an_import_whose_inputs_force_a_replacement_is_mandatory(dev: PlanResult
 FLOW_LOGS = "/aws/vpc/eks-platform-prod-network/flow-logs"
 REPOSITORY = "aws:ecr/repository:Repository"
 SECRET = "aws:secretsmanager/secret:Secret"
+# The registry of the first service prod lists, whichever services the checkout has.
+SERVICE_REPOSITORY = (
+    "eks-platform-prod/" + sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/prod.yaml"))[0]
+)
 
 
 def retained_names(plan: PlanResult) -> dict[str, Registration]:
@@ -275,14 +279,15 @@ def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
     # internal/service/kms/alias.go @01c08000ddb1), so the rebuilt stack's new keys take the names.
     assert prod.of_type("aws:kms/alias:Alias")
     assert not [a for a in prod.of_type("aws:kms/alias:Alias") if a.retain_on_delete]
+    repository = SERVICE_REPOSITORY  # a service's registry (whichever services the checkout has)
     assert {
         FLOW_LOGS,
         "/aws/eks/eks-platform-prod/cluster",
-        "eks-platform-prod/catalog",
+        repository,
         "eks-platform-prod/argocd-oidc",
     } <= set(names)
     assert not [r for r in names.values() if r.import_id]  # a fresh account: created
-    first_key = names["eks-platform-prod/catalog"].get("encryptionConfigurations.0.kmsKey")
+    first_key = names[repository].get("encryptionConfigurations.0.kmsKey")
 
     account, plan = Account(), prod
     for generation in (1, 2):
@@ -296,7 +301,7 @@ def test_prod_survives_destroy_up_destroy_up(prod: PlanResult) -> None:
         for name, r in rebuilt.items():
             expected = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT_ID}:secret:{name}-AbCdEf"
             assert r.import_id == (expected if r.type == SECRET else name), name
-        assert rebuilt["eks-platform-prod/catalog"].get("encryptionConfigurations.0.kmsKey") == first_key
+        assert rebuilt[repository].get("encryptionConfigurations.0.kmsKey") == first_key
         assert rebuilt[FLOW_LOGS].get("kmsKeyId") != names[FLOW_LOGS].get("kmsKeyId")  # the new key
         assert not [a for a in plan.of_type("aws:kms/alias:Alias") if a.import_id]  # created again
         found = rules(plan)
@@ -328,7 +333,7 @@ def test_a_retained_name_not_adopted_is_mandatory(
 
 
 @pytest.mark.parametrize(
-    ("typ", "name"), [(REPOSITORY, "eks-platform-prod/catalog"), (SECRET, "eks-platform-prod/grafana-admin")]
+    ("typ", "name"), [(REPOSITORY, SERVICE_REPOSITORY), (SECRET, "eks-platform-prod/grafana-admin")]
 )
 def test_an_adopted_name_found_but_not_imported_is_mandatory(prod: PlanResult, typ: str, name: str) -> None:
     rebuilt = rebuilt_plan("prod", destroyed(prod.records, Account()))

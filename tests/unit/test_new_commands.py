@@ -175,7 +175,18 @@ def _snapshot() -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in paths}
 
 
-def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+def _refused(
+    command: Callable[[list[str]], int],
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """The command on this checkout, refusing: should it not refuse, it must not write here."""
+
+    def no_write(self: Changes) -> None:
+        raise AssertionError(f"{argv} was not refused and would have written into the checkout")
+
+    monkeypatch.setattr(Changes, "write", no_write)
     before = _snapshot()
     assert command(argv) == 2
     captured = capsys.readouterr()
@@ -211,8 +222,10 @@ def _refused(command: Callable[[list[str]], int], argv: list[str], capsys: pytes
         (EXISTING, f"service {EXISTING!r} exists (services/{EXISTING}"),
     ],
 )
-def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _refused(new_service.main, [name], capsys)
+def test_new_service_refuses(
+    name: str, problem: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = _refused(new_service.main, [name], capsys, monkeypatch)
     assert err.startswith("make new-service: ") and problem in err, err
 
 
@@ -239,8 +252,10 @@ def test_new_service_refuses(name: str, problem: str, capsys: pytest.CaptureFixt
         (["s" * 40, "--from", "dev"], "is too long: the IAM role"),
     ],
 )
-def test_new_stack_refuses(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _refused(new_stack.main, argv, capsys)
+def test_new_stack_refuses(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = _refused(new_stack.main, argv, capsys, monkeypatch)
     assert err.startswith("make new-stack: ") and problem in err, err
 
 
@@ -252,7 +267,7 @@ def test_the_platforms_names_come_from_the_plan(
     assert {"root", "argocd", "kube-system", "external-secrets", "monitoring"} <= names
     assert EXISTING not in names, "the services' own namespaces are theirs"
     monkeypatch.setattr(new_service, "platform_names", lambda stack: names | {"platform-extra"})
-    err = _refused(new_service.main, ["platform-extra"], capsys)
+    err = _refused(new_service.main, ["platform-extra"], capsys, monkeypatch)
     assert "is reserved: stack" in err and "plan uses it for the platform" in err, err
 
 
@@ -474,3 +489,25 @@ def test_the_source_stacks_secrets_are_not_copied_and_the_command_says_to_set_th
     changes = new_stack.plan_changes(STACK, "prod", repo)
     text = changes.created[repo / f"Pulumi.{STACK}.yaml"]
     assert "secure:" not in text and "alertReceiverUrl" not in text
+
+
+def test_a_new_service_takes_the_repositorys_immutable_subject_from_its_neighbours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository with GitHub's immutable subject claims: the services it holds name the subject
+    (githubSubject), and a new service of the same repository names it too, or its CI role would
+    trust a `sub` GitHub never issues."""
+    repo = copy_checkout(tmp_path / "repo")
+    subject = "repo:example-org@1234567/eks-platform@89012345"
+    for stack in stack_names():
+        path = repo / f"Pulumi.{stack}.yaml"
+        text = path.read_text().replace(
+            f"      - name: {EXISTING}\n", f"      - name: {EXISTING}\n        githubSubject: {subject}\n", 1
+        )
+        path.write_text(text)
+    monkeypatch.setattr(tools.mocks, "ROOT", repo)
+    changes, _ = new_service.plan_changes(SERVICE, repo)
+    for stack in stack_names():
+        config = yaml.safe_load(changes.edited[repo / f"Pulumi.{stack}.yaml"])["config"]
+        (entry,) = [s for s in config["eks-platform:delivery"]["services"] if s["name"] == SERVICE]
+        assert entry["githubSubject"] == subject

@@ -54,8 +54,9 @@ def test_ci_role_trusts_one_repository_and_branch(plan: PlanResult, configs) -> 
         conditions = statement["Condition"]
         assert set(conditions) == {"StringEquals"}  # no StringLike wildcards on the subject
         assert conditions["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
-            f"repo:{svc.github_repository}:ref:refs/heads/{svc.branch}"
+            f"{svc.subject}:ref:refs/heads/{svc.branch}"
         )
+        assert svc.subject == (svc.github_subject or f"repo:{svc.github_repository}")
         assert conditions["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
         # Only the service's own two workflow files on that branch, not every workflow of the
         # branch (which share the `sub`): the jobs that assume the role are defined there.
@@ -138,6 +139,18 @@ BAD_DELIVERY = [
         "services.0.githubRepository",
         "owner/repo",
     ),
+    (
+        "github-subject-wildcard",
+        {"services": [{**SERVICE, "githubSubject": "repo:example-org/*"}]},
+        "services.0.githubSubject",
+        "no wildcard",
+    ),
+    (
+        "github-subject-with-ref",
+        {"services": [{**SERVICE, "githubSubject": "repo:example-org/eks-platform:ref:refs/heads/main"}]},
+        "services.0.githubSubject",
+        "before `:ref:`",
+    ),
     ("branch-wildcard", {"services": [{**SERVICE, "branch": "release/*"}]}, "services.0.branch", "wildcards"),
     (
         "oidc-arn",
@@ -166,3 +179,29 @@ def test_repositories_use_the_registry_customer_managed_key(plan: PlanResult) ->
             "encryptionType": "KMS",
             "kmsKey": f"arn:aws:kms:eu-west-1:123456789012:key/{key.name}",
         }
+
+
+def test_a_repositorys_immutable_subject_is_what_the_ci_role_trusts() -> None:
+    """GitHub issues immutable subject claims (owner and repository IDs in `sub`) for repositories
+    created, renamed or transferred after 2026-06-18 (GitHub changelog, 2026-04-23): the exact
+    name-based `sub` would never match. githubSubject carries the repository's own; the workflow
+    files (`job_workflow_ref`) stay name-based."""
+    from tools.mocks import run_program
+
+    raw, _ = stack_config("dev")
+    delivery = json.loads(raw[f"{PROJECT}:delivery"])
+    subject = "repo:example-org@1234567/eks-platform@89012345"
+    first = {**delivery["services"][0], "githubSubject": subject}
+    raw[f"{PROJECT}:delivery"] = json.dumps({**delivery, "services": [first, *delivery["services"][1:]]})
+    result = run_program("dev", raw)
+    role = next(
+        r for r in result.of_type("aws:iam/role:Role") if r.name.endswith(f"registry-{first['name']}-ci")
+    )
+    conditions = json.loads(role.get("assumeRolePolicy"))["Statement"][0]["Condition"]["StringEquals"]
+    assert (
+        conditions["token.actions.githubusercontent.com:sub"]
+        == f"{subject}:ref:refs/heads/{first.get('branch', 'main')}"
+    )
+    assert conditions["token.actions.githubusercontent.com:job_workflow_ref"][0].startswith(
+        f"{first['githubRepository']}/.github/workflows/{first['name']}.yml@"
+    )

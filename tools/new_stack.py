@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from tools.new_service import (
     stack_options,
     tag_comment,
 )
+from tools.process import exit_now
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -412,4 +412,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

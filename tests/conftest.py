@@ -2,6 +2,10 @@
 
 The stacks are the checkout's `Pulumi.<stack>.yaml` files, so a new stack file is tested the day it
 lands (see docs/adding-a-stack.md).
+
+Under pytest-xdist the controller imports this file too, and only the workers run tests: the SDKs
+(the program, the offline engine, the config's models) are imported where a fixture needs them, so
+the controller starts the workers about 0.7 s sooner.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ import json
 import os
 import pickle
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from model.records import PlanResult
-from stacks.config import PlatformConfig, validate
 from tests.skips import pytest_terminal_summary  # noqa: F401 (a hook: pytest finds it here)
-from tools.mocks import project_name, run_stack, stack_config, stack_names
+from tools.checkout import stack_names
+from tools.process import exit_now
+
+if TYPE_CHECKING:
+    from stacks.config import PlatformConfig
 
 STACKS = tuple(stack_names())
 T = TypeVar("T")
@@ -66,6 +73,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A pytest-xdist worker whose session is over has sent the controller everything (its last
+    event, `workerfinished`, goes at its sessionfinish): it exits without the interpreter's teardown
+    of the SDKs and the session's plans, which the controller waited for before its summary."""
+    output: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if output is not None:
+        exit_now(int(output.get("exitstatus", 0)))
+
+
 def once_per_run(name: str, request: pytest.FixtureRequest, compute: Callable[[], T]) -> T:
     """`compute()` for a session fixture, once per run rather than once per pytest-xdist worker:
     the first worker to finish it leaves a pickle in the run's temporary folder (its workers share
@@ -89,6 +106,8 @@ def once_per_run(name: str, request: pytest.FixtureRequest, compute: Callable[[]
 
 @pytest.fixture(scope="session")
 def plans(request: pytest.FixtureRequest) -> dict[str, PlanResult]:
+    from tools.mocks import run_stack
+
     out = once_per_run("plans", request, lambda: {stack: run_stack(stack) for stack in STACKS})
     gc.freeze()  # the plans live as long as the session
     return out
@@ -119,6 +138,9 @@ def prod(plans: dict[str, PlanResult]) -> PlanResult:
 
 @pytest.fixture(scope="session")
 def configs() -> dict[str, PlatformConfig]:
+    from stacks.config import validate
+    from tools.mocks import project_name, stack_config
+
     project = project_name()
     out = {}
     for stack in STACKS:

@@ -52,13 +52,15 @@ def _share_botocore_models() -> None:
 
 # Modules with a test of several seconds in one piece: a copy of the checkout that both `make new-*`
 # commands change and subprocesses plan (module fixtures), a plan of a revision in a git worktree,
-# `make destroy-prepare`. They run first, so that under pytest-xdist the worker that takes them
+# `make destroy-prepare`; and the catalog service's tests, whose SIGTERM test waits out a 1 s drain
+# (testpaths put them last). They run first, so that under pytest-xdist the worker that takes them
 # starts them while the other worker still has the rest of the suite to share, rather than one
 # worker running them at the end while the other idles. Order only: nothing is skipped or merged.
 SLOW_FIRST = (
     "tests/unit/test_new_commands.py",
     "tests/unit/test_diff.py",
     "tests/unit/test_destroy_path.py",
+    "services/catalog/tests/test_catalog_app.py",
 )
 
 

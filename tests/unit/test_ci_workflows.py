@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import cli_reads_session_plans
 from tests.workflow_steps import job_step, read_role, run_step
 from tools import new_service
 from tools.mocks import ROOT, stack_names
@@ -255,11 +256,13 @@ def test_integration_pins_its_tools_and_uses_the_configured_backend(integration:
 
 
 @pytest.fixture(scope="module")
-def dev_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dev_plan(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     from tools.plan import main as plan
 
     path = tmp_path_factory.mktemp("plans") / "plan-dev.json"
-    assert plan(["--stack", "dev", "--json", str(path), "--quiet"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        cli_reads_session_plans(mp, request)
+        assert plan(["--stack", "dev", "--json", str(path), "--quiet"]) == 0
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from model.records import PlanResult
 from tests.conftest import cli_reads_session_plans
 from tests.workflow_steps import job_step, read_role, run_step
 from tools import new_service
@@ -388,15 +389,18 @@ def test_a_refused_pull_request_names_the_repository_setting(workflow: str) -> N
     assert "Allow GitHub Actions to create and approve pull requests" in push["run"]
 
 
-def test_separate_accounts_by_default_one_shared_account_by_config(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_separate_accounts_by_default_one_shared_account_by_config(
+    monkeypatch: pytest.MonkeyPatch, plans: dict[str, PlanResult], identity_plans: dict[str, PlanResult]
+) -> None:
     from stacks import identity
     from tools.mocks import run_program, stack_config
     from tools.plan import run_identity
 
     providers = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
     prod, _secret_keys = stack_config("prod")
-    # GitHub's in the platform stack, Pulumi's in its identity project (identity/).
-    own = [*run_program("prod", prod).of_type(providers), *run_identity("prod").of_type(providers)]
+    # GitHub's in the platform stack, Pulumi's in its identity project (identity/): the session's
+    # plans of the committed prod stack file.
+    own = [*plans["prod"].of_type(providers), *identity_plans["prod"].of_type(providers)]
     assert len(own) == 2, "its own account: its own providers"
     delivery, deployments = (
         json.loads(prod["eks-platform:delivery"]),

@@ -62,10 +62,21 @@ SLOW_FIRST = (
     "tests/unit/test_destroy_path.py",
     "services/catalog/tests/test_catalog_app.py",
 )
+# Modules that share a warm-up each process pays once: moto's backends and botocore's service models
+# (a worker's first moto-backed test took about 1 s more than the next), and the ephemeral stack's
+# plan (test_integration_setup.planned). Right after SLOW_FIRST they fall in the first batch of
+# consecutive tests pytest-xdist hands one worker (a quarter of its share), so that worker pays the
+# warm-ups and the other does not. Order only, as above.
+ONE_WORKER = (
+    "tests/unit/test_integration_helpers.py",
+    "tests/unit/test_integration_setup.py",
+    "tests/unit/test_ami_versions.py",
+    "tests/unit/test_addon_versions.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {module: i for i, module in enumerate(SLOW_FIRST)}
+    rank = {module: i for i, module in enumerate((*SLOW_FIRST, *ONE_WORKER))}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
 
 

@@ -11,6 +11,11 @@ the bootstrap run would drop a protected resource that step must not unprotect (
 
 from __future__ import annotations
 
+import gc
+
+if __name__ == "__main__":  # the command itself: no cyclic GC from its first import (tools/process.py)
+    gc.disable()
+
 import argparse
 import json
 

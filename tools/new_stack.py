@@ -25,6 +25,11 @@ source that does not is refused (exit 2) and nothing is written.
 
 from __future__ import annotations
 
+import gc
+
+if __name__ == "__main__":  # the command itself: no cyclic GC from its first import (tools/process.py)
+    gc.disable()
+
 import argparse
 import re
 from pathlib import Path

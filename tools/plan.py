@@ -23,6 +23,11 @@ count by kind (`--objects` prints the objects), the document gets `rendered`, `n
 
 from __future__ import annotations
 
+import gc
+
+if __name__ == "__main__":  # the command itself: no cyclic GC from its first import (tools/process.py)
+    gc.disable()
+
 import argparse
 import json
 import os

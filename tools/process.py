@@ -3,7 +3,11 @@ garbage collector paused while they plan, and no interpreter teardown once they 
 
 `make plan`, `make destroy-prepare`, `make new-service` and `make new-stack` each run whole plans (the
 last two up to four), and each plan allocates a few million objects and frees few: the collector's
-passes over the SDKs' heap are wasted work, and so is tearing that heap down at exit.
+passes over the SDKs' heap are wasted work, and so is tearing that heap down at exit. Run as
+commands (`python -m tools.plan`, tools.destroy_path, tools.new_stack), they turn the collector off
+before their first import: importing the SDKs builds a heap that only grows, and the collector's
+passes over it were about a fifth of the imports' CPU (1.35 s to 1.06 s, measured here); gc_paused
+then leaves it off, and exit_now ends the process.
 """
 
 from __future__ import annotations

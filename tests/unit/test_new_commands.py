@@ -36,10 +36,12 @@ LONGEST = max(stack_names(), key=len)  # the stack whose CI role names are the l
 # A service of the checkout (the third stack gets its files) and its entry of the dev stack file.
 EXISTING = sorted(p.parent.parent.name for p in ROOT.glob("services/*/deploy/dev.yaml"))[0]
 # Both commands, as `make new-stack NAME=staging FROM=dev` and `make new-service NAME=orders` run them,
-# in one process that exits as `make new-stack` does: its output flushed, without the interpreter's
-# teardown of the SDKs' heap (tools/process.py exit_now; with the commands' paused collector, the
-# fixture's subprocess takes 2.8 to 3.1 s of CPU instead of 4.1 to 4.8 s).
+# in one process that starts and exits as `make new-stack` does: no cyclic GC from its first import,
+# its output flushed, no interpreter teardown of the SDKs' heap (tools/process.py; with the commands'
+# paused collector, the fixture's subprocess takes 2.8 to 3.1 s of CPU instead of 4.1 to 4.8 s).
 COMMANDS = f"""
+import gc
+gc.disable()
 from tools import new_service, new_stack
 from tools.process import exit_now
 exit_now(new_stack.main(["{STACK}", "--from", "dev"]) or new_service.main(["{SERVICE}"]))

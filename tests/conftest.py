@@ -2,6 +2,10 @@
 
 The stacks are the checkout's `Pulumi.<stack>.yaml` files, so a new stack file is tested the day it
 lands (see docs/adding-a-stack.md).
+
+Under pytest-xdist the controller imports this file too, and only the workers run tests: the SDKs
+(the program, the offline engine, the config's models) are imported where a fixture needs them, so
+the controller starts the workers about 0.7 s sooner.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ import gc
 import json
 import os
 import pickle
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from model.records import PlanResult
-from stacks.config import PlatformConfig, validate
 from tests.skips import pytest_terminal_summary  # noqa: F401 (a hook: pytest finds it here)
-from tools.mocks import project_name, run_stack, stack_config, stack_names
+from tools.checkout import stack_names
+from tools.process import exit_now
+
+if TYPE_CHECKING:
+    from stacks.config import PlatformConfig
 
 STACKS = tuple(stack_names())
 T = TypeVar("T")
@@ -45,25 +52,56 @@ def _share_botocore_models() -> None:
 
 # Modules with a test of several seconds in one piece: a copy of the checkout that both `make new-*`
 # commands change and subprocesses plan (module fixtures), a plan of a revision in a git worktree,
-# `make destroy-prepare`. They run first, so that under pytest-xdist the worker that takes them
+# `make destroy-prepare`; and the catalog service's tests, whose SIGTERM test waits out a 1 s drain
+# (testpaths put them last). They run first, so that under pytest-xdist the worker that takes them
 # starts them while the other worker still has the rest of the suite to share, rather than one
 # worker running them at the end while the other idles. Order only: nothing is skipped or merged.
 SLOW_FIRST = (
     "tests/unit/test_new_commands.py",
     "tests/unit/test_diff.py",
     "tests/unit/test_destroy_path.py",
+    "services/catalog/tests/test_catalog_app.py",
+)
+# Modules that share a warm-up each process pays once: moto's backends and botocore's service models
+# (a worker's first moto-backed test took about 1 s more than the next), and the ephemeral stack's
+# plan (test_integration_setup.planned). Right after SLOW_FIRST they fall in the first batch of
+# consecutive tests pytest-xdist hands one worker (a quarter of its share), so that worker pays the
+# warm-ups and the other does not. Order only, as above.
+ONE_WORKER = (
+    "tests/unit/test_integration_helpers.py",
+    "tests/unit/test_integration_setup.py",
+    "tests/unit/test_ami_versions.py",
+    "tests/unit/test_addon_versions.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {module: i for i, module in enumerate(SLOW_FIRST)}
+    rank = {module: i for i, module in enumerate((*SLOW_FIRST, *ONE_WORKER))}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The SDKs' modules are imported by now: keep the cyclic GC from walking them again and again
-    (gc.freeze moves what exists to a generation it never scans; nothing of it is garbage)."""
-    gc.freeze()
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Collection imports the SDKs and the program (about 1.3 s of each worker's start): the cyclic
+    GC is off meanwhile, since its passes over a heap that only grows freed nothing (0.3 s of it).
+    Then what was imported is frozen, out of the GC's scans for the rest of the session (gc.freeze
+    moves what exists to a generation it never scans; nothing of it is garbage)."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A pytest-xdist worker whose session is over has sent the controller everything (its last
+    event, `workerfinished`, goes at its sessionfinish): it exits without the interpreter's teardown
+    of the SDKs and the session's plans, which the controller waited for before its summary."""
+    output: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if output is not None:
+        exit_now(int(output.get("exitstatus", 0)))
 
 
 def once_per_run(name: str, request: pytest.FixtureRequest, compute: Callable[[], T]) -> T:
@@ -89,6 +127,8 @@ def once_per_run(name: str, request: pytest.FixtureRequest, compute: Callable[[]
 
 @pytest.fixture(scope="session")
 def plans(request: pytest.FixtureRequest) -> dict[str, PlanResult]:
+    from tools.mocks import run_stack
+
     out = once_per_run("plans", request, lambda: {stack: run_stack(stack) for stack in STACKS})
     gc.freeze()  # the plans live as long as the session
     return out
@@ -100,6 +140,23 @@ def identity_plans(request: pytest.FixtureRequest) -> dict[str, PlanResult]:
     from tools.plan import run_identity
 
     return once_per_run("identity-plans", request, lambda: {stack: run_identity(stack) for stack in STACKS})
+
+
+def cli_reads_session_plans(mp: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """For a test of what `make plan` does with a plan (its views, its gate, its JSON and what reads
+    it, its exit codes): the command's planning of a committed stack and of its identity project
+    returns the session's plans of the same stack files, which it only reads, instead of running the
+    program again (about 0.3 s of CPU a run). tests/unit/test_plan.py and test_determinism.py run
+    the command whole."""
+    from tools import plan as plan_cli
+
+    mp.setattr(plan_cli, "run_stack", request.getfixturevalue("plans").__getitem__)
+    mp.setattr(plan_cli, "run_identity", request.getfixturevalue("identity_plans").__getitem__)
+
+
+@pytest.fixture
+def cli_on_session_plans(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    cli_reads_session_plans(monkeypatch, request)
 
 
 @pytest.fixture(params=STACKS)
@@ -119,6 +176,9 @@ def prod(plans: dict[str, PlanResult]) -> PlanResult:
 
 @pytest.fixture(scope="session")
 def configs() -> dict[str, PlatformConfig]:
+    from stacks.config import validate
+    from tools.mocks import project_name, stack_config
+
     project = project_name()
     out = {}
     for stack in STACKS:

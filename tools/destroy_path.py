@@ -11,6 +11,11 @@ the bootstrap run would drop a protected resource that step must not unprotect (
 
 from __future__ import annotations
 
+import gc
+
+if __name__ == "__main__":  # the command itself: no cyclic GC from its first import (tools/process.py)
+    gc.disable()
+
 import argparse
 import json
 
@@ -20,6 +25,7 @@ from analysis.destroy_path import destroy_path, unprotect_before_bootstrap
 from model.records import PlanResult
 from stacks.config import PROJECT
 from tools.mocks import run_program, run_stack, stack_config
+from tools.process import exit_now, gc_paused
 from tools.stackcli import load_config
 
 
@@ -42,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.cluster.endpoint_public_access:
         errors.print(f"{args.stack}'s endpoint is reachable: `make destroy STACK={args.stack}` does it all.")
         return 2
-    full = run_stack(args.stack)
-    bootstrap = run_bootstrap(args.stack).records
+    with gc_paused():  # two whole plans
+        full = run_stack(args.stack)
+        bootstrap = run_bootstrap(args.stack).records
     _, findings = destroy_path(full.records, bootstrap, private=True)
     if findings:
         for f in findings:
@@ -55,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())

@@ -191,7 +191,7 @@ def deletion_order(leaks: Iterable[Leak]) -> list[Leak]:
 
 def delete_leaks(session: Any, leaks: Iterable[Leak]) -> list[Deleted]:
     """Delete each leak in dependency order; every outcome is returned, none raises."""
-    aws, done = Clients(session), []
+    aws, done = Clients.of(session), []
     for leak in deletion_order(leaks):
         try:
             DELETERS[leak.kind](aws, leak)

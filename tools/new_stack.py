@@ -25,9 +25,13 @@ source that does not is refused (exit 2) and nothing is written.
 
 from __future__ import annotations
 
+import gc
+
+if __name__ == "__main__":  # the command itself: no cyclic GC from its first import (tools/process.py)
+    gc.disable()
+
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ from tools.new_service import (
     stack_options,
     tag_comment,
 )
+from tools.process import exit_now
 from tools.scaffold import (
     Changes,
     RefusedError,
@@ -458,4 +463,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

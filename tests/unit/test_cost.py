@@ -165,6 +165,7 @@ def test_every_price_names_a_listed_source_and_a_date() -> None:
         PriceBook.model_validate(data)
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_the_plan_document_carries_the_cost_section(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,8 +54,21 @@ def test_the_ephemeral_stack_config_is_valid_and_small() -> None:
     assert cfg.capacity_report().max_nodes <= 40
 
 
+_PLANNED: dict[str, PlanResult] = {}
+
+
+def planned(raw: dict[str, str]) -> PlanResult:
+    """`run_program(STACK, raw)`, run once per worker for each config: several tests here and in
+    test_integration_helpers.py read the plan of the same ephemeral-stack config (about 0.4 s each),
+    none changes it. Not for a test that patches the program: it calls run_program."""
+    key = json.dumps(raw, sort_keys=True)
+    if key not in _PLANNED:
+        _PLANNED[key] = run_program(STACK, raw)
+    return _PLANNED[key]
+
+
 def its_rehearsal(raw: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
-    result = run_program(STACK, raw)
+    result = planned(raw)
     return section(result.records, result.lookups)
 
 
@@ -80,7 +93,7 @@ def test_an_ephemeral_stack_without_an_admin_entry_has_no_deploy_path() -> None:
 
 @pytest.mark.parametrize("provider", [GITHUB_PROVIDER, None])
 def test_the_ephemeral_stack_reuses_the_accounts_github_provider(provider: str | None) -> None:
-    result = run_program(STACK, raw_config(provider=provider))
+    result = planned(raw_config(provider=provider))
     created = [
         r
         for r in result.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
@@ -131,7 +144,7 @@ def test_the_account_check_finds_the_role_the_provider_and_the_spot_role() -> No
 
 
 def test_the_ephemeral_stack_plans_offline_and_syncs_a_folder_that_exists() -> None:
-    result = run_program(STACK, raw_config())
+    result = planned(raw_config())
     assert not any(r.protect for r in result.records), "an ephemeral stack must be destroyable"
     assert result.outputs["clusterName"] == f"eks-platform-{STACK}"
     (root,) = [r for r in result.records if r.name.endswith("-gitops-root")]
@@ -545,7 +558,7 @@ def test_make_integration_without_prerequisites_exits_non_zero_saying_what_is_mi
 
 
 def test_the_ebs_csi_driver_tags_volumes_with_the_cluster_and_the_stack() -> None:
-    result = run_program(STACK, raw_config())
+    result = planned(raw_config())
     (addon,) = [
         r for r in result.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "aws-ebs-csi-driver"
     ]

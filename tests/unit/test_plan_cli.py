@@ -87,6 +87,7 @@ def test_a_bad_json_path_is_refused_before_planning(
     assert re.search(problem, captured.err), captured.err
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_a_failed_plan_removes_the_previous_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,6 +102,7 @@ def test_a_failed_plan_removes_the_previous_json(
     assert "did you mean 'eu-west-1'" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_the_plan_lists_the_placeholders_to_replace(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

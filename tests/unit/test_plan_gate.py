@@ -16,6 +16,7 @@ from tools import plan as plan_cli
 from tools.mocks import run_program, stack_config
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_a_plan_without_a_mandatory_finding_passes_the_gate(capsys: pytest.CaptureFixture[str]) -> None:
     assert plan_cli.main(["--stack", "dev", "--gate"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -24,6 +25,7 @@ def test_a_plan_without_a_mandatory_finding_passes_the_gate(capsys: pytest.Captu
     assert not [line for line in out if "advisory " in line and not line.startswith("Verdict")]
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_a_mandatory_finding_fails_the_gate_and_is_printed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from tests.conftest import cli_reads_session_plans
 from tools import plan as plan_cli
 from tools.mocks import ROOT, run_program, stack_config, stack_names
 from tools.plan_view import LISTED, component_counts, render_summary, short_urn, verdict
@@ -201,6 +202,7 @@ def planned(
     """The real plan of a stack: its document and its default text at 80 columns."""
     out = tmp_path_factory.mktemp(request.param) / "plan.json"
     with pytest.MonkeyPatch.context() as mp:
+        cli_reads_session_plans(mp, request)
         mp.setenv("COLUMNS", "80")
         console = Console(width=80, record=True, color_system=None)
         mp.setattr(plan_cli, "Console", lambda stderr=False: console if not stderr else Console(stderr=True))
@@ -255,6 +257,7 @@ def test_program_warnings_land_in_the_document_not_on_stderr(capfd: pytest.Captu
     assert not any("alertReceiverUrl" in w for w in quiet.warnings)
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_the_tree_is_printed_with_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert plan_cli.main(["--stack", "dev", "--tree"]) == 0
     out = capsys.readouterr().out
@@ -304,6 +307,7 @@ def test_the_last_line_of_the_real_plan_is_its_verdict(planned: tuple[dict[str, 
     assert last.startswith(f"Verdict: {mandatory} mandatory, {len(doc['findings']) - mandatory} advisory")
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_summary_mode_prints_the_summary_and_the_verdict_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert plan_cli.main(["--stack", "dev", "--summary"]) == 0
     lines = capsys.readouterr().out.rstrip().splitlines()

@@ -38,6 +38,7 @@ def stand_in(source: str, name: str, version: str, folder: Path, values: dict[st
     helm_python.package(chart, destination=folder)
 
 
+@pytest.mark.usefixtures("cli_on_session_plans")
 def test_plan_writes_rendered_objects_and_exits_1_when_helm_refuses_a_release(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,7 +45,7 @@ from components.iam import ROLE_NAME_MAX
 from components.identity import AwsIdentity
 from stacks import placeholders
 from stacks.data import deploy_role_data
-from stacks.delivery import GITOPS_TREE, values_file, values_placeholders
+from stacks.delivery import GITOPS_TREE, DeploymentsConfig, values_file, values_placeholders
 from stacks.sections import ClusterConfig
 from tools.cleanup_stacks import STACK_PREFIX
 from tools.mocks import ROOT, project_name, run_stack, stack_config, stack_names
@@ -215,12 +215,13 @@ def copied_secrets(source: str, root: Path = ROOT) -> list[str]:
 
 
 def deploy_branch(config: dict[str, Any], project: str) -> str | None:
-    """The branch whose pushes deploy a stack (deployments.branch, default main), or None when the
-    stack's Deployments are off."""
+    """The branch whose pushes deploy a stack (deployments.branch), or None when the stack's
+    Deployments are off; absent keys take the config model's defaults."""
     deployments = config.get(f"{project}:deployments") or {}
-    if not deployments.get("enabled", False):
+    fields = DeploymentsConfig.model_fields
+    if not deployments.get("enabled", fields["enabled"].default):
         return None
-    return str(deployments.get("branch", "main"))
+    return str(deployments.get("branch", fields["branch"].default))
 
 
 def check_own_branch(name: str, project: str, root: Path) -> None:

@@ -27,7 +27,7 @@ from tests.checkout import copy_checkout
 from tests.workflow_steps import read_role
 from tools import new_service, new_stack
 from tools.day_two import unused
-from tools.mocks import ROOT, stack_names
+from tools.mocks import ROOT, project_name, stack_names
 from tools.scaffold import Changes, RefusedError
 
 SERVICE = unused("orders", {p.name for p in (ROOT / "services").iterdir()})
@@ -491,7 +491,7 @@ def test_a_kept_stack_file_on_another_stacks_deploy_branch_is_refused(tmp_path: 
 
 def test_no_two_stacks_deploy_on_the_same_branch() -> None:
     """The committed stack files (and, in `make test-day-two`, the ones the commands add)."""
-    project = "eks-platform"
+    project = project_name()
     branches: dict[str | None, str] = {}
     for stack in stack_names():
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
